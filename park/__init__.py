@@ -1,0 +1,1 @@
+"""ParkCarbon shared kernel: settings, the park model, the metadata database and the time-series store."""

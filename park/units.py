@@ -1,0 +1,88 @@
+"""Energy carriers, their canonical units and unit conversion.
+
+Every interval value in the store is in its carrier's canonical unit, so sums never mix units.
+A reading may arrive in another unit of the same dimension (MWh for a kWh meter); it is converted
+on the way in.  A unit of another dimension (m3 for an electricity meter) is an error, never a guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Carrier(StrEnum):
+    """Energy carriers (能源品种) a meter can measure."""
+
+    ELECTRICITY = "electricity"  # 电, grid electricity consumed
+    PV = "pv"  # 光伏, on-site photovoltaic generation consumed on site
+    NATURAL_GAS = "natural_gas"  # 天然气
+    STEAM = "steam"  # 蒸汽, purchased steam by mass
+    HEAT = "heat"  # 热力, purchased heat by energy
+    DIESEL = "diesel"  # 柴油
+    WATER = "water"  # 水 (not energy, but metered and reported)
+
+
+class UnitError(ValueError):
+    """A unit that is unknown, or of another dimension than the carrier's."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    symbol: str
+    dimension: str
+    to_base: float  # multiply a value in this unit by to_base to get the dimension's base unit
+
+
+# Base units per dimension: energy_el -> kWh, volume -> m3, mass -> kg, heat -> GJ.
+_UNITS: dict[str, Unit] = {
+    u.symbol.lower(): u
+    for u in [
+        Unit("Wh", "electric_energy", 1e-3),
+        Unit("kWh", "electric_energy", 1.0),
+        Unit("MWh", "electric_energy", 1e3),
+        Unit("GWh", "electric_energy", 1e6),
+        Unit("m3", "volume", 1.0),
+        Unit("Nm3", "volume", 1.0),
+        Unit("10^4 m3", "volume", 1e4),  # 万立方米, common on gas bills
+        Unit("L", "volume", 1e-3),
+        Unit("kg", "mass", 1.0),
+        Unit("t", "mass", 1e3),
+        Unit("MJ", "heat", 1e-3),
+        Unit("GJ", "heat", 1.0),
+        Unit("TJ", "heat", 1e3),
+    ]
+}
+_ALIASES = {"kwh": "kwh", "千瓦时": "kwh", "度": "kwh", "吨": "t", "立方米": "m3", "m³": "m3", "nm³": "nm3"}
+
+CANONICAL_UNIT: dict[Carrier, str] = {
+    Carrier.ELECTRICITY: "kWh",
+    Carrier.PV: "kWh",
+    Carrier.NATURAL_GAS: "m3",
+    Carrier.STEAM: "t",
+    Carrier.HEAT: "GJ",
+    Carrier.DIESEL: "kg",
+    Carrier.WATER: "m3",
+}
+
+
+def lookup_unit(symbol: str) -> Unit:
+    key = str(symbol).strip().lower()
+    key = _ALIASES.get(key, key)
+    try:
+        return _UNITS[key]
+    except KeyError:
+        known = ", ".join(sorted(u.symbol for u in _UNITS.values()))
+        raise UnitError(f"unknown unit {symbol!r}; known units: {known}") from None
+
+
+def conversion_factor(from_unit: str, to_unit: str) -> float:
+    """Factor f such that value_in_to_unit = value_in_from_unit * f; raises UnitError across dimensions."""
+    a, b = lookup_unit(from_unit), lookup_unit(to_unit)
+    if a.dimension != b.dimension:
+        raise UnitError(f"cannot convert {a.symbol} ({a.dimension}) to {b.symbol} ({b.dimension})")
+    return a.to_base / b.to_base
+
+
+def canonical_unit(carrier: Carrier | str) -> str:
+    return CANONICAL_UNIT[Carrier(carrier)]
