@@ -1,0 +1,265 @@
+"""The time-series store interface shared by the `embedded` (DuckDB) and `influx` backends.
+
+Both backends implement the same small set of primitives (`_write_valid`, `_aggregate`, `_latest`,
+`_delete`, quarantine and audit records); everything users see (windows in park-local time, a full
+grid of windows with gaps left as NaN, coverage against the catalog's expected intervals) is built
+here once, so both backends answer the same question the same way.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from park.model import SeriesCatalog
+from park.store.errors import SchemaError
+from park.store.schema import AGGS, MEASUREMENTS, TAGS, Rejection, Window, WriteResult
+from park.store.validate import validate
+
+Where = Mapping[str, str | Sequence[str]]
+STAT_COLUMNS = ["sum", "count", "measured", "min", "max"]
+
+
+def to_utc(t: datetime | str | pd.Timestamp, name: str = "time") -> pd.Timestamp:
+    """A timezone-aware instant in UTC; naive input is refused rather than guessed."""
+    ts = pd.Timestamp(t)
+    if ts.tzinfo is None:
+        raise ValueError(f"{name} {t!r} has no time zone; pass an aware datetime (store UTC, show local)")
+    return ts.tz_convert("UTC")
+
+
+class TimeSeriesStore(ABC):
+    """Interval readings per series, with quality codes, roll-ups, coverage, quarantine and audit."""
+
+    backend: str = "abstract"
+
+    def __init__(self, catalog: SeriesCatalog, timezone: str = "Asia/Shanghai") -> None:
+        self.catalog = catalog
+        self.timezone = timezone
+        self.tz = ZoneInfo(timezone)
+
+    # ---- writing ---------------------------------------------------------------------------
+    def write(self, measurement: str, frame: pd.DataFrame, *, source: str = "api") -> WriteResult:
+        """Write a batch idempotently: the same (series, ts) written twice holds one value (the last).
+
+        Columns: ts (aware), series, value; optional quality, unit, line.  Bad rows are quarantined
+        with their reason and returned in the result; the good rows of the same batch are written.
+        """
+        batch = validate(frame, measurement, self.catalog)
+        if batch.rejected:
+            self._quarantine(measurement, batch.rejected, source)
+        written = self._write_valid(measurement, batch.frame) if len(batch.frame) else 0
+        return WriteResult(written=written, rejected=batch.rejected)
+
+    @abstractmethod
+    def _write_valid(self, measurement: str, frame: pd.DataFrame) -> int:
+        """Write validated rows and refresh the roll-ups they touch; return the rows written."""
+
+    @abstractmethod
+    def _quarantine(self, measurement: str, rejected: list[Rejection], source: str) -> None: ...
+
+    # ---- reading ---------------------------------------------------------------------------
+    def aggregate(
+        self,
+        measurement: str,
+        start: datetime,
+        end: datetime,
+        window: Window | str,
+        by: Sequence[str] = (),
+        agg: str | None = None,
+        where: Where | None = None,
+    ) -> pd.DataFrame:
+        """Aggregate over [start, end) by window, grouped by tags.
+
+        Returns one row per window and group of the catalog, gaps included (value NaN, never 0):
+        `start` (park-local), the `by` tags, `value` (the aggregate), `count` (intervals present),
+        `measured` (intervals with quality measured), `expected` (intervals the catalog expects) and
+        `coverage` = measured / expected.
+        """
+        spec = self._spec(measurement)
+        window = Window(window)
+        agg = agg or spec.default_agg
+        if agg not in AGGS:
+            raise ValueError(f"unknown aggregate {agg!r}; use one of {', '.join(AGGS)}")
+        by = self._check_tags(by)
+        start_u, end_u = to_utc(start, "start"), to_utc(end, "end")
+        if end_u <= start_u:
+            raise ValueError(f"empty range: end {end} is not after start {start}")
+        stats = self._aggregate(measurement, start_u, end_u, window, by, self._where(where))
+        return self._finish(measurement, stats, start_u, end_u, window, by, agg, where)
+
+    def coverage(
+        self, measurement: str, start: datetime, end: datetime, by: Sequence[str] = ("series",),
+        where: Where | None = None,
+    ) -> pd.DataFrame:
+        """Expected vs present vs measured intervals over [start, end) per group."""
+        by = self._check_tags(by)
+        start_u, end_u = to_utc(start, "start"), to_utc(end, "end")
+        stats = self._aggregate(measurement, start_u, end_u, None, by, self._where(where))
+        out = self._finish(measurement, stats, start_u, end_u, None, by, "count", where)
+        return out.drop(columns=["value"]).rename(columns={"count": "present"})
+
+    def latest(self, measurement: str, where: Where | None = None) -> pd.DataFrame:
+        """The newest reading of each series: series, ts (park-local), value, quality."""
+        self._spec(measurement)
+        out = self._latest(measurement, self._where(where))
+        out["ts"] = pd.to_datetime(out["ts"], utc=True).dt.tz_convert(self.tz)
+        return out.sort_values("series").reset_index(drop=True)
+
+    def points(self, measurement: str, start: datetime, end: datetime, where: Where | None = None) -> pd.DataFrame:
+        """Raw readings over [start, end): series, ts (park-local), value, quality."""
+        self._spec(measurement)
+        out = self._points(measurement, to_utc(start, "start"), to_utc(end, "end"), self._where(where))
+        out["ts"] = pd.to_datetime(out["ts"], utc=True).dt.tz_convert(self.tz)
+        return out.sort_values(["series", "ts"]).reset_index(drop=True)
+
+    def delete(self, measurement: str, series: str, start: datetime, end: datetime, *, actor: str,
+               reason: str) -> int:
+        """Delete one series' readings in [start, end), refresh its roll-ups and record who and why."""
+        self._spec(measurement)
+        if series not in self.catalog:
+            raise KeyError(f"series {series!r} is not a meter or device of this park")
+        if not reason.strip():
+            raise ValueError("a deletion needs a reason for the audit log")
+        return self._delete(measurement, series, to_utc(start, "start"), to_utc(end, "end"), actor, reason)
+
+    @abstractmethod
+    def _aggregate(self, measurement: str, start: pd.Timestamp, end: pd.Timestamp, window: Window | None,
+                   by: list[str], where: dict[str, list[str]]) -> pd.DataFrame:
+        """Stats per window start (UTC; `start` for window None) and group: sum, count, measured, min, max.
+        Day and month windows are park-local."""
+
+    @abstractmethod
+    def _latest(self, measurement: str, where: dict[str, list[str]]) -> pd.DataFrame: ...
+
+    @abstractmethod
+    def _points(self, measurement: str, start: pd.Timestamp, end: pd.Timestamp,
+                where: dict[str, list[str]]) -> pd.DataFrame: ...
+
+    @abstractmethod
+    def _delete(self, measurement: str, series: str, start: pd.Timestamp, end: pd.Timestamp, actor: str,
+                reason: str) -> int: ...
+
+    @abstractmethod
+    def quarantined(self, measurement: str | None = None) -> pd.DataFrame:
+        """Quarantined input rows: received (UTC), measurement, source, row, line, series, ts, value,
+        code, reason."""
+
+    @abstractmethod
+    def audit_log(self) -> pd.DataFrame:
+        """Audit records: at (UTC), actor, action, measurement, series, start, end, rows, reason."""
+
+    def refresh_rollups(self) -> int:
+        """Fold pending writes into the roll-ups; return the ranges done.  A backend that refreshes inside
+        each write (embedded) has none pending."""
+        return 0
+
+    def close(self) -> None:  # noqa: B027 (optional hook)
+        """Release connections."""
+
+    def __enter__(self) -> TimeSeriesStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- shared helpers ----------------------------------------------------------------------
+    @staticmethod
+    def _spec(measurement: str):
+        try:
+            return MEASUREMENTS[measurement]
+        except KeyError:
+            raise SchemaError(f"unknown measurement {measurement!r}; known: {', '.join(MEASUREMENTS)}") from None
+
+    @staticmethod
+    def _check_tags(by: Sequence[str]) -> list[str]:
+        by = [by] if isinstance(by, str) else list(by)
+        unknown = [b for b in by if b not in TAGS]
+        if unknown:
+            raise ValueError(f"cannot group by {', '.join(unknown)}; tags are {', '.join(TAGS)}")
+        return by
+
+    def _where(self, where: Where | None) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for key, val in (where or {}).items():
+            if key not in TAGS:
+                raise ValueError(f"cannot filter on {key!r}; tags are {', '.join(TAGS)}")
+            out[key] = [val] if isinstance(val, str) else [str(v) for v in val]
+        return out
+
+    def window_starts(self, start: pd.Timestamp, end: pd.Timestamp, window: Window | None) -> pd.DatetimeIndex:
+        """Window starts (UTC) covering [start, end); day and month windows begin at park-local midnight."""
+        if window is None:
+            return pd.DatetimeIndex([start])
+        if window in (Window.QUARTER_HOUR, Window.HOUR):
+            freq = "15min" if window is Window.QUARTER_HOUR else "h"
+            return pd.date_range(start.floor(freq), end, freq=freq, inclusive="left")
+        first = start.tz_convert(self.tz)
+        local_start = first.floor("D") if window is Window.DAY else pd.Timestamp(first.year, first.month, 1,
+                                                                               tz=self.tz)
+        freq = "D" if window is Window.DAY else "MS"
+        local = pd.date_range(local_start, end.tz_convert(self.tz), freq=freq, inclusive="left")
+        return local.tz_convert("UTC")
+
+    def _window_ends(self, starts: pd.DatetimeIndex, window: Window | None, end: pd.Timestamp) -> pd.DatetimeIndex:
+        if window is None:
+            return pd.DatetimeIndex([end])
+        if window in (Window.QUARTER_HOUR, Window.HOUR):
+            return starts + pd.Timedelta("15min" if window is Window.QUARTER_HOUR else "1h")
+        local = starts.tz_convert(self.tz)
+        nxt = local + (pd.DateOffset(days=1) if window is Window.DAY else pd.DateOffset(months=1))
+        return pd.DatetimeIndex(nxt).tz_convert("UTC")
+
+    def _series_frame(self, measurement: str, where: Where | None) -> pd.DataFrame:
+        kind = MEASUREMENTS[measurement].kind
+        rows = [(s.id, s.enterprise, s.workshop, s.carrier, s.interval_s) for s in self.catalog.series
+                if s.kind == kind]
+        frame = pd.DataFrame(rows, columns=["series", "enterprise", "workshop", "carrier", "interval_s"])
+        for key, vals in self._where(where).items():
+            frame = frame[frame[key].isin(vals)]
+        return frame
+
+    def _finish(self, measurement: str, stats: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
+                window: Window | None, by: list[str], agg: str, where: Where | None) -> pd.DataFrame:
+        """Full grid of windows x groups, the aggregate, and coverage against the catalog."""
+        series = self._series_frame(measurement, where)
+        starts = self.window_starts(start, end, window)
+        ends = self._window_ends(starts, window, end)
+        # Clip windows to the asked range: a partial first or last window expects fewer intervals.
+        clip_s = (np.minimum(ends, end) - np.maximum(starts, start)).total_seconds()
+        grid = pd.DataFrame({"start": starts, "_span_s": np.asarray(clip_s, dtype=float)})
+        series = series.assign(_rate=1.0 / series["interval_s"])
+        if by:
+            groups = series.groupby(by, dropna=False)["_rate"].sum().reset_index()
+        else:
+            groups = pd.DataFrame({"_rate": [series["_rate"].sum()]})
+        full = grid.merge(groups, how="cross")
+        full["expected"] = np.floor(full["_span_s"] * full["_rate"] + 1e-9).astype("int64")
+        stats = stats.copy()
+        stats["start"] = pd.to_datetime(stats["start"], utc=True)
+        for col in by:
+            full[col] = full[col].astype(object).where(full[col].notna(), None)
+            stats[col] = stats[col].astype(object).where(stats[col].notna(), None)
+        keys = ["start", *by]
+        merged = full.merge(stats, on=keys, how="left") if len(stats) else full.assign(
+            **{c: np.nan for c in STAT_COLUMNS})
+        merged["count"] = merged["count"].fillna(0).astype("int64")
+        merged["measured"] = merged["measured"].fillna(0).astype("int64")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = {
+                "sum": merged["sum"],
+                "mean": merged["sum"] / merged["count"].replace(0, np.nan),
+                "min": merged["min"],
+                "max": merged["max"],
+                "count": merged["count"].astype(float),
+            }[agg]
+        merged["value"] = value.where(merged["count"] > 0)
+        merged["coverage"] = (merged["measured"] / merged["expected"].replace(0, np.nan)).clip(upper=1.0)
+        merged["start"] = merged["start"].dt.tz_convert(self.tz)
+        cols = ["start", *by, "value", "count", "measured", "expected", "coverage"]
+        return merged[cols].sort_values(keys, na_position="first").reset_index(drop=True)
