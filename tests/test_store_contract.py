@@ -108,7 +108,8 @@ def test_group_by_enterprise_workshop_and_carrier(store):
     by_ent = store.aggregate("energy", *span, "hour", by=["enterprise", "carrier"])
     got = {(r.enterprise, r.carrier): r.value for r in by_ent.itertuples()}
     assert got == {("E1", "electricity"): 12.0, ("E1", "natural_gas"): 7.0, ("E2", "electricity"): 16.0}
-    by_ws = store.aggregate("energy", *span, "hour", by=["workshop"], where={"enterprise": "E1", "carrier": "electricity"})
+    by_ws = store.aggregate("energy", *span, "hour", by=["workshop"],
+                            where={"enterprise": "E1", "carrier": "electricity"})
     assert dict(zip(by_ws["workshop"], by_ws["value"], strict=True)) == {"E1-W1": 4.0, "E1-W2": 8.0}
 
 
