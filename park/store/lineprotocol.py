@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-_TAG_ESCAPES = str.maketrans({"\\": "\\\\", ",": "\\,", " ": "\\ ", "=": "\\=", "\n": "\\n", "\r": "\\r",
+_TAG_ESCAPES = str.maketrans({",": "\\,", " ": "\\ ", "=": "\\=", "\n": "\\n", "\r": "\\r",
                               "\t": "\\t"})
-_MEASUREMENT_ESCAPES = str.maketrans({"\\": "\\\\", ",": "\\,", " ": "\\ ", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+_MEASUREMENT_ESCAPES = str.maketrans({",": "\\,", " ": "\\ ", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 TAG_COLUMNS = ("carrier", "enterprise", "series", "workshop")  # sorted: the server's preferred order
 
 
@@ -40,9 +40,10 @@ def series_key(measurement: str, tags: dict[str, str | None]) -> str:
 
 
 def format_floats(values: np.ndarray) -> list[str]:
-    """Shortest round-trip text of each float (what repr gives); integral values keep a '.0'-free form
-    that the server still reads as float because it has no 'i' suffix."""
-    return [repr(v) for v in values.tolist()]
+    """Shortest round-trip text of each float, a trailing '.0' trimmed as influxdb-client does (the server
+    still reads '3' as a float: integers need an 'i' suffix)."""
+    out = [repr(v) for v in values.tolist()]
+    return [t[:-2] if t.endswith(".0") else t for t in out]
 
 
 def serialise(measurement: str, frame: pd.DataFrame, precision: str = "s") -> list[str]:
@@ -58,7 +59,8 @@ def serialise(measurement: str, frame: pd.DataFrame, precision: str = "s") -> li
     values = format_floats(frame["value"].to_numpy(dtype="float64"))
     qcodes, quniq = pd.factorize(frame["quality"])
     qual = np.array([escape_field_string(q) for q in quniq], dtype=object)[qcodes].tolist()
-    return [f"{p} value={v},quality={q} {t}" for p, v, q, t in zip(prefix, values, qual, ts, strict=True)]
+    # Fields in sorted order, as influxdb-client writes them, so both give the same bytes.
+    return [f"{p} quality={q},value={v} {t}" for p, v, q, t in zip(prefix, values, qual, ts, strict=True)]
 
 
 def best_precision(ts: pd.Series) -> str:
