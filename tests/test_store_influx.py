@@ -15,7 +15,7 @@ from influxdb_client import Point
 from park.model import SeriesCatalog, SeriesInfo
 from park.store import StoreRejected, StoreUnavailable
 from park.store.influx import InfluxConfig, InfluxStore
-from park.store.lineprotocol import series_key, serialise
+from park.store.lineprotocol import serialise, series_key
 from park.store.validate import validate
 from tests.support.influx import InfluxServer
 from tests.support.servers import free_port
@@ -123,7 +123,8 @@ def test_line_protocol_matches_influxdb_client_escaping(influx_server):
     ours = serialise("energy", frame, precision="s")
     for line, row in zip(ours, frame.itertuples(), strict=True):
         p = (Point("energy").tag("carrier", row.carrier).tag("enterprise", row.enterprise).tag("series", row.series)
-             .tag("workshop", row.workshop if isinstance(row.workshop, str) else None).field("value", row.value).field("quality", row.quality)
+             .tag("workshop", row.workshop if isinstance(row.workshop, str) else None)
+             .field("value", row.value).field("quality", row.quality)
              .time(int(row.ts.timestamp()), write_precision="s"))
         assert line == p.to_line_protocol()
     # And the server reads the names back exactly.
