@@ -1,0 +1,1 @@
+"""The ParkCarbon portal: Dash pages, the command line and (later) the scheduler service."""

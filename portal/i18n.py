@@ -1,0 +1,45 @@
+"""The one translation table of user-facing text: zh-CN (default) and English.
+
+Terms follow the project glossary (docs/glossary.md).  A key missing from a language is an error in tests,
+never a silent fallback shown to users.
+"""
+
+from __future__ import annotations
+
+LANGUAGES = ("zh-CN", "en")
+DEFAULT_LANGUAGE = "zh-CN"
+
+TEXT: dict[str, dict[str, str]] = {
+    "app.title": {"zh-CN": "园区碳排放与能源监测平台", "en": "Park Carbon and Energy Monitor"},
+    "nav.overview": {"zh-CN": "园区总览", "en": "Park overview"},
+    "lang.switch": {"zh-CN": "English", "en": "中文"},
+    "kpi.energy_month": {"zh-CN": "本月能耗", "en": "Energy this month"},
+    "kpi.energy_today": {"zh-CN": "今日能耗", "en": "Energy today"},
+    "kpi.coverage": {"zh-CN": "数据完整率", "en": "Data coverage"},
+    "kpi.enterprises": {"zh-CN": "企业数", "en": "Enterprises"},
+    "kpi.meters": {"zh-CN": "计量表数", "en": "Meters"},
+    "chart.daily_energy": {"zh-CN": "近 30 日电力消耗（按日）", "en": "Electricity, last 30 days (daily)"},
+    "chart.unit_kwh": {"zh-CN": "千瓦时 (kWh)", "en": "kWh"},
+    "table.enterprises": {"zh-CN": "企业本月能耗与数据完整率", "en": "Enterprises: energy and coverage this month"},
+    "col.enterprise": {"zh-CN": "企业", "en": "Enterprise"},
+    "col.carrier": {"zh-CN": "能源品种", "en": "Carrier"},
+    "col.energy": {"zh-CN": "能耗", "en": "Energy"},
+    "col.unit": {"zh-CN": "单位", "en": "Unit"},
+    "col.coverage": {"zh-CN": "数据完整率", "en": "Coverage"},
+    "period": {"zh-CN": "统计期", "en": "Period"},
+    "coverage.note": {"zh-CN": "完整率 = 实测区间数 / 应有区间数", "en": "coverage = measured intervals / expected"},
+    "tz.note": {"zh-CN": "时间为园区当地时间", "en": "times in park local time"},
+    "no_data": {"zh-CN": "无数据", "en": "no data"},
+    "carrier.electricity": {"zh-CN": "电力", "en": "Electricity"},
+    "carrier.pv": {"zh-CN": "光伏", "en": "On-site PV"},
+    "carrier.natural_gas": {"zh-CN": "天然气", "en": "Natural gas"},
+    "carrier.steam": {"zh-CN": "蒸汽", "en": "Steam"},
+    "carrier.heat": {"zh-CN": "热力", "en": "Heat"},
+    "carrier.diesel": {"zh-CN": "柴油", "en": "Diesel"},
+    "carrier.water": {"zh-CN": "水", "en": "Water"},
+}
+
+
+def t(key: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    """The text of `key` in `lang`; an unknown key or language raises KeyError (caught by the tests)."""
+    return TEXT[key][lang]

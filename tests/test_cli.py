@@ -1,0 +1,73 @@
+"""The `parkcarbon` command line, run as a user runs it (a subprocess of the installed entry point)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from park.parkfile import DEMO_PARK_FILE, load_park_file
+
+
+def written(out: subprocess.CompletedProcess) -> int:
+    return int(out.stdout.split(" readings written")[0].split()[-1].replace(",", ""))
+
+
+def run(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    exe = shutil.which("parkcarbon", path=str(Path(sys.executable).parent))
+    cmd = [exe, *args] if exe else [sys.executable, "-m", "portal.cli", *args]
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("PARKCARBON_")}
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300, env={**full_env, **(env or {})})
+
+
+def test_help_explains_each_command(tmp_path):
+    out = run("--help", cwd=tmp_path)
+    assert out.returncode == 0
+    for command in ("demo", "init", "serve", "check-park"):
+        assert command in out.stdout
+    demo = run("demo", "--help", cwd=tmp_path)
+    assert "synthetic" in demo.stdout and "--days" in demo.stdout
+
+
+def test_init_imports_the_park_file_and_reimporting_changes_nothing(tmp_path):
+    shutil.copy(DEMO_PARK_FILE, tmp_path / "park.yaml")
+    (tmp_path / "parkcarbon.toml").write_text('park_file = "park.yaml"\ndata_dir = "state"\n')
+    first = run("init", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert (tmp_path / "state" / "parkcarbon.db").exists()
+    assert (tmp_path / "state" / "timeseries.duckdb").exists()
+    second = run("init", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "0 added" in second.stdout and "0 updated" in second.stdout
+
+
+def test_a_bad_park_file_is_reported_with_its_line_and_nothing_imported(tmp_path):
+    text = Path(DEMO_PARK_FILE).read_text(encoding="utf-8").replace("carrier: natural_gas", "carrier: gass", 1)
+    (tmp_path / "park.yaml").write_text(text, encoding="utf-8")
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if "gass" in ln)
+    out = run("init", "--park-file", "park.yaml", cwd=tmp_path, env={"PARKCARBON_DATA_DIR": "state"})
+    assert out.returncode == 2
+    assert f"park.yaml:{line}:" in out.stderr and "gass" in out.stderr
+    check = run("check-park", "park.yaml", cwd=tmp_path)
+    assert check.returncode == 2 and f"park.yaml:{line}:" in check.stderr
+
+
+def test_a_secret_in_the_settings_file_stops_the_command(tmp_path):
+    (tmp_path / "parkcarbon.toml").write_text('[influx]\ntoken = "abc"\n')
+    out = run("serve", cwd=tmp_path)
+    assert out.returncode == 2 and "PARKCARBON_INFLUX_TOKEN" in out.stderr
+
+
+@pytest.mark.parametrize("days", [3])
+def test_demo_prepares_a_filled_embedded_store(tmp_path, days):
+    out = run("demo", "--no-serve", "--days", str(days), "--data-dir", "demo", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    per_day = sum(86400 // m.interval_s for m in load_park_file(DEMO_PARK_FILE).meters)
+    assert days * per_day * 0.97 < written(out) <= (days + 1) * per_day  # a few gaps, by design
+    again = run("demo", "--no-serve", "--days", str(days), "--data-dir", "demo", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert written(again) < per_day / 24  # only the minutes since the first run are new
