@@ -1,0 +1,76 @@
+"""The park overview seed page: its numbers equal the store's, with units, periods and coverage."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from plotly.utils import PlotlyJSONEncoder
+
+from park.model import Enterprise, Meter, Park
+from park.store.embedded import EmbeddedStore
+from park.units import Carrier
+from portal.app import compute_overview, create_app, render_overview
+from portal.i18n import LANGUAGES, TEXT
+
+TZ = "Asia/Shanghai"
+PARK = Park(
+    id="p", name="测试园区", name_en="Test Park",
+    enterprises=(Enterprise("E1", "甲公司", "Alpha Co."), Enterprise("E2", "乙公司", "Beta Co.")),
+    meters=(Meter("E1-M1", Carrier.ELECTRICITY, "E1"), Meter("E2-M1", Carrier.ELECTRICITY, "E2"),
+            Meter("E2-GAS", Carrier.NATURAL_GAS, "E2", interval_s=3600)),
+)
+NOW = pd.Timestamp("2024-03-10 12:00", tz=TZ)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = EmbeddedStore(tmp_path / "ts.duckdb", PARK.catalog(), TZ)
+    month = pd.date_range(pd.Timestamp("2024-03-01", tz=TZ), NOW, freq="15min", inclusive="left")
+    s.write("energy", pd.DataFrame({"ts": month, "series": "E1-M1", "value": 2.0}))
+    s.write("energy", pd.DataFrame({"ts": month[::2], "series": "E2-M1", "value": 1.0}))  # half the intervals
+    hours = pd.date_range(pd.Timestamp("2024-03-10", tz=TZ), NOW, freq="1h", inclusive="left")
+    s.write("energy", pd.DataFrame({"ts": hours, "series": "E2-GAS", "value": 10.0}))
+    yield s
+    s.close()
+
+
+def test_today_and_month_totals_with_coverage(store):
+    ov = compute_overview(store, PARK, NOW)
+    today = ov.today.set_index("carrier")
+    # Today until noon: E1 48 x 2 kWh, E2 24 x 1 kWh; coverage is over the whole day's expected intervals.
+    assert today.loc["electricity", "value"] == pytest.approx(96 + 24)
+    assert today.loc["electricity", "unit"] == "kWh"
+    assert today.loc["electricity", "coverage"] == pytest.approx((48 + 24) / (2 * 96))
+    assert today.loc["natural_gas", "value"] == pytest.approx(120.0)
+    assert today.loc["natural_gas", "unit"] == "m3"
+    month = ov.by_enterprise.set_index(["enterprise", "carrier"])
+    intervals = 9 * 96 + 48
+    assert month.loc[("E1", "electricity"), "value"] == pytest.approx(2.0 * intervals)
+    assert ov.period_month[0] == pd.Timestamp("2024-03-01", tz=TZ)
+
+
+def test_days_without_data_are_gaps_not_zero(store):
+    ov = compute_overview(store, PARK, NOW)
+    february = ov.daily[ov.daily["start"] < pd.Timestamp("2024-03-01", tz=TZ)]
+    assert len(february) == 20 and february["value"].isna().all() and (february["coverage"] == 0).all()
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_label_is_translated_and_rendered(store, lang):
+    assert all(set(v) == set(LANGUAGES) and all(v.values()) for v in TEXT.values())
+    page = json.dumps(render_overview(compute_overview(store, PARK, NOW), PARK, lang), cls=PlotlyJSONEncoder,
+                      ensure_ascii=False)
+    assert ("Alpha Co." in page) == (lang == "en") and ("甲公司" in page) == (lang == "zh-CN")
+    assert "kWh" in page
+
+
+def test_the_app_serves_its_page_and_assets_locally(store):
+    app = create_app(store, PARK, clock=lambda: NOW)
+    client = app.server.test_client()
+    index = client.get("/")
+    assert index.status_code == 200
+    assert b"unpkg.com" not in index.data and b"cdn." not in index.data  # parks often run offline
+    assert client.get("/_dash-layout").status_code == 200
+    assert client.get("/assets/parkcarbon.css").status_code == 200
