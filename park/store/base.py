@@ -60,6 +60,11 @@ class TimeSeriesStore(ABC):
     def _write_valid(self, measurement: str, frame: pd.DataFrame) -> int:
         """Write validated rows and refresh the roll-ups they touch; return the rows written."""
 
+    def quarantine(self, measurement: str, rejected: list[Rejection], source: str) -> None:
+        """Keep rejected input for review (the collectors' own rejections come this way)."""
+        if rejected:
+            self._quarantine(measurement, rejected, source)
+
     @abstractmethod
     def _quarantine(self, measurement: str, rejected: list[Rejection], source: str) -> None: ...
 

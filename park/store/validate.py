@@ -40,7 +40,7 @@ RULES = {
 class ValidBatch:
     """The rows that passed, with their tags resolved, ready for a backend."""
 
-    frame: pd.DataFrame  # series, enterprise, workshop, carrier, ts (datetime64[ns, UTC]), value, quality
+    frame: pd.DataFrame  # series, enterprise, workshop, carrier, ts (datetime64[ns, UTC]), value, quality, row
     rejected: list[Rejection]
 
 
@@ -161,6 +161,7 @@ def validate(
             "ts": ts.iloc[keep].reset_index(drop=True),
             "value": value.to_numpy()[keep],
             "quality": quality.iloc[keep].to_numpy(dtype=object),
+            "row": keep,  # position in the input batch, so callers can map rows back to their source
         }
     )
     # Idempotence inside a batch: the last reading of a (series, ts) wins.

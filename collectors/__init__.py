@@ -1,0 +1,1 @@
+"""Collectors: sources (one module per protocol), the ingestion pipeline, the store-and-forward spool."""

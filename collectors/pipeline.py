@@ -1,0 +1,124 @@
+"""The ingestion pipeline shared by every source: validate -> normalise -> quality codes -> spool.
+
+Sources hand over `RawReading`s (collectors/readings.py).  Validation is the store's own
+(park/store/validate.py), so a row the pipeline accepts is one the store will accept.  Cumulative registers
+become interval energy (collectors/normalise.py) with their counter state saved in the spool in the same
+transaction as the intervals, so a restart neither loses nor doubles energy.  Rejections are spooled too and
+reach the store's quarantine with their reason; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from collectors.normalise import NS, CounterState, MeterLimits, step
+from collectors.readings import Kind, RawReading
+from collectors.rules import sentence
+from collectors.spool import Spool
+from park.model import SeriesCatalog
+from park.store.validate import validate
+
+MAX_CLOCK_SKEW = pd.Timedelta("5min")
+
+
+@dataclass
+class SubmitResult:
+    queued: int = 0
+    rejected: int = 0
+    events: list[dict] = field(default_factory=list)  # flags such as meter.reset, meter.gap
+
+
+class Pipeline:
+    """Turns raw readings into spooled interval values.  Thread-safe (sources run in several threads)."""
+
+    def __init__(self, catalog: SeriesCatalog, spool: Spool, limits: dict[str, MeterLimits] | None = None,
+                 clock=lambda: pd.Timestamp.now(tz="UTC")) -> None:
+        self.catalog = catalog
+        self.spool = spool
+        self.limits = limits or {}
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._state = {s: CounterState(**d) for s, d in spool.load_state().items()}
+
+    def _limits(self, series: str) -> MeterLimits:
+        if series in self.limits:
+            return self.limits[series]
+        return MeterLimits(interval_s=self.catalog[series].interval_s)
+
+    def submit(self, readings: Iterable[RawReading]) -> SubmitResult:
+        """Validate, normalise and spool a batch of readings from one or more sources."""
+        readings = list(readings)
+        result = SubmitResult()
+        groups: dict[tuple[str, str], list[RawReading]] = defaultdict(list)
+        for r in readings:
+            groups[(r.measurement, r.kind)].append(r)
+        with self._lock:
+            rows, rejects, state = [], [], {}
+            for (measurement, kind), batch in groups.items():
+                frame = pd.DataFrame({
+                    "ts": [r.ts for r in batch], "series": [r.series for r in batch],
+                    "value": [r.value for r in batch], "unit": [r.unit for r in batch],
+                    "quality": [r.quality for r in batch], "line": [r.line for r in batch],
+                    "source": [r.source for r in batch]}).astype({"line": "object", "ts": "object"})
+                if frame["unit"].isna().all():
+                    frame = frame.drop(columns=["unit"])
+                valid = validate(frame, measurement, self.catalog)
+                for rej in valid.rejected:
+                    rejects.append({"measurement": measurement, "source": batch[rej.row].source, **rej.__dict__})
+                good = valid.frame.assign(source=[batch[i].source for i in valid.frame["row"]],
+                                          line=[batch[i].line for i in valid.frame["row"]])
+                future = good["ts"] > self.clock() + MAX_CLOCK_SKEW
+                for r in good[future].itertuples():
+                    rejects.append(self._reject(measurement, r, "reading.future", f"{r.ts.isoformat()} is ahead "
+                                                f"of the collector's clock by more than {MAX_CLOCK_SKEW}"))
+                good = good[~future]
+                if kind == Kind.CUMULATIVE:
+                    good = self._intervals(good, rejects, state, result)
+                rows.append(good.assign(measurement=measurement))
+            frame = pd.concat(rows, ignore_index=True) if rows else None
+            result.queued = self.spool.append(frame, rejects, {s: st.to_json() for s, st in state.items()})
+            result.rejected = len(rejects)
+            self._state.update(state)
+        return result
+
+    def reject(self, *, source: str, code: str, detail: str, series: str = "", ts: str = "", value: str = "",
+               measurement: str = "energy", line: int | None = None) -> None:
+        """Quarantine input a source could not even turn into a reading (a malformed payload, a failed read)."""
+        self.spool.append(rejects=[{"measurement": measurement, "source": source, "row": None, "line": line,
+                                    "series": series, "ts": ts, "value": value, "code": code,
+                                    "reason": f"{detail}: {sentence(code)}"}])
+
+    @staticmethod
+    def _reject(measurement: str, r, code: str, detail: str) -> dict:
+        return {"measurement": measurement, "source": r.source, "row": None, "line": r.line, "series": r.series,
+                "ts": r.ts.isoformat(), "value": repr(r.value), "code": code, "reason": f"{detail}: {sentence(code)}"}
+
+    def _intervals(self, good: pd.DataFrame, rejects: list, state: dict, result: SubmitResult) -> pd.DataFrame:
+        out = []
+        for series, readings in good.sort_values(["series", "ts"], kind="stable").groupby("series", sort=False):
+            st = state.get(series, self._state.get(series))
+            limits = self._limits(series)
+            for r in readings.itertuples():
+                ts_ns = int(r.ts.value)
+                st, intervals, events, accepted = step(st, ts_ns, float(r.value), limits)
+                for ev in events:
+                    if ev.code in ("reading.spike", "reading.out_of_order", "reading.duplicate"):
+                        rejects.append(self._reject("energy", r, ev.code, ev.detail))
+                    else:
+                        result.events.append({"series": series, "code": ev.code, "ts": r.ts, "detail": ev.detail})
+                for iv in intervals:
+                    out.append((series, r.enterprise, r.workshop, r.carrier, iv.start_ns, iv.energy,
+                                "estimated" if iv.estimated else "measured", r.source, r.line))
+            state[series] = st
+        frame = pd.DataFrame(out, columns=["series", "enterprise", "workshop", "carrier", "ts", "value", "quality",
+                                           "source", "line"])
+        frame["ts"] = pd.to_datetime(frame["ts"].astype("int64"), unit="ns", utc=True)
+        return frame
+
+
+__all__ = ["Pipeline", "SubmitResult", "NS"]

@@ -1,0 +1,44 @@
+"""The catalogue of data-quality rules: stable codes, severity and a sentence.  Documented in
+docs/quality-rules.md; codes never change meaning once released (reports and warnings refer to them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    severity: str  # "reject": the value is quarantined; "flag": kept with a quality code; "info"
+    sentence: str
+
+
+RULES: dict[str, Rule] = {r.code: r for r in [
+    # The store's own checks (park/store/validate.py) share the same code space.
+    Rule("reading.bad_timestamp", "reject", "timestamp cannot be read as a date and time"),
+    Rule("reading.naive_timestamp", "reject", "timestamp has no time zone"),
+    Rule("series.unknown", "reject", "series is not a meter or device of this park"),
+    Rule("series.wrong_kind", "reject", "series is of another kind than the measurement"),
+    Rule("reading.not_a_number", "reject", "value is not a number"),
+    Rule("reading.not_finite", "reject", "value is NaN or infinite"),
+    Rule("reading.negative", "reject", "interval or cumulative value is negative"),
+    Rule("reading.bad_quality", "reject", "quality code is not known"),
+    Rule("reading.unknown_unit", "reject", "unit is not known"),
+    Rule("reading.unit_mismatch", "reject", "unit is of another dimension than the series' unit"),
+    # The pipeline's checks.
+    Rule("reading.spike", "reject", "implied power exceeds the meter's plausible maximum"),
+    Rule("reading.duplicate", "info", "same series and timestamp seen before; the newer value wins"),
+    Rule("reading.out_of_order", "info", "older than the newest reading of its series; accepted as late data"),
+    Rule("reading.future", "reject", "timestamp is in the future beyond the allowed clock skew"),
+    Rule("meter.reset", "flag", "cumulative register went back: counter reset; interval estimated"),
+    Rule("meter.rollover", "flag", "cumulative register wrapped at its maximum; interval computed across it"),
+    Rule("meter.gap", "flag", "no reading for longer than the gap limit; intervals across it estimated"),
+    Rule("meter.stale", "flag", "no reading for longer than the stale limit"),
+    Rule("payload.malformed", "reject", "payload cannot be decoded"),
+    Rule("register.read_error", "reject", "the meter did not answer or answered with an exception"),
+    Rule("file.bad_row", "reject", "a row of the file cannot be read"),
+]}
+
+
+def sentence(code: str) -> str:
+    return RULES[code].sentence

@@ -1,0 +1,89 @@
+"""The store writer: drains the spool into the time-series store, oldest first.
+
+Rows leave the spool only after the store accepted them.  When the store is down (`StoreUnavailable`) the
+writer backs off and tries again later; the rows wait on disk.  A batch the store refuses for good
+(`StoreRejected`, e.g. a field type conflict) is moved to the spool's dead-letter table with the reason, so one
+bad batch never blocks the queue and nothing disappears.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from collectors.spool import Spool
+from park.store import Rejection, StoreRejected, StoreUnavailable, TimeSeriesStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DrainResult:
+    written: int = 0
+    quarantined: int = 0
+    buried: int = 0
+    store_down: str | None = None  # the error, when the store could not be reached
+
+
+class Writer:
+    def __init__(self, spool: Spool, store: TimeSeriesStore, batch_size: int = 50_000) -> None:
+        self.spool = spool
+        self.store = store
+        self.batch_size = batch_size
+        self._lock = threading.Lock()  # one drain at a time
+
+    def drain(self, max_batches: int | None = None) -> DrainResult:
+        """Write queued rows and rejections to the store until the spool is empty (or max_batches)."""
+        result = DrainResult()
+        with self._lock:
+            try:
+                self._drain_rejects(result)
+                n = 0
+                while max_batches is None or n < max_batches:
+                    rows = self.spool.claim(self.batch_size)
+                    if not len(rows):
+                        break
+                    n += 1
+                    for (measurement, source), part in rows.groupby(["measurement", "source"], sort=False,
+                                                                    dropna=False):
+                        try:
+                            res = self.store.write(measurement, part[["ts", "series", "value", "quality", "line"]],
+                                                   source=source if isinstance(source, str) else "collector")
+                        except StoreRejected as exc:
+                            self.spool.bury(part, str(exc))
+                            result.buried += len(part)
+                            log.error("store refused %d rows, moved to the dead-letter table: %s", len(part), exc)
+                            continue
+                        result.written += res.written
+                        result.quarantined += len(res.rejected)
+                    self.spool.ack(rows["id"])
+            except StoreUnavailable as exc:
+                result.store_down = str(exc)
+                log.warning("store unavailable, %d rows wait in the spool: %s", self.spool.stats().queued, exc)
+        return result
+
+    def _drain_rejects(self, result: DrainResult) -> None:
+        while rejects := self.spool.claim_rejects(10_000):
+            by_measurement: dict[tuple[str, str], list[Rejection]] = {}
+            for r in rejects:
+                key = (r["measurement"] or "energy", r["source"] or "collector")
+                by_measurement.setdefault(key, []).append(Rejection(
+                    row=r["row_no"] if r["row_no"] is not None else -1, line=r["line"], series=r["series"] or "",
+                    ts=r["ts"] or "", value=r["value"] or "", code=r["code"], reason=r["reason"]))
+            for (measurement, source), items in by_measurement.items():
+                self.store.quarantine(measurement, items, source)
+                result.quarantined += len(items)
+            self.spool.ack([r["id"] for r in rejects], table="rejects")
+
+    def run(self, stop: threading.Event, interval_s: float = 1.0, max_backoff_s: float = 30.0) -> None:
+        """Drain until `stop` is set, backing off while the store is down."""
+        wait = interval_s
+        while not stop.is_set():
+            res = self.drain()
+            wait = min(wait * 2, max_backoff_s) if res.store_down else interval_s
+            stop.wait(wait)
+        self.drain()
+
+
+__all__ = ["Writer", "DrainResult"]

@@ -1,0 +1,94 @@
+"""The pipeline and spool: validate -> normalise -> spool -> store, losing and doubling nothing."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from collectors.pipeline import Pipeline
+from collectors.readings import Kind, RawReading
+from collectors.spool import Spool
+from collectors.writer import Writer
+from park.model import SeriesCatalog, SeriesInfo
+from park.store.embedded import EmbeddedStore
+
+TZ = "Asia/Shanghai"
+CATALOG = SeriesCatalog([SeriesInfo("M1", "meter", "E1", "W1", "electricity", "kWh"),
+                         SeriesInfo("M2", "meter", "E1", "W1", "electricity", "kWh"),
+                         SeriesInfo("D1", "device", "E1", "W1", None, "A", 60)])
+T0 = pd.Timestamp("2024-03-01 00:00", tz=TZ)
+CLOCK = lambda: pd.Timestamp("2024-03-02", tz=TZ)  # noqa: E731
+
+
+def register(series: str, minutes: float, kwh: float, **kw) -> RawReading:
+    return RawReading(series, T0 + pd.Timedelta(minutes=minutes), kwh, Kind.CUMULATIVE, source="test", **kw)
+
+
+@pytest.fixture
+def parts(tmp_path):
+    spool = Spool(tmp_path / "spool.db")
+    store = EmbeddedStore(tmp_path / "ts.duckdb", CATALOG, TZ)
+    yield spool, store, Pipeline(CATALOG, spool, clock=CLOCK), Writer(spool, store)
+    store.close()
+    spool.close()
+
+
+def day_total(store, series="M1") -> float:
+    return store.aggregate("energy", T0, T0 + pd.Timedelta("1D"), "day", where={"series": series})["value"].iloc[0]
+
+
+def test_register_polls_become_interval_energy_in_the_store(parts):
+    spool, store, pipe, writer = parts
+    pipe.submit([register("M1", m, 1000 + m * 0.5) for m in range(0, 61)])  # 30 kW for an hour, every minute
+    assert writer.drain().written == 4
+    pts = store.points("energy", T0, T0 + pd.Timedelta("1h"))
+    assert pts["value"].round(9).tolist() == [7.5] * 4
+    assert set(pts["quality"]) == {"measured"}
+    assert spool.stats().queued == 0
+
+
+def test_counter_state_survives_a_restart_of_the_pipeline(parts, tmp_path):
+    spool, store, pipe, writer = parts
+    pipe.submit([register("M1", m, 1000 + m) for m in (0, 5, 10, 15)])
+    spool.close()
+    spool2 = Spool(tmp_path / "spool.db")  # a new process: state comes back from disk
+    pipe2 = Pipeline(CATALOG, spool2, clock=CLOCK)
+    pipe2.submit([register("M1", m, 1000 + m) for m in (20, 25, 30)])
+    Writer(spool2, store).drain()
+    assert store.points("energy", T0, T0 + pd.Timedelta("1h"))["value"].tolist() == [15.0, 15.0]
+    spool2.close()
+
+
+def test_bad_readings_are_quarantined_with_reasons_and_good_ones_flow(parts):
+    spool, store, pipe, writer = parts
+    res = pipe.submit([register("M1", 0, 10.0), register("M1", 15, float("nan")), register("GHOST", 15, 1.0),
+                       register("M1", 15, 20.0), RawReading("M1", T0.tz_localize(None) + pd.Timedelta("30min"),
+                                                            30.0, Kind.CUMULATIVE, source="test"),
+                       register("M1", 60 * 48, 40.0)])  # two days ahead of the clock
+    assert res.rejected == 4
+    pipe.reject(source="mqtt:x", code="payload.malformed", detail="not JSON: b'{oops'", measurement="current")
+    writer.drain()
+    q = store.quarantined()
+    assert sorted(q["code"]) == ["payload.malformed", "reading.future", "reading.naive_timestamp",
+                                 "reading.not_finite", "series.unknown"]
+    assert day_total(store) == pytest.approx(10.0)
+
+
+def test_duplicates_and_late_register_readings_are_harmless(parts):
+    spool, store, pipe, writer = parts
+    readings = [register("M1", m, float(m)) for m in range(0, 31, 5)]
+    pipe.submit(readings)
+    pipe.submit(readings[4:])  # the same readings again (a re-sent MQTT batch, a re-polled register)
+    writer.drain()
+    assert day_total(store) == pytest.approx(30.0)
+    assert set(store.quarantined()["code"]) == {"reading.duplicate", "reading.out_of_order"}
+
+
+def test_interval_and_level_readings_pass_through(parts):
+    spool, store, pipe, writer = parts
+    pipe.submit([RawReading("M2", T0, 2.5, Kind.INTERVAL, unit="kWh", source="file:bills.csv", line=2),
+                 RawReading("M2", T0 + pd.Timedelta("15min"), 0.004, Kind.INTERVAL, unit="MWh", source="f", line=3),
+                 RawReading("D1", T0, 12.5, Kind.LEVEL, measurement="current", source="mqtt")])
+    writer.drain()
+    assert store.points("energy", T0, T0 + pd.Timedelta("1h"))["value"].tolist() == [2.5, 4.0]
+    assert store.points("current", T0, T0 + pd.Timedelta("1h"))["value"].tolist() == [12.5]
