@@ -27,6 +27,17 @@ MAX_CLOCK_SKEW = pd.Timedelta("5min")
 
 
 @dataclass
+class Processed:
+    rows: pd.DataFrame | None  # measurement, series, tags, ts, value, quality, source, line
+    rejects: list[dict]
+    state: dict[str, CounterState]
+    events: list[dict]
+
+    def state_json(self) -> dict[str, dict]:
+        return {s: st.to_json() for s, st in self.state.items()}
+
+
+@dataclass
 class SubmitResult:
     queued: int = 0
     rejected: int = 0
@@ -52,39 +63,56 @@ class Pipeline:
 
     def submit(self, readings: Iterable[RawReading]) -> SubmitResult:
         """Validate, normalise and spool a batch of readings from one or more sources."""
-        readings = list(readings)
-        result = SubmitResult()
         groups: dict[tuple[str, str], list[RawReading]] = defaultdict(list)
         for r in readings:
             groups[(r.measurement, r.kind)].append(r)
+        frames = []
+        for (measurement, kind), batch in groups.items():
+            frame = pd.DataFrame({
+                "ts": [r.ts for r in batch], "series": [r.series for r in batch],
+                "value": [r.value for r in batch], "unit": [r.unit for r in batch],
+                "quality": [r.quality for r in batch], "line": [r.line for r in batch],
+                "source": [r.source for r in batch]}).astype({"line": "object", "ts": "object"})
+            if frame["unit"].isna().all():
+                frame = frame.drop(columns=["unit"])
+            frames.append((measurement, Kind(kind), frame))
+        return self.submit_frames(frames)
+
+    def submit_frames(self, frames: list[tuple[str, Kind, pd.DataFrame]]) -> SubmitResult:
+        """The columnar path (files, simulators): frames of ts, series, value, source and optional unit, quality,
+        line.  Everything lands in the spool in one transaction."""
         with self._lock:
-            rows, rejects, state = [], [], {}
-            for (measurement, kind), batch in groups.items():
-                frame = pd.DataFrame({
-                    "ts": [r.ts for r in batch], "series": [r.series for r in batch],
-                    "value": [r.value for r in batch], "unit": [r.unit for r in batch],
-                    "quality": [r.quality for r in batch], "line": [r.line for r in batch],
-                    "source": [r.source for r in batch]}).astype({"line": "object", "ts": "object"})
-                if frame["unit"].isna().all():
-                    frame = frame.drop(columns=["unit"])
-                valid = validate(frame, measurement, self.catalog)
-                for rej in valid.rejected:
-                    rejects.append({"measurement": measurement, "source": batch[rej.row].source, **rej.__dict__})
-                good = valid.frame.assign(source=[batch[i].source for i in valid.frame["row"]],
-                                          line=[batch[i].line for i in valid.frame["row"]])
-                future = good["ts"] > self.clock() + MAX_CLOCK_SKEW
-                for r in good[future].itertuples():
-                    rejects.append(self._reject(measurement, r, "reading.future", f"{r.ts.isoformat()} is ahead "
-                                                f"of the collector's clock by more than {MAX_CLOCK_SKEW}"))
-                good = good[~future]
-                if kind == Kind.CUMULATIVE:
-                    good = self._intervals(good, rejects, state, result)
-                rows.append(good.assign(measurement=measurement))
-            frame = pd.concat(rows, ignore_index=True) if rows else None
-            result.queued = self.spool.append(frame, rejects, {s: st.to_json() for s, st in state.items()})
-            result.rejected = len(rejects)
+            done = self.process(frames)
+            queued = self.spool.append(done.rows, done.rejects, done.state_json())
+            self._state.update(done.state)
+        return SubmitResult(queued=queued, rejected=len(done.rejects), events=done.events)
+
+    def process(self, frames: list[tuple[str, Kind, pd.DataFrame]]) -> Processed:
+        """Validate and normalise without side effects: rows to store, rejections, new counter state.
+        The caller persists the state together with the rows (`spool.append`) and then `commit_state`."""
+        rows, rejects, state, events = [], [], {}, []
+        for measurement, kind, frame in frames:
+            valid = validate(frame, measurement, self.catalog)
+            sources = frame["source"].to_numpy(dtype=object)
+            for rej in valid.rejected:
+                rejects.append({"measurement": measurement, "source": sources[rej.row], **rej.__dict__})
+            lines = frame["line"].to_numpy(dtype=object) if "line" in frame else [None] * len(frame)
+            good = valid.frame.assign(source=sources[valid.frame["row"].to_numpy()],
+                                      line=[lines[i] for i in valid.frame["row"]])
+            future = good["ts"] > self.clock() + MAX_CLOCK_SKEW
+            for r in good[future].itertuples():
+                rejects.append(self._reject(measurement, r, "reading.future", f"{r.ts.isoformat()} is ahead "
+                                            f"of the collector's clock by more than {MAX_CLOCK_SKEW}"))
+            good = good[~future]
+            if kind == Kind.CUMULATIVE:
+                good = self._intervals(good, rejects, state, events)
+            rows.append(good.assign(measurement=measurement))
+        frame = pd.concat(rows, ignore_index=True) if rows else None
+        return Processed(frame, rejects, state, events)
+
+    def commit_state(self, state: dict[str, CounterState]) -> None:
+        with self._lock:
             self._state.update(state)
-        return result
 
     def reject(self, *, source: str, code: str, detail: str, series: str = "", ts: str = "", value: str = "",
                measurement: str = "energy", line: int | None = None) -> None:
@@ -98,7 +126,7 @@ class Pipeline:
         return {"measurement": measurement, "source": r.source, "row": None, "line": r.line, "series": r.series,
                 "ts": r.ts.isoformat(), "value": repr(r.value), "code": code, "reason": f"{detail}: {sentence(code)}"}
 
-    def _intervals(self, good: pd.DataFrame, rejects: list, state: dict, result: SubmitResult) -> pd.DataFrame:
+    def _intervals(self, good: pd.DataFrame, rejects: list, state: dict, events: list) -> pd.DataFrame:
         out = []
         for series, readings in good.sort_values(["series", "ts"], kind="stable").groupby("series", sort=False):
             st = state.get(series, self._state.get(series))
@@ -110,7 +138,7 @@ class Pipeline:
                     if ev.code in ("reading.spike", "reading.out_of_order", "reading.duplicate"):
                         rejects.append(self._reject("energy", r, ev.code, ev.detail))
                     else:
-                        result.events.append({"series": series, "code": ev.code, "ts": r.ts, "detail": ev.detail})
+                        events.append({"series": series, "code": ev.code, "ts": r.ts, "detail": ev.detail})
                 for iv in intervals:
                     out.append((series, r.enterprise, r.workshop, r.carrier, iv.start_ns, iv.energy,
                                 "estimated" if iv.estimated else "measured", r.source, r.line))

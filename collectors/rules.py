@@ -37,6 +37,9 @@ RULES: dict[str, Rule] = {r.code: r for r in [
     Rule("payload.malformed", "reject", "payload cannot be decoded"),
     Rule("register.read_error", "reject", "the meter did not answer or answered with an exception"),
     Rule("file.bad_row", "reject", "a row of the file cannot be read"),
+    Rule("file.time_backwards", "reject", "timestamp goes backwards within the file's rows of one series"),
+    Rule("file.midnight_repaired", "info", "a 00:00 row dated one day early was moved to the next day"),
+    Rule("file.bad_period", "reject", "a bill or delivery period is empty, reversed or not on the interval grid"),
 ]}
 
 
