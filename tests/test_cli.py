@@ -71,3 +71,17 @@ def test_demo_prepares_a_filled_embedded_store(tmp_path, days):
     again = run("demo", "--no-serve", "--days", str(days), "--data-dir", "demo", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert written(again) < per_day / 24  # only the minutes since the first run are new
+
+
+def test_import_reports_bad_lines_and_imports_good_ones(tmp_path):
+    shutil.copy(DEMO_PARK_FILE, tmp_path / "park.yaml")
+    (tmp_path / "parkcarbon.toml").write_text('park_file = "park.yaml"\ndata_dir = "state"\n')
+    assert run("init", cwd=tmp_path).returncode == 0
+    meter = load_park_file(DEMO_PARK_FILE).meters[0].id
+    (tmp_path / "r.csv").write_text(f"ts,meter,value\n2024-03-01 00:00,{meter},1.5\n2024-03-01 00:15,{meter},x\n")
+    dry = run("import", "r.csv", "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 1 and "would import 1" in dry.stdout and "line 3" in dry.stdout
+    real = run("import", "r.csv", cwd=tmp_path)
+    assert real.returncode == 1 and "imported 1 interval values" in real.stdout
+    missing = run("import", "nope.csv", cwd=tmp_path)
+    assert missing.returncode == 2 and "no such file" in missing.stderr
