@@ -226,38 +226,51 @@ class FileImporter:
         day's 00:00 row carrying the previous day's date) can be repaired by rule; anything else is rejected."""
         if not len(frame):
             return frame
-        keep = np.ones(len(frame), dtype=bool)
-        ts = frame["ts"].tolist()
+        prev = frame.groupby("series", sort=False)["ts"].shift(1)
+        first = prev.isna()
+        prev[first] = frame.loc[first, "series"].map(last_ts).astype("datetime64[ns, UTC]")
+        suspect = frame.loc[(frame["ts"] <= prev).to_numpy(), "series"].unique()
+        clean = ~frame["series"].isin(suspect)
+        last_ts.update(frame[clean].groupby("series", sort=False)["ts"].last().to_dict())
+        if not len(suspect):
+            return frame
+        parts = [frame[clean]]
+        for series, rows in frame[~clean].groupby("series", sort=False):  # row by row, only where needed
+            parts.append(self._backwards_rows(series, rows, last_ts, repair, rejects, report))
+        return pd.concat(parts).sort_index()
+
+    def _backwards_rows(self, series, rows, last_ts, repair, rejects, report) -> pd.DataFrame:
+        keep = np.ones(len(rows), dtype=bool)
+        ts = list(rows["ts"])
+        interval = pd.Timedelta(seconds=self.pipeline.catalog[series].interval_s
+                                if series in self.pipeline.catalog else 900)
         repaired = 0
-        for i, (s, t) in enumerate(zip(frame["series"].tolist(), ts, strict=True)):
-            prev = last_ts.get(s)
+        for i, t in enumerate(ts):
+            prev = last_ts.get(series)
             if prev is not None and t <= prev:
-                interval = pd.Timedelta(seconds=self.pipeline.catalog[s].interval_s if s in self.pipeline.catalog
-                                        else 900)
                 fixed = t + pd.Timedelta("1D")
                 one_day_early = fixed - prev == interval
                 if repair and one_day_early:
                     ts[i] = fixed
                     repaired += 1
-                elif t == prev:
-                    pass  # a repeated row: the later value wins (idempotent), harmless
-                else:
+                elif t < prev:
                     keep[i] = False
-                    line = int(frame["line"].iloc[i])
+                    line = int(rows["line"].iloc[i])
                     hint = (" (dated exactly one day early, as when every day's 00:00 row carries the previous "
                             "day's date: re-run with --repair-midnight)") if one_day_early else ""
-                    rejects.append({"measurement": "energy", "source": None, "row": None, "line": line, "series": s,
-                                    "ts": t.isoformat(), "value": str(frame["value"].iloc[i]),
+                    rejects.append({"measurement": "energy", "source": None, "row": None, "line": line,
+                                    "series": series, "ts": t.isoformat(), "value": str(rows["value"].iloc[i]),
                                     "code": "file.time_backwards",
                                     "reason": f"line {line}: {t.tz_convert(self.timezone)} comes after "
                                               f"{prev.tz_convert(self.timezone)}{hint}: "
                                               f"{sentence('file.time_backwards')}"})
                     continue
-            last_ts[s] = ts[i]
+                # t == prev: a repeated row; the later value wins (idempotent), harmless
+            last_ts[series] = ts[i]
         if repaired:
             report.codes["file.midnight_repaired"] += repaired
-        frame = frame.assign(ts=pd.Series(ts, index=frame.index, dtype="datetime64[ns, UTC]"))
-        return frame[keep]
+        rows = rows.assign(ts=pd.Series(ts, index=rows.index, dtype="datetime64[ns, UTC]"))
+        return rows[keep]
 
     def _periods(self, chunk, cols, date_format, rejects, source, report) -> pd.DataFrame:
         start, bad_s = self._parse_times(chunk[cols["period_start"]], date_format)
