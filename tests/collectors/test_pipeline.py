@@ -92,3 +92,14 @@ def test_interval_and_level_readings_pass_through(parts):
     writer.drain()
     assert store.points("energy", T0, T0 + pd.Timedelta("1h"))["value"].tolist() == [2.5, 4.0]
     assert store.points("current", T0, T0 + pd.Timedelta("1h"))["value"].tolist() == [12.5]
+
+
+def test_every_rule_code_is_documented_and_the_store_uses_catalogued_codes():
+    from pathlib import Path
+
+    from collectors.rules import RULES
+    from park.store.validate import RULES as STORE_RULES
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "quality-rules.md").read_text(encoding="utf-8")
+    assert all(f"`{code}`" in doc for code in RULES)
+    assert set(STORE_RULES) <= set(RULES)
