@@ -1,123 +1,45 @@
-"""The Dash application.  This first page is the park overview seed: energy by carrier with units,
-periods and data coverage, in zh-CN or English.  Roles, login and the other pages build on it."""
+"""The Dash application: a Mantine app shell (header, role-based navigation, page area), login, routing.
+
+Pages live in portal/pages/; each declares which roles may open it.  The navigation shows a user only its
+pages, the router refuses the others, and the data access layer enforces the same rules under every query.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from pathlib import Path
 
 import dash
-import pandas as pd
-import plotly.graph_objects as go
-from dash import Input, Output, State, dash_table, dcc, html
+import dash_mantine_components as dmc
+from dash import Input, Output, State, dcc, html
+from flask_login import current_user
 
-from park.model import Park
-from park.store import TimeSeriesStore
-from park.units import canonical_unit
-from portal.i18n import DEFAULT_LANGUAGE, t
+from portal import web
+from portal.context import PortalContext
+from portal.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
+from portal.pages import overview
 
-
-@dataclass
-class Overview:
-    """What the overview shows, computed from the store for one moment."""
-
-    today: pd.DataFrame  # carrier, value, unit, coverage
-    month: pd.DataFrame  # carrier, value, unit, coverage
-    daily: pd.DataFrame  # start, value, coverage (electricity, last 30 days)
-    by_enterprise: pd.DataFrame  # enterprise, carrier, value, unit, coverage (this month)
-    period_month: tuple[pd.Timestamp, pd.Timestamp]
+PAGES = [overview]
+ASSETS = str(Path(__file__).resolve().parent.parent / "assets")
 
 
-def _by_carrier(store: TimeSeriesStore, start: pd.Timestamp, end: pd.Timestamp, by: list[str]) -> pd.DataFrame:
-    agg = store.aggregate("energy", start, end, "day", by=by)
-    out = agg.groupby(by, dropna=False).agg(value=("value", lambda v: v.sum(min_count=1)),
-                                            measured=("measured", "sum"), expected=("expected", "sum"))
-    out["coverage"] = out["measured"] / out["expected"].where(out["expected"] > 0)
-    out = out.reset_index()
-    out["unit"] = out["carrier"].map(canonical_unit)
-    return out
-
-
-def compute_overview(store: TimeSeriesStore, park: Park, now: datetime) -> Overview:
-    local_now = pd.Timestamp(now).tz_convert(park.tz)
-    today = local_now.floor("D")
-    tomorrow = today + pd.DateOffset(days=1)
-    month = pd.Timestamp(today.year, today.month, 1, tz=park.tz)
-    daily = store.aggregate("energy", today - pd.DateOffset(days=29), tomorrow, "day",
-                            where={"carrier": "electricity"})
-    return Overview(
-        today=_by_carrier(store, today, tomorrow, ["carrier"]),
-        month=_by_carrier(store, month, tomorrow, ["carrier"]),
-        daily=daily[["start", "value", "coverage"]],
-        by_enterprise=_by_carrier(store, month, tomorrow, ["enterprise", "carrier"]),
-        period_month=(month, tomorrow),
-    )
-
-
-def _fmt(value: float, digits: int = 1) -> str:
-    return "—" if pd.isna(value) else f"{value:,.{digits}f}"
-
-
-def _pct(value: float) -> str:
-    return "—" if pd.isna(value) else f"{value:.1%}"
-
-
-def _kpi(title: str, value: str, unit: str, note: str) -> html.Div:
-    return html.Div(className="kpi", children=[
-        html.Div(title, className="kpi-title"),
-        html.Div([html.Span(value, className="kpi-value"), html.Span(" " + unit, className="kpi-unit")]),
-        html.Div(note, className="kpi-note"),
-    ])
-
-
-def render_overview(ov: Overview, park: Park, lang: str) -> list:
-    names = {e.id: (e.name if lang == "zh-CN" else e.name_en or e.name) for e in park.enterprises}
-    cov = t("kpi.coverage", lang)
-    cards = []
-    for label, frame in ((t("kpi.energy_today", lang), ov.today), (t("kpi.energy_month", lang), ov.month)):
-        for row in frame.sort_values("carrier").itertuples():
-            cards.append(_kpi(f"{label} · {t('carrier.' + row.carrier, lang)}", _fmt(row.value), row.unit,
-                              f"{cov} {_pct(row.coverage)}"))
-    fig = go.Figure()
-    fig.add_bar(x=ov.daily["start"], y=ov.daily["value"], name=t("carrier.electricity", lang),
-                hovertemplate="%{x|%Y-%m-%d}: %{y:,.0f} kWh<extra></extra>")
-    fig.add_scatter(x=ov.daily["start"], y=ov.daily["coverage"] * 100, name=f"{cov} (%)", yaxis="y2",
-                    mode="lines+markers", hovertemplate="%{y:.1f}%<extra></extra>")
-    fig.update_layout(title=t("chart.daily_energy", lang), yaxis_title=t("chart.unit_kwh", lang),
-                      yaxis2={"overlaying": "y", "side": "right", "range": [0, 105], "title": f"{cov} (%)"},
-                      margin={"l": 60, "r": 60, "t": 50, "b": 40}, legend={"orientation": "h"}, height=380)
-    table = ov.by_enterprise.assign(
-        enterprise=lambda d: d["enterprise"].map(names),
-        carrier=lambda d: d["carrier"].map(lambda c: t("carrier." + c, lang)),
-        value=lambda d: d["value"].map(_fmt), coverage=lambda d: d["coverage"].map(_pct))
-    cols = [("enterprise", "col.enterprise"), ("carrier", "col.carrier"), ("value", "col.energy"),
-            ("unit", "col.unit"), ("coverage", "col.coverage")]
-    start, end = ov.period_month
-    period = f"{t('period', lang)}: {start:%Y-%m-%d} – {(end - pd.Timedelta('1s')):%Y-%m-%d} ({park.timezone}); "
-    return [
-        html.Div(cards, className="kpis", id="kpis"),
-        dcc.Graph(figure=fig, id="daily-energy", config={"displaylogo": False}),
-        html.H3(t("table.enterprises", lang)),
-        html.P(period + t("coverage.note", lang), className="note"),
-        dash_table.DataTable(id="enterprise-table", data=table[[c for c, _ in cols]].to_dict("records"),
-                             columns=[{"id": c, "name": t(k, lang)} for c, k in cols], export_format="csv",
-                             sort_action="native", page_size=20, style_cell={"textAlign": "left"}),
-    ]
-
-
-def create_app(store: TimeSeriesStore, park: Park, language: str = DEFAULT_LANGUAGE,
-               clock=lambda: pd.Timestamp.now(tz="UTC")) -> dash.Dash:
-    app = dash.Dash(__name__, title=t("app.title", language), assets_folder=_assets_folder(),
-                    serve_locally=True)
-    app.layout = html.Div(className="page", children=[
-        dcc.Store(id="lang", data=language, storage_type="local"),
-        dcc.Interval(id="tick", interval=60_000),
-        html.Header(className="top", children=[
-            html.H1(id="title"), html.Span(id="park-name", className="park"),
-            html.Button(id="lang-toggle", n_clicks=0, className="lang"),
+def create_app(ctx: PortalContext, secret: str | None = None) -> dash.Dash:
+    app = dash.Dash(__name__, title=t("app.title", ctx.settings.language), assets_folder=ASSETS,
+                    serve_locally=True, suppress_callback_exceptions=True, update_title=None)
+    web.install(app.server, ctx, secret or web.secret_key(ctx.settings.data_dir, None))
+    app.layout = dmc.MantineProvider(theme={"primaryColor": "teal", "fontFamily": "inherit"}, children=[
+        dcc.Location(id="url"),
+        dcc.Store(id="lang", data=ctx.settings.language, storage_type="local"),
+        dmc.AppShell(header={"height": 56}, navbar={"width": 220, "breakpoint": "sm"}, padding="md", children=[
+            dmc.AppShellHeader(dmc.Group(h="100%", px="md", justify="space-between", children=[
+                dmc.Group([html.Span(id="app-title", className="app-title"),
+                           html.Span(id="park-name", className="park")]),
+                dmc.Group([html.Span(id="user-name", className="user"),
+                           dmc.Button(id="lang-toggle", variant="outline", size="xs", n_clicks=0),
+                           html.A(id="logout", href="/logout", className="logout")]),
+            ])),
+            dmc.AppShellNavbar(id="nav", p="sm", children=[]),
+            dmc.AppShellMain(html.Div(id="page")),
         ]),
-        html.P(id="tz-note", className="note"),
-        html.Main(id="overview"),
     ])
 
     @app.callback(Output("lang", "data"), Input("lang-toggle", "n_clicks"), State("lang", "data"),
@@ -125,20 +47,27 @@ def create_app(store: TimeSeriesStore, park: Park, language: str = DEFAULT_LANGU
     def toggle(_: int, lang: str) -> str:
         return "en" if lang == "zh-CN" else "zh-CN"
 
-    @app.callback(Output("title", "children"), Output("park-name", "children"), Output("lang-toggle", "children"),
-                  Output("tz-note", "children"), Output("overview", "children"),
-                  Input("lang", "data"), Input("tick", "n_intervals"))
-    def refresh(lang: str, _: int | None):
-        lang = lang if lang in ("zh-CN", "en") else DEFAULT_LANGUAGE
-        ov = compute_overview(store, park, clock())
-        name = park.name if lang == "zh-CN" else park.name_en or park.name
-        return (t("app.title", lang), name, t("lang.switch", lang), f"{t('tz.note', lang)}: {park.timezone}",
-                render_overview(ov, park, lang))
+    @app.callback(Output("app-title", "children"), Output("park-name", "children"), Output("user-name", "children"),
+                  Output("lang-toggle", "children"), Output("logout", "children"), Output("nav", "children"),
+                  Output("page", "children"), Input("url", "pathname"), Input("lang", "data"))
+    def render(pathname: str | None, lang: str | None):
+        lang = lang if lang in LANGUAGES else DEFAULT_LANGUAGE
+        user = current_user
+        pages = [p for p in PAGES if user.role in p.ROLES]
+        nav = [dmc.NavLink(label=t(p.TITLE_KEY, lang), href=p.PATH, active=pathname == p.PATH,
+                           id=f"nav-{p.__name__.rsplit('.', 1)[-1]}") for p in pages]
+        page = next((p for p in PAGES if (pathname or "/") == p.PATH), None)
+        if page is None:
+            body = dmc.Alert(t("page.not_found", lang), color="gray")
+        elif user.role not in page.ROLES:
+            body = dmc.Alert(t("page.forbidden", lang), color="red", id="forbidden")
+        else:
+            body = page.layout(ctx, user, lang)
+        park = ctx.park.name if lang == "zh-CN" else ctx.park.name_en or ctx.park.name
+        who = f"{user.display_name or user.username} · {t('role.' + user.role, lang)}"
+        return (t("app.title", lang), park, who, t("lang.switch", lang), t("logout", lang), nav, body)
 
+    for page in PAGES:
+        if hasattr(page, "register"):
+            page.register(app, ctx)
     return app
-
-
-def _assets_folder() -> str:
-    from pathlib import Path
-
-    return str(Path(__file__).resolve().parent.parent / "assets")

@@ -15,8 +15,17 @@ from park.model import Park
 from park.parkfile import DEMO_PARK_FILE, ParkFileError, load_park_file
 from park.settings import Settings, SettingsError, load_settings
 from park.store import StoreError, TimeSeriesStore, open_store
+from portal.auth import AuthError, Role, add_user
 
 log = logging.getLogger("parkcarbon")
+
+# Documented demo accounts, created only by `parkcarbon demo` (never by init or serve).
+DEMO_ACCOUNTS = [
+    ("admin", "demo-admin-pass", "admin", None),
+    ("regulator", "demo-regulator-pass", "regulator", None),
+    ("bank", "demo-bank-pass", "bank", None),
+    ("E001", "demo-enterprise-pass", "enterprise", "E001"),
+]
 
 DESCRIPTION = """ParkCarbon: carbon and energy monitoring for industrial parks (园区双碳监测).
 
@@ -24,9 +33,15 @@ Settings come from parkcarbon.toml (or --config FILE, or $PARKCARBON_CONFIG) and
 variables; secrets (PARKCARBON_INFLUX_PASSWORD, PARKCARBON_INFLUX_TOKEN) only from the environment."""
 
 
+def _engine(settings: Settings):
+    import portal.audit  # noqa: F401  (registers the portal's tables before they are created)
+    import portal.auth  # noqa: F401
+
+    return create_engine_from_url(settings.metadata_url)
+
+
 def _open(settings: Settings) -> tuple[Park, TimeSeriesStore]:
-    engine = create_engine_from_url(settings.metadata_url)
-    park = load_park(engine)
+    park = load_park(_engine(settings))
     return park, open_store(settings, park.catalog())
 
 
@@ -44,8 +59,7 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
               f"(an example: {DEMO_PARK_FILE})", file=sys.stderr)
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine_from_url(settings.metadata_url)
-    report = import_park_file(engine, park_file, actor="cli")
+    report = import_park_file(_engine(settings), park_file, actor="cli")
     print(report.summary())
     park, store = _open(settings)
     store.close()
@@ -71,9 +85,12 @@ def fill_demo_data(store: TimeSeriesStore, park: Park, days: int, now: pd.Timest
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine_from_url(settings.metadata_url)
+    engine = _engine(settings)
     print(import_park_file(engine, DEMO_PARK_FILE, actor="demo").summary())
     park, store = _open(settings)
+    for username, password, role, enterprise in DEMO_ACCOUNTS:
+        add_user(engine, park.id, username, password, role, enterprise, replace=True)
+    print("demo accounts (user / password): " + ", ".join(f"{u} / {p}" for u, p, _, _ in DEMO_ACCOUNTS))
     print(f"filling the demo store ({settings.embedded_path}) with the last {args.days} days ...", flush=True)
     print(f"{fill_demo_data(store, park, args.days):,} readings written")
     if args.no_serve:
@@ -104,15 +121,37 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         store.close()
 
 
+def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
+    import getpass
+
+    engine = _engine(settings)
+    park = load_park(engine)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.username}: ")
+        if getpass.getpass("again: ") != password:
+            print("the passwords differ", file=sys.stderr)
+            return 2
+    user = add_user(engine, park.id, args.username, password, args.role, args.enterprise, args.name, args.replace)
+    print(f"user {user.username} ({user.role}{', ' + user.enterprise_id if user.enterprise_id else ''}) saved")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     park, store = _open(settings)
     return _serve(store, park, settings, args)
 
 
 def _serve(store: TimeSeriesStore, park: Park, settings: Settings, args: argparse.Namespace) -> int:
-    from portal.app import create_app
+    import os
 
-    app = create_app(store, park, settings.language)
+    from portal.app import create_app
+    from portal.context import PortalContext
+    from portal.web import secret_key
+
+    ctx = PortalContext(settings, _engine(settings), park, store)
+    app = create_app(ctx, secret_key(settings.data_dir, os.environ.get("PARKCARBON_SECRET_KEY")))
     host, port = args.host or settings.host, args.port or settings.port
     print(f"portal: http://{host}:{port}/  (Ctrl-C stops)", flush=True)
     app.run(host=host, port=port, debug=False)
@@ -164,6 +203,20 @@ def build_parser() -> argparse.ArgumentParser:
                      "forward one day instead of rejecting them")
     imp.set_defaults(func=cmd_import)
 
+    user = sub.add_parser("user", help="manage portal users (user add NAME --role ROLE)")
+    usub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    add = usub.add_parser("add", help="create or reset a user",
+                          description="Create a portal user. Roles: admin (park administrator), enterprise (bound "
+                          "to one enterprise: --enterprise ID), bank, regulator (read-only, park-wide). The "
+                          "password is asked for twice, or read from standard input with --password-stdin.")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add.add_argument("--enterprise", help="enterprise id, for role enterprise")
+    add.add_argument("--name", default="", help="display name")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.add_argument("--replace", action="store_true", help="reset an existing user")
+    add.set_defaults(func=cmd_user_add)
+
     for name, helptext in (("serve", "serve the portal for the configured park"),):
         s = sub.add_parser(name, help=helptext, description="Serve the Dash portal on the configured store.")
         s.set_defaults(func=cmd_serve)
@@ -183,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             settings = Settings(**{**settings.__dict__, "data_dir": Path(args.data_dir), "metadata_url": None,
                                    "embedded_path": None, "store_backend": "embedded"})
         return args.func(args, settings)
-    except (SettingsError, ParkFileError, StoreError, FileFormatError) as exc:
+    except (SettingsError, ParkFileError, StoreError, FileFormatError, AuthError) as exc:
         print(f"parkcarbon: {exc}", file=sys.stderr)
         return 2
 

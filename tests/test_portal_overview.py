@@ -11,8 +11,8 @@ from plotly.utils import PlotlyJSONEncoder
 from park.model import Enterprise, Meter, Park
 from park.store.embedded import EmbeddedStore
 from park.units import Carrier
-from portal.app import compute_overview, create_app, render_overview
 from portal.i18n import LANGUAGES, TEXT
+from portal.pages.overview import compute_overview, render_overview
 
 TZ = "Asia/Shanghai"
 PARK = Park(
@@ -64,13 +64,3 @@ def test_every_label_is_translated_and_rendered(store, lang):
                       ensure_ascii=False)
     assert ("Alpha Co." in page) == (lang == "en") and ("甲公司" in page) == (lang == "zh-CN")
     assert "kWh" in page
-
-
-def test_the_app_serves_its_page_and_assets_locally(store):
-    app = create_app(store, PARK, clock=lambda: NOW)
-    client = app.server.test_client()
-    index = client.get("/")
-    assert index.status_code == 200
-    assert b"unpkg.com" not in index.data and b"cdn." not in index.data  # parks often run offline
-    assert client.get("/_dash-layout").status_code == 200
-    assert client.get("/assets/parkcarbon.css").status_code == 200

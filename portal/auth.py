@@ -1,0 +1,171 @@
+"""Users, roles, password hashing, sessions and CSRF protection for the portal.
+
+- Passwords are hashed with scrypt (RFC 7914, memory-hard; Python's hashlib) with a per-user salt; the stored
+  string names its parameters, so they can be raised later without breaking old hashes.
+- Sessions are Flask-Login sessions in a signed cookie (HttpOnly, SameSite=Lax) that expire after
+  `SESSION_HOURS` without activity.
+- CSRF: the login form carries a token bound to the session; Dash's own requests carry the `_csrf_token`
+  cookie back in the `X-CSRFToken` header (the Dash renderer does this by itself), and every POST to a Dash
+  endpoint without a matching header is refused (double-submit cookie).
+- Five failed logins lock the account for 15 minutes.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import Engine, ForeignKeyConstraint, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from park.metadata import Base, UTCDateTime
+
+SESSION_HOURS = 8
+MAX_FAILED_LOGINS = 5
+LOCKOUT = timedelta(minutes=15)
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
+class Role(StrEnum):
+    ADMIN = "admin"  # park administrator: everything
+    ENTERPRISE = "enterprise"  # an enterprise's user: its own data only
+    BANK = "bank"  # sees only enterprises that granted it consent (green-loan evidence)
+    REGULATOR = "regulator"  # read-only, park-wide
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+    __table_args__ = (ForeignKeyConstraint(["park_id", "enterprise_id"], ["enterprises.park_id", "enterprises.id"]),)
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    park_id: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    enterprise_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    display_name: Mapped[str] = mapped_column(String(128), default="")
+    password_hash: Mapped[str] = mapped_column(String(256))
+    active: Mapped[bool] = mapped_column(default=True)
+    failed_logins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+@dataclass(frozen=True)
+class User:
+    """The signed-in user as the rest of the portal sees it (Flask-Login's user object)."""
+
+    username: str
+    park_id: str
+    role: Role
+    enterprise_id: str | None
+    display_name: str = ""
+
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return self.username
+
+
+class AuthError(ValueError):
+    """A user or login problem with a message for the person at the keyboard."""
+
+
+def hash_password(password: str) -> str:
+    if len(password) < 10:
+        raise AuthError("passwords need at least 10 characters")
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, maxmem=64 * 1024 * 1024, **_SCRYPT)
+    params = f"n={_SCRYPT['n']},r={_SCRYPT['r']},p={_SCRYPT['p']}"
+    return f"scrypt${params}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, params, salt_b64, digest_b64 = stored.split("$")
+        p = {k: int(v) for k, v in (kv.split("=") for kv in params.split(","))}
+    except ValueError:
+        return False
+    if scheme != "scrypt":
+        return False
+    digest = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt_b64), dklen=32,
+                            maxmem=64 * 1024 * 1024, n=p["n"], r=p["r"], p=p["p"])
+    return hmac.compare_digest(digest, base64.b64decode(digest_b64))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def _user(row: UserRow) -> User:
+    return User(row.username, row.park_id, Role(row.role), row.enterprise_id, row.display_name)
+
+
+def add_user(engine: Engine, park_id: str, username: str, password: str, role: Role | str,
+             enterprise_id: str | None = None, display_name: str = "", replace: bool = False) -> User:
+    """Create (or, with replace, reset) a user.  An enterprise user must name its enterprise; others must not."""
+    role = Role(role)
+    if role is Role.ENTERPRISE and not enterprise_id:
+        raise AuthError("an enterprise user must be bound to one enterprise (--enterprise ID)")
+    if role is not Role.ENTERPRISE and enterprise_id:
+        raise AuthError(f"a {role} user is not bound to an enterprise")
+    if not username or len(username) > 64 or not username.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise AuthError(f"user name {username!r}: use 1-64 letters, digits, '-', '_' or '.'")
+    from park.metadata import EnterpriseRow
+
+    with Session(engine) as s, s.begin():
+        if enterprise_id and s.get(EnterpriseRow, (park_id, enterprise_id)) is None:
+            raise AuthError(f"enterprise {enterprise_id!r} is not in park {park_id!r}")
+        row = s.get(UserRow, username)
+        if row is not None and not replace:
+            raise AuthError(f"user {username!r} exists; pass --replace to reset it")
+        row = row or UserRow(username=username, created_at=datetime.now(UTC))
+        row.park_id, row.role, row.enterprise_id = park_id, role.value, enterprise_id
+        row.display_name, row.password_hash = display_name, hash_password(password)
+        row.active, row.failed_logins, row.locked_until = True, 0, None
+        s.add(row)
+    return User(username, park_id, role, enterprise_id, display_name)
+
+
+def authenticate(engine: Engine, username: str, password: str, now: datetime | None = None) -> User:
+    """The user if the password is right; AuthError otherwise (the same message whether the user exists or not,
+    except for a locked account)."""
+    now = now or datetime.now(UTC)
+    error = None
+    with Session(engine) as s, s.begin():  # the failure count must be committed, so raise after the commit
+        row = s.get(UserRow, username)
+        if row is None or not row.active:
+            verify_password(password, _dummy_hash())  # the same work either way: no user enumeration by timing
+            error = "wrong user name or password"
+        elif row.locked_until and row.locked_until > now:
+            error = f"too many failed logins: locked until {row.locked_until:%H:%M} UTC"
+        elif not verify_password(password, row.password_hash):
+            row.failed_logins += 1
+            if row.failed_logins >= MAX_FAILED_LOGINS:
+                row.locked_until, row.failed_logins = now + LOCKOUT, 0
+            error = "wrong user name or password"
+        else:
+            row.failed_logins, row.locked_until, row.last_login_at = 0, None, now
+            user = _user(row)
+    if error:
+        raise AuthError(error)
+    return user
+
+
+def load_user(engine: Engine, username: str) -> User | None:
+    with Session(engine) as s:
+        row = s.get(UserRow, username)
+        return _user(row) if row is not None and row.active else None
+
+
+def list_users(engine: Engine, park_id: str) -> list[UserRow]:
+    with Session(engine) as s:
+        return list(s.scalars(select(UserRow).where(UserRow.park_id == park_id).order_by(UserRow.username)))

@@ -1,0 +1,30 @@
+"""What every page and callback needs: settings, the metadata engine, the park, the store, the access layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from park.model import Park
+from park.settings import Settings
+from park.store import TimeSeriesStore
+from portal.access import DataAccess
+
+
+@dataclass
+class PortalContext:
+    settings: Settings
+    engine: Engine
+    park: Park
+    store: TimeSeriesStore
+    clock: object = field(default=lambda: pd.Timestamp.now(tz="UTC"))  # injectable for tests and demos
+    access: DataAccess = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.access = DataAccess(self.store, self.park)
+
+    def now(self) -> datetime:
+        return pd.Timestamp(self.clock()).tz_convert(self.park.tz)

@@ -1,0 +1,148 @@
+"""Portal access: login, sessions, CSRF, roles, and server-side data isolation (crafted requests included)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from park.metadata import create_engine_from_url, import_park
+from park.model import Enterprise, Meter, Park
+from park.settings import Settings
+from park.store.embedded import EmbeddedStore
+from park.units import Carrier
+from portal import audit
+from portal.access import Forbidden
+from portal.app import create_app
+from portal.auth import AuthError, Role, add_user, authenticate, hash_password, load_user, verify_password
+from portal.context import PortalContext
+
+TZ = "Asia/Shanghai"
+PARK = Park(id="p", name="测试园区", name_en="Test Park",
+            enterprises=(Enterprise("E1", "甲公司", "Alpha Co."), Enterprise("E2", "乙公司", "Beta Co.")),
+            meters=(Meter("E1-M1", Carrier.ELECTRICITY, "E1"), Meter("E2-M1", Carrier.ELECTRICITY, "E2")))
+NOW = pd.Timestamp("2024-03-10 12:00", tz=TZ)
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'meta.db'}")
+    import_park(engine, PARK)
+    store = EmbeddedStore(tmp_path / "ts.duckdb", PARK.catalog(), TZ)
+    day = pd.date_range(pd.Timestamp("2024-03-10", tz=TZ), NOW, freq="15min", inclusive="left")
+    store.write("energy", pd.concat([pd.DataFrame({"ts": day, "series": "E1-M1", "value": 1.0}),
+                                     pd.DataFrame({"ts": day, "series": "E2-M1", "value": 7.0})]))
+    for name, role, ent in (("admin", "admin", None), ("alpha", "enterprise", "E1"), ("bank", "bank", None),
+                            ("reg", "regulator", None)):
+        add_user(engine, "p", name, PASSWORD, role, ent)
+    yield PortalContext(Settings(data_dir=tmp_path), engine, PARK, store, clock=lambda: NOW)
+    store.close()
+
+
+def login(client, username, password=PASSWORD):
+    client.get("/login")
+    with client.session_transaction() as s:
+        token = s["login_csrf"]
+    return client.post("/login", data={"username": username, "password": password, "csrf": token})
+
+
+def csrf(client) -> str:
+    with client.session_transaction() as s:
+        return s["csrf"]
+
+
+def test_passwords_are_salted_scrypt_hashes():
+    a, b = hash_password(PASSWORD), hash_password(PASSWORD)
+    assert a != b and a.startswith("scrypt$n=16384,r=8,p=1$") and PASSWORD not in a
+    assert verify_password(PASSWORD, a) and not verify_password("wrong password", a)
+    with pytest.raises(AuthError, match="at least 10"):
+        hash_password("short")
+
+
+def test_every_page_needs_a_login(ctx):
+    client = create_app(ctx, "k" * 32).server.test_client()
+    assert client.get("/").status_code == 302 and "/login" in client.get("/").headers["Location"]
+    assert client.post("/_dash-update-component", json={}).status_code == 401
+    assert client.get("/healthz").json["status"] == "ok"
+
+
+def test_login_logout_and_the_audit_log(ctx):
+    client = create_app(ctx, "k" * 32).server.test_client()
+    bad = login(client, "admin", "wrong password!")
+    assert bad.status_code == 200 and "wrong user name or password" in bad.get_data(as_text=True)
+    ok = login(client, "admin")
+    assert ok.status_code == 302 and "_csrf_token" in ok.headers.get("Set-Cookie", "")
+    assert client.get("/").status_code == 200
+    client.get("/logout")
+    assert client.get("/").status_code == 302
+    actions = audit.events(ctx.engine)["action"].tolist()
+    assert actions[:3] == ["logout", "login", "login_failed"]
+
+
+def test_the_login_form_needs_its_csrf_token(ctx):
+    client = create_app(ctx, "k" * 32).server.test_client()
+    client.get("/login")
+    assert client.post("/login", data={"username": "admin", "password": PASSWORD, "csrf": "forged"}).status_code == 400
+
+
+def test_five_failed_logins_lock_the_account(ctx):
+    for _ in range(5):
+        with pytest.raises(AuthError, match="wrong"):
+            authenticate(ctx.engine, "alpha", "not the password")
+    with pytest.raises(AuthError, match="locked until"):
+        authenticate(ctx.engine, "alpha", PASSWORD)
+
+
+def dash_render(client, pathname: str, headers: dict | None = None):
+    body = {"output": "..app-title.children...park-name.children...user-name.children...lang-toggle.children..."
+                      "logout.children...nav.children...page.children..",
+            "outputs": [{"id": i, "property": "children"} for i in
+                        ("app-title", "park-name", "user-name", "lang-toggle", "logout", "nav", "page")],
+            "inputs": [{"id": "url", "property": "pathname", "value": pathname},
+                       {"id": "lang", "property": "data", "value": "en"}],
+            "changedPropIds": ["url.pathname"], "state": []}
+    return client.post("/_dash-update-component", json=body, headers=headers or {})
+
+
+def test_dash_callbacks_without_the_csrf_header_are_refused(ctx):
+    client = create_app(ctx, "k" * 32).server.test_client()
+    login(client, "admin")
+    assert dash_render(client, "/").status_code == 403
+    assert dash_render(client, "/", {"X-CSRFToken": "forged"}).status_code == 403
+    assert dash_render(client, "/", {"X-CSRFToken": csrf(client)}).status_code == 200
+
+
+def test_an_enterprise_user_cannot_open_the_park_overview_by_crafting_the_request(ctx):
+    client = create_app(ctx, "k" * 32).server.test_client()
+    login(client, "alpha")
+    resp = dash_render(client, "/", {"X-CSRFToken": csrf(client)})
+    assert resp.status_code == 200
+    text = json.dumps(resp.json)
+    assert "Your role may not open this page" in text
+    assert "Beta Co." not in text and "E2" not in text and "7.0" not in text
+
+
+def test_the_admin_sees_the_overview_with_both_enterprises(ctx):
+    client = create_app(ctx, "k" * 32).server.test_client()
+    login(client, "admin")
+    text = json.dumps(dash_render(client, "/", {"X-CSRFToken": csrf(client)}).json, ensure_ascii=False)
+    assert "Alpha Co." in text and "Beta Co." in text
+
+
+@pytest.mark.parametrize("where", [{"enterprise": "E2"}, {"series": "E2-M1"}, {"enterprise": ["E1", "E2"]}])
+def test_the_access_layer_refuses_other_enterprises_data(ctx, where):
+    alpha = load_user(ctx.engine, "alpha")
+    with pytest.raises(Forbidden, match="E2"):
+        ctx.access.aggregate(alpha, "energy", NOW.floor("D"), NOW, "hour", where=where)
+
+
+def test_scopes_by_role(ctx):
+    day = (NOW.floor("D"), NOW)
+    alpha, bank, reg = (load_user(ctx.engine, u) for u in ("alpha", "bank", "reg"))
+    own = ctx.access.aggregate(alpha, "energy", *day, "day", by=["enterprise"])
+    assert own["enterprise"].tolist() == ["E1"] and own["value"].iloc[0] == 48.0
+    assert ctx.access.aggregate(bank, "energy", *day, "day", by=["enterprise"]).empty  # no consent yet
+    assert sorted(ctx.access.aggregate(reg, "energy", *day, "day", by=["enterprise"])["enterprise"]) == ["E1", "E2"]
+    assert reg.role is Role.REGULATOR
