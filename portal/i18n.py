@@ -18,6 +18,8 @@ TEXT: dict[str, dict[str, str]] = {
     "role.enterprise": {"zh-CN": "企业用户", "en": "Enterprise user"},
     "role.bank": {"zh-CN": "银行", "en": "Bank"},
     "role.regulator": {"zh-CN": "监管部门", "en": "Regulator"},
+    "download.csv": {"zh-CN": "下载 CSV", "en": "Download CSV"},
+    "download.xlsx": {"zh-CN": "下载 Excel", "en": "Download Excel"},
     "logout": {"zh-CN": "退出", "en": "Log out"},
     "login.username": {"zh-CN": "用户名", "en": "User name"},
     "login.password": {"zh-CN": "密码", "en": "Password"},

@@ -19,7 +19,7 @@ from portal.auth import SESSION_HOURS, AuthError, authenticate, load_user
 from portal.context import PortalContext
 from portal.i18n import t
 
-OPEN_PATHS = ("/login", "/assets/", "/_favicon.ico", "/healthz")
+OPEN_PATHS = ("/login", "/assets/", "/_favicon.ico", "/favicon.ico", "/healthz")
 
 
 def secret_key(data_dir: Path, env_value: str | None) -> str:
@@ -86,7 +86,8 @@ def install(server: Flask, ctx: PortalContext, key: str) -> None:
                 resp = redirect(target if target.startswith("/") and not target.startswith("//") else "/")
                 resp.set_cookie("_csrf_token", session["csrf"], samesite="Lax", httponly=False)
                 return resp
-        session["login_csrf"] = token = secrets.token_urlsafe(32)
+        # One token per browser session: a second tab or a stray request must not invalidate the first form.
+        token = session.setdefault("login_csrf", secrets.token_urlsafe(32))
         return Response(_login_page(lang, token, error), mimetype="text/html")
 
     @server.route("/logout")

@@ -39,10 +39,10 @@ def store(tmp_path):
 def test_today_and_month_totals_with_coverage(store):
     ov = compute_overview(store, PARK, NOW)
     today = ov.today.set_index("carrier")
-    # Today until noon: E1 48 x 2 kWh, E2 24 x 1 kWh; coverage is over the whole day's expected intervals.
+    # Today until noon: E1 48 x 2 kWh, E2 24 x 1 kWh; coverage counts the intervals expected until now only.
     assert today.loc["electricity", "value"] == pytest.approx(96 + 24)
     assert today.loc["electricity", "unit"] == "kWh"
-    assert today.loc["electricity", "coverage"] == pytest.approx((48 + 24) / (2 * 96))
+    assert today.loc["electricity", "coverage"] == pytest.approx((48 + 24) / (2 * 48))
     assert today.loc["natural_gas", "value"] == pytest.approx(120.0)
     assert today.loc["natural_gas", "unit"] == "m3"
     month = ov.by_enterprise.set_index(["enterprise", "carrier"])

@@ -13,6 +13,7 @@ from dash import dash_table, dcc, html
 from park.model import Park
 from park.store import TimeSeriesStore
 from park.units import canonical_unit
+from portal import downloads
 from portal.auth import Role, User
 from portal.i18n import t
 
@@ -47,7 +48,8 @@ def compute_overview(store: TimeSeriesStore, park: Park, now: datetime, read=Non
     read = read or store.aggregate
     local_now = pd.Timestamp(now).tz_convert(park.tz)
     today = local_now.floor("D")
-    tomorrow = today + pd.DateOffset(days=1)
+    # Periods run to now (the last complete quarter hour): intervals still to come are not "missing".
+    tomorrow = local_now.floor("15min")
     month = pd.Timestamp(today.year, today.month, 1, tz=park.tz)
     daily = read("energy", today - pd.DateOffset(days=29), tomorrow, "day", where={"carrier": "electricity"})
     return Overview(
@@ -76,7 +78,6 @@ def _kpi(title: str, value: str, unit: str, note: str) -> html.Div:
 
 
 def render_overview(ov: Overview, park: Park, lang: str) -> list:
-    names = {e.id: (e.name if lang == "zh-CN" else e.name_en or e.name) for e in park.enterprises}
     cov = t("kpi.coverage", lang)
     cards = []
     for label, frame in ((t("kpi.energy_today", lang), ov.today), (t("kpi.energy_month", lang), ov.month)):
@@ -91,23 +92,32 @@ def render_overview(ov: Overview, park: Park, lang: str) -> list:
     fig.update_layout(title=t("chart.daily_energy", lang), yaxis_title=t("chart.unit_kwh", lang),
                       yaxis2={"overlaying": "y", "side": "right", "range": [0, 105], "title": f"{cov} (%)"},
                       margin={"l": 60, "r": 60, "t": 50, "b": 40}, legend={"orientation": "h"}, height=380)
-    table = ov.by_enterprise.assign(
-        enterprise=lambda d: d["enterprise"].map(names),
-        carrier=lambda d: d["carrier"].map(lambda c: t("carrier." + c, lang)),
-        value=lambda d: d["value"].map(_fmt), coverage=lambda d: d["coverage"].map(_pct))
-    cols = [("enterprise", "col.enterprise"), ("carrier", "col.carrier"), ("value", "col.energy"),
-            ("unit", "col.unit"), ("coverage", "col.coverage")]
+    table = enterprise_table(ov, park, lang)
     start, end = ov.period_month
-    period = f"{t('period', lang)}: {start:%Y-%m-%d} – {(end - pd.Timedelta('1s')):%Y-%m-%d} ({park.timezone}); "
+    period = f"{t('period', lang)}: {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} ({park.timezone}); "
     return [
         html.Div(cards, className="kpis", id="kpis"),
         dcc.Graph(figure=fig, id="daily-energy", config={"displaylogo": False}),
         html.H3(t("table.enterprises", lang)),
         html.P(period + t("coverage.note", lang), className="note"),
-        dash_table.DataTable(id="enterprise-table", data=table[[c for c, _ in cols]].to_dict("records"),
-                             columns=[{"id": c, "name": t(k, lang)} for c, k in cols], export_format="csv",
+        downloads.buttons("overview", lang),
+        dash_table.DataTable(id="enterprise-table", data=table.to_dict("records"),
+                             columns=[{"id": c, "name": c} for c in table.columns],
                              sort_action="native", page_size=20, style_cell={"textAlign": "left"}),
     ]
+
+
+def enterprise_table(ov: Overview, park: Park, lang: str) -> pd.DataFrame:
+    """The enterprises table as shown and downloaded: translated headers, units, coverage as a share."""
+    names = {e.id: (e.name if lang == "zh-CN" else e.name_en or e.name) for e in park.enterprises}
+    d = ov.by_enterprise
+    return pd.DataFrame({
+        t("col.enterprise", lang): d["enterprise"].map(names),
+        t("col.carrier", lang): d["carrier"].map(lambda c: t("carrier." + c, lang)),
+        t("col.energy", lang): d["value"].round(3),
+        t("col.unit", lang): d["unit"],
+        t("col.coverage", lang): d["coverage"].round(4),
+    })
 
 
 def layout(ctx, user: User, lang: str) -> html.Div:
@@ -116,3 +126,13 @@ def layout(ctx, user: User, lang: str) -> html.Div:
 
     ov = compute_overview(ctx.store, ctx.park, ctx.now(), read)
     return html.Div([dcc.Interval(id="overview-tick", interval=60_000), *render_overview(ov, ctx.park, lang)])
+
+
+def register(app, ctx) -> None:
+    def table(user: User, lang: str) -> pd.DataFrame:
+        def read(*args, **kw):
+            return ctx.access.aggregate(user, *args, **kw)
+
+        return enterprise_table(compute_overview(ctx.store, ctx.park, ctx.now(), read), ctx.park, lang)
+
+    downloads.register(app, ctx, "overview", "enterprises-month", table)
