@@ -34,7 +34,8 @@ class Unit:
     to_base: float  # multiply a value in this unit by to_base to get the dimension's base unit
 
 
-# Base units per dimension: energy_el -> kWh, volume -> m3, mass -> kg, heat -> GJ.
+# Base units per dimension: electric_energy -> kWh, volume -> m3, mass -> kg, heat -> GJ, current -> A,
+# power -> kW.
 _UNITS: dict[str, Unit] = {
     u.symbol.lower(): u
     for u in [
@@ -51,6 +52,11 @@ _UNITS: dict[str, Unit] = {
         Unit("MJ", "heat", 1e-3),
         Unit("GJ", "heat", 1.0),
         Unit("TJ", "heat", 1e3),
+        Unit("mA", "current", 1e-3),
+        Unit("A", "current", 1.0),
+        Unit("W", "power", 1e-3),
+        Unit("kW", "power", 1.0),
+        Unit("MW", "power", 1e3),
     ]
 }
 _ALIASES = {"kwh": "kwh", "千瓦时": "kwh", "度": "kwh", "吨": "t", "立方米": "m3", "m³": "m3", "nm³": "nm3"}

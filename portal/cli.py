@@ -77,6 +77,8 @@ def fill_demo_data(store: TimeSeriesStore, park: Park, days: int, now: pd.Timest
     latest = store.latest("energy")
     if len(latest):
         start = max(start, latest["ts"].min() + pd.Timedelta("15min"))
+    if start >= now:
+        return 0  # already up to date
     written = 0
     for frame in synth_readings(park, start, now, seed=2024, gap_rate=0.002):
         written += store.write("energy", frame, source="demo").written
