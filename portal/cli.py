@@ -34,7 +34,8 @@ variables; secrets (PARKCARBON_INFLUX_PASSWORD, PARKCARBON_INFLUX_TOKEN) only fr
 
 
 def _engine(settings: Settings):
-    import portal.audit  # noqa: F401  (registers the portal's tables before they are created)
+    import carbon.records  # noqa: F401  (registers the carbon and portal tables before they are created)
+    import portal.audit  # noqa: F401
     import portal.auth  # noqa: F401
 
     return create_engine_from_url(settings.metadata_url)
