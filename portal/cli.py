@@ -69,23 +69,6 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def fill_demo_data(store: TimeSeriesStore, park: Park, days: int, now: pd.Timestamp | None = None) -> int:
-    """Fill the store with synthetic readings up to now for whatever of the last `days` days it lacks."""
-    from park.synth import synth_readings
-
-    now = (now or pd.Timestamp.now(tz="UTC")).floor("15min")
-    start = (now.tz_convert(park.tz) - pd.DateOffset(days=days)).floor("D")
-    latest = store.latest("energy")
-    if len(latest):
-        start = max(start, latest["ts"].min() + pd.Timedelta("15min"))
-    if start >= now:
-        return 0  # already up to date
-    written = 0
-    for frame in synth_readings(park, start, now, seed=2024, gap_rate=0.002):
-        written += store.write("energy", frame, source="demo").written
-    return written
-
-
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = _engine(settings)
@@ -94,8 +77,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     for username, password, role, enterprise in DEMO_ACCOUNTS:
         add_user(engine, park.id, username, password, role, enterprise, replace=True)
     print("demo accounts (user / password): " + ", ".join(f"{u} / {p}" for u, p, _, _ in DEMO_ACCOUNTS))
-    print(f"filling the demo store ({settings.embedded_path}) with the last {args.days} days ...", flush=True)
-    print(f"{fill_demo_data(store, park, args.days):,} readings written")
+    from portal.demo import fill_readings, seed_carbon
+
+    now = pd.Timestamp.now(tz="UTC")
+    days = args.days or max(60, now.tz_convert(park.tz).dayofyear)
+    print(f"filling the demo store ({settings.embedded_path}) with the last {days} days ...", flush=True)
+    print(f"{fill_readings(store, park, days, now):,} readings written")
+    seed_carbon(engine, store, park, now)
     if args.no_serve:
         store.close()
         return 0
@@ -171,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run the portal on a demo park with synthetic data (no server needed)",
                           description="Import the shipped demo park into var/demo, fill its embedded store with "
                           "realistic synthetic readings (steel-plant load shapes) up to now, and serve the portal.")
-    demo.add_argument("--days", type=int, default=60, help="days of history to generate (default 60)")
+    demo.add_argument("--days", type=int, help="days of history to generate (default: since 1 January, at least 60)")
     demo.add_argument("--data-dir", default="var/demo", help="where the demo keeps its files (default var/demo)")
     demo.add_argument("--no-serve", action="store_true", help="prepare the data and exit")
     demo.set_defaults(func=cmd_demo)

@@ -52,6 +52,16 @@ TEXT: dict[str, dict[str, str]] = {
 }
 
 
+def register(table: dict[str, dict[str, str]]) -> None:
+    """Add a page's entries to the one table; a key defined twice, or missing a language, is an error."""
+    for key, texts in table.items():
+        if key in TEXT and TEXT[key] != texts:
+            raise KeyError(f"translation key {key!r} is defined twice with different texts")
+        if set(texts) != set(LANGUAGES) or not all(texts.values()):
+            raise KeyError(f"translation key {key!r} needs non-empty texts in {', '.join(LANGUAGES)}")
+        TEXT[key] = texts
+
+
 def t(key: str, lang: str = DEFAULT_LANGUAGE) -> str:
     """The text of `key` in `lang`; an unknown key or language raises KeyError (caught by the tests)."""
     return TEXT[key][lang]
