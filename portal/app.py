@@ -16,13 +16,13 @@ from flask_login import current_user
 from portal import web
 from portal.context import PortalContext
 from portal.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
-from portal.pages import overview
+from portal.pages import load_pages
 
-PAGES = [overview]
 ASSETS = str(Path(__file__).resolve().parent.parent / "assets")
 
 
 def create_app(ctx: PortalContext, secret: str | None = None) -> dash.Dash:
+    pages = load_pages()
     app = dash.Dash(__name__, title=t("app.title", ctx.settings.language), assets_folder=ASSETS,
                     serve_locally=True, suppress_callback_exceptions=True, update_title=None)
     web.install(app.server, ctx, secret or web.secret_key(ctx.settings.data_dir, None))
@@ -53,10 +53,9 @@ def create_app(ctx: PortalContext, secret: str | None = None) -> dash.Dash:
     def render(pathname: str | None, lang: str | None):
         lang = lang if lang in LANGUAGES else DEFAULT_LANGUAGE
         user = current_user
-        pages = [p for p in PAGES if user.role in p.ROLES]
         nav = [dmc.NavLink(label=t(p.TITLE_KEY, lang), href=p.PATH, active=pathname == p.PATH,
-                           id=f"nav-{p.__name__.rsplit('.', 1)[-1]}") for p in pages]
-        page = next((p for p in PAGES if (pathname or "/") == p.PATH), None)
+                           id=f"nav-{p.__name__.rsplit('.', 1)[-1]}") for p in pages if user.role in p.ROLES]
+        page = next((p for p in pages if (pathname or "/") == p.PATH), None)
         if page is None:
             body = dmc.Alert(t("page.not_found", lang), color="gray")
         elif user.role not in page.ROLES:
@@ -67,7 +66,7 @@ def create_app(ctx: PortalContext, secret: str | None = None) -> dash.Dash:
         who = f"{user.display_name or user.username} · {t('role.' + user.role, lang)}"
         return (t("app.title", lang), park, who, t("lang.switch", lang), t("logout", lang), nav, body)
 
-    for page in PAGES:
+    for page in pages:
         if hasattr(page, "register"):
             page.register(app, ctx)
     return app
