@@ -8,10 +8,15 @@ granted it consent (none until the evidence-pack issue brings consent); a regula
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import pandas as pd
+from sqlalchemy import Engine
 
+from carbon.emissions import Accounts
 from park.model import Park
 from park.store import TimeSeriesStore
 from park.store.base import Where
@@ -22,10 +27,35 @@ class Forbidden(PermissionError):
     """The user asked for data outside its scope."""
 
 
+class TTLCache:
+    """A small time-limited memo for park-wide computations shared by all users' (scoped) views."""
+
+    def __init__(self, ttl_s: float, max_items: int = 64) -> None:
+        self.ttl_s, self.max_items = ttl_s, max_items
+        self._items: dict = {}
+        self._lock = threading.Lock()
+
+    def get(self, key, compute: Callable):
+        now = time.monotonic()
+        with self._lock:
+            hit = self._items.get(key)
+            if hit and now - hit[0] < self.ttl_s:
+                return hit[1]
+        value = compute()
+        with self._lock:
+            if len(self._items) >= self.max_items:
+                self._items.pop(min(self._items, key=lambda k: self._items[k][0]))
+            self._items[key] = (now, value)
+        return value
+
+
 class DataAccess:
-    def __init__(self, store: TimeSeriesStore, park: Park, consents: Callable[[User], set[str]] | None = None) -> None:
+    def __init__(self, store: TimeSeriesStore, park: Park, engine: Engine | None = None,
+                 consents: Callable[[User], set[str]] | None = None, cache_ttl_s: float = 60.0) -> None:
         self.store = store
         self.park = park
+        self.engine = engine
+        self._cache = TTLCache(cache_ttl_s)
         self._consents = consents or (lambda user: set())
         self._series_enterprise = {s.id: s.enterprise for s in park.catalog().series}
         self._workshop_enterprise = {w.id: w.enterprise for w in park.workshops}
@@ -67,6 +97,58 @@ class DataAccess:
 
     def points(self, user: User, measurement: str, start, end, where: Where | None = None) -> pd.DataFrame:
         return self.store.points(measurement, start, end, where=self._where(user, where))
+
+    # ---- carbon figures: computed park-wide once (cached briefly), then cut to the user's scope ----------------
+    def accounts(self, user: User, start, end, period_kind: str = "month") -> Accounts:
+        """Energy and Scope 1 + 2 accounts over [start, end); an enterprise user gets its own rows only (no park
+        totals, which would reveal the others' sum)."""
+        from carbon.pipeline import account_park
+
+        key = ("accounts", pd.Timestamp(start).isoformat(), pd.Timestamp(end).isoformat(), period_kind)
+        acc = self._cache.get(key, lambda: account_park(self.store, self.engine, self.park, start, end, period_kind,
+                                                        strict=False))
+        allowed = self.scope(user)
+        if allowed is None:
+            return acc
+
+        def cut(frame: pd.DataFrame) -> pd.DataFrame:
+            if "enterprise" not in frame.columns:
+                return frame.iloc[0:0]
+            return frame[frame["enterprise"].isin(allowed)].reset_index(drop=True)
+
+        totals = acc.totals[(acc.totals["level"] != "park") & acc.totals["enterprise"].isin(allowed)]
+        return replace(acc, lines=cut(acc.lines), totals=totals.reset_index(drop=True), issues=cut(acc.issues),
+                       fallbacks=cut(acc.fallbacks))
+
+    def ledger(self, user: User, year: int) -> pd.DataFrame:
+        from carbon import records
+
+        ledger = records.load_ledger(self.engine, self.park.id, year)
+        allowed = self.scope(user)
+        return ledger if allowed is None else ledger[ledger["enterprise"].isin(allowed)].reset_index(drop=True)
+
+    def quota_positions(self, user: User, year: int, now, carbon_price_cny_per_t: float,
+                        projection: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Each visible enterprise's quota position for `year`, emissions (location-based Scope 1 + 2) to `now`."""
+        from carbon import records
+        from carbon.quota import position
+
+        start = pd.Timestamp(year, 1, 1, tz=self.park.tz)
+        end = min(pd.Timestamp(now).tz_convert(self.park.tz).floor("15min"),
+                  pd.Timestamp(year + 1, 1, 1, tz=self.park.tz))
+        ledger = self.ledger(user, year)
+        if end <= start:
+            emissions = pd.DataFrame({"enterprise": ledger["enterprise"].unique(), "year": year,
+                                      "emissions_t_co2e": 0.0})
+        else:
+            ent = self.accounts(user, start, end, "month").totals_at("enterprise")
+            emissions = (ent.groupby("enterprise")["total_location_t_co2e"].sum(min_count=1)
+                         .rename("emissions_t_co2e").reset_index().assign(year=year))
+        plans = records.load_quota_plans(self.engine, self.park.id, year)
+        allowed = self.scope(user)
+        plans = [p for p in plans if allowed is None or p.enterprise in allowed]
+        out = position(ledger, emissions, carbon_price_cny_per_t, plans, projection=projection)
+        return out if allowed is None else out[out["enterprise"].isin(allowed)].reset_index(drop=True)
 
     def quarantined(self, user: User) -> pd.DataFrame:
         q = self.store.quarantined()

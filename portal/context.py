@@ -24,7 +24,7 @@ class PortalContext:
     access: DataAccess = field(init=False)
 
     def __post_init__(self) -> None:
-        self.access = DataAccess(self.store, self.park)
+        self.access = DataAccess(self.store, self.park, self.engine)
 
     def now(self) -> datetime:
         return pd.Timestamp(self.clock()).tz_convert(self.park.tz)

@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 
+import carbon.records  # noqa: F401  (the carbon tables)
 from park.metadata import create_engine_from_url, import_park
 from park.model import Enterprise, Meter, Park
 from park.settings import Settings
@@ -146,3 +147,24 @@ def test_scopes_by_role(ctx):
     assert ctx.access.aggregate(bank, "energy", *day, "day", by=["enterprise"]).empty  # no consent yet
     assert sorted(ctx.access.aggregate(reg, "energy", *day, "day", by=["enterprise"])["enterprise"]) == ["E1", "E2"]
     assert reg.role is Role.REGULATOR
+
+
+def test_carbon_figures_are_cut_to_the_users_scope(ctx):
+    from carbon import records
+    from carbon.quota import QuotaPlan
+
+    for e, allowances in (("E1", 100.0), ("E2", 0.1)):  # E2 emits 336 kWh x ~0.56 t/MWh = ~0.19 t
+        records.record_quota_plan(ctx.engine, "p", QuotaPlan.absolute(e, 2024, allowances), actor="test")
+        records.record_movement(ctx.engine, "p", e, 2024, "allocation", allowances, actor="test")
+    alpha, admin = load_user(ctx.engine, "alpha"), load_user(ctx.engine, "admin")
+    day = (NOW.floor("D"), NOW.floor("h"))
+    mine = ctx.access.accounts(alpha, *day, "day")
+    assert set(mine.totals["enterprise"]) == {"E1"} and "park" not in set(mine.totals["level"])
+    assert set(mine.lines["enterprise"]) == {"E1"}
+    everyone = ctx.access.accounts(admin, *day, "day")
+    assert {"E1", "E2"} <= set(everyone.totals["enterprise"].dropna()) and "park" in set(everyone.totals["level"])
+    pos = ctx.access.quota_positions(alpha, 2024, NOW, 97.49)
+    assert pos["enterprise"].tolist() == ["E1"]
+    assert ctx.access.ledger(alpha, 2024)["enterprise"].tolist() == ["E1"]
+    both = ctx.access.quota_positions(admin, 2024, NOW, 97.49).set_index("enterprise")
+    assert both.loc["E2", "status"] == "deficit" and both.loc["E1", "status"] == "surplus"
