@@ -127,6 +127,15 @@ class DataAccess:
         allowed = self.scope(user)
         return ledger if allowed is None else ledger[ledger["enterprise"].isin(allowed)].reset_index(drop=True)
 
+    def output_values(self, user: User, start, end) -> pd.DataFrame:
+        """Recorded monthly output value (产值, 10k CNY) per visible enterprise, months in [start, end)."""
+        from carbon import records
+
+        out = records.load_output_values(self.engine, self.park.id, pd.Timestamp(start).date(),
+                                         pd.Timestamp(end).date())
+        allowed = self.scope(user)
+        return out if allowed is None else out[out["enterprise"].isin(allowed)].reset_index(drop=True)
+
     def quota_positions(self, user: User, year: int, now, carbon_price_cny_per_t: float,
                         projection: pd.DataFrame | None = None) -> pd.DataFrame:
         """Each visible enterprise's quota position for `year`, emissions (location-based Scope 1 + 2) to `now`."""

@@ -1,5 +1,6 @@
-"""Park overview (admin, regulator): energy by carrier today and this month with units, periods and data
-coverage; daily electricity with coverage; enterprises' energy and coverage this month."""
+"""Park overview (admin, regulator): live load; this month's comprehensive energy, emissions (location- and
+market-based) and intensity; energy mix; daily electricity; enterprise ranking by emissions and by intensity with
+grades and quota status; energy by carrier with units, periods and data coverage everywhere."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from datetime import datetime
 
 import pandas as pd
 import plotly.graph_objects as go
-from dash import dash_table, dcc, html
+from dash import Input, Output, State, dash_table, dcc, html
+from flask_login import current_user
 
 from park.model import Park
 from park.store import TimeSeriesStore
@@ -101,10 +103,18 @@ def render_overview(ov: Overview, park: Park, lang: str) -> list:
         html.H3(t("table.enterprises", lang)),
         html.P(period + t("coverage.note", lang), className="note"),
         downloads.buttons("overview", lang),
-        dash_table.DataTable(id="enterprise-table", data=table.to_dict("records"),
-                             columns=[{"id": c, "name": c} for c in table.columns],
-                             sort_action="native", page_size=20, style_cell={"textAlign": "left"}),
+        data_table("enterprise-table", table, percent=[t("col.coverage", lang)]),
     ]
+
+
+def data_table(table_id: str, frame: pd.DataFrame, percent: list[str] = ()) -> dash_table.DataTable:
+    """A sortable table; shares shown as percentages (the download keeps the numbers)."""
+    pct = dash_table.FormatTemplate.percentage(1)
+    columns = [{"id": c, "name": c, **({"type": "numeric", "format": pct} if c in percent else {})}
+               for c in frame.columns]
+    return dash_table.DataTable(id=table_id, data=frame.to_dict("records"), columns=columns, sort_action="native",
+                                page_size=20, style_table={"overflowX": "auto"},
+                                style_cell={"textAlign": "left", "fontFamily": "inherit", "fontSize": 13})
 
 
 def enterprise_table(ov: Overview, park: Park, lang: str) -> pd.DataFrame:
@@ -120,12 +130,122 @@ def enterprise_table(ov: Overview, park: Park, lang: str) -> pd.DataFrame:
     })
 
 
+@dataclass
+class CarbonOverview:
+    """Carbon figures of the overview: this month to date, the last complete month's ranking, the year's quotas."""
+
+    month: pd.Series  # the park's totals row (energy_tce, scope1/2, totals, coverage)
+    mix: pd.DataFrame  # carrier, tce, coverage
+    ranking: pd.DataFrame  # enterprise, emissions_t_co2e, energy_tce, output_value_10k_cny, intensity, grade, rank
+    ranking_period: str
+    quota: pd.DataFrame  # enterprise, used_share, remaining_t, status, warning
+    live: pd.DataFrame  # ts, kw (park electricity, the latest complete quarter hours)
+
+
+def compute_carbon(ctx, user: User) -> CarbonOverview:
+    from carbon.intensity import grade_enterprises, intensities
+
+    now = ctx.now()
+    to_now = now.floor("15min")
+    month = pd.Timestamp(now.year, now.month, 1, tz=ctx.park.tz)
+    acc = ctx.access.accounts(user, month, to_now, "month")
+    park = acc.totals_at("park")
+    month_row = park.iloc[0] if len(park) else pd.Series(dtype=object)
+    lines = acc.lines
+    mix = (lines.groupby("carrier").agg(tce=("tce", lambda v: v.sum(min_count=1)), measured=("measured", "sum"),
+                                        expected=("expected", "sum")).reset_index() if len(lines) else
+           pd.DataFrame(columns=["carrier", "tce", "measured", "expected"]))
+    mix["coverage"] = mix["measured"] / mix["expected"].where(mix["expected"] > 0)
+    last_start = month - pd.DateOffset(months=1)
+    last = ctx.access.accounts(user, last_start, month, "month")
+    outputs = ctx.access.output_values(user, last_start, month)
+    industries = {e.id: e.industry for e in ctx.park.enterprises}
+    ranked = grade_enterprises(intensities(last, outputs, "location", industries)) if len(
+        last.totals_at("enterprise")) else pd.DataFrame()
+    quota = ctx.access.quota_positions(user, now.year, now, CARBON_PRICE_CNY_PER_T)
+    live = ctx.access.aggregate(user, "energy", to_now - pd.Timedelta("2h"), to_now, "15min",
+                                where={"carrier": "electricity"})
+    live = live.assign(kw=live["value"] * 4.0)[["start", "kw", "coverage"]]
+    return CarbonOverview(month_row, mix[["carrier", "tce", "coverage"]], ranked, f"{last_start:%Y-%m}", quota, live)
+
+
+def _live_tile(live: pd.DataFrame, lang: str) -> html.Div:
+    done = live[live["coverage"] > 0]
+    if done.empty:
+        return _kpi(t("kpi.live_power", lang), "—", "kW", t("no_data", lang))
+    row = done.iloc[-1]
+    return _kpi(t("kpi.live_power", lang), _fmt(row["kw"], 0), "kW",
+                f"{row['start']:%H:%M}–{row['start'] + pd.Timedelta('15min'):%H:%M} · {t('kpi.coverage', lang)} "
+                f"{_pct(row['coverage'])}")
+
+
+def ranking_table(co: CarbonOverview, park: Park, quota: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """Enterprises ranked by emissions (last complete month), with intensity, grade and this year's quota use."""
+    names = {e.id: (e.name if lang == "zh-CN" else e.name_en or e.name) for e in park.enterprises}
+    if co.ranking.empty:
+        return pd.DataFrame(columns=[t(k, lang) for k in RANK_COLUMNS])
+    r = co.ranking.sort_values("emissions_t_co2e", ascending=False)
+    q = quota.set_index("enterprise") if len(quota) else pd.DataFrame()
+    used = r["enterprise"].map(q["used_share"]) if "used_share" in q else pd.Series(float("nan"), index=r.index)
+    status = r["enterprise"].map(q["status"]) if "status" in q else pd.Series("", index=r.index)
+    grade = r["grade_zh"] if lang == "zh-CN" else r["grade_en"]
+    return pd.DataFrame({
+        t("col.enterprise", lang): r["enterprise"].map(names),
+        t("col.emissions_t", lang): r["emissions_t_co2e"].round(2),
+        t("col.energy_tce", lang): r["energy_tce"].round(2),
+        t("col.output_value", lang): r["output_value_10k_cny"].round(2),
+        t("col.intensity", lang): r["t_co2e_per_10k_cny"].round(4),
+        t("col.grade", lang): grade,
+        t("col.rank", lang): r["rank"],
+        t("col.coverage", lang): r["coverage"].round(4),
+        t("col.quota_used", lang): used.round(4),
+        t("col.quota_status", lang): status.map(lambda v: t(f"quota.{v}", lang) if isinstance(v, str) and v else ""),
+    })
+
+
+RANK_COLUMNS = ["col.enterprise", "col.emissions_t", "col.energy_tce", "col.output_value", "col.intensity",
+                "col.grade", "col.rank", "col.coverage", "col.quota_used", "col.quota_status"]
+CARBON_PRICE_CNY_PER_T = 97.49  # national ETS close at the end of 2024 (docs/methodology.md); a park setting later
+
+
+def render_carbon(co: CarbonOverview, park: Park, lang: str) -> list:
+    m = co.month
+    cov = t("kpi.coverage", lang)
+    note = f"{t('period.month_to_date', lang)} · {cov} {_pct(m.get('coverage', float('nan')))}"
+    alerts = int((co.quota["used_share"] >= 0.8).sum()) if len(co.quota) else 0
+    cards = html.Div(className="kpis", id="carbon-kpis", children=[
+        html.Div(id="live-power", children=_live_tile(co.live, lang)),
+        _kpi(t("kpi.energy_tce", lang), _fmt(m.get("energy_tce", float("nan"))), "tce", note),
+        _kpi(t("kpi.emissions_location", lang), _fmt(m.get("total_location_t_co2e", float("nan"))), "tCO2e", note),
+        _kpi(t("kpi.emissions_market", lang), _fmt(m.get("total_market_t_co2e", float("nan"))), "tCO2e", note),
+        _kpi(t("kpi.quota_alerts", lang), str(alerts), t("unit.enterprises", lang),
+             t("kpi.quota_alerts_note", lang)),
+    ])
+    mix = go.Figure(go.Bar(x=[t("carrier." + c, lang) for c in co.mix["carrier"]], y=co.mix["tce"],
+                           customdata=co.mix["coverage"] * 100,
+                           hovertemplate="%{x}: %{y:,.2f} tce · " + cov + " %{customdata:.1f}%<extra></extra>"))
+    mix.update_layout(title=t("chart.mix", lang), yaxis_title="tce", height=320,
+                      margin={"l": 60, "r": 20, "t": 50, "b": 40})
+    table = ranking_table(co, park, co.quota, lang)
+    return [
+        cards,
+        dcc.Graph(figure=mix, id="energy-mix", config={"displaylogo": False}),
+        html.H3(t("table.ranking", lang)),
+        html.P(f"{t('period', lang)}: {co.ranking_period} ({park.timezone}); {t('ranking.note', lang)}",
+               className="note"),
+        downloads.buttons("ranking", lang),
+        data_table("ranking-table", table, percent=[t("col.coverage", lang), t("col.quota_used", lang)]),
+    ]
+
+
 def layout(ctx, user: User, lang: str) -> html.Div:
     def read(*args, **kw):
         return ctx.access.aggregate(user, *args, **kw)
 
     ov = compute_overview(ctx.store, ctx.park, ctx.now(), read)
-    return html.Div([dcc.Interval(id="overview-tick", interval=60_000), *render_overview(ov, ctx.park, lang)])
+    co = compute_carbon(ctx, user)
+    return html.Div([dcc.Interval(id="overview-tick", interval=60_000), *render_carbon(co, ctx.park, lang),
+                     *render_overview(ov, ctx.park, lang)])
 
 
 def register(app, ctx) -> None:
@@ -136,3 +256,16 @@ def register(app, ctx) -> None:
         return enterprise_table(compute_overview(ctx.store, ctx.park, ctx.now(), read), ctx.park, lang)
 
     downloads.register(app, ctx, "overview", "enterprises-month", table)
+    def ranking(user: User, lang: str) -> pd.DataFrame:
+        co = compute_carbon(ctx, user)
+        return ranking_table(co, ctx.park, co.quota, lang)
+
+    downloads.register(app, ctx, "ranking", "ranking", ranking)
+
+    @app.callback(Output("live-power", "children"), Input("overview-tick", "n_intervals"), State("lang", "data"),
+                  prevent_initial_call=True)
+    def live(_: int, lang: str):
+        now = ctx.now().floor("15min")
+        frame = ctx.access.aggregate(current_user, "energy", now - pd.Timedelta("2h"), now, "15min",
+                                     where={"carrier": "electricity"})
+        return _live_tile(frame.assign(kw=frame["value"] * 4.0), lang or "zh-CN")
