@@ -44,6 +44,14 @@ class SubmitResult:
     events: list[dict] = field(default_factory=list)  # flags such as meter.reset, meter.gap
 
 
+def _numbers(values: list) -> pd.Series:
+    """Floats when every value is a real number (the usual case: fast validation), else the raw objects so that
+    validation can name the bad ones."""
+    if all(type(v) in (float, int) for v in values):
+        return pd.Series(values, dtype="float64")
+    return pd.Series(values, dtype=object)
+
+
 class Pipeline:
     """Turns raw readings into spooled interval values.  Thread-safe (sources run in several threads)."""
 
@@ -68,11 +76,14 @@ class Pipeline:
             groups[(r.measurement, r.kind)].append(r)
         frames = []
         for (measurement, kind), batch in groups.items():
+            def column(values: list) -> pd.Series:  # object columns: no costly per-element type inference
+                return pd.Series(values, dtype=object)
+
             frame = pd.DataFrame({
-                "ts": [r.ts for r in batch], "series": [r.series for r in batch],
-                "value": [r.value for r in batch], "unit": [r.unit for r in batch],
-                "quality": [r.quality for r in batch], "line": [r.line for r in batch],
-                "source": [r.source for r in batch]}).astype({"line": "object", "ts": "object"})
+                "ts": column([r.ts for r in batch]), "series": column([r.series for r in batch]),
+                "value": _numbers([r.value for r in batch]), "unit": column([r.unit for r in batch]),
+                "quality": column([r.quality for r in batch]), "line": column([r.line for r in batch]),
+                "source": column([r.source for r in batch])})
             if frame["unit"].isna().all():
                 frame = frame.drop(columns=["unit"])
             frames.append((measurement, Kind(kind), frame))
@@ -133,8 +144,8 @@ class Pipeline:
             limits = self._limits(series)
             for r in readings.itertuples():
                 ts_ns = int(r.ts.value)
-                st, intervals, events, accepted = step(st, ts_ns, float(r.value), limits)
-                for ev in events:
+                st, intervals, found, accepted = step(st, ts_ns, float(r.value), limits)
+                for ev in found:
                     if ev.code in ("reading.spike", "reading.out_of_order", "reading.duplicate"):
                         rejects.append(self._reject("energy", r, ev.code, ev.detail))
                     else:

@@ -63,9 +63,12 @@ class Spool:
             ts_ns = pd.to_datetime(rows["ts"], utc=True).astype("datetime64[ns, UTC]").astype("int64")
             line = rows["line"] if "line" in rows else pd.Series([None] * len(rows))
             source = rows["source"] if "source" in rows else pd.Series([None] * len(rows))
-            records = list(zip(rows["measurement"], rows["series"], ts_ns.tolist(),
-                               rows["value"].astype(float).tolist(), rows["quality"], source.tolist(),
-                               [None if pd.isna(v) else int(v) for v in line], strict=True))
+            def listed(col: pd.Series) -> list:
+                return col.to_numpy(dtype=object).tolist()
+
+            records = list(zip(listed(rows["measurement"]), listed(rows["series"]), ts_ns.tolist(),
+                               rows["value"].astype(float).tolist(), listed(rows["quality"]), listed(source),
+                               [None if pd.isna(v) else int(v) for v in listed(line)], strict=True))
         rej = [(r.get("measurement"), r.get("source"), r.get("row"), r.get("line"), r.get("series"), r.get("ts"),
                 r.get("value"), r["code"], r["reason"]) for r in rejects]
         with self._lock:

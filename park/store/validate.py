@@ -52,8 +52,12 @@ def _timestamps(raw: pd.Series) -> tuple[pd.Series, pd.Series, pd.Series]:
         return ts, raw.isna(), pd.Series(False, index=raw.index)
     if pd.api.types.is_datetime64_dtype(raw.dtype):
         return pd.Series(pd.NaT, index=raw.index, dtype="datetime64[ns, UTC]"), raw.isna(), ~raw.isna()
-    # Mixed objects or strings: decide row by row whether a zone is given.
     values = raw.to_numpy(dtype=object)
+    if len(values) and all(isinstance(v, datetime) and v.tzinfo is not None for v in values):
+        # Aware datetimes from a source (the common case): one vectorised conversion.
+        return pd.Series(pd.to_datetime(values, utc=True), index=raw.index), pd.Series(False, index=raw.index), \
+            pd.Series(False, index=raw.index)
+    # Mixed objects or strings: decide row by row whether a zone is given.
     out = np.empty(n, dtype="datetime64[ns]")
     bad = np.zeros(n, dtype=bool)
     naive = np.zeros(n, dtype=bool)

@@ -103,3 +103,14 @@ def test_every_rule_code_is_documented_and_the_store_uses_catalogued_codes():
     doc = (Path(__file__).resolve().parents[2] / "docs" / "quality-rules.md").read_text(encoding="utf-8")
     assert all(f"`{code}`" in doc for code in RULES)
     assert set(STORE_RULES) <= set(RULES)
+
+
+def test_a_counter_reset_is_reported_as_an_event_and_energy_kept(parts):
+    spool, store, pipe, writer = parts
+    res = pipe.submit([register("M1", 0, 500.0), register("M1", 15, 510.0), register("M1", 30, 4.0),
+                       register("M1", 45, 8.0)])
+    assert [e["code"] for e in res.events] == ["meter.reset"]
+    writer.drain()
+    pts = store.points("energy", T0, T0 + pd.Timedelta("1h"))
+    assert pts["value"].tolist() == [10.0, 4.0, 4.0]
+    assert pts["quality"].tolist() == ["measured", "estimated", "measured"]

@@ -23,7 +23,7 @@ from tests.support.servers import free_port, require_executable, wait_for_port
 class MosquittoServer:
     """Start, stop and restart one mosquitto; clients connect to 127.0.0.1:`port`."""
 
-    def __init__(self, binary: str | None = None) -> None:
+    def __init__(self, binary: str | None = None, extra_config: str = "") -> None:
         sbin = Path("/usr/sbin/mosquitto")  # Debian's place, off a non-root user's PATH
         self.binary = binary or (str(sbin) if sbin.exists() else require_executable("mosquitto", "mosquitto"))
         self.root = Path(tempfile.mkdtemp(prefix="parkcarbon-mosquitto-"))
@@ -39,7 +39,7 @@ class MosquittoServer:
             "max_queued_messages 10000\n"  # the default 1000 would drop messages queued for an absent client
             f"user {getpass.getuser()}\n"  # as root mosquitto would switch to user 'mosquitto' and lose the folder
             f"log_dest file {self.root / 'mosquitto.log'}\n"
-            "log_type error\nlog_type warning\nlog_type notice\n")
+            "log_type error\nlog_type warning\nlog_type notice\n" + extra_config)
 
     def start(self) -> MosquittoServer:
         log = open(self.root / "stdout.log", "ab")  # noqa: SIM115 (kept open for the process' life)
