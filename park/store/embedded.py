@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from park.model import SeriesCatalog
 from park.store.base import TimeSeriesStore
@@ -83,7 +84,7 @@ class EmbeddedStore(TimeSeriesStore):
         lo, hi = batch["ts"].min().to_pydatetime(), batch["ts"].max().to_pydatetime()
         with self._write_lock:
             con = self._con
-            con.register("_batch", batch)
+            con.register("_batch", pa.Table.from_pandas(batch, preserve_index=False))  # arrow: scanned without the GIL
             try:
                 con.execute("BEGIN")
                 overlap = con.execute(

@@ -1,0 +1,383 @@
+"""Store ingest benchmark: readings/s through the store interface, embedded and InfluxDB, against the raw limit.
+
+    python -m bench.ingest [--readings 1000000] [--repeats 3] [--backends embedded,influx]
+
+One set of synthetic readings (2 000 meters x 500 intervals by default, from park.synth) is made once.  Each
+repeat then runs, side by side and in a rotating order:
+
+* embedded   - EmbeddedStore.write into a fresh DuckDB file, in batches (validation + insert + roll-ups);
+* influx     - InfluxStore.write into a fresh database of a real influxd started here (validation,
+               serialisation, HTTP); the roll-up refresh that this backend defers is timed on its own;
+* influx_raw - the same readings pre-serialised to line protocol before the clock starts, posted with
+               InfluxStore.write_lines (same batch size, gzip and requests in flight): what the server and
+               the HTTP path alone allow, the ceiling for `influx`.
+
+Reported: the median readings/s of each over the repeats, the ratio influx/influx_raw, the median roll-up
+refresh time, and a one-off breakdown of the client-side CPU work (validation, serialisation) that explains
+the gap.  Goals: embedded >= 300 000 readings/s; influx >= 70 % of influx_raw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import cProfile
+import io
+import json
+import math
+import os
+import pstats
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+import park.store.base as base_module
+import park.store.influx as influx_module
+from bench import OUT, machine_info, print_machine
+from park.model import Park
+from park.store.embedded import EmbeddedStore
+from park.store.influx import InfluxConfig, InfluxStore
+from park.store.lineprotocol import best_precision, serialise
+from park.store.validate import validate
+from park.synth import synth_park, synth_readings
+
+MEASUREMENT = "energy"
+START = pd.Timestamp("2024-03-04 00:00", tz="Asia/Shanghai")  # an ordinary Monday, no holiday near
+GOAL_EMBEDDED = 300_000
+GOAL_RATIO = 0.70
+
+
+def make_readings(n: int, enterprises: int, meters_per_enterprise: int, seed: int) -> tuple[Park, pd.DataFrame]:
+    """The benchmark park and its first n readings in time order (all meters at each 15-minute step)."""
+    park = synth_park(enterprises, meters_per_enterprise, seed)
+    steps = math.ceil(n / len(park.meters))
+    end = START + pd.Timedelta(minutes=15 * steps)
+    frame = pd.concat(synth_readings(park, START, end, seed, chunk="year"), ignore_index=True).iloc[:n]
+    # Plain strings, as a collector would hand them over (the generator's categoricals would flatter us).
+    frame = frame.astype({"series": object, "quality": object})
+    return park, frame
+
+
+def batches(frame: pd.DataFrame, size: int) -> list[pd.DataFrame]:
+    return [frame.iloc[i:i + size].reset_index(drop=True) for i in range(0, len(frame), size)]
+
+
+class Bench:
+    """The three runs, sharing one set of readings and one influxd."""
+
+    def __init__(self, park: Park, frame: pd.DataFrame, batch_size: int, influx_url: str | None,
+                 workdir: Path) -> None:
+        self.park, self.frame, self.catalog = park, frame, park.catalog()
+        self.parts = batches(frame, batch_size)
+        self.influx_url = influx_url
+        self.workdir = workdir
+        self.lines: list[str] = []
+        self.precision = "s"
+        if influx_url:
+            valid = validate(frame, MEASUREMENT, self.catalog).frame
+            self.precision = best_precision(valid["ts"])
+            self.lines = serialise(MEASUREMENT, valid, self.precision)
+
+    def embedded(self, r: int) -> dict[str, float]:
+        path = self.workdir / f"ingest-{r}.duckdb"
+        store = EmbeddedStore(path, self.catalog, self.park.timezone)
+        try:
+            t0 = time.perf_counter()
+            written = sum(store.write(MEASUREMENT, b).written for b in self.parts)
+            elapsed = time.perf_counter() - t0
+            stored = store._cur.execute("SELECT count(*) FROM points").fetchone()[0]
+        finally:
+            store.close()
+            path.unlink(missing_ok=True)
+        self._check("embedded", written, stored)
+        return {"seconds": elapsed, "readings_per_s": written / elapsed}
+
+    def _influx(self, database: str) -> InfluxStore:
+        return InfluxStore(InfluxConfig(url=self.influx_url, database=database, timeout_s=60), self.catalog,
+                           self.park.timezone)
+
+    def _count_and_drop(self, store: InfluxStore) -> int:
+        res = store.query(f'SELECT count("value") FROM "{MEASUREMENT}"')
+        n = int(res[0]["series"][0]["values"][0][1]) if res and res[0].get("series") else 0
+        store.query(f'DROP DATABASE "{store.config.database}"', db=False)
+        store.close()
+        return n
+
+    def influx(self, r: int) -> dict[str, float]:
+        store = self._influx(f"bench_ours_{r}")  # creating the database is not timed
+        t0 = time.perf_counter()
+        written = sum(store.write(MEASUREMENT, b).written for b in self.parts)
+        elapsed = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        ranges = store.refresh_rollups()
+        rollup = time.perf_counter() - t1
+        self._check("influx", written, self._count_and_drop(store))
+        return {"seconds": elapsed, "readings_per_s": written / elapsed, "rollup_s": rollup,
+                "rollup_ranges": ranges}
+
+    def influx_raw(self, r: int) -> dict[str, float]:
+        store = self._influx(f"bench_raw_{r}")
+        t0 = time.perf_counter()
+        written = store.write_lines(self.lines, self.precision)
+        elapsed = time.perf_counter() - t0
+        self._check("influx_raw", written, self._count_and_drop(store))
+        return {"seconds": elapsed, "readings_per_s": written / elapsed}
+
+    def _check(self, name: str, written: int, stored: int) -> None:
+        if written != len(self.frame) or stored != len(self.frame):
+            raise RuntimeError(f"{name}: wrote {written}, store holds {stored}, expected {len(self.frame)}")
+
+    def breakdown(self) -> dict[str, float]:
+        """Client-side CPU of the influx path, per step over all batches: what ours does beyond raw."""
+        t0 = time.perf_counter()
+        valid = [validate(b, MEASUREMENT, self.catalog).frame for b in self.parts]
+        t1 = time.perf_counter()
+        lines = [serialise(MEASUREMENT, v, best_precision(v["ts"])) for v in valid]
+        t2 = time.perf_counter()
+        import gzip
+
+        for ls in lines:
+            for i in range(0, len(ls), 10_000):
+                gzip.compress("\n".join(ls[i:i + 10_000]).encode(), compresslevel=1)
+        t3 = time.perf_counter()
+        return {"validate_s": t1 - t0, "serialise_s": t2 - t1, "join_gzip_s": t3 - t2}
+
+
+class _TimedConnection:
+    """Wraps the embedded store's DuckDB connection, adding up the time of each kind of SQL statement."""
+
+    def __init__(self, con: object, totals: collections.Counter) -> None:
+        self._con, self._totals = con, totals
+
+    def execute(self, sql: str, *args: object) -> object:
+        t0 = time.perf_counter()
+        try:
+            return self._con.execute(sql, *args)
+        finally:
+            self._totals["sql " + " ".join(sql.split()[:3])] += time.perf_counter() - t0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._con, name)
+
+
+def statements(bench: Bench) -> dict[str, dict[str, float]]:
+    """One more run of each store with every SQL / InfluxQL statement and the client steps timed apart."""
+    out: dict[str, dict[str, float]] = {}
+    totals: collections.Counter = collections.Counter()
+    path = bench.workdir / "statements.duckdb"
+    store = EmbeddedStore(path, bench.catalog, bench.park.timezone)
+    store._con = _TimedConnection(store._con, totals)
+    real_validate = base_module.validate
+
+    def timed_validate(*a: object, **k: object) -> object:
+        t0 = time.perf_counter()
+        try:
+            return real_validate(*a, **k)
+        finally:
+            totals["validate"] += time.perf_counter() - t0
+
+    base_module.validate = timed_validate
+    try:
+        t0 = time.perf_counter()
+        for b in bench.parts:
+            store.write(MEASUREMENT, b)
+        totals["total write"] = time.perf_counter() - t0
+        out["embedded"] = dict(totals.most_common())
+        if bench.influx_url:
+            totals.clear()
+            real_serialise = influx_module.serialise
+
+            def timed_serialise(*a: object, **k: object) -> object:
+                t0 = time.perf_counter()
+                try:
+                    return real_serialise(*a, **k)
+                finally:
+                    totals["serialise"] += time.perf_counter() - t0
+
+            influx_module.serialise = timed_serialise
+            try:
+                ist = bench._influx("bench_statements")
+                t0 = time.perf_counter()
+                for b in bench.parts:
+                    ist.write(MEASUREMENT, b)
+                totals["total write"] = time.perf_counter() - t0
+                real_query = ist.query
+
+                def timed_query(q: str, **kw: object) -> list[dict]:
+                    res: list[dict] = []
+                    for part in q.split(";"):  # the refresh sends several statements at once: time each
+                        words = part.split()
+                        key = " ".join(words[:3]) if words[0] == "DELETE" else words[0]
+                        if " INTO " in part:
+                            key += " INTO " + part.split(" INTO ")[1].split()[0]
+                        t0 = time.perf_counter()
+                        res += real_query(part, **kw)
+                        totals["influxql " + key] += time.perf_counter() - t0
+                    return res
+
+                ist.query = timed_query
+                t0 = time.perf_counter()
+                ist.refresh_rollups()
+                totals["total roll-up refresh"] = time.perf_counter() - t0
+                ist.query = real_query
+                bench._count_and_drop(ist)
+                out["influx"] = dict(totals.most_common())
+            finally:
+                influx_module.serialise = real_serialise
+    finally:
+        base_module.validate = real_validate
+        store.close()
+        path.unlink(missing_ok=True)
+    for name, t in out.items():
+        print(f"\n--- {name}: time per step and statement, one run ---")
+        for k, v in t.items():
+            print(f"{v:8.2f} s  {k}")
+    return out
+
+
+def profile(run: Callable[[int], dict], label: str, top: int = 18) -> str:
+    """cProfile of one run, the functions with the most own time."""
+    prof = cProfile.Profile()
+    prof.enable()
+    run(99)
+    prof.disable()
+    out = io.StringIO()
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(top)
+    text = out.getvalue()
+    print(f"\n--- profile of one {label} run (own time) ---")
+    print(text[text.find("ncalls") - 3:] if "ncalls" in text else text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--readings", type=int, default=1_000_000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--backends", default="embedded,influx", help="comma-separated: embedded, influx")
+    ap.add_argument("--batch", type=int, default=100_000, help="readings per store.write call")
+    ap.add_argument("--enterprises", type=int, default=200)
+    ap.add_argument("--meters-per-enterprise", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--profile", action="store_true", help="also cProfile one run of each store")
+    ap.add_argument("--statements", action="store_true",
+                    help="also time each SQL/InfluxQL statement and client step of one more run of each store")
+    ap.add_argument("--out", type=Path, default=OUT / "ingest.json")
+    args = ap.parse_args(argv)
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = set(backends) - {"embedded", "influx"}
+    if unknown:
+        ap.error(f"unknown backend(s) {', '.join(sorted(unknown))}")
+
+    info = machine_info()
+    print_machine(info)
+    t0 = time.perf_counter()
+    park, frame = make_readings(args.readings, args.enterprises, args.meters_per_enterprise, args.seed)
+    print(f"readings: {len(frame):,} ({len(park.meters)} meters x {frame['ts'].nunique()} intervals from "
+          f"{frame['ts'].min()}), made in {time.perf_counter() - t0:.1f} s; batches of {args.batch:,}")
+
+    server = None
+    notes: list[str] = []
+    if "influx" in backends:
+        if shutil.which("influxd") is None:
+            notes.append("influxd not found (install the Debian package influxdb): influx backends skipped")
+            print(notes[-1])
+            backends.remove("influx")
+        else:
+            from tests.support.influx import InfluxServer
+
+            server = InfluxServer().start()
+            print(f"influxd started at {server.url} (data in {server.root})")
+    workdir = Path(tempfile.mkdtemp(prefix="parkcarbon-bench-"))
+    runs: dict[str, list[dict]] = {}
+    profiles: dict[str, str] = {}
+    steps: dict[str, dict[str, float]] = {}
+    breakdown: dict[str, float] = {}
+    try:
+        t0 = time.perf_counter()
+        bench = Bench(park, frame, args.batch, server.url if server else None, workdir)
+        if server:
+            print(f"raw line protocol serialised before timing in {time.perf_counter() - t0:.1f} s")
+        names = [n for n in ("embedded", "influx", "influx_raw") if n.split("_")[0] in backends]
+        for r in range(args.repeats):
+            order = names[r % len(names):] + names[:r % len(names)]  # rotate: no run always goes first
+            for name in order:
+                res = getattr(bench, name)(r)
+                runs.setdefault(name, []).append(res)
+                extra = f", roll-up refresh {res['rollup_s']:.2f} s" if "rollup_s" in res else ""
+                print(f"repeat {r + 1}/{args.repeats} {name:<10} {res['seconds']:7.2f} s "
+                      f"{res['readings_per_s']:>11,.0f} readings/s{extra}", flush=True)
+        if server:
+            breakdown = bench.breakdown()
+        if args.statements:
+            steps = statements(bench)
+        if args.profile:
+            for name in names:
+                if name != "influx_raw":
+                    profiles[name] = profile(getattr(bench, name), name)
+    finally:
+        if server:
+            server.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    result = report(info, args, len(frame), runs, breakdown, notes)
+    result["profiles"] = profiles
+    result["machine"]["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
+    result["statements"] = steps
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    print(f"\nwritten {args.out}")
+    return result
+
+
+def report(info: dict, args: argparse.Namespace, n: int, runs: dict[str, list[dict]], breakdown: dict[str, float],
+           notes: list[str]) -> dict:
+    """Print the table and return the JSON result."""
+    summary: dict[str, dict] = {}
+    for name, rs in runs.items():
+        rates = [r["readings_per_s"] for r in rs]
+        summary[name] = {"median_readings_per_s": statistics.median(rates),
+                         "median_seconds": statistics.median(r["seconds"] for r in rs),
+                         "readings_per_s": rates, "seconds": [r["seconds"] for r in rs]}
+        if name == "influx":
+            summary[name]["median_rollup_s"] = statistics.median(r["rollup_s"] for r in rs)
+            summary[name]["rollup_s"] = [r["rollup_s"] for r in rs]
+    goals: dict[str, dict] = {}
+    if "embedded" in summary:
+        got = summary["embedded"]["median_readings_per_s"]
+        goals["embedded"] = {"goal": f">= {GOAL_EMBEDDED:,} readings/s", "measured": got, "met": got >= GOAL_EMBEDDED}
+    ratio = None
+    if "influx" in summary and "influx_raw" in summary:
+        ratio = summary["influx"]["median_readings_per_s"] / summary["influx_raw"]["median_readings_per_s"]
+        goals["influx"] = {"goal": f"ours >= {GOAL_RATIO:.0%} of raw", "measured": ratio, "met": ratio >= GOAL_RATIO}
+
+    print(f"\n{n:,} readings, {args.repeats} repeat(s), batches of {args.batch:,}; medians")
+    print(f"{'store':<12}{'readings/s':>12}{'write s':>9}{'roll-up s':>11}  per repeat (readings/s)")
+    for name, s in summary.items():
+        roll = f"{s['median_rollup_s']:.2f}" if "median_rollup_s" in s else "-"
+        each = ", ".join(f"{x:,.0f}" for x in s["readings_per_s"])
+        print(f"{name:<12}{s['median_readings_per_s']:>12,.0f}{s['median_seconds']:>9.2f}{roll:>11}  {each}")
+    if ratio is not None:
+        print(f"ratio influx / influx_raw: {ratio:.2f}")
+    if breakdown:
+        print("client CPU of the influx path over all batches, once: " +
+              ", ".join(f"{k.removesuffix('_s')} {v:.2f} s" for k, v in breakdown.items()))
+    for name, g in goals.items():
+        shown = f"{g['measured']:,.0f}" if name == "embedded" else f"{g['measured']:.0%}"
+        print(f"goal {name}: {g['goal']}: {shown} -> {'met' if g['met'] else 'MISSED'}")
+    for note in notes:
+        print(f"note: {note}")
+    return {"benchmark": "ingest", "machine": info,
+            "config": {"readings": n, "repeats": args.repeats, "batch": args.batch, "enterprises": args.enterprises,
+                       "meters_per_enterprise": args.meters_per_enterprise, "seed": args.seed,
+                       "influx": {"batch_size": InfluxConfig.batch_size, "max_in_flight": InfluxConfig.max_in_flight,
+                                  "gzip": InfluxConfig.gzip}},
+            "results": summary, "ratio_influx_to_raw": ratio, "breakdown": breakdown, "goals": goals, "notes": notes}
+
+
+if __name__ == "__main__":
+    main()
