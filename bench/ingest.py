@@ -42,7 +42,7 @@ from bench import OUT, machine_info, print_machine
 from park.model import Park
 from park.store.embedded import EmbeddedStore
 from park.store.influx import InfluxConfig, InfluxStore
-from park.store.lineprotocol import best_precision, serialise
+from park.store.lineprotocol import best_precision, encode_body, serialise, series_keys
 from park.store.validate import validate
 from park.synth import synth_park, synth_readings
 
@@ -137,15 +137,16 @@ class Bench:
         t0 = time.perf_counter()
         valid = [validate(b, MEASUREMENT, self.catalog).frame for b in self.parts]
         t1 = time.perf_counter()
-        lines = [serialise(MEASUREMENT, v, best_precision(v["ts"])) for v in valid]
+        keys = series_keys(MEASUREMENT, self.catalog)
+        bodies = [encode_body(v.iloc[i:i + 10_000], keys, best_precision(v["ts"]))
+                  for v in valid for i in range(0, len(v), 10_000)]
         t2 = time.perf_counter()
         import gzip
 
-        for ls in lines:
-            for i in range(0, len(ls), 10_000):
-                gzip.compress("\n".join(ls[i:i + 10_000]).encode(), compresslevel=1)
+        for body in bodies:
+            gzip.compress(body, compresslevel=1)
         t3 = time.perf_counter()
-        return {"validate_s": t1 - t0, "serialise_s": t2 - t1, "join_gzip_s": t3 - t2}
+        return {"validate_s": t1 - t0, "serialise_s": t2 - t1, "gzip_s": t3 - t2}
 
 
 class _TimedConnection:
@@ -190,7 +191,7 @@ def statements(bench: Bench) -> dict[str, dict[str, float]]:
         out["embedded"] = dict(totals.most_common())
         if bench.influx_url:
             totals.clear()
-            real_serialise = influx_module.serialise
+            real_serialise = influx_module.encode_body
 
             def timed_serialise(*a: object, **k: object) -> object:
                 t0 = time.perf_counter()
@@ -199,7 +200,7 @@ def statements(bench: Bench) -> dict[str, dict[str, float]]:
                 finally:
                     totals["serialise"] += time.perf_counter() - t0
 
-            influx_module.serialise = timed_serialise
+            influx_module.encode_body = timed_serialise
             try:
                 ist = bench._influx("bench_statements")
                 t0 = time.perf_counter()
@@ -228,7 +229,7 @@ def statements(bench: Bench) -> dict[str, dict[str, float]]:
                 bench._count_and_drop(ist)
                 out["influx"] = dict(totals.most_common())
             finally:
-                influx_module.serialise = real_serialise
+                influx_module.encode_body = real_serialise
     finally:
         base_module.validate = real_validate
         store.close()

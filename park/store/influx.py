@@ -24,7 +24,7 @@ from influxdb_client import Point
 from park.model import SeriesCatalog
 from park.store.base import TimeSeriesStore
 from park.store.errors import StoreRejected, StoreUnavailable
-from park.store.lineprotocol import best_precision, serialise
+from park.store.lineprotocol import best_precision, encode_body, series_keys
 from park.store.schema import Rejection, Window
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
@@ -76,6 +76,7 @@ class InfluxStore(TimeSeriesStore):
         self._headers = {"Authorization": f"Token {config.token}"} if config.token else {}
         self._auth = {"u": config.username, "p": config.password} if config.username else {}
         self._seq = itertools.count()
+        self._keys: dict[str, dict[str, str]] = {}
         if config.create_database:
             self.query(f"CREATE DATABASE {_ident(config.database)}", db=False)
 
@@ -149,7 +150,9 @@ class InfluxStore(TimeSeriesStore):
         return len(lines)
 
     def _post_batch(self, lines: list[str], precision: str) -> None:
-        body = "\n".join(lines).encode()
+        self._post_body("\n".join(lines).encode(), precision)
+
+    def _post_body(self, body: bytes, precision: str) -> None:
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         if self.config.gzip:
             body = gzip.compress(body, compresslevel=1)
@@ -160,14 +163,12 @@ class InfluxStore(TimeSeriesStore):
     # ---- writing ---------------------------------------------------------------------------
     def _write_valid(self, measurement: str, frame: pd.DataFrame) -> int:
         precision = best_precision(frame["ts"])
-        step = max(self.config.batch_size * 5, 50_000)
-        batches = (frame.iloc[i:i + step] for i in range(0, len(frame), step))
+        keys = self._keys.get(measurement) or self._keys.setdefault(measurement,
+                                                                     series_keys(measurement, self.catalog))
+        size = self.config.batch_size
         with ThreadPoolExecutor(self.config.max_in_flight) as pool:
-            futures = []
-            for chunk in batches:  # serialise the next chunk while earlier ones are on the wire
-                lines = serialise(measurement, chunk, precision)
-                for i in range(0, len(lines), self.config.batch_size):
-                    futures.append(pool.submit(self._post_batch, lines[i:i + self.config.batch_size], precision))
+            futures = [pool.submit(self._post_body, encode_body(frame.iloc[i:i + size], keys, precision), precision)
+                       for i in range(0, len(frame), size)]  # encode the next batch while earlier ones are posted
             for f in futures:
                 f.result()
         self._mark_dirty(measurement, frame["ts"].min(), frame["ts"].max(), list(pd.unique(frame["series"])))
