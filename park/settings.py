@@ -27,6 +27,7 @@ class Settings:
     store_backend: str = "embedded"  # or "influx"
     embedded_path: Path | None = None  # default: data_dir / "timeseries.duckdb"
     influx: dict = field(default_factory=dict)  # keys of park.store.influx.InfluxConfig
+    collect: dict = field(default_factory=dict)  # [collect.modbus], [collect.mqtt], ... (collectors/service.py)
     host: str = "127.0.0.1"
     port: int = 8050
     language: str = "zh-CN"

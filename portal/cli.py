@@ -87,7 +87,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     if args.no_serve:
         store.close()
         return 0
-    return _serve(store, park, settings, args)
+    from portal.demo import start_live
+
+    stop_live = start_live(park, store, settings.data_dir)
+    try:
+        return _serve(store, park, settings, args)
+    finally:
+        stop_live()
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
@@ -126,6 +132,18 @@ def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
             return 2
     user = add_user(engine, park.id, args.username, password, args.role, args.enterprise, args.name, args.replace)
     print(f"user {user.username} ({user.role}{', ' + user.enterprise_id if user.enterprise_id else ''}) saved")
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
+    from collectors.service import CollectorService
+
+    park, store = _open(settings)
+    service = CollectorService(park, store, settings.data_dir / "spool.db", settings.collect).start()
+    print(f"collecting for park {park.id}: {len(service.sources)} source(s), spool {service.spool_path}; "
+          "Ctrl-C stops", flush=True)
+    service.run_forever()
+    store.close()
     return 0
 
 
@@ -193,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="move rows dated exactly one day early (a 00:00 row carrying the previous day's date) "
                      "forward one day instead of rejecting them")
     imp.set_defaults(func=cmd_import)
+
+    collect = sub.add_parser("collect", help="run the configured collectors (Modbus meters, bracelets) until stopped",
+                             description="Poll the park's Modbus meters and receive bracelet telemetry (MQTT, "
+                             "vendor API) as configured in [collect] of parkcarbon.toml; readings go through the "
+                             "pipeline and the on-disk spool into the store, so a store outage loses nothing.")
+    collect.set_defaults(func=cmd_collect)
 
     user = sub.add_parser("user", help="manage portal users (user add NAME --role ROLE)")
     usub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")

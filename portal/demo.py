@@ -36,7 +36,49 @@ def fill_readings(store: TimeSeriesStore, park: Park, days: int, now: pd.Timesta
     written = 0
     for frame in synth_readings(park, start, now, seed=2024, gap_rate=0.002):
         written += store.write("energy", frame, source="demo").written
-    return written
+    return written + fill_currents(store, park, min(days, 14), now)
+
+
+def fill_currents(store: TimeSeriesStore, park: Park, days: int, now: pd.Timestamp) -> int:
+    """Synthetic bracelet currents (one a minute per device) for the last `days` days the store lacks."""
+    from park.synth import synth_currents
+
+    if not park.devices:
+        return 0
+    start = (now.tz_convert(park.tz) - pd.DateOffset(days=days)).floor("D")
+    latest = store.latest("current")
+    if len(latest):
+        start = max(start, latest["ts"].min() + pd.Timedelta("1min"))
+    if start >= now:
+        return 0
+    return sum(store.write("current", frame, source="demo").written
+               for frame in synth_currents(park, start, now, seed=2024, gap_rate=0.001))
+
+
+def start_live(park: Park, store: TimeSeriesStore, data_dir, interval_s: float = 15.0):
+    """Simulated Modbus meters for the demo park's meters with a modbus:// address, polled by the real collector
+    service into the store: the overview's live tile moves.  Returns a stop function; without a free port the
+    demo runs on its history alone (and says so)."""
+    import logging
+
+    from collectors.service import CollectorService
+    from collectors.simulator.modbus_meters import serve_park
+
+    log = logging.getLogger("parkcarbon.demo")
+    try:
+        simulators = serve_park(park)
+    except OSError as exc:
+        log.warning("no live meters in the demo: cannot serve simulated Modbus meters (%s)", exc)
+        return lambda: None
+    service = CollectorService(park, store, data_dir / "spool.db",
+                               {"modbus": {"interval_s": interval_s, "timeout_s": 3}}).start()
+
+    def stop() -> None:
+        service.stop()
+        for sim in simulators:
+            sim.stop()
+
+    return stop
 
 
 def seed_carbon(engine: Engine, store: TimeSeriesStore, park: Park, now: pd.Timestamp) -> None:

@@ -1,0 +1,123 @@
+"""The collector service: the configured sources, the pipeline, the spool and the store writer, run together
+under one APScheduler scheduler until stopped.
+
+Configured from the park file (Modbus meters: those with a `modbus://` address and a register-map `model`) and
+the `[collect]` table of parkcarbon.toml:
+
+    [collect.modbus]            # on by default when the park has Modbus meters
+    interval_s = 60             # poll period per meter
+    timeout_s = 3
+    [collect.mqtt]              # equipment bracelets; off unless the table is present
+    host = "127.0.0.1"
+    port = 1883
+    client_id = "parkcarbon-bracelets"
+    [collect.vendor_http]       # a bracelet vendor's cloud API; off unless present
+    base_url = "https://vendor.example/"
+    interval_s = 300
+    serials = { "SN123" = "E001-W1-D1" }
+
+Secrets come from the environment: PARKCARBON_MQTT_PASSWORD, PARKCARBON_VENDOR_TOKEN.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from collectors.pipeline import Pipeline
+from collectors.spool import Spool
+from collectors.writer import Writer
+from park.model import Park
+from park.store import TimeSeriesStore
+
+log = logging.getLogger(__name__)
+
+
+class CollectConfigError(ValueError):
+    """A [collect] setting that cannot be used."""
+
+
+@dataclass
+class CollectorService:
+    park: Park
+    store: TimeSeriesStore
+    spool_path: Path
+    config: dict = field(default_factory=dict)
+    writer_interval_s: float = 1.0
+    rollup_interval_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        from collectors.sources.modbus import meter_limits
+
+        unknown = set(self.config) - {"modbus", "mqtt", "vendor_http", "writer_interval_s"}
+        if unknown:
+            raise CollectConfigError(f"[collect] has unknown table(s) {', '.join(sorted(unknown))}; "
+                                     "known: modbus, mqtt, vendor_http, writer_interval_s")
+        self.writer_interval_s = float(self.config.get("writer_interval_s", self.writer_interval_s))
+        self.spool = Spool(self.spool_path)
+        self.modbus_meters = [m for m in self.park.meters if m.model and (m.address or "").startswith("modbus://")]
+        self.pipeline = Pipeline(self.park.catalog(), self.spool, limits=meter_limits(self.modbus_meters))
+        self.writer = Writer(self.spool, self.store)
+        self.scheduler = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True})
+        self.sources: list = []
+        self._stopped = threading.Event()
+
+    def start(self) -> CollectorService:
+        cfg = self.config
+        modbus = cfg.get("modbus", {})
+        if self.modbus_meters and modbus.get("enabled", True):
+            from collectors.sources.modbus import ModbusSource
+
+            src = ModbusSource(self.modbus_meters, self.pipeline, interval_s=float(modbus.get("interval_s", 60)),
+                               timeout_s=float(modbus.get("timeout_s", 3)),
+                               batch_s=float(modbus.get("batch_s", 5)))
+            src.start()
+            self.sources.append(src)
+            log.info("polling %d Modbus meters every %s s", len(self.modbus_meters), src.interval_s)
+        if "mqtt" in cfg:
+            from collectors.sources.mqtt import MqttSettings, MqttSource
+
+            self.sources.append(MqttSource(self.pipeline, MqttSettings(**cfg["mqtt"])).start())
+        if "vendor_http" in cfg:
+            from collectors.sources.vendor_http import VendorHttpSource, VendorSettings
+
+            vendor = dict(cfg["vendor_http"])
+            interval = float(vendor.pop("interval_s", 300))
+            src = VendorHttpSource(self.pipeline, VendorSettings(**vendor),
+                                   state_path=self.spool_path.with_name("vendor_state.json"))
+            src.schedule(self.scheduler, interval)
+            self.sources.append(src)
+        self.scheduler.add_job(self.writer.drain, "interval", seconds=self.writer_interval_s, id="store-writer")
+        self.scheduler.add_job(self.store.refresh_rollups, "interval", seconds=self.rollup_interval_s,
+                               id="rollups")
+        self.scheduler.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the sources (they hand over what they hold), then write what the spool holds, if the store can."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        for src in self.sources:
+            stop = getattr(src, "stop", None) or getattr(src, "close", None)
+            if stop:
+                stop()
+        self.scheduler.shutdown(wait=True)
+        self.writer.drain()
+        self.spool.close()
+
+    def run_forever(self) -> None:
+        import signal
+
+        done = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
+        try:
+            done.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
