@@ -64,13 +64,25 @@ def test_a_secret_in_the_settings_file_stops_the_command(tmp_path):
 
 @pytest.mark.parametrize("days", [3])
 def test_demo_prepares_a_filled_embedded_store(tmp_path, days):
+    import pandas as pd
+
+    from park.store.embedded import EmbeddedStore
+
     out = run("demo", "--no-serve", "--days", str(days), "--data-dir", "demo", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    per_day = sum(86400 // m.interval_s for m in load_park_file(DEMO_PARK_FILE).meters)
-    assert days * per_day * 0.97 < written(out) <= (days + 1) * per_day  # a few gaps, by design
+    park = load_park_file(DEMO_PARK_FILE)
+    per_day = sum(86400 // m.interval_s for m in park.meters)
+    devices_per_day = sum(86400 // d.interval_s for d in park.devices)
+    assert written(out) > days * (per_day + devices_per_day) * 0.97
     again = run("demo", "--no-serve", "--days", str(days), "--data-dir", "demo", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
-    assert written(again) < per_day / 24  # only the minutes since the first run are new
+    assert written(again) < (per_day + devices_per_day) / 24  # only the minutes since the first run are new
+    store = EmbeddedStore(tmp_path / "demo" / "timeseries.duckdb", park.catalog(), park.timezone)
+    now = pd.Timestamp.now(tz=park.timezone)
+    energy = store.coverage("energy", now.floor("D") - pd.Timedelta(days=days - 1), now.floor("15min"), by=[])
+    assert 0.97 < energy["coverage"].iloc[0] <= 1.0  # a few gaps, by design
+    assert set(store.latest("current")["series"]) == {d.id for d in park.devices}
+    store.close()
 
 
 def test_import_reports_bad_lines_and_imports_good_ones(tmp_path):
