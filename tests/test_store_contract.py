@@ -239,3 +239,21 @@ def test_late_data_updates_existing_rollups(store):
     second = store.aggregate("energy", local("2024-03-01"), local("2024-03-02"), "day", where={"series": "E1-M1"})
     assert second["value"].iloc[0] == 144.0
     assert second["coverage"].iloc[0] == 1.0
+
+
+def test_ragged_ranges_combine_rollups_and_finer_data_exactly(store):
+    store.write("energy", readings("E1-M1", "2024-03-01 00:00", 288, 1.0))  # three whole days
+    store.write("energy", readings("E1-M2", "2024-03-01 00:00", 288, 2.0))
+    start, end = local("2024-03-01 06:15"), local("2024-03-03 18:00")  # ragged at both ends
+    days = store.aggregate("energy", start, end, "day", by=["series"])
+    got = {(r.start.day, r.series): (r.value, r.count, r.expected) for r in days.itertuples()}
+    assert got[(1, "E1-M1")] == (71.0, 71, 71) and got[(1, "E1-M2")] == (142.0, 71, 71)
+    assert got[(2, "E1-M1")] == (96.0, 96, 96)
+    assert got[(3, "E1-M1")] == (72.0, 72, 72)
+    whole = store.coverage("energy", start, end, by=["enterprise"])
+    assert whole["present"].iloc[0] == 2 * (71 + 96 + 72)
+    month = store.aggregate("energy", start, end, "month", where={"series": "E1-M2"})
+    assert month["value"].iloc[0] == 2.0 * (71 + 96 + 72)
+    hours = store.aggregate("energy", local("2024-03-01 06:15"), local("2024-03-01 08:00"), "hour",
+                            where={"series": "E1-M1"})
+    assert hours["value"].tolist() == [3.0, 4.0]

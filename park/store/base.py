@@ -95,7 +95,7 @@ class TimeSeriesStore(ABC):
         start_u, end_u = to_utc(start, "start"), to_utc(end, "end")
         if end_u <= start_u:
             raise ValueError(f"empty range: end {end} is not after start {start}")
-        stats = self._aggregate(measurement, start_u, end_u, window, by, self._where(where))
+        stats = self._pieces(measurement, start_u, end_u, window, by, self._where(where))
         return self._finish(measurement, stats, start_u, end_u, window, by, agg, where)
 
     def coverage(
@@ -105,7 +105,7 @@ class TimeSeriesStore(ABC):
         """Expected vs present vs measured intervals over [start, end) per group."""
         by = self._check_tags(by)
         start_u, end_u = to_utc(start, "start"), to_utc(end, "end")
-        stats = self._aggregate(measurement, start_u, end_u, None, by, self._where(where))
+        stats = self._pieces(measurement, start_u, end_u, None, by, self._where(where))
         out = self._finish(measurement, stats, start_u, end_u, None, by, "count", where)
         return out.drop(columns=["value"]).rename(columns={"count": "present"})
 
@@ -132,6 +132,39 @@ class TimeSeriesStore(ABC):
         if not reason.strip():
             raise ValueError("a deletion needs a reason for the audit log")
         return self._delete(measurement, series, to_utc(start, "start"), to_utc(end, "end"), actor, reason)
+
+    def _pieces(self, measurement: str, start: pd.Timestamp, end: pd.Timestamp, window: Window | None,
+                by: list[str], where: dict[str, list[str]]) -> pd.DataFrame:
+        """Split [start, end) at park-local midnights (hours for hourly windows) so the aligned middle reads the
+        coarsest roll-up and only the ragged ends read finer data ("today until now" costs a day of hourly
+        roll-ups, not a month of them); then combine the pieces' stats per window and group."""
+        if window is Window.QUARTER_HOUR:
+            return self._aggregate(measurement, start, end, window, by, where)
+        if window is Window.HOUR:
+            first, last = start.ceil("h"), end.floor("h")
+        else:
+            local_s, local_e = start.tz_convert(self.tz), end.tz_convert(self.tz)
+            first = local_s.floor("D") + (pd.DateOffset(days=1) if local_s != local_s.floor("D") else pd.DateOffset(0))
+            first, last = first.tz_convert("UTC"), local_e.floor("D").tz_convert("UTC")
+        if first >= last or (first == start and last == end):
+            return self._aggregate(measurement, start, end, window, by, where)
+        parts = [(start, first), (first, last), (last, end)]
+        frames = [self._aggregate(measurement, a, b, window, by, where) for a, b in parts if a < b]
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            return self._aggregate(measurement, start, end, window, by, where)
+        stats = pd.concat(frames, ignore_index=True)
+        if window is None:
+            stats["start"] = start
+        stats["start"] = pd.to_datetime(stats["start"], utc=True)
+        for col in by:
+            stats[col] = stats[col].astype(object).where(stats[col].notna(), "\x00")  # groupby keeps None groups
+        out = stats.groupby(["start", *by], sort=False).agg(sum=("sum", lambda v: v.sum(min_count=1)),
+                                                          count=("count", "sum"), measured=("measured", "sum"),
+                                                          min=("min", "min"), max=("max", "max")).reset_index()
+        for col in by:
+            out[col] = out[col].where(out[col] != "\x00", None)
+        return out
 
     @abstractmethod
     def _aggregate(self, measurement: str, start: pd.Timestamp, end: pd.Timestamp, window: Window | None,
