@@ -257,3 +257,11 @@ def test_ragged_ranges_combine_rollups_and_finer_data_exactly(store):
     hours = store.aggregate("energy", local("2024-03-01 06:15"), local("2024-03-01 08:00"), "hour",
                             where={"series": "E1-M1"})
     assert hours["value"].tolist() == [3.0, 4.0]
+
+
+def test_ragged_ranges_keep_series_without_a_workshop(store):
+    store.write("energy", readings("E1-GAS", "2024-03-01 00:00", 48, 2.0, freq="1h"))
+    start, end = local("2024-03-01 06:00"), local("2024-03-02 12:00")
+    got = store.aggregate("energy", start, end, "month", by=["enterprise", "workshop", "carrier"],
+                          where={"series": "E1-GAS"})
+    assert got["workshop"].tolist() == [None] and got["value"].tolist() == [2.0 * (18 + 12)]

@@ -158,12 +158,15 @@ class TimeSeriesStore(ABC):
             stats["start"] = start
         stats["start"] = pd.to_datetime(stats["start"], utc=True)
         for col in by:
-            stats[col] = stats[col].astype(object).where(stats[col].notna(), "\x00")  # groupby keeps None groups
-        out = stats.groupby(["start", *by], sort=False).agg(sum=("sum", lambda v: v.sum(min_count=1)),
-                                                          count=("count", "sum"), measured=("measured", "sum"),
-                                                          min=("min", "min"), max=("max", "max")).reset_index()
+            stats[col] = stats[col].astype(object)
+        grouped = stats.groupby(["start", *by], sort=False, dropna=False)  # None (no workshop) is a group too
+        out = grouped[["count", "measured"]].sum()
+        out["sum"] = grouped["sum"].sum(min_count=1)  # a group of gaps stays NaN, never 0
+        out["min"], out["max"] = grouped["min"].min(), grouped["max"].max()
+        out = out.reset_index()
         for col in by:
-            out[col] = out[col].where(out[col] != "\x00", None)
+            values = out[col].astype(object)
+            out[col] = values.where(values.notna(), None)
         return out
 
     @abstractmethod

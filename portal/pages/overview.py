@@ -37,8 +37,9 @@ class Overview:
 
 def _by_carrier(read, start: pd.Timestamp, end: pd.Timestamp, by: list[str]) -> pd.DataFrame:
     agg = read("energy", start, end, "day", by=by)
-    out = agg.groupby(by, dropna=False).agg(value=("value", lambda v: v.sum(min_count=1)),
-                                            measured=("measured", "sum"), expected=("expected", "sum"))
+    grouped = agg.groupby(by, dropna=False)
+    out = grouped[["measured", "expected"]].sum()
+    out["value"] = grouped["value"].sum(min_count=1)  # no data stays NaN, never 0
     out["coverage"] = out["measured"] / out["expected"].where(out["expected"] > 0)
     out = out.reset_index()
     out["unit"] = out["carrier"].map(canonical_unit)
@@ -152,9 +153,13 @@ def compute_carbon(ctx, user: User) -> CarbonOverview:
     park = acc.totals_at("park")
     month_row = park.iloc[0] if len(park) else pd.Series(dtype=object)
     lines = acc.lines
-    mix = (lines.groupby("carrier").agg(tce=("tce", lambda v: v.sum(min_count=1)), measured=("measured", "sum"),
-                                        expected=("expected", "sum")).reset_index() if len(lines) else
-           pd.DataFrame(columns=["carrier", "tce", "measured", "expected"]))
+    if len(lines):
+        grouped = lines.groupby("carrier")
+        mix = grouped[["measured", "expected"]].sum()
+        mix["tce"] = grouped["tce"].sum(min_count=1)
+        mix = mix.reset_index()
+    else:
+        mix = pd.DataFrame(columns=["carrier", "tce", "measured", "expected"])
     mix["coverage"] = mix["measured"] / mix["expected"].where(mix["expected"] > 0)
     last_start = month - pd.DateOffset(months=1)
     last = ctx.access.accounts(user, last_start, month, "month")
@@ -238,26 +243,32 @@ def render_carbon(co: CarbonOverview, park: Park, lang: str) -> list:
     ]
 
 
-def layout(ctx, user: User, lang: str) -> html.Div:
-    def read(*args, **kw):
-        return ctx.access.aggregate(user, *args, **kw)
+def figures(ctx, user: User) -> tuple[Overview, CarbonOverview]:
+    """The overview's figures at the current quarter hour, shared briefly by users of the same scope."""
+    now = ctx.now()
 
-    ov = compute_overview(ctx.store, ctx.park, ctx.now(), read)
-    co = compute_carbon(ctx, user)
+    def compute() -> tuple[Overview, CarbonOverview]:
+        def read(*args, **kw):
+            return ctx.access.aggregate(user, *args, **kw)
+
+        return compute_overview(ctx.store, ctx.park, now, read), compute_carbon(ctx, user)
+
+    return ctx.access.memo(user, f"overview@{now.floor('15min').isoformat()}", compute)
+
+
+def layout(ctx, user: User, lang: str) -> html.Div:
+    ov, co = figures(ctx, user)
     return html.Div([dcc.Interval(id="overview-tick", interval=60_000), *render_carbon(co, ctx.park, lang),
                      *render_overview(ov, ctx.park, lang)])
 
 
 def register(app, ctx) -> None:
     def table(user: User, lang: str) -> pd.DataFrame:
-        def read(*args, **kw):
-            return ctx.access.aggregate(user, *args, **kw)
-
-        return enterprise_table(compute_overview(ctx.store, ctx.park, ctx.now(), read), ctx.park, lang)
+        return enterprise_table(figures(ctx, user)[0], ctx.park, lang)
 
     downloads.register(app, ctx, "overview", "enterprises-month", table)
     def ranking(user: User, lang: str) -> pd.DataFrame:
-        co = compute_carbon(ctx, user)
+        co = figures(ctx, user)[1]
         return ranking_table(co, ctx.park, co.quota, lang)
 
     downloads.register(app, ctx, "ranking", "ranking", ranking)
