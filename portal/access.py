@@ -33,20 +33,28 @@ class TTLCache:
     def __init__(self, ttl_s: float, max_items: int = 64) -> None:
         self.ttl_s, self.max_items = ttl_s, max_items
         self._items: dict = {}
+        self._computing: dict = {}
         self._lock = threading.Lock()
 
     def get(self, key, compute: Callable):
-        now = time.monotonic()
+        """The cached value, or compute it once: concurrent callers of the same key wait for the one computing."""
         with self._lock:
             hit = self._items.get(key)
-            if hit and now - hit[0] < self.ttl_s:
+            if hit and time.monotonic() - hit[0] < self.ttl_s:
                 return hit[1]
-        value = compute()
-        with self._lock:
-            if len(self._items) >= self.max_items:
-                self._items.pop(min(self._items, key=lambda k: self._items[k][0]))
-            self._items[key] = (now, value)
-        return value
+            key_lock = self._computing.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                hit = self._items.get(key)
+                if hit and time.monotonic() - hit[0] < self.ttl_s:
+                    return hit[1]
+            value = compute()
+            with self._lock:
+                if len(self._items) >= self.max_items:
+                    self._items.pop(min(self._items, key=lambda k: self._items[k][0]))
+                self._items[key] = (time.monotonic(), value)
+                self._computing.pop(key, None)
+            return value
 
 
 class DataAccess:

@@ -35,6 +35,7 @@ variables; secrets (PARKCARBON_INFLUX_PASSWORD, PARKCARBON_INFLUX_TOKEN) only fr
 
 def _engine(settings: Settings):
     import carbon.records  # noqa: F401  (registers the carbon and portal tables before they are created)
+    import portal.alerts  # noqa: F401
     import portal.audit  # noqa: F401
     import portal.auth  # noqa: F401
 

@@ -168,3 +168,26 @@ def test_carbon_figures_are_cut_to_the_users_scope(ctx):
     assert ctx.access.ledger(alpha, 2024)["enterprise"].tolist() == ["E1"]
     both = ctx.access.quota_positions(admin, 2024, NOW, 97.49).set_index("enterprise")
     assert both.loc["E2", "status"] == "deficit" and both.loc["E1", "status"] == "surplus"
+
+
+def test_the_cache_computes_once_for_concurrent_callers():
+    import threading
+    import time
+
+    from portal.access import TTLCache
+
+    cache, calls = TTLCache(60), []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.2)
+        return 42
+
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(cache.get("k", slow))) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert results == [42] * 8 and len(calls) == 1
+    assert TTLCache(0).get("k", lambda: 1) == 1  # a zero TTL always recomputes
