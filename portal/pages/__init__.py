@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-PAGE_MODULES = ["overview"]
+PAGE_MODULES = ["overview", "enterprise", "equipment", "quality", "warnings", "admin"]
 
 
 def load_pages() -> list[ModuleType]:

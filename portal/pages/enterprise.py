@@ -1,0 +1,531 @@
+"""Enterprise energy and carbon (admin: any enterprise, chosen in a selector; enterprise user: its own only).
+
+Energy and emissions by scope (Scope 2 location- and market-based side by side), by carrier and by workshop for
+this month, this year or the last 12 months; real-time power of today; the year's quota burn-down with the
+position at the carbon price; intensities against the same months last year; energy and carbon cost.  Every
+figure with its unit, period and data coverage; tables downloadable.  The enterprise a request names is checked on
+the server (portal.enterprise_data.resolve_enterprise): an enterprise user asking for another one gets a refusal,
+recorded in the audit log, and nothing of it.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import dash_mantine_components as dmc
+import pandas as pd
+import plotly.graph_objects as go
+from dash import Input, Output, State, dash_table, dcc, html, no_update
+from dash import ctx as dash_ctx
+from flask_login import current_user
+
+from park.model import Park
+from portal import audit, downloads
+from portal import enterprise_data as data
+from portal.auth import Role, User
+from portal.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
+from portal.i18n import register as register_text
+
+PATH = "/enterprise"
+TITLE_KEY = "nav.enterprise"
+ROLES = {Role.ADMIN, Role.ENTERPRISE}
+
+TEXT = {
+    "nav.enterprise": {"zh-CN": "企业能耗与碳排放", "en": "Enterprise energy and carbon"},
+    "ent.select": {"zh-CN": "选择企业", "en": "Enterprise"},
+    "ent.period.month": {"zh-CN": "本月", "en": "This month"},
+    "ent.period.year": {"zh-CN": "本年", "en": "This year"},
+    "ent.period.12m": {"zh-CN": "近 12 个月", "en": "Last 12 months"},
+    "ent.refused": {"zh-CN": "无权查看该企业的数据", "en": "You may not see this enterprise's data"},
+    "ent.none": {"zh-CN": "没有可查看的企业", "en": "No enterprise to show"},
+    "ent.no_data": {"zh-CN": "本统计期无该企业的计量或录入能耗数据：数值缺失，并非为零",
+                    "en": "No metered or recorded energy of this enterprise in this period: the figures are missing, "
+                          "not zero"},
+    "ent.empty_period": {"zh-CN": "本统计期尚无完整的计量区间",
+                         "en": "No complete metering interval in this period yet"},
+    "ent.kpi.energy_tce": {"zh-CN": "综合能耗", "en": "Energy consumption"},
+    "ent.kpi.scope1_t_co2e": {"zh-CN": "直接排放（范围一）", "en": "Direct emissions (Scope 1)"},
+    "ent.kpi.scope2_location_t_co2e": {"zh-CN": "间接排放（范围二，基于位置）",
+                                       "en": "Indirect emissions (Scope 2, location-based)"},
+    "ent.kpi.scope2_market_t_co2e": {"zh-CN": "间接排放（范围二，基于市场）",
+                                     "en": "Indirect emissions (Scope 2, market-based)"},
+    "ent.kpi.total_location_t_co2e": {"zh-CN": "碳排放合计（基于位置）", "en": "Total emissions (location-based)"},
+    "ent.kpi.total_market_t_co2e": {"zh-CN": "碳排放合计（基于市场）", "en": "Total emissions (market-based)"},
+    "ent.scope1": {"zh-CN": "范围一", "en": "Scope 1"},
+    "ent.scope2": {"zh-CN": "范围二", "en": "Scope 2"},
+    "ent.method.location": {"zh-CN": "基于位置", "en": "Location-based"},
+    "ent.method.market": {"zh-CN": "基于市场", "en": "Market-based"},
+    "ent.chart.scopes": {"zh-CN": "按范围的碳排放 (tCO2e)", "en": "Emissions by scope (tCO2e)"},
+    "ent.scopes.note": {"zh-CN": "基于市场的范围二扣除绿证/绿电覆盖的电量，其余按剩余排放因子计",
+                        "en": "market-based Scope 2: electricity covered by green certificates or PPAs at zero, the "
+                              "rest at the residual factor"},
+    "ent.power.title": {"zh-CN": "实时功率（今日，15 分钟平均）", "en": "Real-time power (today, 15-minute averages)"},
+    "ent.power.latest": {"zh-CN": "最新功率", "en": "Latest power"},
+    "ent.power.note": {"zh-CN": "功率 = 每 15 分钟计量电量 ÷ 0.25 小时；每分钟刷新",
+                       "en": "power = metered energy per 15 minutes ÷ 0.25 h; refreshed every minute"},
+    "ent.power.none": {"zh-CN": "今日尚无计量数据", "en": "No metered data today yet"},
+    "ent.chart.power": {"zh-CN": "今日功率 (kW)", "en": "Power today (kW)"},
+    "ent.quota.title": {"zh-CN": "碳配额使用", "en": "Carbon allowances"},
+    "ent.quota.allowances": {"zh-CN": "配额", "en": "Allowances"},
+    "ent.quota.emitted": {"zh-CN": "年初至今碳排放", "en": "Emitted this year"},
+    "ent.quota.used_share": {"zh-CN": "配额使用率", "en": "Allowances used"},
+    "ent.quota.remaining": {"zh-CN": "剩余配额", "en": "Remaining allowances"},
+    "ent.quota.value": {"zh-CN": "按碳价计价值", "en": "Value at the carbon price"},
+    "ent.quota.status": {"zh-CN": "状态", "en": "Status"},
+    "ent.quota.warn_used": {"zh-CN": "已使用 {share} 的配额", "en": "{share} of the allowances used"},
+    "ent.quota.warn_deficit": {"zh-CN": "缺口 {t} 吨", "en": "deficit {t} t"},
+    "ent.quota.warn_none": {"zh-CN": "有排放但没有配额", "en": "emissions without any allowances"},
+    "ent.quota.no_ledger": {"zh-CN": "{year} 年未登记配额分配", "en": "No allocation recorded for {year}"},
+    "ent.quota.cumulative": {"zh-CN": "累计碳排放", "en": "Cumulative emissions"},
+    "ent.chart.quota": {"zh-CN": "累计碳排放与配额 (tCO2e)", "en": "Cumulative emissions and allowances (tCO2e)"},
+    "ent.quota.threshold": {"zh-CN": "预警线 {share}", "en": "Warning at {share}"},
+    "ent.quota.note": {"zh-CN": "碳排放为范围一 + 范围二（基于位置）；曲线为每日计量数据（不含手工录入账单）；"
+                                "碳价 {price} 元/吨（全国碳市场 2024 年末收盘价，示范值）",
+                       "en": "emissions: Scope 1 + 2, location-based; the daily curve is metered data (bills entered "
+                             "by hand are not in it); carbon price {price} CNY/t (national ETS close at the end of "
+                             "2024, a demo value)"},
+    "ent.carrier.title": {"zh-CN": "按能源品种", "en": "By energy carrier"},
+    "ent.chart.mix": {"zh-CN": "能源结构 (tce)", "en": "Energy mix (tce)"},
+    "ent.workshop.title": {"zh-CN": "按车间", "en": "By workshop"},
+    "ent.workshop.none": {"zh-CN": "企业总表（不属于车间）", "en": "Enterprise-level meters (no workshop)"},
+    "ent.chart.workshops": {"zh-CN": "各车间碳排放 (tCO2e)", "en": "Emissions by workshop (tCO2e)"},
+    "ent.intensity.title": {"zh-CN": "强度指标（与去年同期比较）",
+                            "en": "Intensities against the same period last year"},
+    "ent.intensity.note": {"zh-CN": "去年同期 {start} – {end}（完整月份）；碳排放为基于位置；产值按月登记",
+                           "en": "same period last year {start} – {end} (whole months); emissions location-based; "
+                                 "output value recorded per month"},
+    "ent.metric.emissions_t_co2e": {"zh-CN": "碳排放 (tCO2e)", "en": "Emissions (tCO2e)"},
+    "ent.metric.energy_tce": {"zh-CN": "综合能耗 (tce)", "en": "Energy (tce)"},
+    "ent.metric.output_value_10k_cny": {"zh-CN": "产值（万元）", "en": "Output value (10k CNY)"},
+    "ent.metric.t_co2e_per_10k_cny": {"zh-CN": "单位产值碳排放 (tCO2e/万元)",
+                                      "en": "Emissions per output value (tCO2e per 10k CNY)"},
+    "ent.metric.tce_per_10k_cny": {"zh-CN": "单位产值能耗 (tce/万元)",
+                                   "en": "Energy per output value (tce per 10k CNY)"},
+    "ent.flag.output.missing": {"zh-CN": "部分月份未登记产值", "en": "output value not recorded for every month"},
+    "ent.flag.output.zero": {"zh-CN": "产值为零", "en": "output value is zero"},
+    "ent.flag.activity.no_data": {"zh-CN": "无能耗数据", "en": "no energy data"},
+    "ent.flag.this": {"zh-CN": "本期", "en": "this period"},
+    "ent.flag.last": {"zh-CN": "去年同期", "en": "last year"},
+    "ent.unit.title": {"zh-CN": "单位产品能耗与碳排放（按产量分摊）", "en": "Per product unit (allocated by output)"},
+    "ent.unit.none": {"zh-CN": "本期未登记产品产量", "en": "No product output recorded for this period"},
+    "ent.unit.problem": {"zh-CN": "无法按产量分摊", "en": "Cannot allocate by output"},
+    "ent.cost.title": {"zh-CN": "能耗及碳排放成本结构", "en": "Energy and carbon cost structure"},
+    "ent.cost.carbon": {"zh-CN": "碳排放（按碳价）", "en": "Carbon (at the carbon price)"},
+    "ent.cost.note": {"zh-CN": "能源价格为示范默认值（非合同价、不分峰谷）；碳成本 = 碳排放（基于位置）× 碳价；"
+                               "无价格的品种（如自发自用光伏）不计成本",
+                      "en": "energy prices are demo defaults (not contract prices, no time-of-use periods); carbon "
+                            "cost = location-based emissions × carbon price; carriers without a price (on-site PV) "
+                            "carry no cost"},
+    "ent.chart.cost": {"zh-CN": "成本结构（元）", "en": "Cost structure (CNY)"},
+    "ent.col.workshop": {"zh-CN": "车间", "en": "Workshop"},
+    "ent.col.quantity": {"zh-CN": "用量", "en": "Quantity"},
+    "ent.col.energy_tce": {"zh-CN": "综合能耗 (tce)", "en": "Energy (tce)"},
+    "ent.col.scope1_t_co2e": {"zh-CN": "范围一 (tCO2e)", "en": "Scope 1 (tCO2e)"},
+    "ent.col.scope2_location_t_co2e": {"zh-CN": "范围二 基于位置 (tCO2e)", "en": "Scope 2 location (tCO2e)"},
+    "ent.col.scope2_market_t_co2e": {"zh-CN": "范围二 基于市场 (tCO2e)", "en": "Scope 2 market (tCO2e)"},
+    "ent.col.total_location_t_co2e": {"zh-CN": "合计 基于位置 (tCO2e)", "en": "Total location (tCO2e)"},
+    "ent.col.total_market_t_co2e": {"zh-CN": "合计 基于市场 (tCO2e)", "en": "Total market (tCO2e)"},
+    "ent.col.metric": {"zh-CN": "指标", "en": "Indicator"},
+    "ent.col.this_period": {"zh-CN": "本期", "en": "This period"},
+    "ent.col.last_year": {"zh-CN": "去年同期", "en": "Same period last year"},
+    "ent.col.change": {"zh-CN": "同比变化", "en": "Change"},
+    "ent.col.unit_change": {"zh-CN": "单位产品碳排放同比变化", "en": "Change in emissions per unit"},
+    "ent.col.product": {"zh-CN": "产品", "en": "Product"},
+    "ent.col.months": {"zh-CN": "有产量的月数", "en": "Months with output"},
+    "ent.col.tce_per_unit": {"zh-CN": "单位产品能耗 (tce)", "en": "Energy per unit (tce)"},
+    "ent.col.t_co2e_per_unit": {"zh-CN": "单位产品碳排放 (tCO2e)", "en": "Emissions per unit (tCO2e)"},
+    "ent.col.last_year_suffix": {"zh-CN": "（去年同期）", "en": " (last year)"},
+    "ent.col.item": {"zh-CN": "项目", "en": "Item"},
+    "ent.col.price": {"zh-CN": "单价", "en": "Price"},
+    "ent.col.price_unit": {"zh-CN": "价格单位", "en": "Price unit"},
+    "ent.col.cost": {"zh-CN": "成本（元）", "en": "Cost (CNY)"},
+    "ent.col.share": {"zh-CN": "占比", "en": "Share"},
+}
+register_text(TEXT)
+
+
+# ---- shared by the enterprise and equipment pages ------------------------------------------------------------
+def fmt(value: float, digits: int = 1) -> str:
+    return "—" if value is None or pd.isna(value) else f"{value:,.{digits}f}"
+
+
+def pct(value: float) -> str:
+    return "—" if value is None or pd.isna(value) else f"{value:.1%}"
+
+
+def kpi(title: str, value: str, unit: str, note: str, kpi_id: str) -> html.Div:
+    return html.Div(className="kpi", id=kpi_id, children=[
+        html.Div(title, className="kpi-title"),
+        html.Div([html.Span(value, className="kpi-value"), html.Span(" " + unit, className="kpi-unit")]),
+        html.Div(note, className="kpi-note"),
+    ])
+
+
+def data_table(table_id: str, frame: pd.DataFrame, percent: tuple[str, ...] = ()) -> dash_table.DataTable:
+    """A sortable table; shares shown as percentages (the download keeps the numbers)."""
+    fmt_pct = dash_table.FormatTemplate.percentage(1)
+    columns = [{"id": c, "name": c, **({"type": "numeric", "format": fmt_pct} if c in percent else {})}
+               for c in frame.columns]
+    return dash_table.DataTable(id=table_id, data=frame.to_dict("records"), columns=columns, sort_action="native",
+                                page_size=20, style_table={"overflowX": "auto"},
+                                style_cell={"textAlign": "left", "fontFamily": "inherit", "fontSize": 13})
+
+
+def period_text(start: pd.Timestamp, end: pd.Timestamp, park: Park, lang: str) -> str:
+    return (f"{t('period', lang)}: {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} ({park.timezone}, "
+            f"{t('tz.note', lang)})")
+
+
+def name_of(items, item_id: str | None, lang: str) -> str:
+    """The name of an enterprise or workshop in `lang` (the id when it has none)."""
+    for item in items:
+        if item.id == item_id:
+            return (item.name if lang == "zh-CN" else item.name_en or item.name) or item.id
+    return item_id or ""
+
+
+def local(ts: pd.Series | pd.Timestamp):
+    """Park-local wall time without the offset, for charts (plotly shows a date's wall time)."""
+    if isinstance(ts, pd.Series):
+        return ts.dt.tz_localize(None)
+    return ts.tz_localize(None)
+
+
+def enterprise_control(control_id: str, user: User, enterprises: list, lang: str):
+    """The enterprise selector for the park administrator; an enterprise user gets no selector, only its own id in
+    a hidden input (the server checks it on every request anyway)."""
+    if user.role is Role.ENTERPRISE:
+        return dcc.Input(id=control_id, type="hidden", value=enterprises[0].id)
+    return dmc.Select(id=control_id, label=t("ent.select", lang), value=enterprises[0].id, allowDeselect=False,
+                      searchable=True, persistence=True, persistence_type="session", w=360,
+                      data=[{"value": e.id, "label": name_of(enterprises, e.id, lang)} for e in enterprises])
+
+
+def resolve(ctx, user: User, asked: str | None, page: str) -> str | None:
+    """The enterprise the request may read, or None after recording the refusal in the audit log."""
+    enterprise = data.resolve_enterprise(ctx.access, user, asked)
+    if enterprise is None:
+        audit.record(ctx.engine, user.username, "access_denied", f"{page}:{asked}", role=str(user.role))
+    return enterprise
+
+
+def refused(lang: str, element_id: str) -> dmc.Alert:
+    return dmc.Alert(t("ent.refused", lang), color="red", id=element_id)
+
+
+def page_lang(lang: str | None) -> str:
+    """The language a callback renders in (the shell's `lang` store; the default when it holds anything else)."""
+    return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def register_download(app, ctx, prefix: str, name: str,
+                      table: Callable[..., tuple[str, pd.DataFrame] | None], *controls: State) -> None:
+    """portal.downloads for a table that depends on the page's controls: `table(user, lang, *control values)` gives
+    (enterprise id, frame), or None when refused (nothing is sent).  The file is
+    `<name>-<park>-<enterprise>-<date>.csv|xlsx`; every download is in the audit log."""
+
+    @app.callback(Output(f"{prefix}-download", "data"), Input(f"{prefix}-dl-csv", "n_clicks"),
+                  Input(f"{prefix}-dl-xlsx", "n_clicks"), State("lang", "data"), *controls, prevent_initial_call=True)
+    def download(_csv, _xlsx, lang, *values):
+        result = table(current_user, page_lang(lang), *values)
+        if result is None:
+            return no_update
+        enterprise, frame = result
+        fmt_ = "xlsx" if dash_ctx.triggered_id == f"{prefix}-dl-xlsx" else "csv"
+        filename = f"{name}-{ctx.park.id}-{enterprise}-{ctx.now():%Y%m%d-%H%M}.{fmt_}"
+        audit.record(ctx.engine, current_user.username, "download", filename, rows=len(frame), format=fmt_)
+        if fmt_ == "csv":
+            return {"content": frame.to_csv(index=False), "filename": filename, "type": "text/csv"}
+        buf = io.BytesIO()
+        frame.to_excel(buf, index=False)
+        return dcc.send_bytes(buf.getvalue(), filename)
+
+
+# ---- tables (as shown and downloaded) ------------------------------------------------------------------------
+def _scope_columns(frame: pd.DataFrame, lang: str) -> dict:
+    cols = {t(f"ent.col.{c}", lang): frame[c].round(3) for c in data.SCOPE_COLUMNS}
+    cols[t("col.coverage", lang)] = frame["coverage"].round(4)
+    return cols
+
+
+def carrier_table(f: data.EnterpriseFigures, lang: str) -> pd.DataFrame:
+    d = f.by_carrier
+    return pd.DataFrame({t("col.carrier", lang): d["carrier"].map(lambda c: t("carrier." + c, lang)),
+                         t("ent.col.quantity", lang): d["quantity"].round(3), t("col.unit", lang): d["unit"],
+                         **_scope_columns(d, lang)})
+
+
+def workshop_table(f: data.EnterpriseFigures, park: Park, lang: str) -> pd.DataFrame:
+    d = f.by_workshop
+    names = d["workshop"].map(lambda w: name_of(park.workshops, w, lang) if isinstance(w, str)
+                              else t("ent.workshop.none", lang))
+    return pd.DataFrame({t("ent.col.workshop", lang): names, **_scope_columns(d, lang)})
+
+
+def intensity_table(f: data.EnterpriseFigures, lang: str) -> pd.DataFrame:
+    d = f.intensity
+    metric = d["metric"].map(lambda m: t("col.coverage", lang) if m == "coverage" else t(f"ent.metric.{m}", lang))
+    return pd.DataFrame({t("ent.col.metric", lang): metric,
+                         t("ent.col.this_period", lang): d["this_period"].round(4),
+                         t("ent.col.last_year", lang): d["last_year"].round(4),
+                         t("ent.col.change", lang): d["change"].round(4)})
+
+
+def unit_table(f: data.EnterpriseFigures, lang: str) -> pd.DataFrame:
+    d, ly = f.unit_intensity, t("ent.col.last_year_suffix", lang)
+    return pd.DataFrame({
+        t("ent.col.product", lang): d["product"], t("col.unit", lang): d["unit"],
+        t("ent.col.quantity", lang): d["quantity"].astype(float).round(3),
+        t("ent.col.months", lang): d["months"],
+        t("ent.col.tce_per_unit", lang): d["tce_per_unit"].astype(float).round(5),
+        t("ent.col.tce_per_unit", lang) + ly: d["tce_per_unit_last_year"].astype(float).round(5),
+        t("ent.col.t_co2e_per_unit", lang): d["t_co2e_per_unit"].astype(float).round(5),
+        t("ent.col.t_co2e_per_unit", lang) + ly: d["t_co2e_per_unit_last_year"].astype(float).round(5),
+        t("ent.col.unit_change", lang): d["t_co2e_per_unit_yoy"].astype(float).round(4)})
+
+
+def cost_table(f: data.EnterpriseFigures, lang: str) -> pd.DataFrame:
+    d = f.cost
+    items = d["item"].map(lambda i: t("ent.cost.carbon", lang) if i == "carbon" else t("carrier." + i, lang))
+    return pd.DataFrame({t("ent.col.item", lang): items, t("ent.col.quantity", lang): d["quantity"].round(3),
+                         t("col.unit", lang): d["unit"], t("ent.col.price", lang): d["price_cny"],
+                         t("ent.col.price_unit", lang): d["price_unit"],
+                         t("ent.col.cost", lang): d["cost_cny"].round(2),
+                         t("ent.col.share", lang): d["share"].round(4),
+                         t("col.coverage", lang): d["coverage"].round(4)})
+
+
+# ---- rendering -----------------------------------------------------------------------------------------------
+def _graph(fig: go.Figure, graph_id: str, title: str, height: int = 320) -> dcc.Graph:
+    fig.update_layout(title=title, height=height, margin={"l": 60, "r": 20, "t": 60, "b": 40},
+                      legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"})
+    return dcc.Graph(figure=fig, id=graph_id, config={"displaylogo": False})
+
+
+def render_summary(f: data.EnterpriseFigures, park: Park, lang: str) -> list:
+    cov = f"{t('kpi.coverage', lang)} {pct(f.totals['coverage'])}"
+    cards = [kpi(t(f"ent.kpi.{c}", lang), fmt(f.totals[c], 2), "tce" if c == "energy_tce" else "tCO2e", cov,
+                 f"ent-kpi-{c}") for c in data.SCOPE_COLUMNS]
+    s1 = f.totals["scope1_t_co2e"]
+    methods = [t("ent.method.location", lang), t("ent.method.market", lang)]
+    fig = go.Figure([go.Bar(name=t("ent.scope1", lang), x=methods, y=[s1, s1]),
+                     go.Bar(name=t("ent.scope2", lang), x=methods,
+                            y=[f.totals["scope2_location_t_co2e"], f.totals["scope2_market_t_co2e"]])])
+    fig.update_layout(barmode="stack", yaxis_title="tCO2e")
+    return [
+        html.H2(name_of(park.enterprises, f.enterprise, lang), id="ent-name"),
+        html.P(period_text(f.start, f.end, park, lang) + "; " + t("coverage.note", lang), className="note",
+               id="ent-period-text"),
+        *([dmc.Alert(t("ent.no_data", lang), color="yellow", id="ent-no-data")]
+          if pd.isna(f.totals["energy_tce"]) else []),
+        html.Div(cards, className="kpis", id="ent-kpis"),
+        _graph(fig, "ent-scopes", t("ent.chart.scopes", lang)),
+        html.P(t("ent.scopes.note", lang), className="note"),
+    ]
+
+
+def _flags(f: data.EnterpriseFigures, lang: str) -> str:
+    parts = []
+    for side, flags in zip(("ent.flag.this", "ent.flag.last"), f.intensity_flags, strict=True):
+        if flags:
+            parts.append(f"{t(side, lang)}: " + ", ".join(t(f"ent.flag.{x}", lang) for x in flags.split(", ")))
+    return "; ".join(parts)
+
+
+def render_details(f: data.EnterpriseFigures, park: Park, lang: str) -> list:
+    period = period_text(f.start, f.end, park, lang)
+    mix = f.by_carrier.dropna(subset=["energy_tce"])
+    mix_fig = go.Figure(go.Pie(labels=[t("carrier." + c, lang) for c in mix["carrier"]], values=mix["energy_tce"],
+                               hovertemplate="%{label}: %{value:,.2f} tce (%{percent})<extra></extra>"))
+    ws = workshop_table(f, park, lang)
+    ws_fig = go.Figure([go.Bar(name=t("ent.method.location", lang), x=ws.iloc[:, 0],
+                               y=f.by_workshop["total_location_t_co2e"]),
+                        go.Bar(name=t("ent.method.market", lang), x=ws.iloc[:, 0],
+                               y=f.by_workshop["total_market_t_co2e"])])
+    ws_fig.update_layout(yaxis_title="tCO2e")
+    cost = f.cost.dropna(subset=["cost_cny"])
+    cost_fig = go.Figure(go.Pie(
+        labels=[t("ent.cost.carbon", lang) if i == "carbon" else t("carrier." + i, lang) for i in cost["item"]],
+        values=cost["cost_cny"], hovertemplate="%{label}: %{value:,.0f} CNY (%{percent})<extra></extra>"))
+    ly_start, ly_end = f.last_year
+    flags = _flags(f, lang)
+    share = (t("col.coverage", lang), t("ent.col.share", lang))
+    unit = ([html.P(f"{t('ent.unit.problem', lang)}: {f.unit_intensity_problem}", className="note")]
+            if f.unit_intensity_problem else
+            [html.P(t("ent.unit.none", lang), className="note", id="ent-unit-none")] if f.unit_intensity.empty else
+            [data_table("ent-unit-table", unit_table(f, lang), percent=(t("ent.col.unit_change", lang),))])
+    return [
+        html.H3(t("ent.carrier.title", lang)),
+        html.P(period, className="note"),
+        _graph(mix_fig, "ent-mix", t("ent.chart.mix", lang)),
+        downloads.buttons("ent-carrier", lang),
+        data_table("ent-carrier-table", carrier_table(f, lang), percent=share[:1]),
+        html.H3(t("ent.workshop.title", lang)),
+        html.P(period, className="note"),
+        _graph(ws_fig, "ent-workshops", t("ent.chart.workshops", lang)),
+        downloads.buttons("ent-workshop", lang),
+        data_table("ent-workshop-table", ws, percent=share[:1]),
+        html.H3(t("ent.intensity.title", lang)),
+        html.P(period + "; " + t("ent.intensity.note", lang).format(
+            start=f"{ly_start:%Y-%m-%d}", end=f"{ly_end - pd.Timedelta('1D'):%Y-%m-%d}"), className="note"),
+        *([dmc.Alert(flags, color="yellow", id="ent-intensity-flags")] if flags else []),
+        downloads.buttons("ent-intensity", lang),
+        data_table("ent-intensity-table", intensity_table(f, lang), percent=(t("ent.col.change", lang),)),
+        html.H3(t("ent.unit.title", lang)),
+        *unit,
+        html.H3(t("ent.cost.title", lang)),
+        html.P(period + "; " + t("ent.cost.note", lang), className="note"),
+        _graph(cost_fig, "ent-cost", t("ent.chart.cost", lang)),
+        downloads.buttons("ent-cost", lang),
+        data_table("ent-cost-table", cost_table(f, lang), percent=share),
+    ]
+
+
+def render_power(power: pd.DataFrame, park: Park, now: pd.Timestamp, lang: str) -> list:
+    today = now.floor("D")
+    title = html.H3(t("ent.power.title", lang))
+    known = power.dropna(subset=["kw"])
+    if known.empty:
+        return [title, dmc.Alert(t("ent.power.none", lang), color="gray", id="ent-power-none")]
+    fig = go.Figure()
+    for carrier, g in power.groupby("carrier"):
+        fig.add_scatter(x=local(g["start"]), y=g["kw"], name=t("carrier." + carrier, lang), mode="lines",
+                        line={"shape": "hv"}, hovertemplate="%{x|%H:%M}: %{y:,.1f} kW<extra></extra>")
+    fig.update_layout(yaxis_title="kW", xaxis={"range": [local(today), local(today + pd.Timedelta("1D"))]})
+    cards = []
+    for carrier, g in known.groupby("carrier"):
+        row = g.iloc[-1]
+        when = f"{row['start']:%H:%M}–{row['start'] + pd.Timedelta('15min'):%H:%M}"
+        cards.append(kpi(f"{t('ent.power.latest', lang)} · {t('carrier.' + carrier, lang)}", fmt(row["kw"]), "kW",
+                         f"{when} · {t('kpi.coverage', lang)} {pct(row['coverage'])}", f"ent-power-{carrier}"))
+    return [title, html.P(period_text(today, now.floor("15min"), park, lang) + "; " + t("ent.power.note", lang),
+                          className="note"),
+            html.Div(cards, className="kpis"), _graph(fig, "ent-power-chart", t("ent.chart.power", lang),
+                                                             height=300)]
+
+
+def _warning(pos: dict, lang: str) -> str:
+    """carbon.quota.position's warning, in `lang`."""
+    if pd.isna(pos["threshold"]):
+        return ""
+    if pd.isna(pos["used_share"]):
+        return t("ent.quota.warn_none", lang)
+    text = t("ent.quota.warn_used", lang).format(share=pct(pos["used_share"]))
+    if pos["remaining_t"] < 0:
+        text += "; " + t("ent.quota.warn_deficit", lang).format(t=fmt(-pos["remaining_t"], 1))
+    return text
+
+
+def render_quota(q: data.QuotaView, park: Park, lang: str) -> list:
+    title = html.H3(f"{t('ent.quota.title', lang)} · {q.year}")
+    note = html.P(period_text(q.start, q.end, park, lang) + "; " + t("ent.quota.note", lang).format(
+        price=f"{data.CARBON_PRICE_CNY_PER_T:.2f}"), className="note")
+    cov = f"{t('kpi.coverage', lang)} {pct(q.coverage)}"
+    emitted = kpi(t("ent.quota.emitted", lang), fmt(q.emissions_t_co2e, 2), "tCO2e", cov, "ent-quota-emitted")
+    fig = go.Figure()
+    fig.add_scatter(x=local(q.daily["day"] + pd.Timedelta("1D")), y=q.daily["cumulative_t_co2e"], mode="lines",
+                    name=t("ent.quota.cumulative", lang), hovertemplate="%{x|%Y-%m-%d}: %{y:,.1f} tCO2e<extra></extra>")
+    year_end = q.start + pd.DateOffset(years=1)
+    fig.update_layout(yaxis_title="tCO2e", xaxis={"range": [local(q.start), local(year_end)]})
+    if q.position is None:
+        return [title, note, html.Div([emitted], className="kpis"),
+                dmc.Alert(t("ent.quota.no_ledger", lang).format(year=q.year), color="gray", id="ent-quota-none"),
+                _graph(fig, "ent-quota-chart", t("ent.chart.quota", lang))]
+    p = q.position
+    allowances = p["allowances_t"]
+    fig.add_scatter(x=[local(q.start), local(year_end)], y=[allowances] * 2, mode="lines",
+                    name=t("ent.quota.allowances", lang), line={"color": "#b00020"})
+    threshold = 0.8 * allowances
+    fig.add_scatter(x=[local(q.start), local(year_end)], y=[threshold] * 2, mode="lines",
+                    name=t("ent.quota.threshold", lang).format(share="80%"), line={"color": "#e0a526", "dash": "dot"})
+    status = t(f"quota.{p['status']}", lang)
+    warning = _warning(p, lang)
+    cards = [
+        emitted,
+        kpi(t("ent.quota.allowances", lang), fmt(allowances, 1), "t", f"{q.year}", "ent-quota-allowances"),
+        kpi(t("ent.quota.used_share", lang), pct(p["used_share"]), "", cov, "ent-quota-used"),
+        kpi(t("ent.quota.remaining", lang), fmt(p["remaining_t"], 1), "t", f"{t('ent.quota.status', lang)}: {status}",
+            "ent-quota-remaining"),
+        kpi(t("ent.quota.value", lang), fmt(p["value_cny"], 0), "CNY",
+            f"{data.CARBON_PRICE_CNY_PER_T:.2f} CNY/t", "ent-quota-value"),
+    ]
+    return [title, note, html.Div(cards, className="kpis"),
+            *([dmc.Alert(warning, color="red" if p["status"] == "deficit" else "yellow", id="ent-quota-warning")]
+              if warning else []),
+            _graph(fig, "ent-quota-chart", t("ent.chart.quota", lang))]
+
+
+# ---- page ----------------------------------------------------------------------------------------------------
+def layout(ctx, user: User, lang: str) -> html.Div:
+    enterprises = ctx.access.enterprises(user)
+    if not enterprises:
+        return html.Div(dmc.Alert(t("ent.none", lang), color="gray", id="ent-none"))
+    period = dmc.SegmentedControl(id="ent-period", value="month", persistence=True, persistence_type="session",
+                                  data=[{"value": k, "label": t(f"ent.period.{k}", lang)} for k in data.PERIODS])
+    return html.Div([
+        dmc.Group([enterprise_control("ent-enterprise", user, enterprises, lang), period], align="flex-end"),
+        dcc.Interval(id="ent-tick", interval=60_000),
+        dcc.Loading(html.Div(id="ent-summary"), delay_show=300),
+        html.Div(id="ent-power"),
+        dcc.Loading(html.Div(id="ent-quota"), delay_show=300),
+        dcc.Loading(html.Div(id="ent-details"), delay_show=300),
+    ])
+
+
+def register(app, ctx) -> None:
+    def figures(user: User, enterprise: str, kind: str | None) -> data.EnterpriseFigures | None:
+        """The page's figures, shared briefly by the users of one scope (the page and its downloads)."""
+        kind = kind if kind in data.PERIODS else "month"
+        now = ctx.now()
+        scope = data.EnterpriseScope(ctx.access, user, enterprise)
+        return ctx.access.memo(user, f"enterprise:{enterprise}:{kind}:{now.floor('15min').isoformat()}",
+                               lambda: data.enterprise_figures(scope, ctx.engine, ctx.park, kind, now))
+
+    @app.callback(Output("ent-summary", "children"), Output("ent-details", "children"),
+                  Input("ent-enterprise", "value"), Input("ent-period", "value"), State("lang", "data"))
+    def body(asked: str | None, kind: str | None, lang: str | None):
+        lang = page_lang(lang)
+        enterprise = resolve(ctx, current_user, asked, PATH)
+        if enterprise is None:
+            return refused(lang, "ent-refused"), []
+        f = figures(current_user, enterprise, kind)
+        if f is None:
+            return dmc.Alert(t("ent.empty_period", lang), color="gray"), []
+        return render_summary(f, ctx.park, lang), render_details(f, ctx.park, lang)
+
+    @app.callback(Output("ent-power", "children"), Input("ent-enterprise", "value"), Input("ent-tick", "n_intervals"),
+                  State("lang", "data"))
+    def power(asked: str | None, _tick: int | None, lang: str | None):
+        lang = page_lang(lang)
+        enterprise = resolve(ctx, current_user, asked, PATH)
+        if enterprise is None:
+            return refused(lang, "ent-power-refused")
+        now = ctx.now()
+        frame = data.realtime_power(data.EnterpriseScope(ctx.access, current_user, enterprise), ctx.park, now)
+        return render_power(frame, ctx.park, now, lang)
+
+    @app.callback(Output("ent-quota", "children"), Input("ent-enterprise", "value"), State("lang", "data"))
+    def quota(asked: str | None, lang: str | None):
+        lang = page_lang(lang)
+        enterprise = resolve(ctx, current_user, asked, PATH)
+        if enterprise is None:
+            return refused(lang, "ent-quota-refused")
+        q = data.quota_view(data.EnterpriseScope(ctx.access, current_user, enterprise), ctx.engine, ctx.park, ctx.now())
+        return render_quota(q, ctx.park, lang) if q else dmc.Alert(t("ent.empty_period", lang), color="gray")
+
+    tables: dict[str, tuple[str, Callable]] = {
+        "ent-carrier": ("enterprise-carriers", lambda f, lang: carrier_table(f, lang)),
+        "ent-workshop": ("enterprise-workshops", lambda f, lang: workshop_table(f, ctx.park, lang)),
+        "ent-intensity": ("enterprise-intensities", lambda f, lang: intensity_table(f, lang)),
+        "ent-cost": ("enterprise-costs", lambda f, lang: cost_table(f, lang)),
+    }
+    for prefix, (name, build) in tables.items():
+        def table(user: User, lang: str, asked: str | None, kind: str | None,
+                  build=build) -> tuple[str, pd.DataFrame] | None:
+            enterprise = resolve(ctx, user, asked, PATH)
+            f = figures(user, enterprise, kind) if enterprise else None
+            return (enterprise, build(f, lang)) if f else None
+
+        register_download(app, ctx, prefix, name, table, State("ent-enterprise", "value"),
+                          State("ent-period", "value"))

@@ -1,0 +1,283 @@
+"""Data quality (数据质量, administrator): coverage per enterprise and per meter over a chosen period, silent meters,
+quarantined readings with their rule code, reason, source and line, and restatements of carbon figures; each
+table downloadable.  Store data is read through the access layer; periods run to now in park-local time."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import dash_mantine_components as dmc
+import pandas as pd
+from dash import Input, Output, State, dash_table, dcc, html
+from dash import ctx as dash_ctx
+from dash.dash_table import FormatTemplate
+from flask import abort
+from flask_login import current_user
+
+from carbon import records
+from collectors.rules import RULES
+from portal import audit, downloads
+from portal.alerts import SILENT_AFTER_INTERVALS, silent_meter_alerts
+from portal.auth import Role, User
+from portal.i18n import register, t
+
+PATH = "/quality"
+TITLE_KEY = "nav.quality"
+ROLES = {Role.ADMIN}
+PERIODS = ("today", "7d", "month", "30d")
+DEFAULT_PERIOD = "month"
+METRIC_UNITS = {"energy_tce": "tce", "biogenic_t_co2": "tCO2"}  # the other restated metrics are in tCO2e
+
+TEXT = {
+    "nav.quality": {"zh-CN": "数据质量", "en": "Data quality"},
+    "quality.period.today": {"zh-CN": "今日", "en": "Today"},
+    "quality.period.7d": {"zh-CN": "近 7 日", "en": "Last 7 days"},
+    "quality.period.month": {"zh-CN": "本月", "en": "This month"},
+    "quality.period.30d": {"zh-CN": "近 30 日", "en": "Last 30 days"},
+    "quality.coverage_enterprise": {"zh-CN": "各企业数据完整率", "en": "Data coverage by enterprise"},
+    "quality.coverage_meter": {"zh-CN": "各计量表数据完整率", "en": "Data coverage by meter"},
+    "quality.silent": {"zh-CN": "无数据计量表", "en": "Silent meters"},
+    "quality.silent_note": {"zh-CN": "超过 {n} 个计量区间没有读数的计量表（截至 {now}）",
+                            "en": "Meters without a reading for more than {n} intervals (as of {now})"},
+    "quality.quarantine": {"zh-CN": "被隔离的读数", "en": "Quarantined readings"},
+    "quality.quarantine_note": {"zh-CN": "被拒收的输入行及其规则编号与原因，原值保留待复核",
+                                "en": "Rejected input rows with their rule code and reason, kept as received for "
+                                      "review"},
+    "quality.restatements": {"zh-CN": "重述记录", "en": "Restatements"},
+    "quality.restatements_note": {"zh-CN": "排放因子变更后重算并改变的数字：原值、新值、原因",
+                                  "en": "Figures changed by a factor change: old value, new value, reason"},
+    "quality.none": {"zh-CN": "无", "en": "none"},
+    "quality.col.meter": {"zh-CN": "计量表", "en": "Meter"},
+    "quality.col.interval": {"zh-CN": "计量区间 (分钟)", "en": "Interval (min)"},
+    "quality.col.expected": {"zh-CN": "应有区间数", "en": "Expected intervals"},
+    "quality.col.present": {"zh-CN": "已有区间数", "en": "Intervals present"},
+    "quality.col.measured": {"zh-CN": "实测区间数", "en": "Measured intervals"},
+    "quality.col.last": {"zh-CN": "最后读数截止", "en": "Last reading until"},
+    "quality.col.missed": {"zh-CN": "缺失区间数", "en": "Intervals missed"},
+    "quality.col.received": {"zh-CN": "接收时间", "en": "Received"},
+    "quality.col.source": {"zh-CN": "来源", "en": "Source"},
+    "quality.col.line": {"zh-CN": "行号", "en": "Line"},
+    "quality.col.ts": {"zh-CN": "读数时间", "en": "Reading time"},
+    "quality.col.value": {"zh-CN": "原值", "en": "Value as received"},
+    "quality.col.code": {"zh-CN": "规则编号", "en": "Rule code"},
+    "quality.col.rule_severity": {"zh-CN": "处理", "en": "Handling"},
+    "quality.col.reason": {"zh-CN": "原因", "en": "Reason"},
+    "quality.col.recorded": {"zh-CN": "记录时间", "en": "Recorded"},
+    "quality.col.actor": {"zh-CN": "操作人", "en": "By"},
+    "quality.col.level": {"zh-CN": "层级", "en": "Level"},
+    "quality.col.metric": {"zh-CN": "指标", "en": "Metric"},
+    "quality.col.old": {"zh-CN": "原值", "en": "Old value"},
+    "quality.col.new": {"zh-CN": "新值", "en": "New value"},
+    "quality.rule.reject": {"zh-CN": "拒收", "en": "rejected"},
+    "quality.rule.flag": {"zh-CN": "标记", "en": "flagged"},
+    "quality.rule.info": {"zh-CN": "提示", "en": "information"},
+    "quality.level.park": {"zh-CN": "园区", "en": "Park"},
+    "quality.level.enterprise": {"zh-CN": "企业", "en": "Enterprise"},
+    "quality.level.workshop": {"zh-CN": "车间", "en": "Workshop"},
+    "quality.metric.energy_tce": {"zh-CN": "综合能耗", "en": "Energy"},
+    "quality.metric.scope1_t_co2e": {"zh-CN": "直接排放（范围一）", "en": "Scope 1"},
+    "quality.metric.scope2_location_t_co2e": {"zh-CN": "范围二（基于位置）", "en": "Scope 2 location-based"},
+    "quality.metric.scope2_market_t_co2e": {"zh-CN": "范围二（基于市场）", "en": "Scope 2 market-based"},
+    "quality.metric.total_location_t_co2e": {"zh-CN": "总排放（基于位置）", "en": "Total, location-based"},
+    "quality.metric.total_market_t_co2e": {"zh-CN": "总排放（基于市场）", "en": "Total, market-based"},
+    "quality.metric.biogenic_t_co2": {"zh-CN": "生物质排放", "en": "Biogenic CO2"},
+}
+register(TEXT)
+
+
+def period_bounds(preset: str, now: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """[start, end) of a preset period, park-local, ending at the last complete quarter hour."""
+    end = now.floor("15min")
+    today = now.floor("D")
+    start = {"today": today, "7d": today - pd.DateOffset(days=6), "30d": today - pd.DateOffset(days=29),
+             "month": pd.Timestamp(now.year, now.month, 1, tz=now.tz)}[preset]
+    return start, max(end, start + pd.Timedelta("15min"))
+
+
+def _optional_int(values: pd.Series) -> pd.Series:
+    """Whole numbers shown as such, blanks as blanks (not 7.0 and NaN)."""
+    return pd.Series([None if pd.isna(v) else int(v) for v in values], index=values.index, dtype=object)
+
+
+def _names(ctx, lang: str) -> dict[str, str]:
+    return {e.id: (e.name if lang == "zh-CN" else e.name_en or e.name) for e in ctx.park.enterprises}
+
+
+def _local(ts: pd.Series, ctx) -> pd.Series:
+    return pd.to_datetime(ts, utc=True).dt.tz_convert(ctx.park.tz).dt.strftime("%Y-%m-%d %H:%M")
+
+
+def _counts(frame: pd.DataFrame, lang: str) -> dict[str, pd.Series]:
+    return {t("quality.col.expected", lang): frame["expected"], t("quality.col.present", lang): frame["present"],
+            t("quality.col.measured", lang): frame["measured"], t("col.coverage", lang): frame["coverage"].round(4)}
+
+
+def coverage_by_enterprise(ctx, user: User, preset: str, lang: str) -> pd.DataFrame:
+    start, end = period_bounds(preset, ctx.now())
+    cov = ctx.access.coverage(user, "energy", start, end, by=["enterprise"]).sort_values("enterprise")
+    return pd.DataFrame({t("col.enterprise", lang): cov["enterprise"].map(_names(ctx, lang)), **_counts(cov, lang)})
+
+
+def coverage_by_meter(ctx, user: User, preset: str, lang: str) -> pd.DataFrame:
+    """Meters worst first."""
+    start, end = period_bounds(preset, ctx.now())
+    cov = ctx.access.coverage(user, "energy", start, end, by=["series"])
+    meters = {m.id: m for m in ctx.park.meters}
+    cov = cov.sort_values(["coverage", "series"])
+    names = _names(ctx, lang)
+    return pd.DataFrame({
+        t("quality.col.meter", lang): cov["series"],
+        t("col.enterprise", lang): cov["series"].map(lambda s: names[meters[s].enterprise]),
+        t("col.carrier", lang): cov["series"].map(lambda s: t(f"carrier.{meters[s].carrier.value}", lang)),
+        t("quality.col.interval", lang): cov["series"].map(lambda s: meters[s].interval_s // 60),
+        **_counts(cov, lang)})
+
+
+def silent_meters(ctx, user: User, lang: str) -> pd.DataFrame:
+    visible = {e.id for e in ctx.access.enterprises(user)}
+    meters = [m for m in ctx.park.meters if m.enterprise in visible]
+    alerts = silent_meter_alerts(ctx.access.latest(user, "energy"), meters, ctx.now())
+    names = _names(ctx, lang)
+    return pd.DataFrame({
+        t("quality.col.meter", lang): [a.subject for a in alerts],
+        t("col.enterprise", lang): [names[a.enterprise] for a in alerts],
+        t("col.carrier", lang): [t(f"carrier.{a.detail['carrier']}", lang) for a in alerts],
+        t("quality.col.last", lang): [a.since_text() for a in alerts],
+        t("quality.col.missed", lang): pd.Series([a.detail.get("missed") for a in alerts], dtype=object),
+        t("quality.col.interval", lang): [a.detail["interval_min"] for a in alerts],
+    })
+
+
+def quarantined(ctx, user: User, lang: str) -> pd.DataFrame:
+    """Newest first."""
+    q = ctx.access.quarantined(user).sort_values(["received", "row"], ascending=[False, True])
+    return pd.DataFrame({
+        t("quality.col.received", lang): _local(q["received"], ctx),
+        t("quality.col.source", lang): q["source"],
+        t("quality.col.line", lang): _optional_int(q["line"]),
+        t("quality.col.meter", lang): q["series"],
+        t("quality.col.ts", lang): q["ts"],
+        t("quality.col.value", lang): q["value"],
+        t("quality.col.code", lang): q["code"],
+        t("quality.col.rule_severity", lang): q["code"].map(
+            lambda c: t(f"quality.rule.{RULES[c].severity}", lang) if c in RULES else c),
+        t("quality.col.reason", lang): q["reason"],
+    })
+
+
+def restatements(ctx, lang: str) -> pd.DataFrame:
+    r = records.load_restatements(ctx.engine, ctx.park.id)
+    names = _names(ctx, lang)
+    return pd.DataFrame({
+        t("quality.col.recorded", lang): _local(r["recorded_at"], ctx),
+        t("quality.col.actor", lang): r["actor"],
+        t("quality.col.reason", lang): r["reason"],
+        t("quality.col.level", lang): r["level"].map(lambda v: t(f"quality.level.{v}", lang)),
+        t("col.enterprise", lang): r["enterprise"].map(lambda e: names.get(e, "—")),
+        t("period", lang): r["period"],
+        t("quality.col.metric", lang): r["metric"].map(lambda m: t(f"quality.metric.{m}", lang)),
+        t("quality.col.old", lang): r["old_value"],
+        t("quality.col.new", lang): r["new_value"],
+        t("col.unit", lang): r["metric"].map(lambda m: METRIC_UNITS.get(m, "tCO2e")),
+    })
+
+
+def _table(table_id: str, frame: pd.DataFrame, lang: str) -> html.P | dash_table.DataTable:
+    """A sortable table; coverage shown in per cent (downloads keep the share), long text wrapped."""
+    if frame.empty:
+        return html.P(t("quality.none", lang), className="note", id=table_id)
+    coverage, wrap = t("col.coverage", lang), {t("quality.col.reason", lang)}
+    columns = [{"id": c, "name": c, **({"type": "numeric", "format": FormatTemplate.percentage(2)}
+                                       if c == coverage else {})} for c in frame.columns]
+    return dash_table.DataTable(
+        id=table_id, data=frame.to_dict("records"), columns=columns, sort_action="native", page_size=15,
+        style_cell={"textAlign": "left", "whiteSpace": "nowrap", "fontFamily": "inherit", "fontSize": 13},
+        style_cell_conditional=[{"if": {"column_id": c}, "whiteSpace": "normal", "minWidth": 240} for c in wrap],
+        style_header={"fontWeight": 600}, style_table={"overflowX": "auto"})
+
+
+def _section(title: str, note: str, name: str, frame: pd.DataFrame, lang: str) -> list:
+    return [html.H3(title), html.P(note, className="note"), downloads.buttons(f"quality-{name}", lang),
+            _table(f"quality-{name}-table", frame, lang)]
+
+
+def period_body(ctx, user: User, preset: str, lang: str) -> list:
+    """The two coverage tables of the chosen period."""
+    start, end = period_bounds(preset, ctx.now())
+    period = (f"{t('period', lang)}: {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} ({ctx.park.timezone}); "
+              f"{t('coverage.note', lang)}")
+    return [*_section(t("quality.coverage_enterprise", lang), period, "enterprises",
+                      coverage_by_enterprise(ctx, user, preset, lang), lang),
+            *_section(t("quality.coverage_meter", lang), period, "meters", coverage_by_meter(ctx, user, preset, lang),
+                      lang)]
+
+
+def layout(ctx, user: User, lang: str) -> html.Div:
+    now = ctx.now()
+    periods = [{"value": p, "label": t(f"quality.period.{p}", lang)} for p in PERIODS]
+    silent_note = t("quality.silent_note", lang).format(n=SILENT_AFTER_INTERVALS, now=f"{now:%Y-%m-%d %H:%M}")
+    return html.Div([
+        dmc.Group([dmc.Text(t("period", lang), fw=600),
+                   dmc.SegmentedControl(id="quality-period", value=DEFAULT_PERIOD, data=periods)]),
+        html.Div(period_body(ctx, user, DEFAULT_PERIOD, lang), id="quality-period-body"),
+        *_section(t("quality.silent", lang), silent_note, "silent", silent_meters(ctx, user, lang), lang),
+        *_section(t("quality.quarantine", lang), t("quality.quarantine_note", lang), "quarantine",
+                  quarantined(ctx, user, lang), lang),
+        *_section(t("quality.restatements", lang), t("quality.restatements_note", lang), "restatements",
+                  restatements(ctx, lang), lang),
+    ])
+
+
+def _require(ctx, user: User, action: str) -> None:
+    """Refuse (HTTP 403, audit-logged) anyone but an administrator, whatever the request."""
+    if user.role not in ROLES:
+        audit.record(ctx.engine, user.username, "refused", PATH, callback=action)
+        abort(403)
+
+
+def _register_period_download(app, ctx, name: str, table: Callable[[User, str, str], pd.DataFrame]) -> None:
+    """A download of a table of the chosen period (portal.downloads.register has no state but the language)."""
+    prefix = f"quality-{name}"
+
+    @app.callback(Output(f"{prefix}-download", "data"), Input(f"{prefix}-dl-csv", "n_clicks"),
+                  Input(f"{prefix}-dl-xlsx", "n_clicks"), State("lang", "data"), State("quality-period", "value"),
+                  prevent_initial_call=True)
+    def download(_csv, _xlsx, lang: str | None, preset: str | None):
+        _require(ctx, current_user, f"download {name}")
+        lang = lang or "zh-CN"
+        preset = preset if preset in PERIODS else DEFAULT_PERIOD
+        fmt = "xlsx" if dash_ctx.triggered_id == f"{prefix}-dl-xlsx" else "csv"
+        frame = table(current_user, preset, lang)
+        filename = f"coverage-{name}-{preset}-{ctx.park.id}-{ctx.now():%Y%m%d-%H%M}.{fmt}"
+        audit.record(ctx.engine, current_user.username, "download", filename, rows=len(frame), format=fmt)
+        if fmt == "csv":
+            return {"content": frame.to_csv(index=False), "filename": filename, "type": "text/csv"}
+        buf = io.BytesIO()
+        frame.to_excel(buf, index=False)
+        return dcc.send_bytes(buf.getvalue(), filename)
+
+
+def register(app, ctx) -> None:
+    @app.callback(Output("quality-period-body", "children"), Input("quality-period", "value"), State("lang", "data"),
+                  prevent_initial_call=True)
+    def choose_period(preset: str | None, lang: str | None) -> list:
+        _require(ctx, current_user, "period")
+        return period_body(ctx, current_user, preset if preset in PERIODS else DEFAULT_PERIOD, lang or "zh-CN")
+
+    _register_period_download(app, ctx, "enterprises",
+                              lambda user, preset, lang: coverage_by_enterprise(ctx, user, preset, lang))
+    _register_period_download(app, ctx, "meters", lambda user, preset, lang: coverage_by_meter(ctx, user, preset, lang))
+
+    def guarded(build: Callable[[User, str], pd.DataFrame], action: str) -> Callable[[User, str], pd.DataFrame]:
+        def table(user: User, lang: str) -> pd.DataFrame:
+            _require(ctx, user, action)
+            return build(user, lang)
+        return table
+
+    downloads.register(app, ctx, "quality-silent", "silent-meters",
+                       guarded(lambda user, lang: silent_meters(ctx, user, lang), "download silent"))
+    downloads.register(app, ctx, "quality-quarantine", "quarantined",
+                       guarded(lambda user, lang: quarantined(ctx, user, lang), "download quarantine"))
+    downloads.register(app, ctx, "quality-restatements", "restatements",
+                       guarded(lambda user, lang: restatements(ctx, lang), "download restatements"))

@@ -1,0 +1,171 @@
+"""Warnings (预警): quota thresholds, silent meters and quarantined data in the user's scope (the administrator: the
+whole park; an enterprise user: its own), each with severity, enterprise, what, since when and an acknowledge
+action.  An acknowledged warning stays listed with who acknowledged it and when.  The rules: portal.alerts."""
+
+from __future__ import annotations
+
+import dash_mantine_components as dmc
+import pandas as pd
+from dash import ALL, Input, Output, State, html
+from dash import ctx as dash_ctx
+from dash.exceptions import PreventUpdate
+from flask import abort
+from flask_login import current_user
+
+from portal import audit, downloads
+from portal.access import Forbidden
+from portal.alerts import (
+    QUARANTINE_WINDOW,
+    SEVERITIES,
+    SILENT_AFTER_INTERVALS,
+    Ack,
+    Alert,
+    acknowledge,
+    acknowledgements,
+    create_tables,
+    current_alerts,
+)
+from portal.auth import Role, User
+from portal.i18n import register, t
+
+PATH = "/warnings"
+TITLE_KEY = "nav.warnings"
+ROLES = {Role.ADMIN, Role.ENTERPRISE}
+SEVERITY_COLOURS = {"critical": "red", "warning": "orange", "info": "blue"}
+
+TEXT = {
+    "nav.warnings": {"zh-CN": "预警", "en": "Warnings"},
+    "warnings.title": {"zh-CN": "当前预警", "en": "Current warnings"},
+    "warnings.as_of": {"zh-CN": "截至 {now}（园区当地时间）", "en": "As of {now} (park local time)"},
+    "warnings.rules": {
+        "zh-CN": "规则：碳配额使用达 80% / 100%（本年 1 月 1 日至今，范围一 + 范围二基于位置排放）；"
+                 "计量表超过 {n} 个计量区间无读数；近 {hours} 小时内被隔离的读数。",
+        "en": "Rules: allowances 80% / 100% used (1 January to now, Scope 1 + 2 location-based emissions); a meter "
+              "without a reading for more than {n} intervals; readings quarantined in the last {hours} h."},
+    "warnings.none": {"zh-CN": "当前没有预警", "en": "No current warnings"},
+    "warnings.open": {"zh-CN": "未确认", "en": "unacknowledged"},
+    "warnings.ack": {"zh-CN": "确认", "en": "Acknowledge"},
+    "warnings.acked": {"zh-CN": "已由 {by} 于 {at} 确认", "en": "Acknowledged by {by} at {at}"},
+    "warnings.acked_by": {"zh-CN": "{by} 已确认", "en": "Acknowledged by {by}"},
+    "warnings.col.severity": {"zh-CN": "级别", "en": "Severity"},
+    "warnings.col.kind": {"zh-CN": "类型", "en": "Kind"},
+    "warnings.col.what": {"zh-CN": "内容", "en": "What"},
+    "warnings.col.since": {"zh-CN": "起始时间", "en": "Since"},
+    "warnings.col.status": {"zh-CN": "确认状态", "en": "Acknowledgement"},
+    "warnings.col.key": {"zh-CN": "预警编号", "en": "Warning key"},
+}
+register(TEXT)
+
+
+def _require(ctx, user: User, action: str) -> None:
+    """Refuse (HTTP 403, audit-logged) a user whose role may not use this page's callbacks."""
+    if user.role not in ROLES:
+        audit.record(ctx.engine, user.username, "refused", PATH, callback=action)
+        abort(403)
+
+
+def _enterprise_names(ctx, lang: str) -> dict[str, str]:
+    return {e.id: (e.name if lang == "zh-CN" else e.name_en or e.name) for e in ctx.park.enterprises}
+
+
+def _ack_text(ack: Ack | None, ctx, lang: str) -> str:
+    if ack is None:
+        return t("warnings.open", lang)
+    at = pd.Timestamp(ack.at).tz_convert(ctx.park.tz).strftime("%Y-%m-%d %H:%M")
+    return t("warnings.acked", lang).format(by=ack.by, at=at)
+
+
+def warnings_table(alerts: list[Alert], acks: dict[str, Ack], ctx, lang: str) -> pd.DataFrame:
+    """The warnings as downloaded: translated headers, park-local times."""
+    names = _enterprise_names(ctx, lang)
+    return pd.DataFrame({
+        t("warnings.col.severity", lang): [t(f"alert.severity.{a.severity}", lang) for a in alerts],
+        t("warnings.col.kind", lang): [t(f"alert.kind.{a.kind}", lang) for a in alerts],
+        t("col.enterprise", lang): [names.get(a.enterprise, "—") for a in alerts],
+        t("warnings.col.what", lang): [a.what(lang) for a in alerts],
+        t("warnings.col.since", lang): [a.since_text() for a in alerts],
+        t("warnings.col.status", lang): [_ack_text(acks.get(a.key), ctx, lang) for a in alerts],
+        t("warnings.col.key", lang): [a.key for a in alerts],
+    }, columns=[t(k, lang) for k in ("warnings.col.severity", "warnings.col.kind", "col.enterprise",
+                                     "warnings.col.what", "warnings.col.since", "warnings.col.status",
+                                     "warnings.col.key")])
+
+
+def _row(alert: Alert, ack: Ack | None, names: dict[str, str], ctx, lang: str) -> html.Tr:
+    if ack is None:
+        status = dmc.Button(t("warnings.ack", lang), id={"type": "warning-ack", "key": alert.key}, size="xs",
+                            variant="light", className="warning-ack")
+    else:
+        at = pd.Timestamp(ack.at).tz_convert(ctx.park.tz).strftime("%Y-%m-%d %H:%M")
+        status = html.Div(className="warning-acked", children=[
+            dmc.Text(t("warnings.acked_by", lang).format(by=ack.by), size="sm"),
+            dmc.Text(at, size="xs", c="dimmed")])
+    nowrap = {"whiteSpace": "nowrap"}
+    return html.Tr(className="warning-row" + (" acknowledged" if ack else ""), **{"data-key": alert.key},
+                   style={"opacity": 0.7} if ack else None, children=[
+        html.Td(dmc.Badge(t(f"alert.severity.{alert.severity}", lang), color=SEVERITY_COLOURS[alert.severity],
+                          variant="light" if ack else "filled", style={"overflow": "visible"}), style=nowrap),
+        html.Td(t(f"alert.kind.{alert.kind}", lang), style=nowrap),
+        html.Td(names.get(alert.enterprise, "—"), style=nowrap),
+        html.Td(alert.what(lang)),
+        html.Td(alert.since_text(), style=nowrap),
+        html.Td(status, style=nowrap),
+    ])
+
+
+def warnings_list(ctx, user: User, lang: str) -> list:
+    """The summary and the table of the user's current warnings with their acknowledgements."""
+    alerts = current_alerts(ctx.access, user, ctx.now())
+    acks = acknowledgements(ctx.engine, ctx.park.id)
+    if not alerts:
+        return [dmc.Alert(t("warnings.none", lang), color="green", id="warnings-none")]
+    counts = [dmc.Badge(f"{t(f'alert.severity.{s}', lang)} {sum(a.severity == s for a in alerts)}",
+                        color=SEVERITY_COLOURS[s], size="lg", variant="light") for s in SEVERITIES]
+    open_count = sum(a.key not in acks for a in alerts)
+    counts.append(dmc.Badge(f"{t('warnings.open', lang)} {open_count}", color="gray", size="lg", variant="outline",
+                            id="warnings-open-count"))
+    names = _enterprise_names(ctx, lang)
+    head = html.Thead(html.Tr([html.Th(t(k, lang), style={"textAlign": "left"}) for k in (
+        "warnings.col.severity", "warnings.col.kind", "col.enterprise", "warnings.col.what", "warnings.col.since",
+        "warnings.col.status")]))
+    body = html.Tbody([_row(a, acks.get(a.key), names, ctx, lang) for a in alerts])
+    return [dmc.Group(counts, id="warnings-summary", my="sm"),
+            dmc.Table([head, body], id="warnings-table", striped=True, highlightOnHover=True, withTableBorder=True)]
+
+
+def layout(ctx, user: User, lang: str) -> html.Div:
+    now = ctx.now().strftime("%Y-%m-%d %H:%M")
+    rules = t("warnings.rules", lang).format(n=SILENT_AFTER_INTERVALS,
+                                             hours=int(QUARANTINE_WINDOW.total_seconds() // 3600))
+    return html.Div([
+        html.H3(t("warnings.title", lang)),
+        html.P([t("warnings.as_of", lang).format(now=now), html.Br(), rules], className="note"),
+        downloads.buttons("warnings", lang),
+        html.Div(warnings_list(ctx, user, lang), id="warnings-list"),
+    ])
+
+
+def register(app, ctx) -> None:
+    create_tables(ctx.engine)
+
+    @app.callback(Output("warnings-list", "children"), Input({"type": "warning-ack", "key": ALL}, "n_clicks"),
+                  State("lang", "data"), prevent_initial_call=True)
+    def ack(_clicks: list, lang: str | None):
+        trigger = dash_ctx.triggered_id
+        if not isinstance(trigger, dict) or not dash_ctx.triggered[0]["value"]:
+            raise PreventUpdate  # buttons appearing in a re-rendered list, not a click
+        _require(ctx, current_user, "acknowledge")
+        try:
+            acknowledge(ctx.engine, ctx.access, current_user, str(trigger.get("key")), ctx.now())
+        except Forbidden as exc:
+            audit.record(ctx.engine, current_user.username, "refused", PATH, callback="acknowledge",
+                         reason=str(exc))
+            abort(403)
+        return warnings_list(ctx, current_user, lang or "zh-CN")
+
+    def table(user: User, lang: str) -> pd.DataFrame:
+        _require(ctx, user, "download")
+        return warnings_table(current_alerts(ctx.access, user, ctx.now()), acknowledgements(ctx.engine, ctx.park.id),
+                              ctx, lang)
+
+    downloads.register(app, ctx, "warnings", "warnings", table)
