@@ -19,7 +19,6 @@ VALUE_PER_KWH = {"steel_structures": 6.0, "textile_dyeing": 8.0, "food_processin
                  "chemicals": 7.0, "paper": 5.0, "auto_parts": 12.0, "cold_chain": 9.0}
 # Allowances as a share of the year's projected emissions: some enterprises in surplus, one heading for deficit.
 ALLOWANCE_SHARE = [1.25, 1.05, 0.92, 1.4, 0.85, 1.1, 1.0, 1.3]
-DEMO_CARBON_PRICE = 97.49  # CNY/t, national ETS close at the end of 2024 (FACTORS.md)
 
 
 def fill_readings(store: TimeSeriesStore, park: Park, days: int, now: pd.Timestamp | None = None) -> int:

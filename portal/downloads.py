@@ -7,12 +7,14 @@ import io
 from collections.abc import Callable
 
 import pandas as pd
-from dash import Input, Output, State, dcc, html
+from dash import Input, Output, State, dcc, html, no_update
 from dash import ctx as dash_ctx
 from flask_login import current_user
 
 from portal import audit
-from portal.i18n import t
+from portal.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
+
+Table = Callable[..., "pd.DataFrame | tuple[str, pd.DataFrame] | None"]
 
 
 def buttons(prefix: str, lang: str) -> html.Div:
@@ -23,16 +25,21 @@ def buttons(prefix: str, lang: str) -> html.Div:
     ])
 
 
-def register(app, portal_ctx, prefix: str, name: str, table: Callable[[object, str], pd.DataFrame]) -> None:
-    """`table(user, lang)` builds the frame; the file is named `<name>-<park>-<date>.csv|xlsx`."""
+def register(app, portal_ctx, prefix: str, name: str, table: Table, *controls: State) -> None:
+    """`table(user, lang, *values of controls)` builds the frame, or (label, frame) to name what it is of (an
+    enterprise, a period) in the file name, or None when the request is refused (nothing is sent).  The file is
+    `<name>-<park>[-<label>]-<date>.csv|xlsx`."""
 
     @app.callback(Output(f"{prefix}-download", "data"), Input(f"{prefix}-dl-csv", "n_clicks"),
-                  Input(f"{prefix}-dl-xlsx", "n_clicks"), State("lang", "data"), prevent_initial_call=True)
-    def download(_csv, _xlsx, lang):
+                  Input(f"{prefix}-dl-xlsx", "n_clicks"), State("lang", "data"), *controls, prevent_initial_call=True)
+    def download(_csv, _xlsx, lang, *values):
+        result = table(current_user, lang if lang in LANGUAGES else DEFAULT_LANGUAGE, *values)
+        if result is None:
+            return no_update
+        label, frame = result if isinstance(result, tuple) else (None, result)
         fmt = "xlsx" if dash_ctx.triggered_id == f"{prefix}-dl-xlsx" else "csv"
-        frame = table(current_user, lang or "zh-CN")
-        stamp = portal_ctx.now().strftime("%Y%m%d-%H%M")
-        filename = f"{name}-{portal_ctx.park.id}-{stamp}.{fmt}"
+        parts = [name, portal_ctx.park.id, *([label] if label else []), portal_ctx.now().strftime("%Y%m%d-%H%M")]
+        filename = "-".join(parts) + f".{fmt}"
         audit.record(portal_ctx.engine, current_user.username, "download", filename, rows=len(frame), format=fmt)
         if fmt == "csv":
             return {"content": frame.to_csv(index=False), "filename": filename, "type": "text/csv"}

@@ -40,11 +40,10 @@ from park.model import Device, Park
 from park.units import canonical_unit, lookup_unit
 from portal.access import DataAccess
 from portal.auth import User
-from portal.demo import DEMO_CARBON_PRICE
 
-# The carbon price the pages value allowances and emissions at (CNY/t): the national ETS close at the end of 2024,
-# kept in portal.demo until the park records its own price.
-CARBON_PRICE_CNY_PER_T = DEMO_CARBON_PRICE
+# The carbon price every page values allowances and emissions at (CNY/t): the national ETS close at the end of 2024
+# (docs/methodology.md), until the park records its own price.
+CARBON_PRICE_CNY_PER_T = 97.49
 SCOPE_COLUMNS = ["energy_tce", "scope1_t_co2e", "scope2_location_t_co2e", "scope2_market_t_co2e",
                  "total_location_t_co2e", "total_market_t_co2e"]
 PERIODS = ("month", "year", "12m")  # this month, this year, the last 12 months (with the current one)

@@ -105,7 +105,7 @@ def test_downloads_follow_the_chosen_period_and_are_logged(ctx, admin):
     data = resp.json["response"]["quality-enterprises-download"]["data"]
     shown = quality.coverage_by_enterprise(ctx, admin, "today", "en")
     assert pd.read_csv(io.StringIO(data["content"])).equals(shown)
-    assert data["filename"] == "coverage-enterprises-today-p-20240310-1200.csv"
+    assert data["filename"] == "coverage-enterprises-p-today-20240310-1200.csv"
     last = audit.events(ctx.engine).iloc[0]
     assert (last["user"], last["action"], last["target"]) == ("admin", "download", data["filename"])
 

@@ -10,14 +10,12 @@ recorded in the audit log, and nothing of it.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 
 import dash_mantine_components as dmc
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, State, dash_table, dcc, html, no_update
-from dash import ctx as dash_ctx
+from dash import Input, Output, State, dash_table, dcc, html
 from flask_login import current_user
 
 from park.model import Park
@@ -219,27 +217,10 @@ def page_lang(lang: str | None) -> str:
     return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
 
 
-def register_download(app, ctx, prefix: str, name: str,
-                      table: Callable[..., tuple[str, pd.DataFrame] | None], *controls: State) -> None:
-    """portal.downloads for a table that depends on the page's controls: `table(user, lang, *control values)` gives
-    (enterprise id, frame), or None when refused (nothing is sent).  The file is
-    `<name>-<park>-<enterprise>-<date>.csv|xlsx`; every download is in the audit log."""
-
-    @app.callback(Output(f"{prefix}-download", "data"), Input(f"{prefix}-dl-csv", "n_clicks"),
-                  Input(f"{prefix}-dl-xlsx", "n_clicks"), State("lang", "data"), *controls, prevent_initial_call=True)
-    def download(_csv, _xlsx, lang, *values):
-        result = table(current_user, page_lang(lang), *values)
-        if result is None:
-            return no_update
-        enterprise, frame = result
-        fmt_ = "xlsx" if dash_ctx.triggered_id == f"{prefix}-dl-xlsx" else "csv"
-        filename = f"{name}-{ctx.park.id}-{enterprise}-{ctx.now():%Y%m%d-%H%M}.{fmt_}"
-        audit.record(ctx.engine, current_user.username, "download", filename, rows=len(frame), format=fmt_)
-        if fmt_ == "csv":
-            return {"content": frame.to_csv(index=False), "filename": filename, "type": "text/csv"}
-        buf = io.BytesIO()
-        frame.to_excel(buf, index=False)
-        return dcc.send_bytes(buf.getvalue(), filename)
+def register_download(app, ctx, prefix: str, name: str, table, *controls: State) -> None:
+    """A download of a table that depends on the page's controls (portal.downloads): `table(user, lang, *control
+    values)` gives (enterprise id, frame), or None when refused."""
+    downloads.register(app, ctx, prefix, name, table, *controls)
 
 
 # ---- tables (as shown and downloaded) ------------------------------------------------------------------------

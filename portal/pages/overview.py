@@ -17,6 +17,7 @@ from park.store import TimeSeriesStore
 from park.units import canonical_unit
 from portal import downloads
 from portal.auth import Role, User
+from portal.enterprise_data import CARBON_PRICE_CNY_PER_T
 from portal.i18n import t
 
 PATH = "/"
@@ -210,7 +211,6 @@ def ranking_table(co: CarbonOverview, park: Park, quota: pd.DataFrame, lang: str
 
 RANK_COLUMNS = ["col.enterprise", "col.emissions_t", "col.energy_tce", "col.output_value", "col.intensity",
                 "col.grade", "col.rank", "col.coverage", "col.quota_used", "col.quota_status"]
-CARBON_PRICE_CNY_PER_T = 97.49  # national ETS close at the end of 2024 (docs/methodology.md); a park setting later
 
 
 def render_carbon(co: CarbonOverview, park: Park, lang: str) -> list:

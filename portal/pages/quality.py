@@ -4,13 +4,11 @@ table downloadable.  Store data is read through the access layer; periods run to
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 
 import dash_mantine_components as dmc
 import pandas as pd
-from dash import Input, Output, State, dash_table, dcc, html
-from dash import ctx as dash_ctx
+from dash import Input, Output, State, dash_table, html
 from dash.dash_table import FormatTemplate
 from flask import abort
 from flask_login import current_user
@@ -237,25 +235,14 @@ def _require(ctx, user: User, action: str) -> None:
 
 
 def _register_period_download(app, ctx, name: str, table: Callable[[User, str, str], pd.DataFrame]) -> None:
-    """A download of a table of the chosen period (portal.downloads.register has no state but the language)."""
-    prefix = f"quality-{name}"
+    """A download of a table of the chosen period, named after it."""
 
-    @app.callback(Output(f"{prefix}-download", "data"), Input(f"{prefix}-dl-csv", "n_clicks"),
-                  Input(f"{prefix}-dl-xlsx", "n_clicks"), State("lang", "data"), State("quality-period", "value"),
-                  prevent_initial_call=True)
-    def download(_csv, _xlsx, lang: str | None, preset: str | None):
-        _require(ctx, current_user, f"download {name}")
-        lang = lang or "zh-CN"
+    def build(user: User, lang: str, preset: str | None) -> tuple[str, pd.DataFrame]:
+        _require(ctx, user, f"download {name}")
         preset = preset if preset in PERIODS else DEFAULT_PERIOD
-        fmt = "xlsx" if dash_ctx.triggered_id == f"{prefix}-dl-xlsx" else "csv"
-        frame = table(current_user, preset, lang)
-        filename = f"coverage-{name}-{preset}-{ctx.park.id}-{ctx.now():%Y%m%d-%H%M}.{fmt}"
-        audit.record(ctx.engine, current_user.username, "download", filename, rows=len(frame), format=fmt)
-        if fmt == "csv":
-            return {"content": frame.to_csv(index=False), "filename": filename, "type": "text/csv"}
-        buf = io.BytesIO()
-        frame.to_excel(buf, index=False)
-        return dcc.send_bytes(buf.getvalue(), filename)
+        return preset, table(user, preset, lang)
+
+    downloads.register(app, ctx, f"quality-{name}", f"coverage-{name}", build, State("quality-period", "value"))
 
 
 def register(app, ctx) -> None:
