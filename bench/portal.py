@@ -32,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import OUT, machine_info, print_machine
+from tests.support.portal import callback_body, login_token, render_body
 
 NOW = pd.Timestamp("2024-12-15 12:00", tz="Asia/Shanghai")
 PASSWORD = "bench-password-123"
@@ -76,21 +77,7 @@ def build(tmp: Path, cache_ttl_s: float):
 
 
 def login(client, username: str) -> str:
-    client.get("/login")
-    with client.session_transaction() as s:
-        token = s["login_csrf"]
-    client.post("/login", data={"username": username, "password": PASSWORD, "csrf": token})
-    with client.session_transaction() as s:
-        return s["csrf"]
-
-
-def render_body(pathname: str) -> dict:
-    ids = ("app-title", "park-name", "user-name", "lang-toggle", "logout", "nav", "page")
-    return {"output": ".." + "...".join(f"{i}.children" for i in ids) + "..",
-            "outputs": [{"id": i, "property": "children"} for i in ids],
-            "inputs": [{"id": "url", "property": "pathname", "value": pathname},
-                       {"id": "lang", "property": "data", "value": "zh-CN"}],
-            "changedPropIds": ["url.pathname"], "state": []}
+    return login_token(client, username, PASSWORD)
 
 
 def time_renders(app, username: str, pathname: str, repeats: int) -> list[float]:
@@ -99,10 +86,33 @@ def time_renders(app, username: str, pathname: str, repeats: int) -> list[float]
     out = []
     for _ in range(repeats):
         t = time.perf_counter()
-        resp = client.post("/_dash-update-component", json=render_body(pathname), headers={"X-CSRFToken": csrf})
+        resp = client.post("/_dash-update-component", json=render_body(pathname, "zh-CN"),
+                           headers={"X-CSRFToken": csrf})
         out.append((time.perf_counter() - t) * 1000)
         if resp.status_code != 200:
             raise RuntimeError(f"{pathname} as {username}: HTTP {resp.status_code}")
+    return out
+
+
+def time_enterprise_page(app, username: str, enterprise: str, repeats: int) -> list[float]:
+    """One enterprise-page load: its three data callbacks (figures, live power, quota), as the browser sends them."""
+    client = app.server.test_client()
+    csrf = login(client, username)
+    calls = [
+        (["ent-summary.children", "ent-details.children"], {"ent-enterprise.value": enterprise,
+                                                            "ent-period.value": "month"}),
+        (["ent-power.children"], {"ent-enterprise.value": enterprise, "ent-tick.n_intervals": None}),
+        (["ent-quota.children"], {"ent-enterprise.value": enterprise}),
+    ]
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for outputs, inputs in calls:
+            resp = client.post("/_dash-update-component", json=callback_body(outputs, inputs, {"lang.data": "zh-CN"}),
+                               headers={"X-CSRFToken": csrf})
+            if resp.status_code != 200:
+                raise RuntimeError(f"enterprise page {outputs}: HTTP {resp.status_code}")
+        out.append((time.perf_counter() - t) * 1000)
     return out
 
 
@@ -122,7 +132,8 @@ def concurrent(app, users: int, requests_each: int) -> list[float]:
             csrf = s.cookies.get("_csrf_token")
             for _ in range(requests_each):
                 t = time.perf_counter()
-                r = s.post(url + "/_dash-update-component", json=render_body("/"), headers={"X-CSRFToken": csrf})
+                r = s.post(url + "/_dash-update-component", json=render_body("/", "zh-CN"),
+                           headers={"X-CSRFToken": csrf})
                 r.raise_for_status()
                 with lock:
                     times.append((time.perf_counter() - t) * 1000)
@@ -181,7 +192,9 @@ def main(argv: list[str] | None = None) -> dict:
         from portal.pages import PAGE_MODULES
 
         if "enterprise" in PAGE_MODULES:
-            result["enterprise_page"] = summary(time_renders(app, "ent", "/enterprise", args.repeats))
+            ent = ctx.park.enterprises[0].id
+            result["enterprise_shell"] = summary(time_renders(app, "ent", "/enterprise", args.repeats))
+            result["enterprise_page"] = summary(time_enterprise_page(app, "ent", ent, args.repeats))
         result["concurrent"] = {"users": args.users, **summary(concurrent(app, args.users, args.requests))}
         fr = first_render(app)
         if fr:

@@ -36,6 +36,7 @@ from portal.auth import add_user, load_user
 from portal.context import PortalContext
 from portal.i18n import LANGUAGES, TEXT
 from portal.pages import enterprise as page
+from tests.support.portal import callback_body, login_token
 
 TZ = "Asia/Shanghai"
 NOW = pd.Timestamp("2024-03-10 12:00", tz=TZ)
@@ -276,27 +277,13 @@ def test_tables_as_downloaded_have_translated_headers_and_the_figures(month):
 
 # ---- isolation ----------------------------------------------------------------------------------------------------
 def login(client, username: str) -> str:
-    client.get("/login")
-    with client.session_transaction() as s:
-        token = s["login_csrf"]
-    client.post("/login", data={"username": username, "password": PASSWORD, "csrf": token})
-    with client.session_transaction() as s:
-        return s["csrf"]
+    return login_token(client, username, PASSWORD)
 
 
 def callback(client, token: str, outputs: list[str], inputs: dict, state: dict | None = None):
     """A crafted POST to Dash's callback endpoint: outputs 'id.prop', inputs and state {'id.prop': value}."""
-    def ref(key: str, *value) -> dict:
-        i, prop = key.rsplit(".", 1)
-        return {"id": i, "property": prop, **({"value": value[0]} if value else {})}
-
-    many = len(outputs) > 1
-    body = {"output": ".." + "...".join(outputs) + ".." if many else outputs[0],
-            "outputs": [ref(o) for o in outputs] if many else ref(outputs[0]),
-            "inputs": [ref(k, v) for k, v in inputs.items()],
-            "state": [ref(k, v) for k, v in (state or {}).items()],
-            "changedPropIds": [next(iter(inputs))]}
-    return client.post("/_dash-update-component", json=body, headers={"X-CSRFToken": token})
+    return client.post("/_dash-update-component", json=callback_body(outputs, inputs, state),
+                       headers={"X-CSRFToken": token})
 
 
 E2_SECRETS = ("Beta Co.", "乙公司", "E2", "777")

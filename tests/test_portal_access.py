@@ -18,6 +18,7 @@ from portal.access import Forbidden
 from portal.app import create_app
 from portal.auth import AuthError, Role, add_user, authenticate, hash_password, load_user, verify_password
 from portal.context import PortalContext
+from tests.support import portal as support
 
 TZ = "Asia/Shanghai"
 PARK = Park(id="p", name="测试园区", name_en="Test Park",
@@ -43,15 +44,10 @@ def ctx(tmp_path):
 
 
 def login(client, username, password=PASSWORD):
-    client.get("/login")
-    with client.session_transaction() as s:
-        token = s["login_csrf"]
-    return client.post("/login", data={"username": username, "password": password, "csrf": token})
+    return support.login(client, username, password)
 
 
-def csrf(client) -> str:
-    with client.session_transaction() as s:
-        return s["csrf"]
+csrf = support.session_csrf
 
 
 def test_passwords_are_salted_scrypt_hashes():
@@ -97,14 +93,7 @@ def test_five_failed_logins_lock_the_account(ctx):
 
 
 def dash_render(client, pathname: str, headers: dict | None = None):
-    body = {"output": "..app-title.children...park-name.children...user-name.children...lang-toggle.children..."
-                      "logout.children...nav.children...page.children..",
-            "outputs": [{"id": i, "property": "children"} for i in
-                        ("app-title", "park-name", "user-name", "lang-toggle", "logout", "nav", "page")],
-            "inputs": [{"id": "url", "property": "pathname", "value": pathname},
-                       {"id": "lang", "property": "data", "value": "en"}],
-            "changedPropIds": ["url.pathname"], "state": []}
-    return client.post("/_dash-update-component", json=body, headers=headers or {})
+    return client.post("/_dash-update-component", json=support.render_body(pathname), headers=headers or {})
 
 
 def test_dash_callbacks_without_the_csrf_header_are_refused(ctx):
