@@ -151,6 +151,15 @@ class DataAccess:
         allowed = self.scope(user)
         return out if allowed is None else out[out["enterprise"].isin(allowed)].reset_index(drop=True)
 
+    def product_output(self, user: User, start, end) -> pd.DataFrame:
+        """Recorded monthly product output per visible enterprise, months in [start, end)."""
+        from carbon import records
+
+        out = records.load_product_output(self.engine, self.park.id, pd.Timestamp(start).date(),
+                                          pd.Timestamp(end).date())
+        allowed = self.scope(user)
+        return out if allowed is None else out[out["enterprise"].isin(allowed)].reset_index(drop=True)
+
     def quota_positions(self, user: User, year: int, now, carbon_price_cny_per_t: float,
                         projection: pd.DataFrame | None = None) -> pd.DataFrame:
         """Each visible enterprise's quota position for `year`, emissions (location-based Scope 1 + 2) to `now`."""

@@ -17,7 +17,6 @@ from datetime import datetime
 import pandas as pd
 from sqlalchemy import Engine
 
-from carbon import records
 from carbon.activity import load_activity
 from carbon.emissions import Accounts, compute_accounts
 from carbon.errors import InputError
@@ -126,9 +125,8 @@ class EnterpriseScope:
         ov = self.access.output_values(self.user, start, end)
         return ov[ov["enterprise"] == self.enterprise].reset_index(drop=True)
 
-    def product_output(self, engine: Engine, park: Park, start: datetime, end: datetime) -> pd.DataFrame:
-        """Recorded product output of the months in [start, end) (the access layer has no method for it yet)."""
-        po = records.load_product_output(engine, park.id, pd.Timestamp(start).date(), pd.Timestamp(end).date())
+    def product_output(self, start: datetime, end: datetime) -> pd.DataFrame:
+        po = self.access.product_output(self.user, start, end)
         return po[po["enterprise"] == self.enterprise].reset_index(drop=True)
 
     def quota_position(self, year: int, now: datetime, carbon_price_cny_per_t: float) -> dict | None:
@@ -212,7 +210,7 @@ def enterprise_figures(scope: EnterpriseScope, engine: Engine, park: Park, kind:
     by_carrier = carrier_figures(accounts)
     intensity, flags = intensity_summary(accounts, last, scope.output_values(ly_start, end), start, ly_start)
     try:
-        unit = unit_intensity_summary(accounts, last, scope.product_output(engine, park, ly_start, end))
+        unit = unit_intensity_summary(accounts, last, scope.product_output(ly_start, end))
         problem = ""
     except InputError as exc:  # products in several units cannot be allocated by output
         unit, problem = pd.DataFrame(columns=UNIT_INTENSITY_COLUMNS), str(exc)
