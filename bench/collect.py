@@ -67,14 +67,14 @@ def bench_mqtt(rate: float, n: int, n_devices: int = 1000) -> dict:
     store = EmbeddedStore(tmp / "ts.duckdb", catalog, TZ)
     spool = Spool(tmp / "spool.db")
     pipeline = Pipeline(catalog, spool, clock=lambda: pd.Timestamp("2030-01-01", tz="UTC"))
-    writer = Writer(spool, store, batch_size=50_000)
+    writer = Writer(spool, store, batch_size=50_000, min_rows=20_000, max_wait_s=5.0)
     stop = threading.Event()
     peak = [0]
 
     def drain():
         while not stop.is_set():
             peak[0] = max(peak[0], spool.stats().queued)
-            writer.drain()
+            writer.drain_if_due()
             stop.wait(0.5)
 
     source = MqttSource(pipeline, MqttSettings(port=broker.port, client_id="bench-collector", batch_size=5000,

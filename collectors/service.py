@@ -11,6 +11,9 @@ the `[collect]` table of parkcarbon.toml:
     host = "127.0.0.1"
     port = 1883
     client_id = "parkcarbon-bracelets"
+    [collect]
+    writer_max_wait_s = 5       # the store writer writes when 20 000 readings wait or 5 s have passed
+    writer_min_rows = 20000
     [collect.vendor_http]       # a bracelet vendor's cloud API; off unless present
     base_url = "https://vendor.example/"
     interval_s = 300
@@ -53,15 +56,17 @@ class CollectorService:
     def __post_init__(self) -> None:
         from collectors.sources.modbus import meter_limits
 
-        unknown = set(self.config) - {"modbus", "mqtt", "vendor_http", "writer_interval_s"}
+        known = {"modbus", "mqtt", "vendor_http", "writer_interval_s", "writer_min_rows", "writer_max_wait_s"}
+        unknown = set(self.config) - known
         if unknown:
-            raise CollectConfigError(f"[collect] has unknown table(s) {', '.join(sorted(unknown))}; "
-                                     "known: modbus, mqtt, vendor_http, writer_interval_s")
+            raise CollectConfigError(f"[collect] has unknown key(s) {', '.join(sorted(unknown))}; "
+                                     f"known: {', '.join(sorted(known))}")
         self.writer_interval_s = float(self.config.get("writer_interval_s", self.writer_interval_s))
         self.spool = Spool(self.spool_path)
         self.modbus_meters = [m for m in self.park.meters if m.model and (m.address or "").startswith("modbus://")]
         self.pipeline = Pipeline(self.park.catalog(), self.spool, limits=meter_limits(self.modbus_meters))
-        self.writer = Writer(self.spool, self.store)
+        self.writer = Writer(self.spool, self.store, min_rows=int(self.config.get("writer_min_rows", 20_000)),
+                             max_wait_s=float(self.config.get("writer_max_wait_s", 5.0)))
         self.scheduler = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True})
         self.sources: list = []
         self._stopped = threading.Event()
@@ -91,7 +96,8 @@ class CollectorService:
                                    state_path=self.spool_path.with_name("vendor_state.json"))
             src.schedule(self.scheduler, interval)
             self.sources.append(src)
-        self.scheduler.add_job(self.writer.drain, "interval", seconds=self.writer_interval_s, id="store-writer")
+        self.scheduler.add_job(self.writer.drain_if_due, "interval", seconds=self.writer_interval_s,
+                               id="store-writer")
         self.scheduler.add_job(self.store.refresh_rollups, "interval", seconds=self.rollup_interval_s,
                                id="rollups")
         self.scheduler.start()

@@ -114,3 +114,16 @@ def test_a_counter_reset_is_reported_as_an_event_and_energy_kept(parts):
     pts = store.points("energy", T0, T0 + pd.Timedelta("1h"))
     assert pts["value"].tolist() == [10.0, 4.0, 4.0]
     assert pts["quality"].tolist() == ["measured", "estimated", "measured"]
+
+
+def test_the_writer_waits_for_a_worthwhile_batch_or_its_deadline(parts):
+    spool, store, pipe, _ = parts
+    writer = Writer(spool, store, min_rows=10, max_wait_s=3600)
+    pipe.submit([RawReading("M2", T0 + pd.Timedelta(minutes=15 * i), 1.0, Kind.INTERVAL, source="t")
+                 for i in range(5)])
+    assert writer.drain_if_due() is None and spool.stats().queued == 5  # a trickle waits ...
+    pipe.submit([RawReading("M2", T0 + pd.Timedelta(minutes=15 * i), 1.0, Kind.INTERVAL, source="t")
+                 for i in range(5, 10)])
+    assert writer.drain_if_due().written == 10 and spool.stats().queued == 0  # ... until the batch is worth it
+    pipe.submit([RawReading("M2", T0 + pd.Timedelta(hours=5), 1.0, Kind.INTERVAL, source="t")])
+    assert Writer(spool, store, min_rows=10, max_wait_s=0).drain_if_due().written == 1  # or the deadline passed
