@@ -15,3 +15,12 @@ def influx_server():
         yield server.start()
     finally:
         server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def chrome():
+    """One headless Debian Chromium (Playwright) for the whole session's browser tests."""
+    from tests.support.browser import browser
+
+    with browser() as b:
+        yield b

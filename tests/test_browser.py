@@ -14,7 +14,7 @@ from portal import audit
 from portal.app import create_app
 from portal.auth import add_user
 from portal.context import PortalContext
-from tests.support.browser import ARTIFACTS, browser, serve
+from tests.support.browser import ARTIFACTS, serve
 
 TZ = "Asia/Shanghai"
 NOW = pd.Timestamp("2024-03-10 12:00", tz=TZ)
@@ -36,12 +36,6 @@ def portal(tmp_path_factory):
     with serve(create_app(ctx, "s" * 32).server) as url:
         yield url, ctx
     store.close()
-
-
-@pytest.fixture(scope="module")
-def chrome():
-    with browser() as b:
-        yield b
 
 
 def login(page, url: str, username: str) -> None:

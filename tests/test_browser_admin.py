@@ -20,7 +20,7 @@ from portal.alerts import acknowledgements, current_alerts
 from portal.app import create_app
 from portal.auth import add_user, load_user
 from portal.context import PortalContext
-from tests.support.browser import ARTIFACTS, browser, serve
+from tests.support.browser import ARTIFACTS, serve
 
 TZ = "Asia/Shanghai"
 NOW = pd.Timestamp("2024-03-10 12:00", tz=TZ)
@@ -58,18 +58,17 @@ def portal(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(portal):
+def page(portal, chrome):
     url, _ = portal
-    with browser() as b:
-        p = b.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-        p.goto(url + "/")
-        p.fill("#username", "admin")
-        p.fill("#password", PASSWORD)
-        p.click("#login-submit")
-        p.wait_for_selector("#nav", timeout=30_000)
-        ARTIFACTS.mkdir(exist_ok=True)
-        yield p
-        p.close()
+    p = chrome.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    p.goto(url + "/")
+    p.fill("#username", "admin")
+    p.fill("#password", PASSWORD)
+    p.click("#login-submit")
+    p.wait_for_selector("#nav", timeout=30_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    yield p
+    p.close()
 
 
 def open_page(page, name: str, ready: str) -> None:

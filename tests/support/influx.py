@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from tests.support.servers import free_port, require_executable, wait_for_port
+from tests.support.servers import free_port, require_executable, stop_process, wait_for_port
 
 
 class InfluxServer:
@@ -67,13 +67,7 @@ class InfluxServer:
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
     def restart(self) -> None:

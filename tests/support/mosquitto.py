@@ -17,7 +17,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.support.servers import free_port, require_executable, wait_for_port
+from tests.support.servers import free_port, require_executable, stop_process, wait_for_port
 
 
 class MosquittoServer:
@@ -49,13 +49,7 @@ class MosquittoServer:
 
     def stop(self) -> None:
         """Stop gracefully (SIGTERM): mosquitto saves its persistence file on the way out."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
     def restart(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 import time
 
 import pytest
@@ -49,3 +50,14 @@ def wait_for_port(port: int, timeout_s: float = 20.0, proc=None) -> None:
                 return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout_s} s")
+
+
+def stop_process(proc, timeout_s: float = 15.0) -> None:
+    """Stop a server gracefully (SIGTERM lets influxd and mosquitto save their state), killing it if it hangs."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
