@@ -22,6 +22,14 @@ from portal.i18n import t
 OPEN_PATHS = ("/login", "/assets/", "/_favicon.ico", "/favicon.ico", "/healthz")
 
 
+def require_role(ctx: PortalContext, user, roles, page: str, action: str) -> None:
+    """Refuse (HTTP 403, audit-logged as `refused`) a user whose role may not use a page's callbacks, whatever the
+    request: pages call this at the top of every callback that reads or writes."""
+    if user.role not in roles:
+        audit.record(ctx.engine, user.username, "refused", page, callback=action)
+        abort(403)
+
+
 def secret_key(data_dir: Path, env_value: str | None) -> str:
     """PARKCARBON_SECRET_KEY, or one generated once and kept (mode 0600) in the data folder."""
     if env_value:

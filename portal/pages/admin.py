@@ -11,7 +11,6 @@ import dash_mantine_components as dmc
 import pandas as pd
 from dash import Input, Output, State, dash_table, html
 from dash import ctx as dash_ctx
-from flask import abort
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,6 +23,7 @@ from park.metadata import ImportRun
 from portal import audit, downloads
 from portal.auth import AuthError, Role, User, add_user, list_users
 from portal.i18n import register, t
+from portal.web import require_role
 
 PATH = "/admin"
 TITLE_KEY = "nav.admin"
@@ -149,10 +149,7 @@ register(TEXT)
 
 
 def _require(ctx, user: User, action: str) -> None:
-    """Refuse (HTTP 403, audit-logged) anyone but an administrator, whatever the request."""
-    if user.role not in ROLES:
-        audit.record(ctx.engine, user.username, "refused", PATH, callback=action)
-        abort(403)
+    require_role(ctx, user, ROLES, PATH, action)
 
 
 def _local(value, ctx) -> str:

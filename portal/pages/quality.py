@@ -10,15 +10,15 @@ import dash_mantine_components as dmc
 import pandas as pd
 from dash import Input, Output, State, dash_table, html
 from dash.dash_table import FormatTemplate
-from flask import abort
 from flask_login import current_user
 
 from carbon import records
 from collectors.rules import RULES
-from portal import audit, downloads
+from portal import downloads
 from portal.alerts import SILENT_AFTER_INTERVALS, silent_meter_alerts
 from portal.auth import Role, User
 from portal.i18n import register, t
+from portal.web import require_role
 
 PATH = "/quality"
 TITLE_KEY = "nav.quality"
@@ -228,10 +228,7 @@ def layout(ctx, user: User, lang: str) -> html.Div:
 
 
 def _require(ctx, user: User, action: str) -> None:
-    """Refuse (HTTP 403, audit-logged) anyone but an administrator, whatever the request."""
-    if user.role not in ROLES:
-        audit.record(ctx.engine, user.username, "refused", PATH, callback=action)
-        abort(403)
+    require_role(ctx, user, ROLES, PATH, action)
 
 
 def _register_period_download(app, ctx, name: str, table: Callable[[User, str, str], pd.DataFrame]) -> None:

@@ -27,6 +27,7 @@ from portal.alerts import (
 )
 from portal.auth import Role, User
 from portal.i18n import register, t
+from portal.web import require_role
 
 PATH = "/warnings"
 TITLE_KEY = "nav.warnings"
@@ -58,10 +59,7 @@ register(TEXT)
 
 
 def _require(ctx, user: User, action: str) -> None:
-    """Refuse (HTTP 403, audit-logged) a user whose role may not use this page's callbacks."""
-    if user.role not in ROLES:
-        audit.record(ctx.engine, user.username, "refused", PATH, callback=action)
-        abort(403)
+    require_role(ctx, user, ROLES, PATH, action)
 
 
 def _enterprise_names(ctx, lang: str) -> dict[str, str]:
