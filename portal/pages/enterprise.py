@@ -15,13 +15,14 @@ from collections.abc import Callable
 import dash_mantine_components as dmc
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, State, dash_table, dcc, html
+from dash import Input, Output, State, dcc, html
 from flask_login import current_user
 
 from park.model import Park
 from portal import audit, downloads
 from portal import enterprise_data as data
 from portal.auth import Role, User
+from portal.components import data_table, fmt, kpi, pct
 from portal.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
 from portal.i18n import register as register_text
 
@@ -144,32 +145,6 @@ register_text(TEXT)
 
 
 # ---- shared by the enterprise and equipment pages ------------------------------------------------------------
-def fmt(value: float, digits: int = 1) -> str:
-    return "—" if value is None or pd.isna(value) else f"{value:,.{digits}f}"
-
-
-def pct(value: float) -> str:
-    return "—" if value is None or pd.isna(value) else f"{value:.1%}"
-
-
-def kpi(title: str, value: str, unit: str, note: str, kpi_id: str) -> html.Div:
-    return html.Div(className="kpi", id=kpi_id, children=[
-        html.Div(title, className="kpi-title"),
-        html.Div([html.Span(value, className="kpi-value"), html.Span(" " + unit, className="kpi-unit")]),
-        html.Div(note, className="kpi-note"),
-    ])
-
-
-def data_table(table_id: str, frame: pd.DataFrame, percent: tuple[str, ...] = ()) -> dash_table.DataTable:
-    """A sortable table; shares shown as percentages (the download keeps the numbers)."""
-    fmt_pct = dash_table.FormatTemplate.percentage(1)
-    columns = [{"id": c, "name": c, **({"type": "numeric", "format": fmt_pct} if c in percent else {})}
-               for c in frame.columns]
-    return dash_table.DataTable(id=table_id, data=frame.to_dict("records"), columns=columns, sort_action="native",
-                                page_size=20, style_table={"overflowX": "auto"},
-                                style_cell={"textAlign": "left", "fontFamily": "inherit", "fontSize": 13})
-
-
 def period_text(start: pd.Timestamp, end: pd.Timestamp, park: Park, lang: str) -> str:
     return (f"{t('period', lang)}: {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} ({park.timezone}, "
             f"{t('tz.note', lang)})")

@@ -19,17 +19,14 @@ from park.model import Park
 from portal import downloads
 from portal import enterprise_data as data
 from portal.auth import Role, User
+from portal.components import data_table, fmt, kpi, pct
 from portal.i18n import register as register_text
 from portal.i18n import t
 from portal.pages.enterprise import (
-    data_table,
     enterprise_control,
-    fmt,
-    kpi,
     local,
     name_of,
     page_lang,
-    pct,
     period_text,
     refused,
     register_download,

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, State, dash_table, dcc, html
+from dash import Input, Output, State, dcc, html
 from flask_login import current_user
 
 from park.model import Park
@@ -17,6 +17,7 @@ from park.store import TimeSeriesStore
 from park.units import canonical_unit
 from portal import downloads
 from portal.auth import Role, User
+from portal.components import data_table, fmt, kpi, pct
 from portal.enterprise_data import CARBON_PRICE_CNY_PER_T
 from portal.i18n import t
 
@@ -65,29 +66,13 @@ def compute_overview(store: TimeSeriesStore, park: Park, now: datetime, read=Non
     )
 
 
-def _fmt(value: float, digits: int = 1) -> str:
-    return "—" if pd.isna(value) else f"{value:,.{digits}f}"
-
-
-def _pct(value: float) -> str:
-    return "—" if pd.isna(value) else f"{value:.1%}"
-
-
-def _kpi(title: str, value: str, unit: str, note: str) -> html.Div:
-    return html.Div(className="kpi", children=[
-        html.Div(title, className="kpi-title"),
-        html.Div([html.Span(value, className="kpi-value"), html.Span(" " + unit, className="kpi-unit")]),
-        html.Div(note, className="kpi-note"),
-    ])
-
-
 def render_overview(ov: Overview, park: Park, lang: str) -> list:
     cov = t("kpi.coverage", lang)
     cards = []
     for label, frame in ((t("kpi.energy_today", lang), ov.today), (t("kpi.energy_month", lang), ov.month)):
         for row in frame.sort_values("carrier").itertuples():
-            cards.append(_kpi(f"{label} · {t('carrier.' + row.carrier, lang)}", _fmt(row.value), row.unit,
-                              f"{cov} {_pct(row.coverage)}"))
+            cards.append(kpi(f"{label} · {t('carrier.' + row.carrier, lang)}", fmt(row.value), row.unit,
+                              f"{cov} {pct(row.coverage)}"))
     fig = go.Figure()
     fig.add_bar(x=ov.daily["start"], y=ov.daily["value"], name=t("carrier.electricity", lang),
                 hovertemplate="%{x|%Y-%m-%d}: %{y:,.0f} kWh<extra></extra>")
@@ -107,16 +92,6 @@ def render_overview(ov: Overview, park: Park, lang: str) -> list:
         downloads.buttons("overview", lang),
         data_table("enterprise-table", table, percent=[t("col.coverage", lang)]),
     ]
-
-
-def data_table(table_id: str, frame: pd.DataFrame, percent: list[str] = ()) -> dash_table.DataTable:
-    """A sortable table; shares shown as percentages (the download keeps the numbers)."""
-    pct = dash_table.FormatTemplate.percentage(1)
-    columns = [{"id": c, "name": c, **({"type": "numeric", "format": pct} if c in percent else {})}
-               for c in frame.columns]
-    return dash_table.DataTable(id=table_id, data=frame.to_dict("records"), columns=columns, sort_action="native",
-                                page_size=20, style_table={"overflowX": "auto"},
-                                style_cell={"textAlign": "left", "fontFamily": "inherit", "fontSize": 13})
 
 
 def enterprise_table(ov: Overview, park: Park, lang: str) -> pd.DataFrame:
@@ -178,11 +153,11 @@ def compute_carbon(ctx, user: User) -> CarbonOverview:
 def _live_tile(live: pd.DataFrame, lang: str) -> html.Div:
     done = live[live["coverage"] > 0]
     if done.empty:
-        return _kpi(t("kpi.live_power", lang), "—", "kW", t("no_data", lang))
+        return kpi(t("kpi.live_power", lang), "—", "kW", t("no_data", lang))
     row = done.iloc[-1]
-    return _kpi(t("kpi.live_power", lang), _fmt(row["kw"], 0), "kW",
+    return kpi(t("kpi.live_power", lang), fmt(row["kw"], 0), "kW",
                 f"{row['start']:%H:%M}–{row['start'] + pd.Timedelta('15min'):%H:%M} · {t('kpi.coverage', lang)} "
-                f"{_pct(row['coverage'])}")
+                f"{pct(row['coverage'])}")
 
 
 def ranking_table(co: CarbonOverview, park: Park, quota: pd.DataFrame, lang: str) -> pd.DataFrame:
@@ -216,14 +191,14 @@ RANK_COLUMNS = ["col.enterprise", "col.emissions_t", "col.energy_tce", "col.outp
 def render_carbon(co: CarbonOverview, park: Park, lang: str) -> list:
     m = co.month
     cov = t("kpi.coverage", lang)
-    note = f"{t('period.month_to_date', lang)} · {cov} {_pct(m.get('coverage', float('nan')))}"
+    note = f"{t('period.month_to_date', lang)} · {cov} {pct(m.get('coverage', float('nan')))}"
     alerts = int((co.quota["used_share"] >= 0.8).sum()) if len(co.quota) else 0
     cards = html.Div(className="kpis", id="carbon-kpis", children=[
         html.Div(id="live-power", children=_live_tile(co.live, lang)),
-        _kpi(t("kpi.energy_tce", lang), _fmt(m.get("energy_tce", float("nan"))), "tce", note),
-        _kpi(t("kpi.emissions_location", lang), _fmt(m.get("total_location_t_co2e", float("nan"))), "tCO2e", note),
-        _kpi(t("kpi.emissions_market", lang), _fmt(m.get("total_market_t_co2e", float("nan"))), "tCO2e", note),
-        _kpi(t("kpi.quota_alerts", lang), str(alerts), t("unit.enterprises", lang),
+        kpi(t("kpi.energy_tce", lang), fmt(m.get("energy_tce", float("nan"))), "tce", note),
+        kpi(t("kpi.emissions_location", lang), fmt(m.get("total_location_t_co2e", float("nan"))), "tCO2e", note),
+        kpi(t("kpi.emissions_market", lang), fmt(m.get("total_market_t_co2e", float("nan"))), "tCO2e", note),
+        kpi(t("kpi.quota_alerts", lang), str(alerts), t("unit.enterprises", lang),
              t("kpi.quota_alerts_note", lang)),
     ])
     mix = go.Figure(go.Bar(x=[t("carrier." + c, lang) for c in co.mix["carrier"]], y=co.mix["tce"],
