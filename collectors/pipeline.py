@@ -32,6 +32,7 @@ class Processed:
     rejects: list[dict]
     state: dict[str, CounterState]
     events: list[dict]
+    isolated_state: dict[str, CounterState] = field(default_factory=dict)  # process(isolated=True) only
 
     def state_json(self) -> dict[str, dict]:
         return {s: st.to_json() for s, st in self.state.items()}
@@ -89,19 +90,27 @@ class Pipeline:
             frames.append((measurement, Kind(kind), frame))
         return self.submit_frames(frames)
 
-    def submit_frames(self, frames: list[tuple[str, Kind, pd.DataFrame]]) -> SubmitResult:
+    def submit_frames(self, frames: list[tuple[str, Kind, pd.DataFrame]], *, isolated: bool = False
+                      ) -> SubmitResult:
         """The columnar path (files, simulators): frames of ts, series, value, source and optional unit, quality,
-        line.  Everything lands in the spool in one transaction."""
+        line.  Everything lands in the spool in one transaction.  `isolated`: see `process`."""
         with self._lock:
-            done = self.process(frames)
+            done = self.process(frames, isolated=isolated)
             queued = self.spool.append(done.rows, done.rejects, done.state_json())
             self._state.update(done.state)
         return SubmitResult(queued=queued, rejected=len(done.rejects), events=done.events)
 
-    def process(self, frames: list[tuple[str, Kind, pd.DataFrame]]) -> Processed:
+    def process(self, frames: list[tuple[str, Kind, pd.DataFrame]], *, isolated: bool = False,
+                carry: dict[str, CounterState] | None = None) -> Processed:
         """Validate and normalise without side effects: rows to store, rejections, new counter state.
-        The caller persists the state together with the rows (`spool.append`) and then `commit_state`."""
+        The caller persists the state together with the rows (`spool.append`) and then `commit_state`.
+
+        `isolated=True` (a file that carries its own register history): cumulative series start from a fresh
+        state, or from `carry` (the `isolated_state` of the file's previous chunk), never from the live counter
+        state; the state reached is returned in `Processed.isolated_state` and `Processed.state` is empty, so
+        nothing is persisted to or merged into the live state.  Re-importing a file gives the same intervals."""
         rows, rejects, state, events = [], [], {}, []
+        start = dict(carry or {}) if isolated else self._state
         for measurement, kind, frame in frames:
             valid = validate(frame, measurement, self.catalog)
             sources = frame["source"].to_numpy(dtype=object)
@@ -116,9 +125,11 @@ class Pipeline:
                                             f"of the collector's clock by more than {MAX_CLOCK_SKEW}"))
             good = good[~future]
             if kind == Kind.CUMULATIVE:
-                good = self._intervals(good, rejects, state, events)
+                good = self._intervals(good, rejects, state, events, start)
             rows.append(good.assign(measurement=measurement))
         frame = pd.concat(rows, ignore_index=True) if rows else None
+        if isolated:
+            return Processed(frame, rejects, {}, events, isolated_state=state)
         return Processed(frame, rejects, state, events)
 
     def commit_state(self, state: dict[str, CounterState]) -> None:
@@ -137,10 +148,11 @@ class Pipeline:
         return {"measurement": measurement, "source": r.source, "row": None, "line": r.line, "series": r.series,
                 "ts": r.ts.isoformat(), "value": repr(r.value), "code": code, "reason": f"{detail}: {sentence(code)}"}
 
-    def _intervals(self, good: pd.DataFrame, rejects: list, state: dict, events: list) -> pd.DataFrame:
+    def _intervals(self, good: pd.DataFrame, rejects: list, state: dict, events: list,
+                   start: dict[str, CounterState]) -> pd.DataFrame:
         out = []
         for series, readings in good.sort_values(["series", "ts"], kind="stable").groupby("series", sort=False):
-            st = state.get(series, self._state.get(series))
+            st = state.get(series, start.get(series))
             limits = self._limits(series)
             for r in readings.itertuples():
                 ts_ns = int(r.ts.value)

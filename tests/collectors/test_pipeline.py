@@ -127,3 +127,33 @@ def test_the_writer_waits_for_a_worthwhile_batch_or_its_deadline(parts):
     assert writer.drain_if_due().written == 10 and spool.stats().queued == 0  # ... until the batch is worth it
     pipe.submit([RawReading("M2", T0 + pd.Timedelta(hours=5), 1.0, Kind.INTERVAL, source="t")])
     assert Writer(spool, store, min_rows=10, max_wait_s=0).drain_if_due().written == 1  # or the deadline passed
+
+
+def register_frame(minutes, kwh, series="M1") -> pd.DataFrame:
+    return pd.DataFrame({"ts": [T0 + pd.Timedelta(minutes=m) for m in minutes], "series": series,
+                         "value": kwh, "source": "file:m1.csv", "line": range(2, 2 + len(minutes))})
+
+
+def test_an_isolated_file_is_normalised_from_its_own_history_every_time(parts):
+    spool, store, pipe, writer = parts
+    pipe.submit([register("M1", m, 5000.0 + m) for m in (120, 135)])  # live polls, later than the file
+    live = dict(pipe._state)
+    frame = register_frame(range(0, 61, 15), [100.0, 110.0, 125.0, 126.5, 130.0])
+    first = pipe.process([("energy", Kind.CUMULATIVE, frame)], isolated=True)
+    again = pipe.process([("energy", Kind.CUMULATIVE, frame)], isolated=True)
+    for done in (first, again):
+        assert done.rows["value"].tolist() == [10.0, 15.0, 1.5, 3.5] and done.rejects == []
+        assert done.state == {} and done.events == []
+    assert pipe._state == live  # the live counter state is neither used nor changed
+    res = pipe.submit_frames([("energy", Kind.CUMULATIVE, frame)], isolated=True)
+    assert (res.queued, res.rejected) == (4, 0) and pipe._state == live
+    assert spool.load_state()["M1"] == live["M1"].to_json()
+
+
+def test_an_isolated_file_in_chunks_continues_from_the_previous_chunk(parts):
+    spool, store, pipe, writer = parts
+    one = pipe.process([("energy", Kind.CUMULATIVE, register_frame([0, 15, 30], [100.0, 110.0, 125.0]))],
+                       isolated=True)
+    two = pipe.process([("energy", Kind.CUMULATIVE, register_frame([45, 60], [126.5, 130.0]))], isolated=True,
+                       carry=one.isolated_state)
+    assert one.rows["value"].tolist() + two.rows["value"].tolist() == [10.0, 15.0, 1.5, 3.5]
