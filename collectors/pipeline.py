@@ -5,6 +5,13 @@ Sources hand over `RawReading`s (collectors/readings.py).  Validation is the sto
 become interval energy (collectors/normalise.py) with their counter state saved in the spool in the same
 transaction as the intervals, so a restart neither loses nor doubles energy.  Rejections are spooled too and
 reach the store's quarantine with their reason; nothing is dropped silently.
+
+Every reading read ends accepted, rejected (quarantined) or reported (an info finding such as an identical
+duplicate: not applied, not quarantined): read = accepted + rejected + reported.  Every finding of the
+normaliser (flags, infos and its rejects) and `reading.future` is returned as an event with series, ts, line,
+code, severity and detail, plus `since` and `estimated` (energy in `unit` added as an estimate) where an event
+concerns a window, so the import summary and the collector log can show them.  A pipeline built without
+`limits` derives them for every meter of its catalogue (collectors/limits.py).
 """
 
 from __future__ import annotations
@@ -13,12 +20,15 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 
-from collectors.normalise import NS, CounterState, MeterLimits, step
+from collectors.limits import meter_limits
+from collectors.normalise import NS, REJECTED, CounterState, MeterLimits, step
 from collectors.readings import Kind, RawReading
-from collectors.rules import sentence
+from collectors.rules import RULES, sentence
 from collectors.spool import Spool
 from park.model import SeriesCatalog
 from park.store.validate import validate
@@ -33,6 +43,9 @@ class Processed:
     state: dict[str, CounterState]
     events: list[dict]
     isolated_state: dict[str, CounterState] = field(default_factory=dict)  # process(isolated=True) only
+    read: int = 0  # rows handed in ...
+    accepted: int = 0  # ... = accepted (for registers: readings applied, not intervals made)
+    reported: int = 0  # + reported (info, not applied, not quarantined) + len(rejects)
 
     def state_json(self) -> dict[str, dict]:
         return {s: st.to_json() for s, st in self.state.items()}
@@ -40,9 +53,12 @@ class Processed:
 
 @dataclass
 class SubmitResult:
-    queued: int = 0
+    queued: int = 0  # values spooled (for registers: intervals)
     rejected: int = 0
-    events: list[dict] = field(default_factory=list)  # flags such as meter.reset, meter.gap
+    events: list[dict] = field(default_factory=list)  # every finding: series, ts, line, code, severity, detail
+    read: int = 0  # readings handed in = accepted + rejected + reported
+    accepted: int = 0
+    reported: int = 0
 
 
 def _numbers(values: list) -> pd.Series:
@@ -53,6 +69,10 @@ def _numbers(values: list) -> pd.Series:
     return pd.Series(values, dtype=object)
 
 
+def _show(value: object) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else repr(value)
+
+
 class Pipeline:
     """Turns raw readings into spooled interval values.  Thread-safe (sources run in several threads)."""
 
@@ -60,7 +80,7 @@ class Pipeline:
                  clock=lambda: pd.Timestamp.now(tz="UTC")) -> None:
         self.catalog = catalog
         self.spool = spool
-        self.limits = limits or {}
+        self.limits = limits if limits is not None else meter_limits(catalog.meters.values())
         self.clock = clock
         self._lock = threading.Lock()
         self._state = {s: CounterState(**d) for s, d in spool.load_state().items()}
@@ -98,7 +118,8 @@ class Pipeline:
             done = self.process(frames, isolated=isolated)
             queued = self.spool.append(done.rows, done.rejects, done.state_json())
             self._state.update(done.state)
-        return SubmitResult(queued=queued, rejected=len(done.rejects), events=done.events)
+        return SubmitResult(queued=queued, rejected=len(done.rejects), events=done.events, read=done.read,
+                            accepted=done.accepted, reported=done.reported)
 
     def process(self, frames: list[tuple[str, Kind, pd.DataFrame]], *, isolated: bool = False,
                 carry: dict[str, CounterState] | None = None) -> Processed:
@@ -111,7 +132,9 @@ class Pipeline:
         nothing is persisted to or merged into the live state.  Re-importing a file gives the same intervals."""
         rows, rejects, state, events = [], [], {}, []
         start = dict(carry or {}) if isolated else self._state
+        count = {"read": 0, "accepted": 0, "reported": 0}
         for measurement, kind, frame in frames:
+            count["read"] += len(frame)
             valid = validate(frame, measurement, self.catalog)
             sources = frame["source"].to_numpy(dtype=object)
             for rej in valid.rejected:
@@ -119,18 +142,26 @@ class Pipeline:
             lines = frame["line"].to_numpy(dtype=object) if "line" in frame else [None] * len(frame)
             good = valid.frame.assign(source=sources[valid.frame["row"].to_numpy()],
                                       line=[lines[i] for i in valid.frame["row"]])
+            seen = np.zeros(len(frame), dtype=bool)
+            seen[[rej.row for rej in valid.rejected]] = True
+            seen[good["row"].to_numpy()] = True
+            if not seen.all():  # validation keeps the last of a (series, ts) within a batch: say what it dropped
+                self._batch_duplicates(measurement, frame, np.flatnonzero(~seen), good, rejects, events, count)
             future = good["ts"] > self.clock() + MAX_CLOCK_SKEW
             for r in good[future].itertuples():
-                rejects.append(self._reject(measurement, r, "reading.future", f"{r.ts.isoformat()} is ahead "
-                                            f"of the collector's clock by more than {MAX_CLOCK_SKEW}"))
+                detail = f"{r.ts.isoformat()} is ahead of the collector's clock by more than {MAX_CLOCK_SKEW}"
+                rejects.append(self._reject(measurement, r, "reading.future", detail))
+                events.append(self._event(r, "reading.future", detail))
             good = good[~future]
             if kind == Kind.CUMULATIVE:
-                good = self._intervals(good, rejects, state, events, start)
+                good = self._intervals(good, rejects, state, events, start, count)
+            else:
+                count["accepted"] += len(good)
             rows.append(good.assign(measurement=measurement))
         frame = pd.concat(rows, ignore_index=True) if rows else None
         if isolated:
-            return Processed(frame, rejects, {}, events, isolated_state=state)
-        return Processed(frame, rejects, state, events)
+            return Processed(frame, rejects, {}, events, isolated_state=state, **count)
+        return Processed(frame, rejects, state, events, **count)
 
     def commit_state(self, state: dict[str, CounterState]) -> None:
         with self._lock:
@@ -148,24 +179,56 @@ class Pipeline:
         return {"measurement": measurement, "source": r.source, "row": None, "line": r.line, "series": r.series,
                 "ts": r.ts.isoformat(), "value": repr(r.value), "code": code, "reason": f"{detail}: {sentence(code)}"}
 
+    def _batch_duplicates(self, measurement: str, frame: pd.DataFrame, dropped: np.ndarray, good: pd.DataFrame,
+                          rejects: list, events: list, count: dict[str, int]) -> None:
+        """Rows of a batch repeating the (series, ts) of a later row: the later one stands; an identical
+        repeat is reported (`reading.duplicate`), one with another value is quarantined (`reading.conflict`)."""
+        df = frame.reset_index(drop=True)
+        kept = {(s, t): int(i) for s, t, i in zip(good["series"], good["ts"], good["row"], strict=True)}
+        unit = df["unit"] if "unit" in df else pd.Series(None, index=df.index, dtype=object)
+        for i in dropped:
+            ts = pd.Timestamp(df["ts"].iloc[i]).tz_convert("UTC")
+            k = kept[(str(df["series"].iloc[i]), ts)]
+            r = SimpleNamespace(series=str(df["series"].iloc[i]), ts=ts, value=df["value"].iloc[i],
+                                line=df["line"].iloc[i] if "line" in df else None, source=df["source"].iloc[i])
+            later = f"line {df['line'].iloc[k]}" if r.line is not None else f"row {k}"
+            if (r.value, unit.iloc[i]) == (df["value"].iloc[k], unit.iloc[k]):
+                count["reported"] += 1
+                events.append(self._event(r, "reading.duplicate", f"{_show(r.value)} repeated later in the batch "
+                                          f"({later}); nothing changes"))
+            else:
+                detail = (f"{_show(r.value)} at a time given again later in the batch with "
+                          f"{_show(df['value'].iloc[k])} ({later}); the later value stands")
+                rejects.append(self._reject(measurement, r, "reading.conflict", detail))
+                events.append(self._event(r, "reading.conflict", detail))
+
+    def _event(self, r, code: str, detail: str, since_ns: int | None = None, estimated: float = 0.0) -> dict:
+        """A finding as the import summary and the collector log show it."""
+        unit = self.catalog[r.series].unit if r.series in self.catalog else None
+        return {"series": r.series, "ts": r.ts, "line": r.line, "source": r.source, "code": code,
+                "severity": RULES[code].severity, "detail": detail,
+                "since": None if since_ns is None else pd.Timestamp(since_ns, unit="ns", tz="UTC"),
+                "estimated": estimated, "unit": unit}
+
     def _intervals(self, good: pd.DataFrame, rejects: list, state: dict, events: list,
-                   start: dict[str, CounterState]) -> pd.DataFrame:
+                   start: dict[str, CounterState], count: dict[str, int]) -> pd.DataFrame:
         out = []
         for series, readings in good.sort_values(["series", "ts"], kind="stable").groupby("series", sort=False):
             st = state.get(series, start.get(series))
             limits = self._limits(series)
             for r in readings.itertuples():
                 ts_ns = int(r.ts.value)
-                st, intervals, found, accepted = step(st, ts_ns, float(r.value), limits)
+                st, intervals, found, status = step(st, ts_ns, float(r.value), limits)
+                count[status] += 1
                 for ev in found:
-                    if ev.code in ("reading.spike", "reading.out_of_order", "reading.duplicate"):
+                    events.append(self._event(r, ev.code, ev.detail, ev.since_ns, ev.estimated))
+                    if status == REJECTED and RULES[ev.code].severity == "reject":
                         rejects.append(self._reject("energy", r, ev.code, ev.detail))
-                    else:
-                        events.append({"series": series, "code": ev.code, "ts": r.ts, "detail": ev.detail})
                 for iv in intervals:
                     out.append((series, r.enterprise, r.workshop, r.carrier, iv.start_ns, iv.energy,
                                 "estimated" if iv.estimated else "measured", r.source, r.line))
-            state[series] = st
+            if st is not None:
+                state[series] = st
         frame = pd.DataFrame(out, columns=["series", "enterprise", "workshop", "carrier", "ts", "value", "quality",
                                            "source", "line"])
         frame["ts"] = pd.to_datetime(frame["ts"].astype("int64"), unit="ns", utc=True)

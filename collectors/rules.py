@@ -27,16 +27,21 @@ RULES: dict[str, Rule] = {r.code: r for r in [
     Rule("reading.unit_mismatch", "reject", "unit is of another dimension than the series' unit"),
     # The pipeline's checks.
     Rule("reading.spike", "reject", "implied power exceeds the meter's plausible maximum"),
-    Rule("reading.duplicate", "info", "same series and timestamp seen before; the newer value wins"),
-    Rule("reading.out_of_order", "info", "older than the newest reading of its series; accepted as late data"),
+    Rule("reading.duplicate", "info", "same series, timestamp and value seen before; nothing changes"),
+    Rule("reading.conflict", "reject", "same series and timestamp given twice with different values; one stands"),
+    Rule("reading.out_of_order", "info", "older than the newest register reading of its series; not applied, "
+                                         "the span it falls in is already counted"),
+    Rule("reading.backward", "reject", "cumulative register went back by less than a reset or rollover would: "
+                                       "a misread or jitter, not counted"),
     Rule("reading.future", "reject", "timestamp is in the future beyond the allowed clock skew"),
-    Rule("meter.reset", "flag", "cumulative register went back: counter reset; interval estimated"),
+    Rule("meter.reset", "flag", "cumulative register went back to near zero: counter reset; the value is "
+                                "counted since the reset and the part before it estimated"),
+    Rule("meter.jump", "flag", "cumulative register jumped forward at an implausible rate and stayed: the jump "
+                               "is not counted; the interval is estimated"),
     Rule("meter.rollover", "flag", "cumulative register wrapped at its maximum; interval computed across it"),
     Rule("meter.gap", "flag", "no reading for longer than the gap limit; intervals across it estimated"),
-    Rule("meter.stale", "flag", "no reading for longer than the stale limit"),
     Rule("payload.malformed", "reject", "payload cannot be decoded"),
     Rule("register.read_error", "reject", "the meter did not answer or answered with an exception"),
-    Rule("file.bad_row", "reject", "a row of the file cannot be read"),
     Rule("file.time_backwards", "reject", "timestamp goes backwards within the file's rows of one series"),
     Rule("file.midnight_repaired", "info", "a 00:00 row dated one day early was moved to the next day"),
     Rule("file.bad_period", "reject", "a bill or delivery period is empty, reversed or not on the interval grid"),

@@ -25,6 +25,13 @@ class Meter:
     interval_s: int = 900  # expected reading interval, for coverage
     model: str | None = None  # register-map name for Modbus meters, e.g. "acrel-adl400"
     address: str | None = None  # protocol address, e.g. "modbus://10.0.0.5:502/1"
+    # Plausibility limits (collectors/limits.py): where the register wraps, and how fast it can plausibly rise.
+    register_max: float | None = None  # the register wraps to 0 here, in the canonical unit (99 999.9 -> 100000)
+    max_kw: float | None = None  # stated plausible maximum power (electricity, pv)
+    rated_kw: float | None = None  # rated power of the load behind the meter (electricity, pv)
+    transformer_kva: float | None = None  # size of the transformer feeding the meter (electricity, pv)
+    breaker_a: float | None = None  # rated current of its three-phase 380 V breaker (electricity, pv)
+    max_per_h: float | None = None  # stated plausible maximum flow per hour in the canonical unit (other carriers)
 
     @property
     def unit(self) -> str:
@@ -87,7 +94,7 @@ class Park:
             SeriesInfo(m.id, "meter", m.enterprise, m.workshop, m.carrier.value, m.unit, m.interval_s)
             for m in self.meters
         ] + [SeriesInfo(d.id, "device", d.enterprise, d.workshop, None, "A", d.interval_s) for d in self.devices]
-        return SeriesCatalog(series)
+        return SeriesCatalog(series, meters={m.id: m for m in self.meters})
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,8 @@ class SeriesCatalog:
     """Known series by id; the store rejects readings of series not in it."""
 
     series: list[SeriesInfo] = field(default_factory=list)
+
+    meters: dict[str, Meter] = field(default_factory=dict)  # the park's meters (plausibility limits), if known
 
     def __post_init__(self) -> None:
         self.by_id: dict[str, SeriesInfo] = {s.id: s for s in self.series}

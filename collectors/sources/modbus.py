@@ -37,7 +37,6 @@ from collectors.readings import RawReading
 from collectors.registermaps import RegisterMap, load_register_map
 from collectors.sources import Sink
 from park.model import Meter
-from park.units import conversion_factor
 
 log = logging.getLogger(__name__)
 
@@ -274,16 +273,11 @@ class ModbusSource:
 
 
 def meter_limits(meters: Iterable[Meter]) -> dict[str, MeterLimits]:
-    """Pipeline limits for Modbus meters: their interval, and where their energy register wraps (in the
-    meter's canonical unit), so the pipeline tells a rollover from a reset.  Pass to `Pipeline(limits=...)`."""
-    maps: dict[str, RegisterMap] = {}
-    out = {}
-    for meter in meters:
-        register_map = _register_map(meter, maps)
-        wrap = register_map.energy_register_max
-        factor = conversion_factor(register_map.energy.unit, meter.unit)
-        out[meter.id] = MeterLimits(interval_s=meter.interval_s, register_max=None if wrap is None else wrap * factor)
-    return out
+    """Pipeline limits (register wrap, plausible maximum) of meters: moved to collectors/limits.py, which every
+    path uses; kept here for existing callers."""
+    from collectors.limits import meter_limits as limits
+
+    return limits(meters)
 
 
 def _register_map(meter: Meter, maps: dict[str, RegisterMap]) -> RegisterMap:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -74,14 +76,37 @@ def test_bad_readings_are_quarantined_with_reasons_and_good_ones_flow(parts):
     assert day_total(store) == pytest.approx(10.0)
 
 
-def test_duplicates_and_late_register_readings_are_harmless(parts):
+def test_duplicates_and_late_register_readings_are_reported_not_quarantined(parts):
     spool, store, pipe, writer = parts
     readings = [register("M1", m, float(m)) for m in range(0, 31, 5)]
     pipe.submit(readings)
-    pipe.submit(readings[4:])  # the same readings again (a re-sent MQTT batch, a re-polled register)
+    res = pipe.submit(readings[4:])  # the same readings again (a re-sent MQTT batch, a re-polled register)
     writer.drain()
     assert day_total(store) == pytest.approx(30.0)
-    assert set(store.quarantined()["code"]) == {"reading.duplicate", "reading.out_of_order"}
+    assert store.quarantined().empty  # info findings are harmless: reported, not quarantined
+    assert (res.read, res.accepted, res.rejected, res.reported) == (3, 0, 0, 3)
+    assert sorted(e["code"] for e in res.events) == ["reading.duplicate", "reading.out_of_order",
+                                                     "reading.out_of_order"]
+    assert all(e["severity"] == "info" and "accepted" not in e["detail"] for e in res.events)
+
+
+def test_a_conflicting_duplicate_is_quarantined_and_every_row_is_accounted_for(parts):
+    spool, store, pipe, writer = parts
+    res = pipe.submit([register("M1", 0, 10.0, line=2), register("M1", 15, 20.0, line=3),
+                       register("M1", 15, 25.0, line=4),  # same time, another value: which is true is unknown
+                       register("M1", 15, 20.0, line=5),  # same time, same value: harmless
+                       register("M1", 30, 30.0, line=6), register("M1", 30, float("nan"), line=7)])
+    assert (res.read, res.accepted, res.rejected, res.reported) == (6, 3, 2, 1)
+    assert res.read == res.accepted + res.rejected + res.reported
+    writer.drain()
+    q = store.quarantined()
+    assert sorted(q["code"]) == ["reading.conflict", "reading.not_finite"]
+    conflict = q.loc[q["code"] == "reading.conflict"].iloc[0]
+    assert conflict["line"] == 4 and "25 at a time given again later in the batch with 20 (line 5)" in \
+        conflict["reason"]
+    assert day_total(store) == pytest.approx(20.0)  # 10 -> 20 -> 30
+    dup = next(e for e in res.events if e["code"] == "reading.duplicate")
+    assert (dup["series"], dup["line"], dup["ts"], dup["severity"]) == ("M1", 3, T0 + pd.Timedelta("15min"), "info")
 
 
 def test_interval_and_level_readings_pass_through(parts):
@@ -100,9 +125,15 @@ def test_every_rule_code_is_documented_and_the_store_uses_catalogued_codes():
     from collectors.rules import RULES
     from park.store.validate import RULES as STORE_RULES
 
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "quality-rules.md").read_text(encoding="utf-8")
-    assert all(f"`{code}`" in doc for code in RULES)
+    root = Path(__file__).resolve().parents[2]
+    doc = (root / "docs" / "quality-rules.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `([a-z_]+\.[a-z_]+)` \|", doc, flags=re.M))
+    assert documented == set(RULES)  # every code documented, every documented code in the catalogue
     assert set(STORE_RULES) <= set(RULES)
+    code = "\n".join(p.read_text(encoding="utf-8") for d in ("collectors", "park", "portal", "carbon")
+                     for p in (root / d).rglob("*.py") if p.name != "rules.py")
+    never = sorted(c for c in RULES if f'"{c}"' not in code)
+    assert never == [], f"catalogued but never emitted: {never}"
 
 
 def test_a_counter_reset_is_reported_as_an_event_and_energy_kept(parts):
@@ -110,9 +141,12 @@ def test_a_counter_reset_is_reported_as_an_event_and_energy_kept(parts):
     res = pipe.submit([register("M1", 0, 500.0), register("M1", 15, 510.0), register("M1", 30, 4.0),
                        register("M1", 45, 8.0)])
     assert [e["code"] for e in res.events] == ["meter.reset"]
+    reset = res.events[0]
+    assert (reset["line"], reset["since"], reset["estimated"], reset["unit"]) == (
+        None, T0 + pd.Timedelta("15min"), pytest.approx(6.0), "kWh")  # 40 kW recent: 10 kWh, 4 counted
     writer.drain()
     pts = store.points("energy", T0, T0 + pd.Timedelta("1h"))
-    assert pts["value"].tolist() == [10.0, 4.0, 4.0]
+    assert pts["value"].tolist() == [10.0, 10.0, 4.0]
     assert pts["quality"].tolist() == ["measured", "estimated", "measured"]
 
 

@@ -1,0 +1,77 @@
+"""What the register normaliser may assume of a meter, derived in one place from the park model.
+
+Every path that turns registers into energy (the Modbus collector service, the file import, the demo) builds
+its `MeterLimits` here, so a meter's register size and plausible maximum rate are the same whichever way its
+readings arrive:
+
+- `register_max` (where the register wraps to 0, in the meter's canonical unit): the park file's
+  `register_max` / `register_digits` when given, else the meter's register map (`model`) when its energy
+  register is an integer type, else unknown (the normaliser then only infers a wrap at a power of ten).
+- `max_per_h` (the plausible maximum rate, canonical unit per hour; kW for electricity): the park file's
+  `max_kw` (electricity, pv) or `max_per_h` (other carriers) as stated; else HEADROOM x the smallest of the
+  capacities given: `rated_kw`, `transformer_kva` (kW <= kVA) and `breaker_a` (three-phase 380 V:
+  sqrt(3) x 0.38 kV x A).  Without any, the normaliser falls back on the meter's own history.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from collectors.normalise import MeterLimits
+from park.model import Meter
+from park.units import conversion_factor
+
+HEADROOM = 2.0  # a capacity is exceeded briefly (overload, inrush); a misread is off by orders of magnitude
+LINE_VOLTAGE_KV = 0.38  # China's low-voltage three-phase supply
+
+
+def plausible_max(meter: Meter) -> tuple[float | None, str]:
+    """The meter's plausible maximum rate (canonical unit per hour) and where it comes from."""
+    if meter.max_kw is not None:
+        return meter.max_kw, f"max_kw {meter.max_kw:g} of the park file"
+    if meter.max_per_h is not None:
+        return meter.max_per_h, f"max_per_h {meter.max_per_h:g} of the park file"
+    capacities = []
+    if meter.rated_kw is not None:
+        capacities.append((meter.rated_kw, f"rated_kw {meter.rated_kw:g}"))
+    if meter.transformer_kva is not None:
+        capacities.append((meter.transformer_kva, f"transformer_kva {meter.transformer_kva:g}"))
+    if meter.breaker_a is not None:
+        kw = math.sqrt(3) * LINE_VOLTAGE_KV * meter.breaker_a
+        capacities.append((kw, f"breaker_a {meter.breaker_a:g} = {kw:.1f} kW"))
+    if not capacities:
+        return None, ""
+    kw, why = min(capacities)
+    return HEADROOM * kw, f"{HEADROOM:g} x {why}"
+
+
+def limits_for(meter: Meter, register_maps: dict | None = None) -> MeterLimits:
+    """The normaliser's limits for one meter.  `register_maps` caches loaded maps by model name."""
+    register_max = meter.register_max
+    if register_max is None and meter.model:
+        register_max = _map_register_max(meter, {} if register_maps is None else register_maps)
+    max_per_h, why = plausible_max(meter)
+    return MeterLimits(interval_s=meter.interval_s, register_max=register_max, max_per_h=max_per_h,
+                       max_source=why)
+
+
+def meter_limits(meters: Iterable[Meter]) -> dict[str, MeterLimits]:
+    """Limits of every meter, by id (pass to `Pipeline(limits=...)`; a Pipeline built without derives them
+    from its catalogue's meters)."""
+    maps: dict = {}
+    return {m.id: limits_for(m, maps) for m in meters}
+
+
+def _map_register_max(meter: Meter, maps: dict) -> float | None:
+    """Where the meter's register-map energy register wraps, in the meter's unit; None if it does not."""
+    from collectors.registermaps import load_register_map
+
+    if meter.model not in maps:
+        try:
+            maps[meter.model] = load_register_map(meter.model)
+        except ValueError as exc:
+            raise ValueError(f"meter {meter.id}: {exc}") from None
+    register_map = maps[meter.model]
+    wrap = register_map.energy_register_max
+    return None if wrap is None else wrap * conversion_factor(register_map.energy.unit, meter.unit)
