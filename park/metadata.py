@@ -119,6 +119,13 @@ class MeterRow(_Lifecycle, Base):
     interval_s: Mapped[int]
     model: Mapped[str | None]
     address: Mapped[str | None]
+    # plausibility limits of the register normaliser (park.model.Meter, collectors/limits.py)
+    register_max: Mapped[float | None] = mapped_column(Double)
+    max_kw: Mapped[float | None] = mapped_column(Double)
+    rated_kw: Mapped[float | None] = mapped_column(Double)
+    transformer_kva: Mapped[float | None] = mapped_column(Double)
+    breaker_a: Mapped[float | None] = mapped_column(Double)
+    max_per_h: Mapped[float | None] = mapped_column(Double)
 
 
 class DeviceRow(_Lifecycle, Base):

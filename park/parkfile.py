@@ -48,7 +48,10 @@ _ENTERPRISE_KEYS = (
     "id", "name", "name_en", "industry", "credit_code", "province", "meters", "devices", "workshops",
 )  # fmt: skip
 _WORKSHOP_KEYS = ("id", "name", "name_en", "meters", "devices")
-_METER_KEYS = ("id", "carrier", "name", "interval_s", "model", "address")
+_METER_LIMITS = ("register_max", "max_kw", "rated_kw", "transformer_kva", "breaker_a", "max_per_h")
+_ELECTRIC_LIMITS = ("max_kw", "rated_kw", "transformer_kva", "breaker_a")  # electricity and pv meters only
+_METER_KEYS = ("id", "carrier", "name", "interval_s", "model", "address", "register_digits", *_METER_LIMITS)
+_MAX_REGISTER_DIGITS = 15  # a float64 holds 15 significant digits exactly
 _DEVICE_NUMBERS = ("rated_voltage_v", "power_factor", "idle_current_a", "run_current_a")
 _DEVICE_KEYS = ("id", "name", *_DEVICE_NUMBERS, "interval_s")
 
@@ -359,6 +362,7 @@ class _Parser:
         interval = self.interval(values, what)
         model = self.text(values, "model", what, line)
         address = self.text(values, "address", what, line)
+        limits = self.meter_limits(values, what, carrier_text)
         if carrier_text is None:
             return
         if carrier_text not in _CARRIER_VALUES:
@@ -377,8 +381,53 @@ class _Parser:
                 interval_s=interval or Meter.interval_s,
                 model=model,
                 address=address,
+                **limits,
             )
         )
+
+    def meter_limits(
+        self, values: dict[str, yaml.Node], what: str, carrier: str | None
+    ) -> dict[str, float | None]:
+        """The register size and plausible-maximum keys: positive numbers; `register_digits` (digits before
+        the decimal point) is another way to give `register_max`; the kW/kVA/A keys are for electric meters."""
+        limits = {key: self.number(values, key, what) for key in _METER_LIMITS}
+        for key, value in limits.items():
+            if value is not None and value <= 0:
+                self.report(_line(values[key]), f"{what}: {key} must be above 0, got {value:g}")
+                limits[key] = None
+        digits_node = values.get("register_digits")
+        if digits_node is not None and digits_node.tag != _NULL:
+            digits = _CONSTRUCTOR.construct_object(digits_node) if digits_node.tag == _INT else None
+            if not isinstance(digits, int) or not 1 <= digits <= _MAX_REGISTER_DIGITS:
+                got = digits_node.value if isinstance(digits_node, yaml.ScalarNode) else _describe(digits_node)
+                self.report(
+                    _line(digits_node),
+                    f"{what}: register_digits must be a whole number of digits before the decimal point, "
+                    f"1 to {_MAX_REGISTER_DIGITS} (a 99999.9 display has 5); got {got}",
+                )
+            elif not _absent(values, "register_max"):
+                self.report(
+                    _line(digits_node),
+                    f"{what}: give register_digits or register_max, not both "
+                    f"(register_digits: {digits} means register_max: {10 ** digits})",
+                )
+            else:
+                limits["register_max"] = float(10**digits)
+        if carrier in _CARRIER_VALUES and carrier not in (Carrier.ELECTRICITY.value, Carrier.PV.value):
+            for key in _ELECTRIC_LIMITS:
+                if not _absent(values, key):
+                    self.report(
+                        _line(values[key]),
+                        f"{what}: {key} is for electricity and pv meters; for a {carrier} meter give "
+                        f"max_per_h (the most it can plausibly measure in an hour, in its unit)",
+                    )
+                    limits[key] = None
+        if limits["max_kw"] is not None and limits["max_per_h"] is not None:
+            self.report(
+                _line(values["max_per_h"]),
+                f"{what}: give max_kw or max_per_h, not both (for an electricity meter they are the same)",
+            )
+        return limits
 
     def device(self, node: yaml.Node, enterprise: str, workshop: str | None, fallback: str) -> None:
         """One bracelet device; checks rated_voltage_v > 0, 0 < power_factor <= 1, 0 <= idle < run current."""

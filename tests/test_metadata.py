@@ -154,6 +154,25 @@ def test_changed_file_updates_only_the_changed_entities(engine: Engine, tmp_path
     assert by_id(load_park(engine)) == by_id(changed)
 
 
+def test_meter_register_size_and_maximum_power_are_stored_and_read_back(engine: Engine, tmp_path: Path) -> None:
+    import_park_file(engine, DEMO_PARK_FILE)
+    limits = {"register_max": 1_000_000.0, "max_kw": 450.0, "rated_kw": 300.0, "transformer_kva": 630.0,
+              "breaker_a": 800.0}
+    changed = with_meter_changed(DEMO, "E001-W1-M1", **limits)
+    changed = with_meter_changed(changed, "E001-M-GAS", max_per_h=120.5)
+
+    report = import_park_file(engine, write_park_file(tmp_path, changed))
+
+    assert sorted(str(c) for c in report.changes) == [
+        "updated meter E001-M-GAS (max_per_h)",
+        "updated meter E001-W1-M1 (register_max, max_kw, rated_kw, transformer_kva, breaker_a)"]
+    loaded = load_park(engine)
+    meters = {m.id: m for m in loaded.meters}
+    assert {k: getattr(meters["E001-W1-M1"], k) for k in limits} == limits
+    assert meters["E001-M-GAS"].max_per_h == 120.5
+    assert by_id(loaded) == by_id(changed)
+
+
 def test_removed_meter_is_deactivated_not_deleted(engine: Engine, tmp_path: Path) -> None:
     import_park_file(engine, DEMO_PARK_FILE)
 

@@ -412,9 +412,50 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
         grid_region="northwest",
         enterprises=(Enterprise("E001", "甲", "A Co.", "paper", "91320000DEMO000001", "Jiangsu"),),
         meters=(
-            Meter("E001-M-GAS", Carrier.HEAT, "E001", None, "热表", 3600, "x-1", "modbus://h:502/3"),
-            *park.meters[1:],
+            Meter("E001-M-GAS", Carrier.HEAT, "E001", None, "热表", 3600, "x-1", "modbus://h:502/3",
+                  register_max=1e6, max_per_h=12.5),
+            dataclasses.replace(park.meters[1], max_kw=800.0, rated_kw=400.0, transformer_kva=630.0,
+                                breaker_a=1000.0),
+            *park.meters[2:],
         ),
     )
 
     assert load_park_file(write(tmp_path, dump_park(full))) == full
+
+
+# --- register size and plausible maximum (the register normaliser's limits) --------------------------
+
+
+def test_meter_register_size_and_maximum_power_are_read() -> None:
+    park = parse_park(VALID.replace("            interval_s: 900            # 15", """\
+            register_digits: 5
+            max_kw: 500
+            transformer_kva: 630"""))
+    meter = park.meters[1]
+    assert (meter.register_max, meter.max_kw, meter.transformer_kva, meter.rated_kw) == (100_000.0, 500.0, 630.0,
+                                                                                          None)
+    gas = parse_park(VALID.replace("carrier: natural_gas}", "carrier: natural_gas, register_max: 99999.99, "
+                                   "max_per_h: 120}")).meters[0]
+    assert (gas.register_max, gas.max_per_h) == (99999.99, 120.0)
+
+
+def test_meter_register_size_and_maximum_power_are_checked_with_their_lines(tmp_path: Path) -> None:
+    text = VALID.replace("            interval_s: 900            # 15", """            register_digits: 5.5
+            max_kw: -3
+            breaker_a: lots""")
+    assert problems_of(tmp_path, text) == [
+        (15, "meter 'E001-W1-M1': register_digits must be a whole number of digits before the decimal point, "
+             "1 to 15 (a 99999.9 display has 5); got 5.5"),
+        (16, "meter 'E001-W1-M1': max_kw must be above 0, got -3"),
+        (17, "meter 'E001-W1-M1': 'breaker_a' must be a number, not the text 'lots'"),
+    ]
+    both = VALID.replace("            interval_s: 900            # 15", """\
+            register_digits: 6
+            register_max: 100000""")
+    assert problems_of(tmp_path, both) == [
+        (15, "meter 'E001-W1-M1': give register_digits or register_max, not both "
+             "(register_digits: 6 means register_max: 1000000)")]
+    gas = VALID.replace("carrier: natural_gas}", "carrier: natural_gas, max_kw: 50}")
+    assert problems_of(tmp_path, gas) == [
+        (8, "meter 'E001-M-GAS': max_kw is for electricity and pv meters; for a natural_gas meter give max_per_h "
+            "(the most it can plausibly measure in an hour, in its unit)")]
