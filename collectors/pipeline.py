@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -77,8 +77,12 @@ class Pipeline:
     """Turns raw readings into spooled interval values.  Thread-safe (sources run in several threads)."""
 
     def __init__(self, catalog: SeriesCatalog, spool: Spool, limits: dict[str, MeterLimits] | None = None,
-                 clock=lambda: pd.Timestamp.now(tz="UTC")) -> None:
+                 clock=lambda: pd.Timestamp.now(tz="UTC"),
+                 on_events: Callable[[list[dict]], None] | None = None) -> None:
+        """`limits`: per series; by default derived from the catalogue's meters (collectors/limits.py).
+        `on_events`: called with the events of every submit that found any (the collector service logs them)."""
         self.catalog = catalog
+        self.on_events = on_events
         self.spool = spool
         self.limits = limits if limits is not None else meter_limits(catalog.meters.values())
         self.clock = clock
@@ -118,6 +122,8 @@ class Pipeline:
             done = self.process(frames, isolated=isolated)
             queued = self.spool.append(done.rows, done.rejects, done.state_json())
             self._state.update(done.state)
+        if done.events and self.on_events is not None:
+            self.on_events(done.events)
         return SubmitResult(queued=queued, rejected=len(done.rejects), events=done.events, read=done.read,
                             accepted=done.accepted, reported=done.reported)
 
@@ -219,7 +225,8 @@ class Pipeline:
             for r in readings.itertuples():
                 ts_ns = int(r.ts.value)
                 st, intervals, found, status = step(st, ts_ns, float(r.value), limits)
-                count[status] += 1
+                if status != REJECTED:  # rejections are counted by `rejects`
+                    count[status] += 1
                 for ev in found:
                     events.append(self._event(r, ev.code, ev.detail, ev.since_ns, ev.estimated))
                     if status == REJECTED and RULES[ev.code].severity == "reject":

@@ -40,6 +40,17 @@ from park.store import TimeSeriesStore
 log = logging.getLogger(__name__)
 
 
+def log_events(events: list[dict]) -> None:
+    """Log the pipeline's findings (resets, rollovers, gaps, spikes, duplicates ...): rejects and flags as
+    warnings, infos as info, each with its series, time, source line, code and detail."""
+    for e in events:
+        level = logging.INFO if e["severity"] == "info" else logging.WARNING
+        line = f" line {e['line']}" if e.get("line") is not None else ""
+        estimate = f" ({e['estimated']:g} {e['unit']} estimated)" if e.get("estimated") else ""
+        log.log(level, "%s %s at %s%s: %s %s%s", e["severity"], e["series"], e["ts"], line, e["code"],
+                e["detail"], estimate)
+
+
 class CollectConfigError(ValueError):
     """A [collect] setting that cannot be used."""
 
@@ -54,8 +65,6 @@ class CollectorService:
     rollup_interval_s: float = 60.0
 
     def __post_init__(self) -> None:
-        from collectors.sources.modbus import meter_limits
-
         known = {"modbus", "mqtt", "vendor_http", "writer_interval_s", "writer_min_rows", "writer_max_wait_s"}
         unknown = set(self.config) - known
         if unknown:
@@ -64,7 +73,8 @@ class CollectorService:
         self.writer_interval_s = float(self.config.get("writer_interval_s", self.writer_interval_s))
         self.spool = Spool(self.spool_path)
         self.modbus_meters = [m for m in self.park.meters if m.model and (m.address or "").startswith("modbus://")]
-        self.pipeline = Pipeline(self.park.catalog(), self.spool, limits=meter_limits(self.modbus_meters))
+        # limits (register sizes, plausible maxima) for every meter, from the park file and register maps
+        self.pipeline = Pipeline(self.park.catalog(), self.spool, on_events=log_events)
         self.writer = Writer(self.spool, self.store, min_rows=int(self.config.get("writer_min_rows", 20_000)),
                              max_wait_s=float(self.config.get("writer_max_wait_s", 5.0)))
         self.scheduler = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True})

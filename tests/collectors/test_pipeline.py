@@ -191,3 +191,42 @@ def test_an_isolated_file_in_chunks_continues_from_the_previous_chunk(parts):
     two = pipe.process([("energy", Kind.CUMULATIVE, register_frame([45, 60], [126.5, 130.0]))], isolated=True,
                        carry=one.isolated_state)
     assert one.rows["value"].tolist() + two.rows["value"].tolist() == [10.0, 15.0, 1.5, 3.5]
+
+
+PARK_YAML = """
+park: {id: p, name: 测试}
+enterprises:
+  - id: E1
+    name: 甲
+    meters:
+      - {id: WRAP, carrier: electricity, register_digits: 5}
+      - {id: JITTER, carrier: electricity}
+      - {id: SPIKE, carrier: electricity, max_kw: 500}
+"""
+
+
+def test_a_pipeline_built_from_the_park_uses_its_meters_limits(tmp_path):
+    """The issue's examples through the importer's way of building a pipeline: Pipeline(park.catalog(), spool)."""
+    from park.parkfile import parse_park
+
+    park = parse_park(PARK_YAML)
+    spool = Spool(tmp_path / "spool.db")
+    pipe = Pipeline(park.catalog(), spool, clock=CLOCK)
+    t = [T0 + pd.Timedelta(minutes=15 * i) for i in range(4)]
+    frame = pd.DataFrame({
+        "ts": [t[0], t[1], t[2], t[0], t[1], t[2], t[0], t[1], t[2], t[3]],
+        "series": ["WRAP"] * 3 + ["JITTER"] * 3 + ["SPIKE"] * 4,
+        "value": [99_985.0, 99_995.0, 5.0, 1000.0, 1020.0, 1019.8, 995.0, 1005.0, 100_500.0, 1015.0],
+        "source": "file:x.csv", "line": range(2, 12)})
+    done = pipe.process([("energy", Kind.CUMULATIVE, frame)])
+    assert (done.read, done.accepted, len(done.rejects), done.reported) == (10, 8, 2, 0)
+    energy = done.rows.groupby("series")["value"].sum()
+    assert energy.to_dict() == {"WRAP": pytest.approx(20.0), "JITTER": pytest.approx(20.0),
+                                "SPIKE": pytest.approx(20.0)}  # 99 995 -> 5 is 10 kWh, not 5 lost
+    assert set(done.rows["quality"]) == {"measured"}
+    assert sorted((r["series"], r["code"], r["line"]) for r in done.rejects) == [
+        ("JITTER", "reading.backward", 7), ("SPIKE", "reading.spike", 10)]
+    assert "max_kw 500 of the park file" in next(r["reason"] for r in done.rejects if r["series"] == "SPIKE")
+    assert [(e["series"], e["code"], e["line"]) for e in done.events if e["severity"] == "flag"] == [
+        ("WRAP", "meter.rollover", 4)]
+    spool.close()

@@ -54,3 +54,32 @@ def test_an_unknown_collect_table_is_refused(tmp_path):
     with pytest.raises(CollectConfigError, match="modbsu"):
         CollectorService(park, store, tmp_path / "spool.db", {"modbsu": {}})
     store.close()
+
+
+def test_the_service_derives_every_meters_limits_and_logs_the_pipelines_findings(tmp_path, caplog):
+    from collectors.readings import Kind, RawReading
+
+    park = Park(id="p", name="测试", enterprises=(Enterprise("E1", "甲"),), meters=(
+        Meter("M1", Carrier.ELECTRICITY, "E1", model="generic", address="modbus://127.0.0.1:1502/1",
+              transformer_kva=250.0),
+        Meter("W1", Carrier.WATER, "E1", register_max=100_000.0)))
+    store = EmbeddedStore(tmp_path / "ts.duckdb", park.catalog(), TZ)
+    service = CollectorService(park, store, tmp_path / "spool.db")  # built, not started
+    assert service.pipeline.limits["M1"].max_per_h == 500.0  # 2 x 250 kVA
+    assert service.pipeline.limits["M1"].register_max == 2 ** 32 * 0.01  # from the generic register map
+    assert service.pipeline.limits["W1"].register_max == 100_000.0
+    t0 = pd.Timestamp("2024-03-01", tz=TZ)
+
+    def reading(series, minutes, value):
+        return RawReading(series, t0 + pd.Timedelta(minutes=minutes), value, Kind.CUMULATIVE, source="test")
+
+    with caplog.at_level("INFO", logger="collectors.service"):
+        service.pipeline.submit([reading("M1", 0, 1000.0), reading("M1", 15, 1005.0),
+                                 reading("M1", 30, 100_500.0), reading("M1", 45, 1015.0), reading("M1", 45, 1015.0),
+                                 reading("W1", 0, 99_990.0), reading("W1", 15, 5.0)])
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("M1" in m and "reading.spike" in m and "2 x transformer_kva 250" in m for m in logged), logged
+    assert any("W1" in m and "meter.rollover" in m for m in logged), logged
+    assert any(r.levelname == "INFO" and "reading.duplicate" in r.getMessage() for r in caplog.records)
+    service.spool.close()
+    store.close()
