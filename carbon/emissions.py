@@ -23,20 +23,21 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from carbon.energy import NOT_ENERGY, RENEWABLE, add_tce, prepare_lines
+from carbon.energy import NOT_ENERGY, RENEWABLE, add_heat_gj, add_tce, join_ids, prepare_lines
 from carbon.errors import InputError
 from carbon.factors import CO2_PER_C, DEFAULT_POLICY, FactorLookup, FactorPolicy, FactorRegistry
 from carbon.inputs import IMPORT, check_activity, check_instruments
-from carbon.issues import Issue, issue_frame
+from carbon.issues import INCOMPLETE, Issue, issue_frame
 from carbon.periods import Period, coarser_or_equal, native_period, period, period_end, period_label, period_start
+from carbon.split import split_lines
 
 GRID, ONSITE, HEAT, STEAM, FUEL, OTHER = "grid_electricity", "onsite_renewable", "purchased_heat", "purchased_steam", \
     "fuel", "not_energy"
 METRICS = ["energy_tce", "renewable_tce", "scope1_t_co2e", "scope2_location_t_co2e", "scope2_market_t_co2e",
-           "biogenic_t_co2", "grid_net_kwh", "green_kwh", "pv_kwh"]
+           "biogenic_t_co2", "grid_net_kwh", "grid_export_kwh", "green_kwh", "pv_kwh"]
 TOTAL_COLUMNS = ["level", "enterprise", "workshop", "period", "period_start", "period_end", *METRICS,
                  "total_location_t_co2e", "total_market_t_co2e", "coverage", "measured", "expected", "complete",
-                 "missing_carriers", "carriers"]
+                 "reasons", "missing_carriers", "carriers"]
 
 
 @dataclass
@@ -61,6 +62,21 @@ class Accounts:
         """Totals of one level: 'workshop', 'enterprise' or 'park'."""
         return self.totals[self.totals["level"] == level].reset_index(drop=True)
 
+    @property
+    def complete(self) -> bool:
+        """Whether every figure is complete (no totals row has a reason not to be)."""
+        return bool(self.totals["complete"].all())
+
+    def reasons(self, enterprise: str | None = None, period: str | None = None) -> pd.DataFrame:
+        """The issues that make figures incomplete (codes of carbon.issues.INCOMPLETE), optionally of one
+        enterprise (park-wide issues included) and one period label: what a page shows beside a flagged figure."""
+        i = self.issues[self.issues["code"].isin(INCOMPLETE)]
+        if enterprise is not None:
+            i = i[i["enterprise"].isna() | (i["enterprise"] == enterprise)]
+        if period is not None:
+            i = i[i["period"].isna() | i["period"].astype(str).str.startswith(period[:4])]
+        return i.reset_index(drop=True)
+
 
 def role_of(carrier: str) -> str:
     """What a carrier is for the accounting: grid electricity, on-site renewable, heat, steam, fuel, or not energy."""
@@ -80,13 +96,16 @@ def role_of(carrier: str) -> str:
 def compute_accounts(activity: pd.DataFrame, registry: FactorRegistry, regions: pd.DataFrame,
                      policy: FactorPolicy = DEFAULT_POLICY, period_kind: Period | str = Period.MONTH,
                      instruments: pd.DataFrame | None = None, coverage_threshold: float = 0.9,
-                     strict: bool = True) -> Accounts:
+                     strict: bool = True, instrument_basis: pd.DataFrame | None = None) -> Accounts:
     """Energy, Scope 1 and Scope 2 (both methods) for every workshop, enterprise and the park, per period.
 
     activity: carbon.inputs.ACTIVITY_COLUMNS in windows of whole days or months (carbon.activity gives them);
     regions: enterprise -> region chain (carbon.regions.enterprise_regions); instruments: green certificates and
-    PPAs (carbon.inputs.INSTRUMENT_COLUMNS).  `strict`: a missing factor raises FactorNotFoundError; otherwise
-    the line's figures are NaN and the issue `factor.missing` says which.
+    PPAs (carbon.inputs.INSTRUMENT_COLUMNS); instrument_basis: grid purchases per enterprise and window over the
+    instruments' whole claim periods (`grid_purchases` of that activity; default: the activity given), which the
+    instruments are allocated over (section 3.5).  `strict`: a missing factor raises FactorNotFoundError;
+    otherwise the line's figures are NaN and the issue `factor.missing` says which.  Every totals row says whether
+    it is `complete` and, if not, why (`reasons`, codes of carbon.issues.INCOMPLETE).
     """
     kind = period(period_kind)
     act = check_activity(activity)
@@ -100,13 +119,22 @@ def compute_accounts(activity: pd.DataFrame, registry: FactorRegistry, regions: 
     issues = [Issue("activity.not_energy", f"carrier {c} is not energy: not accounted", carrier=c)
               for c in sorted(lines.loc[lines["role"] == OTHER, "carrier"].unique())]
     lines = lines[lines["role"] != OTHER].reset_index(drop=True)
+    lines = split_lines(lines, registry, policy)
+    for r in lines[lines["share"] < 1.0].drop_duplicates(["enterprise", "carrier", "period_start", "on"]).itertuples():
+        issues.append(Issue("factor.split", f"a factor for {r.carrier} changes inside the window from "
+                            f"{r.period_start.date().isoformat()}: the part from {r.on.isoformat()} "
+                            f"({r.share:.1%} of the window's time and quantity) uses the factor in force then",
+                            enterprise=r.enterprise, period=r.period_start.date().isoformat(), carrier=r.carrier))
+    lines = add_heat_gj(lines, lookup)
     lines = add_tce(lines, lookup)
     lines = _scope1(lines, lookup)
     lines = _scope2_location(lines, lookup)
-    lines, inst_issues = _scope2_market(lines, lookup, check_instruments(instruments))
+    basis = grid_purchases(act if instrument_basis is None else instrument_basis)
+    lines, inst_issues, inst_codes = _scope2_market(lines, lookup, check_instruments(instruments), basis)
     issues += inst_issues
     lines["period"] = period_label(lines["period_start"], native)
-    totals = _totals(lines, kind)
+    lines["reasons"] = _line_reasons(lines, lookup.line_codes, inst_codes)
+    totals = _totals(lines, kind, coverage_threshold)
     issues += _activity_issues(lines, totals, kind, coverage_threshold)
     issues += [Issue("factor.missing", str(exc), carrier=key) for exc, key in lookup.missing]
     for fb in lookup.fallback_frame().itertuples():
@@ -117,6 +145,29 @@ def compute_accounts(activity: pd.DataFrame, registry: FactorRegistry, regions: 
                      f"{r.note or 'check it against the primary source'}", carrier=r.key) for r in unverified]
     return Accounts(lines, totals, registry.frame(lookup.used.values()),
                     lookup.fallback_frame(), issue_frame(issues), kind, policy, registry.fingerprint())
+
+
+def grid_purchases(activity: pd.DataFrame) -> pd.DataFrame:
+    """Grid electricity purchased (imports, kWh) per enterprise and window, windows without data left out: the
+    basis instruments are allocated over (columns enterprise, period_start, period_end, import_kwh)."""
+    cols = ["enterprise", "period_start", "period_end", "import_kwh"]
+    if activity is None or len(activity) == 0:
+        return pd.DataFrame(columns=cols)
+    act = activity if "q_base" in activity.columns else check_activity(activity)
+    g = act[(act["carrier"] == "electricity") & (act["flow"] == IMPORT) & act["quantity"].notna()]
+    out = g.groupby(["enterprise", "period_start", "period_end"], sort=True)["q_base"].sum().reset_index()
+    return out.rename(columns={"q_base": "import_kwh"})[cols]
+
+
+def _line_reasons(lines: pd.DataFrame, factor_codes: dict, instrument_codes: dict) -> pd.Series:
+    """Per line, the '|'-joined codes that make its figures incomplete (factors and instruments)."""
+    out = []
+    for idx, has_data in zip(lines.index, lines["quantity"].notna(), strict=True):
+        codes = set(factor_codes.get(idx, ())) | set(instrument_codes.get(idx, ()))
+        if not has_data:
+            codes.discard("factor.missing")  # no data is reported as such, not as a missing factor
+        out.append("|".join(sorted(codes)))
+    return pd.Series(out, index=lines.index, dtype=object)
 
 
 def _has_data(lines: pd.DataFrame) -> pd.Series:
@@ -137,7 +188,7 @@ def _scope1(lines: pd.DataFrame, lookup: FactorLookup) -> pd.DataFrame:
     ids = np.full(len(lines), "", dtype=object)
     if fuel.any():
         sub = lines[fuel]
-        ncv, i1 = lookup.per_base("fuel", "ncv", sub)
+        ncv, i1 = lookup.per_base("fuel", "ncv", sub, dimension=sub["dimension"])
         cc, i2 = lookup.per_base("fuel", "carbon_content", sub)
         ox, i3 = lookup.per_base("fuel", "oxidation", sub)
         bio_fuels = [c for c in sub["carrier"].unique() if lookup.registry.has("fuel", c, "biogenic_fraction")]
@@ -148,7 +199,7 @@ def _scope1(lines: pd.DataFrame, lookup: FactorLookup) -> pd.DataFrame:
         mask = fuel.to_numpy()
         co2[mask] = sub["q_base"].to_numpy() * ncv * cc * ox * CO2_PER_C
         bio_share[mask] = bio
-        ids[mask] = _join_ids(i1, i2, i3, i4)
+        ids[mask] = join_ids(i1, i2, i3, i4)
     out = lines.copy()
     out["scope1_t_co2e"] = _zero_where_data(out, co2 * (1.0 - bio_share), fuel)
     out["biogenic_t_co2"] = _zero_where_data(out, co2 * bio_share, fuel)
@@ -157,118 +208,138 @@ def _scope1(lines: pd.DataFrame, lookup: FactorLookup) -> pd.DataFrame:
 
 
 def _scope2_location(lines: pd.DataFrame, lookup: FactorLookup) -> pd.DataFrame:
-    """Location-based Scope 2 of grid electricity, heat and steam (exports negative); the heat in GJ."""
+    """Location-based Scope 2 (GB/T 32150: net of exports) of grid electricity, heat and steam; heat in GJ signed.
+
+    Heat and steam use `heat_gj` (carbon.energy.add_heat_gj), the heat content their tce uses too."""
     out = lines.copy()
     loc = np.full(len(out), np.nan)
-    heat_gj = np.full(len(out), np.nan)
     ids = out["emission_factors"].to_numpy().copy()
     grid = (out["role"] == GRID).to_numpy()
     if grid.any():
         f, i = lookup.per_base("grid", lookup.policy.location_basis, out[grid])
         loc[grid] = out.loc[grid, "q_base"].to_numpy() * out.loc[grid, "sign"].to_numpy() * f
         ids[grid] = i
-    heat = (out["role"] == HEAT).to_numpy()
-    heat_gj[heat] = out.loc[heat, "q_base"].to_numpy()
-    steam = (out["role"] == STEAM).to_numpy()
-    if steam.any():
-        sub = out[steam]
-        key = pd.Series("steam", index=sub.index)
-        h, i1 = lookup.per_base("heat", "enthalpy", sub, key=key)
-        hw, i2 = lookup.per_base("heat", "feedwater_enthalpy", sub, key=key)
-        heat_gj[steam] = sub["q_base"].to_numpy() * (h - hw)  # kg x GJ/kg
-        ids[steam] = _join_ids(i1, i2)
-    hs = heat | steam
+    hs = out["role"].isin([HEAT, STEAM]).to_numpy()
     if hs.any():
         sub = out[hs]
         f, i = lookup.per_base("heat", "emission", sub, key=pd.Series("heat", index=sub.index))
-        loc[hs] = heat_gj[hs] * out.loc[hs, "sign"].to_numpy() * f
-        ids[hs] = _join_ids(ids[hs], i)
-    out["heat_gj"] = heat_gj * out["sign"]
+        loc[hs] = sub["heat_gj"].to_numpy() * sub["sign"].to_numpy() * f
+        ids[hs] = join_ids(sub["heat_factors"].to_numpy(), i)
+    out["heat_gj"] = out["heat_gj"] * out["sign"]
     out["scope2_location_t_co2e"] = _zero_where_data(out, loc, pd.Series(grid | hs, index=out.index))
     out["emission_factors"] = ids
     return out
 
 
-def _scope2_market(lines: pd.DataFrame, lookup: FactorLookup,
-                   instruments: pd.DataFrame) -> tuple[pd.DataFrame, list[Issue]]:
-    """Market-based Scope 2: instruments cover net grid electricity at zero, the rest at the residual factor."""
+def _scope2_market(lines: pd.DataFrame, lookup: FactorLookup, instruments: pd.DataFrame,
+                   basis: pd.DataFrame) -> tuple[pd.DataFrame, list[Issue], dict]:
+    """Market-based Scope 2 (GHG Protocol Scope 2 Guidance): purchases only, exports neither netted nor credited;
+    instruments cover grid purchases at zero, the rest at the residual factor; heat and steam purchases as
+    location-based.  Returns the lines, the issues and per line index the instrument codes that make it
+    incomplete."""
     out = lines.copy()
     grid = (out["role"] == GRID).to_numpy()
+    imports = (out["flow"] == IMPORT).to_numpy()
     residual = np.full(len(out), np.nan)
     rid = np.full(len(out), "", dtype=object)
     if grid.any():
         residual[grid], rid[grid] = lookup.per_base("grid", "residual", out[grid])
-    kwh = out["q_base"].where(grid)
-    out["grid_kwh"] = kwh * out["sign"]
+    out["grid_kwh"] = out["q_base"].where(grid) * out["sign"]
     keys = ["enterprise", "period_start"]
     # Lines without data count as nothing here; their absence is reported (carrier_missing, low_coverage).
-    g = out[grid].assign(imp=lambda f: f["q_base"].where(f["flow"] == IMPORT, 0.0),
-                         net=lambda f: f["q_base"] * f["sign"])
-    per_window = g.groupby(keys, sort=False).agg(imp=("imp", "sum"), net=("net", "sum"),
-                                                 period_end=("period_end", "first")).reset_index()
-    alloc, issues = _allocate_instruments(instruments, per_window)
+    g = out[grid & imports]
+    per_window = g.groupby(keys, sort=False).agg(imp=("q_base", "sum"), period_end=("period_end", "first"))
+    per_window = per_window.reset_index()
+    alloc, issues, flagged = _allocate_instruments(instruments, per_window, basis)
     per_window["instrument_kwh"] = alloc
-    per_window["covered_kwh"] = np.minimum(per_window["instrument_kwh"], per_window["net"].clip(lower=0.0))
+    per_window["covered_kwh"] = np.minimum(per_window["instrument_kwh"], per_window["imp"].fillna(0.0))
     excess = per_window["instrument_kwh"] - per_window["covered_kwh"]
     for r in per_window[excess > 1e-6].itertuples():
         issues.append(Issue("instrument.excess", f"{r.instrument_kwh / 1000:.3f} MWh of instruments against "
-                            f"{max(r.net, 0) / 1000:.3f} MWh of net grid electricity: "
+                            f"{r.imp / 1000:.3f} MWh of grid purchases: "
                             f"{(r.instrument_kwh - r.covered_kwh) / 1000:.3f} MWh unused", enterprise=r.enterprise,
                             period=r.period_start.date().isoformat(), carrier="electricity"))
     merged = out[keys].merge(per_window[[*keys, "imp", "covered_kwh"]], on=keys, how="left")
-    share = np.where((out["flow"] == IMPORT).to_numpy() & grid,
-                     out["q_base"].to_numpy() / merged["imp"].replace(0.0, np.nan).to_numpy(), 0.0)
+    share = np.where(imports & grid, out["q_base"].to_numpy() / merged["imp"].replace(0.0, np.nan).to_numpy(), 0.0)
     covered_line = np.nan_to_num(share) * merged["covered_kwh"].fillna(0.0).to_numpy()
-    market = (out["grid_kwh"].to_numpy() - covered_line) * residual
+    market = np.where(imports, out["q_base"].to_numpy() - covered_line, 0.0) * residual
     heat_like = out["role"].isin([HEAT, STEAM]).to_numpy()
-    market = np.where(heat_like, out["scope2_location_t_co2e"].to_numpy(), market)
+    heat_market = np.where(imports, out["scope2_location_t_co2e"].to_numpy(), 0.0)
+    market = np.where(heat_like, heat_market, market)
     out["green_kwh"] = pd.Series(np.where(grid, covered_line, 0.0), index=out.index).where(_has_data(out))
     out["scope2_market_t_co2e"] = _zero_where_data(out, market, pd.Series(grid | heat_like, index=out.index))
     out["market_factors"] = np.where(grid, rid, np.where(heat_like, out["emission_factors"], ""))
-    return out, issues
+    codes: dict = {}
+    if flagged:
+        window_codes = {k: c for k, c in flagged.items()}
+        for idx, e, ps, is_grid in zip(out.index, out["enterprise"], out["period_start"], grid, strict=True):
+            c = window_codes.get((e, ps))
+            if c and is_grid:
+                codes[idx] = c
+    return out, issues, codes
 
 
-def _allocate_instruments(instruments: pd.DataFrame, windows: pd.DataFrame) -> tuple[np.ndarray, list[Issue]]:
-    """kWh of instruments per enterprise window (docs/methodology.md 3.5): the share of each instrument whose
-    claim period falls in the computed range, spread over the windows it overlaps by their grid purchases."""
+def _allocate_instruments(instruments: pd.DataFrame, windows: pd.DataFrame,
+                          basis: pd.DataFrame) -> tuple[np.ndarray, list[Issue], dict]:
+    """kWh of instruments per enterprise window (docs/methodology.md 3.5).
+
+    Each instrument is spread over its whole claim period in proportion to grid purchases: a window gets
+    quantity x its purchases / the purchases of the claim period (from `basis`, which may span more than the
+    computed range), so any range gives the same figure for the same window and months add up to the year.  When
+    the basis does not cover the whole claim period (future months, months without data) the purchases of the
+    rest are estimated at the covered part's average rate and the windows it reaches are flagged
+    `instrument.estimated_basis`; a certificate without a vintage flags them `instrument.no_vintage`.
+    Returns the allocation, issues and (enterprise, window start) -> codes."""
     alloc = np.zeros(len(windows))
     issues: list[Issue] = []
+    flagged: dict[tuple, set[str]] = {}
     if instruments.empty or windows.empty:
-        return alloc, issues
+        return alloc, issues, flagged
     tz = windows["period_start"].dt.tz
     w0 = pd.DatetimeIndex(windows["period_start"]).as_unit("ns").asi8
     w1 = pd.DatetimeIndex(windows["period_end"]).as_unit("ns").asi8
-    lo, hi = w0.min(), w1.max()
     owner = windows["enterprise"].to_numpy()
     imp = windows["imp"].fillna(0.0).to_numpy()
+    b = basis[basis["import_kwh"].notna()]
+    b_owner = b["enterprise"].to_numpy()
+    b0 = pd.DatetimeIndex(b["period_start"]).tz_convert(tz).as_unit("ns").asi8 if len(b) else np.zeros(0, "int64")
+    b1 = pd.DatetimeIndex(b["period_end"]).tz_convert(tz).as_unit("ns").asi8 if len(b) else np.zeros(0, "int64")
+    b_imp = b["import_kwh"].to_numpy(dtype=float)
     for inst in instruments.itertuples():
         c0 = pd.Timestamp(inst.period_start).tz_localize(tz).as_unit("ns").value
         c1 = pd.Timestamp(inst.period_end).tz_localize(tz).as_unit("ns").value
-        inside = max(min(c1, hi) - max(c0, lo), 0) / (c1 - c0)
-        if inside < 1.0:
-            issues.append(Issue("instrument.outside_range",
-                                f"{inst.kind} {inst.reference or ''} claims {inst.period_start} to {inst.period_end}; "
-                                f"{inside:.1%} of it lies in the computed range, so "
-                                f"{inst.quantity_mwh * inside:.3f} of {inst.quantity_mwh:.3f} MWh apply",
-                                enterprise=inst.enterprise, carrier="electricity"))
+        mine = b_owner == inst.enterprise
+        b_overlap = np.clip(np.minimum(b1, c1) - np.maximum(b0, c0), 0, None)
+        covered = float(b_overlap[mine].sum()) / (c1 - c0)
+        total = float((b_imp * b_overlap / np.maximum(b1 - b0, 1))[mine].sum())
         overlap = np.clip(np.minimum(w1, c1) - np.maximum(w0, c0), 0, None) / (w1 - w0)
         weight = np.where(owner == inst.enterprise, imp * overlap, 0.0)
-        if weight.sum() > 0:
-            alloc += inst.quantity_mwh * 1000.0 * inside * weight / weight.sum()
-        elif inside > 0:
-            issues.append(Issue("instrument.excess", f"{inst.kind} {inst.reference or ''}: no grid purchases of "
-                                f"{inst.enterprise} in its claim period within the range: unused",
+        if weight.sum() <= 0:
+            continue
+        if total <= 0 or covered <= 0:
+            issues.append(Issue("instrument.excess", f"{inst.kind} {inst.reference}: no grid purchases of "
+                                f"{inst.enterprise} known in its claim period: unused",
                                 enterprise=inst.enterprise, carrier="electricity"))
-    return alloc, issues
-
-
-def _join_ids(*ids: np.ndarray) -> np.ndarray:
-    """Element-wise 'a|b|c' of factor-id arrays, skipping empty ids."""
-    out = pd.Series(ids[0], dtype=object).fillna("")
-    for more in ids[1:]:
-        more = pd.Series(more, dtype=object).fillna("")
-        out = out + np.where((out != "") & (more != ""), "|", "") + more
-    return out.to_numpy(dtype=object)
+            continue
+        codes = set()
+        if covered < 1.0 - 1e-9:
+            codes.add("instrument.estimated_basis")
+            issues.append(Issue("instrument.estimated_basis",
+                                f"{inst.kind} {inst.reference} claims {inst.period_start} to {inst.period_end}; grid "
+                                f"purchases are known for {min(covered, 1.0):.1%} of it, the rest is estimated at "
+                                "the same rate: its allocation changes when they are known",
+                                enterprise=inst.enterprise, carrier="electricity"))
+            total = total / min(covered, 1.0)
+        if inst.kind == "gec" and pd.isna(inst.vintage):
+            codes.add("instrument.no_vintage")
+            issues.append(Issue("instrument.no_vintage", f"certificate {inst.reference} of {inst.enterprise} has no "
+                                "vintage: record the year its electricity was generated", enterprise=inst.enterprise,
+                                carrier="electricity"))
+        alloc += inst.quantity_mwh * 1000.0 * weight / total
+        if codes:
+            for i in np.flatnonzero(weight > 0):
+                flagged.setdefault((owner[i], windows["period_start"].iloc[i]), set()).update(codes)
+    return alloc, issues, flagged
 
 
 def _carrier_lists(f: pd.DataFrame, groups: list[str]) -> pd.DataFrame:
@@ -286,12 +357,16 @@ def _carrier_lists(f: pd.DataFrame, groups: list[str]) -> pd.DataFrame:
     return index.assign(carriers=present, missing_carriers=missing)
 
 
-def _totals(lines: pd.DataFrame, kind: Period) -> pd.DataFrame:
-    """Totals per workshop, enterprise and park and reporting period (TOTAL_COLUMNS)."""
+def _totals(lines: pd.DataFrame, kind: Period, threshold: float = 0.9) -> pd.DataFrame:
+    """Totals per workshop, enterprise and park and reporting period (TOTAL_COLUMNS), each with `complete` and the
+    `reasons` (codes) why not: no data, a carrier without data, a carrier's coverage below `threshold`, and the
+    factor and instrument codes of its lines."""
     f = lines.assign(
         energy_tce=lines["tce"],
         renewable_tce=lines["tce"].where(lines["role"] == ONSITE, 0.0).where(lines["quantity"].notna()),
         grid_net_kwh=lines["grid_kwh"].where(lines["role"] == GRID),
+        grid_export_kwh=lines["q_base"].where((lines["role"] == GRID) & (lines["flow"] != IMPORT), 0.0).where(
+            lines["role"] == GRID),
         pv_kwh=lines["q_base"].where(lines["role"] == ONSITE),
     )
     f["period_start"] = period_start(f["period_start"], kind)
@@ -302,6 +377,12 @@ def _totals(lines: pd.DataFrame, kind: Period) -> pd.DataFrame:
         t = f.groupby(groups, sort=True)[[*METRICS, "measured", "expected"]].sum(min_count=1).reset_index()
         lists = _carrier_lists(f, groups)
         t = t.merge(lists, on=groups, how="left")
+        line_codes = f.groupby(groups, sort=True)["reasons"].agg(
+            lambda x: "|".join(sorted({c for v in x for c in v.split("|") if c}))).rename("line_reasons")
+        per_carrier = f.groupby([*groups, "carrier"], sort=True)[["measured", "expected"]].sum(min_count=1)
+        cov = per_carrier["measured"] / per_carrier["expected"].where(per_carrier["expected"] > 0)
+        low = (cov < threshold).groupby(level=list(range(len(groups)))).any().rename("low_coverage")
+        t = t.merge(line_codes.reset_index(), on=groups, how="left").merge(low.reset_index(), on=groups, how="left")
         t["level"] = level
         for k in ("enterprise", "workshop"):
             if k not in t.columns:
@@ -314,7 +395,20 @@ def _totals(lines: pd.DataFrame, kind: Period) -> pd.DataFrame:
     totals["total_location_t_co2e"] = totals["scope1_t_co2e"] + totals["scope2_location_t_co2e"]
     totals["total_market_t_co2e"] = totals["scope1_t_co2e"] + totals["scope2_market_t_co2e"]
     totals["coverage"] = (totals["measured"] / totals["expected"].replace(0, np.nan)).clip(upper=1.0)
-    totals["complete"] = (totals["missing_carriers"] == "") & totals["energy_tce"].notna()
+    reasons = []
+    for no_data, missing, low, codes in zip(totals["energy_tce"].isna(), totals["missing_carriers"] != "",
+                                            totals["low_coverage"].fillna(False).astype(bool),
+                                            totals["line_reasons"].fillna(""), strict=True):
+        r = {c for c in codes.split("|") if c}
+        if no_data:
+            r.add("activity.no_data")
+        elif missing:
+            r.add("activity.carrier_missing")
+        if low:
+            r.add("activity.low_coverage")
+        reasons.append(tuple(sorted(r)))
+    totals["reasons"] = reasons
+    totals["complete"] = totals["reasons"].map(len) == 0
     return totals[TOTAL_COLUMNS]
 
 

@@ -2,7 +2,8 @@
 
 tce = quantity x coefficient (kgce per unit) / 1000.  Electricity and on-site PV use the equivalent (calorific)
 value 0.1229 kgce/kWh by default (当量值), or the equal-value / generation basis (等价值) when the policy
-says so; fuels, heat and steam have one coefficient (basis 'all').  Exports count negative: comprehensive
+says so; fuels have one coefficient (basis 'all'); heat and steam convert from their heat in GJ (steam by mass
+through its enthalpy, the same heat content its emissions use).  Exports count negative: comprehensive
 energy consumption is what the enterprise used, net of what it sent out.
 """
 
@@ -21,8 +22,9 @@ GJ_PER_TCE = 29.307  # 1 kgce = 29 307 kJ
 
 
 def prepare_lines(activity: pd.DataFrame, regions: pd.DataFrame) -> pd.DataFrame:
-    """Checked activity with each enterprise's region chain (`regions`) and the lookup date (`on`, the window's
-    first park-local day: factors are resolved per window)."""
+    """Checked activity with each enterprise's region chain (`regions`) and the lookup dates: `on`, the first
+    park-local day of the line's window, and `until`, its exclusive end (carbon.split splits a window where a
+    factor changes)."""
     chains = dict(zip(regions["enterprise"], regions["regions"], strict=True))
     unknown = sorted(set(activity["enterprise"]) - set(chains))
     if unknown:
@@ -31,35 +33,79 @@ def prepare_lines(activity: pd.DataFrame, regions: pd.DataFrame) -> pd.DataFrame
     out = activity.copy()
     out["regions"] = out["enterprise"].map(chains)
     out["on"] = out["period_start"].dt.date
+    out["until"] = out["period_end"].dt.date
+    return out
+
+
+def add_heat_gj(lines: pd.DataFrame, lookup: FactorLookup) -> pd.DataFrame:
+    """Add `heat_gj` (unsigned) to heat and steam lines: heat in GJ as given; steam in GJ as given, or by mass x
+    (enthalpy - feedwater enthalpy).  This one heat content drives both the steam's tce and its emissions."""
+    out = lines.copy()
+    heat_gj = np.full(len(out), np.nan)
+    ids = np.full(len(out), "", dtype=object)
+    role = out["carrier"].to_numpy()
+    by_heat = np.isin(role, ["heat", "steam"]) & (out["dimension"] == "heat").to_numpy()
+    heat_gj[by_heat] = out.loc[by_heat, "q_base"].to_numpy()
+    by_mass = (role == "steam") & (out["dimension"] == "mass").to_numpy()
+    if by_mass.any():
+        sub = out[by_mass]
+        key = pd.Series("steam", index=sub.index)
+        h, i1 = lookup.per_base("heat", "enthalpy", sub, key=key)
+        hw, i2 = lookup.per_base("heat", "feedwater_enthalpy", sub, key=key)
+        heat_gj[by_mass] = sub["q_base"].to_numpy() * (h - hw)  # kg x GJ/kg
+        ids[by_mass] = join_ids(i1, i2)
+    out["heat_gj"] = heat_gj
+    out["heat_factors"] = ids
     return out
 
 
 def add_tce(lines: pd.DataFrame, lookup: FactorLookup) -> pd.DataFrame:
-    """Add `tce` (signed) and `tce_factor` to prepared lines (q_base, sign, carrier, regions, on, enterprise).
+    """Add `tce` (signed) and `tce_factor` to prepared lines (q_base, dimension, sign, carrier, regions, on,
+    enterprise).
 
-    A fuel without a coefficient in the standard-coal table converts through its NCV: GJ / 29.307 (the definition
-    of the tce), and its `tce_factor` names the NCV row.
+    Heat and steam convert from their heat in GJ (`add_heat_gj`, added here if missing) with the heat coefficient;
+    a fuel without a coefficient in the standard-coal table converts through its NCV: GJ / 29.307 (the definition
+    of the tce), and its `tce_factor` names the NCV row.  A coefficient for one enterprise wins over the park's.
     """
-    out = lines.copy()
+    out = lines if "heat_gj" in lines.columns else add_heat_gj(lines, lookup)
+    out = out.copy()
     registry, basis = lookup.registry, lookup.policy.energy_basis
     carriers = out["carrier"].unique()
-    tabled = [c for c in carriers if registry.has("tce", c, basis) or registry.has("tce", c, "all")]
-    by_ncv = [c for c in carriers if c not in tabled and c not in NOT_ENERGY and registry.has("fuel", c, "ncv")]
+    heat_like = out["carrier"].isin(["heat", "steam"]).to_numpy()
+    tabled = [c for c in carriers if c not in ("heat", "steam")
+              and (registry.has("tce", c, basis) or registry.has("tce", c, "all"))]
+    by_ncv = [c for c in carriers if c not in tabled and c not in NOT_ENERGY and c not in ("heat", "steam")
+              and registry.has("fuel", c, "ncv")]
     per_base = np.full(len(out), np.nan)
+    amount = out["q_base"].to_numpy(dtype=float).copy()
     ids = np.full(len(out), "", dtype=object)
-    for mask, how in ((~out["carrier"].isin([*by_ncv, *NOT_ENERGY]), "table"), (out["carrier"].isin(by_ncv), "ncv")):
-        m = mask.to_numpy()
-        if not m.any():
-            continue
-        if how == "table":
-            per_base[m], ids[m] = lookup.per_base("tce", basis, out[m], alternative="all")
-        else:
-            ncv, ncv_ids = lookup.per_base("fuel", "ncv", out[m])
-            per_base[m] = ncv / GJ_PER_TCE
-            ids[m] = ncv_ids
-    out["tce"] = out["q_base"] * out["sign"] * per_base
+    table = (~out["carrier"].isin([*by_ncv, *NOT_ENERGY]).to_numpy()) & ~heat_like
+    if table.any():
+        per_base[table], ids[table] = lookup.per_base("tce", basis, out[table], alternative="all",
+                                                      dimension=out.loc[table, "dimension"])
+    ncv_mask = out["carrier"].isin(by_ncv).to_numpy()
+    if ncv_mask.any():
+        ncv, ncv_ids = lookup.per_base("fuel", "ncv", out[ncv_mask], dimension=out.loc[ncv_mask, "dimension"])
+        per_base[ncv_mask] = ncv / GJ_PER_TCE
+        ids[ncv_mask] = ncv_ids
+    if heat_like.any():
+        sub = out[heat_like]
+        f, i = lookup.per_base("tce", "all", sub, key=pd.Series("heat", index=sub.index))
+        per_base[heat_like] = f
+        amount[heat_like] = sub["heat_gj"].to_numpy()
+        ids[heat_like] = join_ids(sub["heat_factors"].to_numpy(), i)
+    out["tce"] = amount * out["sign"].to_numpy() * per_base
     out["tce_factor"] = ids
     return out
+
+
+def join_ids(*ids: np.ndarray) -> np.ndarray:
+    """Element-wise 'a|b|c' of factor-id arrays, skipping empty ids."""
+    out = pd.Series(ids[0], dtype=object).fillna("").reset_index(drop=True)
+    for more in ids[1:]:
+        more = pd.Series(more, dtype=object).fillna("").reset_index(drop=True)
+        out = out + np.where((out != "") & (more != ""), "|", "") + more
+    return out.to_numpy(dtype=object)
 
 
 def energy_tce(activity: pd.DataFrame, registry: FactorRegistry, regions: pd.DataFrame,
@@ -67,4 +113,4 @@ def energy_tce(activity: pd.DataFrame, registry: FactorRegistry, regions: pd.Dat
     """The activity frame with `tce` per row (exports negative) and the coefficient's row id, for energy
     statistics without emissions.  `regions`: enterprise -> region chain (carbon.regions.enterprise_regions)."""
     lines = prepare_lines(check_activity(activity), regions)
-    return add_tce(lines, FactorLookup(registry, policy)).drop(columns=["regions", "on"])
+    return add_tce(lines, FactorLookup(registry, policy)).drop(columns=["regions", "on", "until", "heat_factors"])

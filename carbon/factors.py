@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from carbon.errors import FactorFileError, FactorNotFoundError, InputError
-from carbon.regions import normalise_region
+from carbon.regions import GLOBAL, GRID_REGIONS, NATIONAL, normalise_region
 from park.parkfile import Problem
 from park.units import UnitError, lookup_unit
 
@@ -63,6 +63,14 @@ PARAMETERS: dict[str, dict[str, tuple[dict[str, float] | str, tuple[str, ...]]]]
     "tce": {b: (_COAL, ("electric_energy", "volume", "mass", "heat")) for b in ("equivalent", "equal", "all")},
 }
 LAGGED_GRID_BASES = frozenset({"average", "residual", "fossil"})
+GRID_LEVELS = (None, "provincial", "regional", "national")
+
+
+def region_level(region: str) -> str:
+    """'provincial', 'regional' or 'national' (national and global: the widest)."""
+    if region in (NATIONAL, GLOBAL):
+        return "national"
+    return "regional" if region in GRID_REGIONS else "provincial"
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
@@ -113,6 +121,10 @@ class FactorPolicy:
     as_of: date | None = None  # only rows published on or before: reproduces an earlier report
     location_basis: str = "average"  # grid series of location-based Scope 2: "average" or "ets"
     energy_basis: str = "equivalent"  # electricity in tce: "equivalent" (当量值) or "equal" (等价值)
+    # Geographic level of grid factors: None = the most specific published (province, else regional grid, else
+    # national); "provincial", "regional" or "national" fixes it, so that years compare like for like.  A factor
+    # from a wider level than the one fixed is flagged factor.level_fallback (the figure is then incomplete).
+    grid_level: str | None = None
 
     def __post_init__(self) -> None:
         if self.location_basis not in ("average", "ets"):
@@ -121,6 +133,16 @@ class FactorPolicy:
             raise InputError(f"energy_basis {self.energy_basis!r} must be 'equivalent' or 'equal'")
         if self.grid_lag_years < 0:
             raise InputError(f"grid_lag_years {self.grid_lag_years} must not be negative")
+        if self.grid_level not in GRID_LEVELS:
+            raise InputError(f"grid_level {self.grid_level!r} must be one of "
+                             f"{', '.join(str(level) for level in GRID_LEVELS)}")
+
+    def grid_regions(self, regions: tuple[str, ...]) -> tuple[str, ...]:
+        """The region chain of grid lookups: the fixed level and wider (all of it when no level is fixed)."""
+        if self.grid_level is None:
+            return regions
+        floor = GRID_LEVELS.index(self.grid_level)
+        return tuple(r for r in regions if GRID_LEVELS.index(region_level(r)) >= floor)
 
     def target_date(self, kind: str, parameter: str, on: date) -> date:
         """The date whose factor applies to activity on `on`."""
@@ -143,10 +165,14 @@ class Resolution:
     target: date  # the date looked up (the data year's date for lagged grid factors)
     region_fallback: bool
     prior_year: bool
+    level_fallback: bool = False  # the row is from a wider level than FactorPolicy.grid_level fixes
 
     @property
     def reason(self) -> str:
         parts = []
+        if self.level_fallback:
+            parts.append(f"no {self.row.key}/{self.row.parameter} factor at the fixed {region_level(self.regions[0])} "
+                         f"level; used {self.row.region} ({region_level(self.row.region)})")
         if self.region_fallback:
             parts.append(f"no {self.row.key}/{self.row.parameter} factor for {self.regions[0]}; "
                          f"used {self.row.region}")
@@ -208,7 +234,8 @@ class FactorRegistry:
     def resolve(self, kind: str, key: str, parameter: str, regions: Sequence[str], on: date,
                 policy: FactorPolicy = DEFAULT_POLICY, enterprise: str | None = None) -> Resolution:
         """The row in force for activity on `on`; FactorNotFoundError if there is none (see the module doc)."""
-        regions = tuple(regions)
+        wanted = tuple(regions)
+        regions = policy.grid_regions(wanted) if kind == "grid" else wanted
         cache_key = (kind, key, parameter, regions, on, policy, enterprise)
         hit = self._cache.get(cache_key)
         if hit is not None:
@@ -232,7 +259,10 @@ class FactorRegistry:
         else:
             row = min(candidates, key=lambda r: (-r.valid_to.toordinal(), *specificity(r)))
         fell_back = not row.enterprise and rank[row.region] > 0
-        result = Resolution(row, regions, on, target, region_fallback=fell_back, prior_year=not covering)
+        level_fell = (kind == "grid" and policy.grid_level is not None
+                      and region_level(row.region) != policy.grid_level)
+        result = Resolution(row, regions, on, target, region_fallback=fell_back, prior_year=not covering,
+                            level_fallback=level_fell)
         self._cache[cache_key] = result
         return result
 
@@ -329,6 +359,9 @@ def _row(v: dict[str, str], path: str, line: int, origin: str) -> tuple[FactorRo
         bad(f"key {v['key']!r} must be lower-case letters, digits and '_' (e.g. natural_gas)")
     if kind == "grid" and key and key != "electricity":
         bad(f"grid factors have key 'electricity', not {v['key']!r}")
+    if kind == "tce" and key == "steam":
+        bad("steam has no tce coefficient of its own: its tce follows from its heat content (heat/steam/enthalpy, "
+            "the same one its emissions use) and the heat coefficient (tce/heat/all)")
     region = ""
     if v.get("region"):
         try:
@@ -459,20 +492,27 @@ def override_rows(frame: pd.DataFrame) -> list[FactorRow]:
 
 class FactorLookup:
     """Resolves factors for many activity lines at once and remembers what it used: the rows (for the result's
-    factor table), the fall-backs and the misses.  One per computation; the registry is injected."""
+    factor table), the fall-backs, the misses, and per line (by the lines' index) the codes that make a figure
+    incomplete (`line_codes`: factor.missing, factor.prior_year, factor.level_fallback).  One per computation;
+    the registry is injected."""
+
+    INCOMPLETE = ("factor.missing", "factor.prior_year", "factor.level_fallback")
 
     def __init__(self, registry: FactorRegistry, policy: FactorPolicy, strict: bool = True) -> None:
         self.registry, self.policy, self.strict = registry, policy, strict
         self.used: dict[str, FactorRow] = {}
         self.fallbacks: dict[tuple, tuple[Resolution, set[str]]] = {}
         self.missing: list[tuple[FactorNotFoundError, str]] = []
+        self.line_codes: dict[object, set[str]] = {}
         self._specific = {(r.kind, r.key, r.parameter) for r in registry.rows if r.enterprise}
 
     def per_base(self, kind: str, parameter: str | pd.Series, lines: pd.DataFrame,
-                 key: pd.Series | None = None, alternative: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 key: pd.Series | None = None, alternative: str | None = None,
+                 dimension: pd.Series | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(value per base unit, row id) for every line; lines need enterprise, regions (tuple), on (date) and,
         unless `key` is given, carrier.  `alternative`: a parameter to try when `parameter` has no row (the tce
-        basis 'all').  Misses give NaN and '' when not strict."""
+        basis 'all').  `dimension`: the lines' quantity dimensions, which must be the factor's denominator (an NCV
+        per m3 never multiplies kilograms: InputError).  Misses give NaN and '' when not strict."""
         n = len(lines)
         cols = {
             "key": np.asarray(lines["carrier"] if key is None else key, dtype=object),
@@ -483,24 +523,42 @@ class FactorLookup:
         }
         enterprise = np.asarray(lines["enterprise"], dtype=object)
         codes = pd.DataFrame({c: pd.factorize(v)[0] for c, v in cols.items()})
-        specific = np.array([(kind, k, p) in self._specific for k, p in zip(cols["key"], cols["parameter"],
-                                                                              strict=True)]) if self._specific \
-            else np.zeros(n, dtype=bool)
+        if self._specific:
+            specific = np.array([(kind, k, p) in self._specific or (kind, k, alternative) in self._specific
+                                 for k, p in zip(cols["key"], cols["parameter"], strict=True)], dtype=bool)
+        else:
+            specific = np.zeros(n, dtype=bool)
         cols["who"] = np.where(specific, enterprise, None)
         codes["who"] = pd.factorize(cols["who"])[0]
+        if dimension is not None:
+            cols["dimension"] = np.asarray(dimension, dtype=object)
+            codes["dimension"] = pd.factorize(cols["dimension"])[0]
         group = codes.groupby(list(codes.columns), sort=False).ngroup().to_numpy()
         first = pd.Series(np.arange(n)).groupby(group, sort=True).first().to_numpy()
         values = np.full(len(first), np.nan)
         ids = np.full(len(first), "", dtype=object)
+        flags: list[tuple[str, ...]] = []
         for g, i in enumerate(first):
             c = {k: v[i] for k, v in cols.items()}
             res = self._one(kind, c["key"], c["parameter"], c["regions"], c["on"], c["who"], alternative)
             if res is None:
+                flags.append(("factor.missing",))
                 continue
+            if dimension is not None and res.row.denominator and res.row.denominator != c["dimension"]:
+                row = lines.iloc[i]
+                raise InputError(f"{row['carrier']} of {row['enterprise']} from {row['on']} is measured in "
+                                 f"{c['dimension']} but factor {res.row.id} is per {res.row.denominator} "
+                                 f"({res.row.unit}): record the quantity in a unit of {res.row.denominator}, or add "
+                                 f"a factor per {c['dimension']}")
             values[g], ids[g] = res.row.per_base, res.row.id
+            flags.append(tuple(code for code, on in (("factor.prior_year", res.prior_year),
+                                                     ("factor.level_fallback", res.level_fallback)) if on))
             fb = self.fallbacks.get((kind, c["key"], c["parameter"], c["regions"], c["on"], c["who"]))
             if fb is not None:
                 fb[1].update(enterprise[group == g])
+        for g in [g for g, f in enumerate(flags) if f]:
+            for idx in lines.index[group == g]:
+                self.line_codes.setdefault(idx, set()).update(flags[g])
         return values[group], ids[group]
 
     def _one(self, kind: str, key: str, parameter: str, regions: tuple[str, ...], on: date, who: str | None,
@@ -518,7 +576,7 @@ class FactorLookup:
             self.missing.append((exc, key))
             return None
         self.used[res.row.id] = res.row
-        if res.region_fallback or res.prior_year:
+        if res.region_fallback or res.prior_year or res.level_fallback:
             self.fallbacks.setdefault((kind, key, parameter, regions, on, who), (res, set()))
         return res
 
@@ -528,7 +586,8 @@ class FactorLookup:
                 "reason", "enterprises"]
         rows = []
         for res, who in self.fallbacks.values():
-            code = "factor.prior_year" if res.prior_year else "factor.region_fallback"
+            code = ("factor.prior_year" if res.prior_year else
+                    "factor.level_fallback" if res.level_fallback else "factor.region_fallback")
             rows.append([code, res.row.kind, res.row.key, res.row.parameter, res.regions[0], res.on, res.target,
                          res.row.id, res.row.region, res.reason, ", ".join(sorted(who))])
         return pd.DataFrame(rows, columns=cols).sort_values(["kind", "key", "parameter", "on"]).reset_index(drop=True)

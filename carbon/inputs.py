@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from carbon.errors import InputError, NegativeOutputError
-from park.units import UnitError, lookup_unit
+from park.units import UnitError, carrier_unit
 
 # Activity: energy used (or exported) by an enterprise or workshop in one window, in any known unit.
 ACTIVITY_COLUMNS = ["enterprise", "workshop", "carrier", "flow", "period_start", "period_end", "quantity", "unit",
@@ -20,7 +20,7 @@ IMPORT, EXPORT = "import", "export"
 EXPORTABLE = frozenset({"electricity", "heat", "steam"})
 OUTPUT_COLUMNS = ["enterprise", "month", "output_value_10k_cny"]
 PRODUCT_COLUMNS = ["enterprise", "month", "product", "quantity", "unit", "workshop"]
-INSTRUMENT_COLUMNS = ["enterprise", "kind", "quantity_mwh", "period_start", "period_end", "reference"]
+INSTRUMENT_COLUMNS = ["enterprise", "kind", "quantity_mwh", "period_start", "period_end", "reference", "vintage"]
 INSTRUMENT_KINDS = {"gec": "green electricity certificate (绿证), 1 certificate = 1 MWh",
                     "ppa": "power purchase agreement for renewable electricity (绿电交易)"}
 
@@ -39,8 +39,9 @@ def _row_name(frame: pd.DataFrame, i: int) -> str:
 
 
 def check_activity(activity: pd.DataFrame) -> pd.DataFrame:
-    """A clean activity frame: all ACTIVITY_COLUMNS, aware window bounds, known units, `q_base` (the quantity in
-    the base unit of its dimension: kWh, m3, kg or GJ) and `sign` (+1 import, -1 export).
+    """A clean activity frame: all ACTIVITY_COLUMNS, aware window bounds, units the carrier can be measured in
+    (park.units.carrier_unit: steam by mass or heat, gas by volume, ...), `q_base` (the quantity in the base unit of
+    its dimension: kWh, m3, kg or GJ), its `dimension` and `sign` (+1 import, -1 export).
 
     `quantity` NaN means no data for the window (kept, and reported as missing); a negative quantity, an
     unknown unit or an export of a carrier that cannot be exported raises InputError.
@@ -68,13 +69,19 @@ def check_activity(activity: pd.DataFrame) -> pd.DataFrame:
         raise InputError(f"activity {_row_name(act, int(np.flatnonzero(negative)[0]))}: quantity "
                          f"{act['quantity'][negative].iloc[0]} is negative; an export is a positive quantity with "
                          "flow 'export'")
-    scale = {}
-    for unit in act["unit"].astype(str).unique():
+    act["unit"] = act["unit"].astype(str)
+    pairs = act[["carrier", "unit"]].drop_duplicates()
+    scale, dimension = {}, {}
+    for carrier, unit in pairs.itertuples(index=False):
         try:
-            scale[unit] = lookup_unit(unit).to_base
+            u = carrier_unit(carrier, unit)
         except UnitError as exc:
-            raise InputError(f"activity unit: {exc}") from None
-    act["q_base"] = act["quantity"] * act["unit"].astype(str).map(scale)
+            first = int(np.flatnonzero(((act["carrier"] == carrier) & (act["unit"] == unit)).to_numpy())[0])
+            raise InputError(f"activity {_row_name(act, first)}: unit {unit!r}: {exc}") from None
+        scale[(carrier, unit)], dimension[(carrier, unit)] = u.to_base, u.dimension
+    keys = pd.Series(list(zip(act["carrier"], act["unit"], strict=True)), index=act.index)
+    act["q_base"] = act["quantity"] * keys.map(scale).astype(float)
+    act["dimension"] = keys.map(dimension)
     act["sign"] = np.where(act["flow"] == EXPORT, -1.0, 1.0)
     for col in ("count", "measured", "expected"):
         act[col] = pd.to_numeric(act[col], errors="coerce")
@@ -103,7 +110,12 @@ def check_product_output(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def check_instruments(frame: pd.DataFrame | None) -> pd.DataFrame:
-    """Green certificates and PPAs held per enterprise for a consumption period [period_start, period_end)."""
+    """Green certificates and PPAs held per enterprise for a consumption period [period_start, period_end).
+
+    Every instrument needs its id (`reference`: the certificate or batch number, the PPA contract) and a single
+    claimant: an id claimed twice (by two enterprises, or twice by one) raises InputError.  `vintage` is the year
+    the electricity was generated; a certificate without one is accounted but flagged (instrument.no_vintage).
+    """
     if frame is None:
         return pd.DataFrame(columns=INSTRUMENT_COLUMNS)
     _require(frame, ["enterprise", "kind", "quantity_mwh", "period_start", "period_end"], "instrument")
@@ -120,6 +132,26 @@ def check_instruments(frame: pd.DataFrame | None) -> pd.DataFrame:
     if empty.any():
         raise InputError(f"instrument {_row_name(out, int(np.flatnonzero(empty)[0]))}: period_end must be after "
                          "period_start (the end is exclusive)")
+    out["reference"] = out["reference"].astype(object).where(out["reference"].notna(), "").astype(str).str.strip()
+    no_id = out["reference"] == ""
+    if no_id.any():
+        raise InputError(f"instrument {_row_name(out, int(np.flatnonzero(no_id)[0]))}: reference (the certificate "
+                         "or batch id, or the PPA contract) is empty: an instrument without an id cannot be checked "
+                         "against double claims")
+    twice = out.duplicated(["kind", "reference"], keep=False)
+    if twice.any():
+        dup = out[twice]
+        first = dup.iloc[0]
+        claimants = ", ".join(sorted(set(dup.loc[dup["reference"] == first["reference"], "enterprise"])))
+        raise InputError(f"instrument {first['kind']} {first['reference']!r} is claimed more than once (by "
+                         f"{claimants}): a certificate has a single claimant; record it once, for the enterprise "
+                         "that holds it")
+    vintage = pd.to_numeric(out["vintage"], errors="coerce")
+    bad_vintage = out["vintage"].notna() & (vintage.isna() | (vintage % 1 != 0) | (vintage < 1990))
+    if bad_vintage.any():
+        raise InputError(f"instrument {_row_name(out, int(np.flatnonzero(bad_vintage)[0]))}: vintage "
+                         f"{out['vintage'][bad_vintage].iloc[0]!r} must be the year the electricity was generated")
+    out["vintage"] = vintage.astype("Int64")
     return out
 
 

@@ -22,10 +22,13 @@ ISSUES: dict[str, tuple[str, str]] = {
     "factor.missing": (ERROR, "no factor applies: the line's emissions are missing (NaN)"),
     "factor.region_fallback": (INFO, "no factor for the most specific region: a wider region's factor was used"),
     "factor.prior_year": (WARNING, "no factor for the wanted year: the closest prior year was used"),
+    "factor.level_fallback": (WARNING, "no grid factor at the geographic level the policy fixes: a wider one was used"),
+    "factor.split": (INFO, "a factor changes inside a window: the window is split there, its quantity by time"),
     "factor.unverified": (WARNING, "a factor used is not verified against its primary source"),
-    "scope2.net_export": (INFO, "exports exceed purchases: net Scope 2 is negative (GB/T 32150 netting)"),
-    "instrument.excess": (INFO, "green certificates / PPAs exceed grid electricity: the excess is not carried over"),
-    "instrument.outside_range": (INFO, "part of an instrument's claim period lies outside the computed range"),
+    "instrument.excess": (INFO, "green certificates / PPAs exceed grid purchases: the excess is not carried over"),
+    "instrument.estimated_basis": (WARNING, "grid purchases of part of an instrument's claim period are not known "
+                                            "yet: its allocation is estimated and will change"),
+    "instrument.no_vintage": (WARNING, "a green certificate without a vintage (generation year)"),
     "output.missing": (WARNING, "no output value / product output for (part of) the period: no intensity"),
     "output.zero": (WARNING, "output is zero: the intensity is undefined"),
     "grade.no_group": (INFO, "industry group too small: graded against the whole park"),
@@ -34,6 +37,12 @@ ISSUES: dict[str, tuple[str, str]] = {
     "quota.ccer_over_cap": (WARNING, "CCER offsets beyond the cap do not count towards compliance"),
     "quota.no_plan": (INFO, "no allocation plan recorded for the enterprise and year"),
 }
+
+# Codes that make a figure incomplete: a totals row with any of them has complete=False and lists them in
+# `reasons` (docs/methodology.md 1.1).  The others inform (a region fall-back is the documented chain working).
+INCOMPLETE = frozenset({"activity.no_data", "activity.carrier_missing", "activity.low_coverage", "factor.missing",
+                        "factor.prior_year", "factor.level_fallback", "instrument.estimated_basis",
+                        "instrument.no_vintage"})
 
 ISSUE_COLUMNS = ["code", "severity", "enterprise", "workshop", "period", "carrier", "message"]
 

@@ -42,6 +42,9 @@ RULES: dict[str, Rule] = {r.code: r for r in [
     Rule("meter.gap", "flag", "no reading for longer than the gap limit; intervals across it estimated"),
     Rule("payload.malformed", "reject", "payload cannot be decoded"),
     Rule("register.read_error", "reject", "the meter did not answer or answered with an exception"),
+    Rule("register.energy_flat", "reject", "energy register flat while active power is well above zero: the "
+                                           "register map likely reads the wrong address (a meter variant); the "
+                                           "flat readings are quarantined, not stored as 0 kWh"),
     Rule("file.time_backwards", "reject", "timestamp goes backwards within the file's rows of one series"),
     Rule("file.midnight_repaired", "info", "a 00:00 row dated one day early was moved to the next day"),
     Rule("file.bad_period", "reject", "a bill or delivery period is empty, reversed or not on the interval grid"),

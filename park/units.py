@@ -43,12 +43,14 @@ _UNITS: dict[str, Unit] = {
         Unit("kWh", "electric_energy", 1.0),
         Unit("MWh", "electric_energy", 1e3),
         Unit("GWh", "electric_energy", 1e6),
+        Unit("10^4 kWh", "electric_energy", 1e4),  # 万千瓦时, common on electricity bills
         Unit("m3", "volume", 1.0),
         Unit("Nm3", "volume", 1.0),
         Unit("10^4 m3", "volume", 1e4),  # 万立方米, common on gas bills
         Unit("L", "volume", 1e-3),
         Unit("kg", "mass", 1.0),
         Unit("t", "mass", 1e3),
+        Unit("kJ", "heat", 1e-6),
         Unit("MJ", "heat", 1e-3),
         Unit("GJ", "heat", 1.0),
         Unit("TJ", "heat", 1e3),
@@ -59,7 +61,8 @@ _UNITS: dict[str, Unit] = {
         Unit("MW", "power", 1e3),
     ]
 }
-_ALIASES = {"kwh": "kwh", "千瓦时": "kwh", "度": "kwh", "吨": "t", "立方米": "m3", "m³": "m3", "nm³": "nm3"}
+_ALIASES = {"kwh": "kwh", "千瓦时": "kwh", "度": "kwh", "万千瓦时": "10^4 kwh", "吨": "t", "千克": "kg", "公斤": "kg",
+            "立方米": "m3", "m³": "m3", "nm³": "nm3", "万立方米": "10^4 m3", "吉焦": "gj", "兆焦": "mj"}
 
 CANONICAL_UNIT: dict[Carrier, str] = {
     Carrier.ELECTRICITY: "kWh",
@@ -70,6 +73,22 @@ CANONICAL_UNIT: dict[Carrier, str] = {
     Carrier.DIESEL: "kg",
     Carrier.WATER: "m3",
 }
+
+
+# What each carrier may be measured in (its quantity's dimensions).  Steam is bought by mass or by heat (a steam
+# bill in GJ); every other carrier has one dimension.  A unit of another dimension is refused, never converted.
+CARRIER_DIMENSIONS: dict[Carrier, tuple[str, ...]] = {
+    Carrier.ELECTRICITY: ("electric_energy",),
+    Carrier.PV: ("electric_energy",),
+    Carrier.NATURAL_GAS: ("volume",),
+    Carrier.STEAM: ("mass", "heat"),
+    Carrier.HEAT: ("heat",),
+    Carrier.DIESEL: ("mass",),  # litres would need the fuel's density: record kg or t
+    Carrier.WATER: ("volume",),
+}
+# Fuels the accounting knows beyond the metered carriers (coal, fuel oil, LPG, wood, ...): by mass or volume; the
+# factor used (its NCV per kg or per m3) must then be of the same dimension (carbon.factors checks it).
+FUEL_DIMENSIONS: tuple[str, ...] = ("mass", "volume")
 
 
 def lookup_unit(symbol: str) -> Unit:
@@ -92,3 +111,25 @@ def conversion_factor(from_unit: str, to_unit: str) -> float:
 
 def canonical_unit(carrier: Carrier | str) -> str:
     return CANONICAL_UNIT[Carrier(carrier)]
+
+
+def carrier_dimensions(carrier: Carrier | str) -> tuple[str, ...]:
+    """The dimensions a carrier's quantity may have; any other fuel name gets FUEL_DIMENSIONS."""
+    try:
+        return CARRIER_DIMENSIONS[Carrier(carrier)]
+    except ValueError:
+        return FUEL_DIMENSIONS
+
+
+def carrier_unit(carrier: Carrier | str, symbol: str) -> Unit:
+    """The unit `symbol` if `carrier` can be measured in it; UnitError naming what the carrier takes otherwise.
+
+    'steam', 'GJ' -> GJ (heat); 'electricity', 'm3' and 'natural_gas', 'kWh' -> UnitError.
+    """
+    unit = lookup_unit(symbol)
+    dims = carrier_dimensions(carrier)
+    if unit.dimension not in dims:
+        examples = ", ".join(u.symbol for u in _UNITS.values() if u.dimension in dims)
+        raise UnitError(f"{carrier} cannot be measured in {unit.symbol} ({unit.dimension}): it is measured in "
+                        f"{' or '.join(dims)} ({examples})")
+    return unit

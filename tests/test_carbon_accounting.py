@@ -69,9 +69,10 @@ def store(tmp_path_factory: pytest.TempPathFactory):
     s.close()
 
 
-def certificates(mwh: float, start: str = "2024-03-01", end: str = "2024-04-01", enterprise: str = "E1"):
+def certificates(mwh: float, start: str = "2024-03-01", end: str = "2024-04-01", enterprise: str = "E1",
+                 reference: str = "GEC-2024-0001", vintage: int | None = 2024):
     return pd.DataFrame([{"enterprise": enterprise, "kind": "gec", "quantity_mwh": mwh, "period_start": start,
-                          "period_end": end, "reference": "GEC-2024-0001"}])
+                          "period_end": end, "reference": reference, "vintage": vintage}])
 
 
 def e1(accounts, period: str = "2024-03"):
@@ -94,8 +95,8 @@ def test_example_a_month_of_an_enterprise_location_and_market_based(store):
     assert r["scope2_market_t_co2e"] == pytest.approx(234.24 + 88.88088, rel=1e-9)
     assert r["total_location_t_co2e"] == pytest.approx(412.97465618, rel=1e-9)
     assert r["total_market_t_co2e"] == pytest.approx(366.36465618, rel=1e-9)
-    # tce, equivalent value: 61.45 + 26.60 + 38.58
-    assert r["energy_tce"] == pytest.approx(126.63, rel=1e-9)
+    # tce, equivalent value: 61.45 + 26.60 + steam 808.008 GJ x 0.03412 tce/GJ (the heat its emissions use)
+    assert r["energy_tce"] == pytest.approx(61.45 + 26.6 + 808.008 * 0.03412, rel=1e-9)
     assert r["green_kwh"] == pytest.approx(100_000)
     assert r["coverage"] == pytest.approx(1.0)
     assert r["complete"]
@@ -142,7 +143,7 @@ def test_equal_value_basis_is_selectable_and_flags_the_prior_year(store):
     policy = FactorPolicy(energy_basis="equal")
     acc = compute_accounts(load_activity(store, *MARCH), REGISTRY, enterprise_regions(example_park()), policy)
     # electricity 500 000 kWh x 0.3007 kgce/kWh (data year 2022, the closest prior to 2024) + gas + steam
-    assert e1(acc)["energy_tce"] == pytest.approx(150.35 + 26.6 + 38.58)
+    assert e1(acc)["energy_tce"] == pytest.approx(150.35 + 26.6 + 808.008 * 0.03412)
     prior = acc.fallbacks[(acc.fallbacks["kind"] == "tce") & (acc.fallbacks["code"] == "factor.prior_year")]
     assert prior["key"].tolist() == ["electricity"]
 
@@ -270,11 +271,13 @@ def test_a_year_of_certificates_spreads_over_the_months_by_consumption():
     year = certificates(120, "2024-01-01", "2025-01-01")
     acc = compute_accounts(activity, REGISTRY, REGIONS, instruments=year)
     t = acc.totals_at("enterprise").set_index("period")
-    # 2 of 12 months are in the range: 120 x (60 days / 366 days) MWh, spread 1 : 3 by consumption
+    # only 60 of the 366 days have known purchases: the rest of the year is estimated at their rate, so
+    # 120 x (60 days / 366 days) MWh, spread 1 : 3 by consumption, and flagged as estimated
     in_range = 120 * 60 / 366
     assert t.loc["2024-01", "green_kwh"] == pytest.approx(in_range * 1000 / 4)
     assert t.loc["2024-02", "green_kwh"] == pytest.approx(in_range * 1000 * 3 / 4)
-    assert "instrument.outside_range" in set(acc.issues["code"])
+    assert "instrument.estimated_basis" in set(acc.issues["code"])
+    assert not t.loc["2024-01", "complete"] and "instrument.estimated_basis" in t.loc["2024-01", "reasons"]
 
 
 def test_certificates_beyond_consumption_are_not_carried_over():

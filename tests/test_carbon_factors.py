@@ -133,8 +133,8 @@ def test_a_bad_factor_file_lists_every_problem_with_its_line():
         "fuel,natural_gas,ncv,national,,48,GJ/kWh,2024-01-01,,x,,true",
         "fuel,diesel,oxidation,national,,1.5,fraction,2024-01-01,,x,,maybe",
         "heat,heat,emission,national,,0.1,tCO2/GJ,2024-05-01,2024-01-01,,,true",
-        "tce,steam,all,national,,0.12,kgce/kg,2024-01-01,,x,,true",
-        "tce,steam,all,national,,0.13,kgce/kg,2024-06-01,,x,,true",
+        "tce,diesel,all,national,,1.45,kgce/kg,2024-01-01,,x,,true",
+        "tce,diesel,all,national,,1.46,kgce/kg,2024-06-01,,x,,true",
     ]) + "\n"
     with pytest.raises(FactorFileError) as err:
         parse_factor_file(text.encode(), "park-factors.csv")

@@ -32,7 +32,7 @@ PRODUCTS = pd.DataFrame({"enterprise": ["E1", "E1"], "month": ["2024-03-01"] * 2
 def test_example_i_intensity_per_output_value():
     r = intensities(ACCOUNTS, OUTPUT).iloc[0]
     assert r["t_co2e_per_10k_cny"] == pytest.approx(412.97465618 / 1_250)  # 0.3304 tCO2e per 10k CNY
-    assert r["tce_per_10k_cny"] == pytest.approx(126.63 / 1_250)  # 0.1013 tce per 10k CNY
+    assert r["tce_per_10k_cny"] == pytest.approx(115.61923296 / 1_250)  # 0.0925 tce per 10k CNY
     assert r["flag"] == ""
     market = intensities(ACCOUNTS, OUTPUT, method="market").iloc[0]
     assert market["t_co2e_per_10k_cny"] == pytest.approx((43.24377618 + 500 * 0.5856 + 88.88088) / 1_250)
@@ -41,7 +41,7 @@ def test_example_i_intensity_per_output_value():
 def test_example_i_energy_per_unit_of_product():
     one = PRODUCTS.iloc[:1].assign(quantity=800.0, product="steel structures", workshop=None)
     r = unit_intensities(ACCOUNTS, one).iloc[0]
-    assert r["tce_per_unit"] == pytest.approx(126.63 / 800)  # 0.1583 tce per t
+    assert r["tce_per_unit"] == pytest.approx(115.61923296 / 800)  # 0.1445 tce per t
     assert r["t_co2e_per_unit"] == pytest.approx(412.97465618 / 800)
 
 

@@ -50,10 +50,13 @@ def test_example_r_a_supplier_steam_enthalpy_restates_march(park_env):
     assert e1["delta"] == pytest.approx(5.4615)
     assert "heat/steam/enthalpy/national/2015-01-01" in e1["old_factors"]
     assert "heat/steam/enthalpy/jiangsu@E1/2024-01-01" in e1["new_factors"]
-    assert set(changes["metric"]) == {"scope2_location_t_co2e", "scope2_market_t_co2e", "total_location_t_co2e",
-                                      "total_market_t_co2e"}  # tce uses the standard-coal table, not enthalpy
+    # one enthalpy drives the steam's emissions and its tce: (857.658 - 808.008) GJ x 0.03412 tce/GJ more energy
+    assert set(changes["metric"]) == {"energy_tce", "scope2_location_t_co2e", "scope2_market_t_co2e",
+                                      "total_location_t_co2e", "total_market_t_co2e"}
+    energy = changes[(changes["level"] == "enterprise") & (changes["metric"] == "energy_tce")].iloc[0]
+    assert energy["delta"] == pytest.approx((857.658 - 808.008) * 0.03412)
     stored = records.load_restatements(engine, park.id, enterprise="E1", periods=["2024-03"])
-    assert len(stored) == 4
+    assert len(stored) == 5
     row = stored[stored["metric"] == "scope2_location_t_co2e"].iloc[0]
     assert row["reason"] == "supplier's steam certificate replaces the default enthalpy"
     assert row["factor_import_id"] == imported.import_id and row["actor"] == "operator"

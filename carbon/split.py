@@ -1,0 +1,84 @@
+"""Split activity windows where a factor changes, so that each part is accounted with the factor in force.
+
+A month of activity is one line; a factor row may start or end inside it (a supplier's new steam condition from
+the 15th, a park override from mid-month).  Looking the factor up on the window's first day would ignore the
+change, so a line whose window holds a validity boundary of a relevant factor row is split there into parts,
+each looked up on its own first day.  The quantity is apportioned by time (a month's reading carries no finer
+profile; daily windows give the exact split).  Docs: docs/methodology.md section 2.2.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from carbon.factors import FactorPolicy, FactorRegistry
+
+SCALED = ("quantity", "q_base", "count", "measured", "expected")
+
+
+def _boundaries(registry: FactorRegistry, carrier: str) -> list[tuple[str, str, frozenset[date]]]:
+    """(kind, parameter, boundary dates) of the factor rows a carrier's accounting may use: the first day of each
+    row and the day after its last, in the row's own (data-year) time."""
+    keys = {carrier, "heat"} if carrier == "steam" else {carrier}
+    groups: dict[tuple[str, str], set[date]] = {}
+    for r in registry.rows:
+        if r.key in keys:
+            b = groups.setdefault((r.kind, r.parameter), set())
+            b.add(r.valid_from)
+            if r.valid_to is not None:
+                b.add(r.valid_to + timedelta(days=1))
+    return [(k, p, frozenset(b)) for (k, p), b in groups.items()]
+
+
+def split_days(registry: FactorRegistry, policy: FactorPolicy, carrier: str, on: date, until: date) -> list[date]:
+    """Days strictly inside [on, until) on which a factor row relevant to `carrier` starts or stops applying."""
+    groups = _boundaries(registry, carrier)
+    out = []
+    d = on + timedelta(days=1)
+    while d < until:
+        if any(policy.target_date(kind, parameter, d) in b for kind, parameter, b in groups):
+            out.append(d)
+        d += timedelta(days=1)
+    return out
+
+
+def split_lines(lines: pd.DataFrame, registry: FactorRegistry, policy: FactorPolicy) -> pd.DataFrame:
+    """Lines (prepared: carrier, on, until) with every window that holds a factor boundary split into parts.
+
+    A part keeps its window (period_start, period_end: it rolls up as before) and gets its own `on` / `until`,
+    `share` of the window's time, and the window's quantities, counts and intervals times that share.
+    """
+    out = lines.copy()
+    out["share"] = 1.0
+    long = (out["until"] - out["on"]).map(lambda t: t.days > 1).to_numpy(dtype=bool)
+    if not long.any():
+        return out
+    cache: dict[tuple[str, date, date], list[date]] = {}
+    parts: list[int] = []
+    bounds: list[tuple[date, date, float]] = []
+    for i, (carrier, on, until) in enumerate(zip(out["carrier"], out["on"], out["until"], strict=True)):
+        days = []
+        if long[i]:
+            k = (carrier, on, until)
+            if k not in cache:
+                cache[k] = split_days(registry, policy, carrier, on, until)
+            days = cache[k]
+        edges = [on, *days, until]
+        total = (until - on).days
+        for a, b in zip(edges[:-1], edges[1:], strict=True):
+            parts.append(i)
+            bounds.append((a, b, (b - a).days / total if total else 1.0))
+    if len(parts) == len(out):
+        return out
+    split = out.iloc[parts].reset_index(drop=True)
+    split["on"] = [b[0] for b in bounds]
+    split["until"] = [b[1] for b in bounds]
+    share = np.array([b[2] for b in bounds])
+    split["share"] = share
+    for col in SCALED:
+        if col in split.columns:
+            split[col] = pd.to_numeric(split[col], errors="coerce") * share
+    return split
