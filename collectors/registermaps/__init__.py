@@ -5,6 +5,13 @@ A map says where a meter keeps its values (table, address, type, word order, sca
 docs/modbus.md and the provenance of every shipped map in the README.md beside this file.  Any mistake in a
 map file is a `RegisterMapError` naming the file, the entry and the key, because a wrong address or scale
 silently corrupts every reading of every meter of that model.
+
+Every map states where its energy register wraps to 0 (`register_max` on the energy register: a number, "type"
+for an integer type's full range, or "none" for a float32 that does not wrap) and where that comes from
+(`register_max_source`, starting with "unverified" when nobody checked it), because the normaliser tells a
+rollover from a reset by it.  A map may name `variants`: maps of the same meter model that keep the energy
+register at another address (the CHINT DTSU666 comes with its import energy at 0x101E or at 0x401E), so the
+source can name the likely fix when a meter's energy register stays flat while it draws power.
 """
 
 from __future__ import annotations
@@ -37,9 +44,15 @@ EXPECTED_UNITS: dict[str, str | None] = {
     "frequency": "Hz",
 }
 
-_METER_KEYS = {"name": True, "manufacturer": True, "source": True, "word_order": True, "notes": False}
+_METER_KEYS = {"name": True, "manufacturer": True, "source": True, "word_order": True, "notes": False,
+               "variants": False}
 _REGISTER_KEYS = {"name": True, "table": True, "address": True, "type": True, "scale": True, "unit": True,
-                  "verified": True, "word_order": False, "note": False}
+                  "verified": True, "word_order": False, "note": False,
+                  "register_max": False, "register_max_source": False}
+_WRAP_KEYS = ("register_max", "register_max_source")  # required on the energy register, allowed nowhere else
+WRAP_AT_TYPE = "type"  # register_max = "type": the integer type's full range, 2^(16 x words) x scale
+WRAP_NONE = "none"  # register_max = "none": a float32 register, which does not wrap
+UNVERIFIED = "unverified"  # a register_max_source starting with this word has not been checked
 
 
 class RegisterMapError(ValueError):
@@ -59,6 +72,8 @@ class Register:
     word_order: str  # of 32-bit values: "big" (high word first) or "little"
     verified: bool  # checked against the manufacturer's manual
     note: str = ""
+    register_max: float | None = None  # energy register only: where it wraps to 0, in `unit`; None: never
+    register_max_source: str = ""  # energy register only: where register_max comes from, or "unverified: ..."
 
     @property
     def words(self) -> int:
@@ -76,6 +91,7 @@ class RegisterMap:
     registers: tuple[Register, ...]
     path: Path
     notes: str = ""
+    variants: tuple[str, ...] = ()  # maps of the same meter model with the energy register elsewhere
 
     def __getitem__(self, name: str) -> Register:
         for r in self.registers:
@@ -97,11 +113,19 @@ class RegisterMap:
 
     @property
     def energy_register_max(self) -> float | None:
-        """Where the total-energy register wraps to 0, in its unit; None for float32 (it does not wrap)."""
-        r = self.energy
-        if r.type == "float32":
-            return None
-        return float(2 ** (16 * r.words)) * r.scale
+        """Where the total-energy register wraps to 0, in its unit, as the map states it (`register_max`);
+        None when it does not wrap (a float32 stated "none")."""
+        return self.energy.register_max
+
+    @property
+    def energy_register_max_source(self) -> str:
+        """Where `energy_register_max` comes from, as the map states it."""
+        return self.energy.register_max_source
+
+    @property
+    def energy_register_max_verified(self) -> bool:
+        """False when the map says its register size is unverified."""
+        return not self.energy.register_max_source.lower().startswith(UNVERIFIED)
 
 
 def shipped_maps() -> list[str]:
@@ -147,8 +171,13 @@ def parse_register_map(text: str, path: Path) -> RegisterMap:
         raise RegisterMapError(f"{path}: needs at least one [[register]] entry")
     registers = tuple(_register(entry, i, word_order, path) for i, entry in enumerate(entries, start=1))
     _check_set(registers, path)
+    variants = meter.get("variants", [])
+    if (not isinstance(variants, list) or not all(isinstance(v, str) and v.strip() for v in variants)
+            or meter["name"] in variants):
+        raise RegisterMapError(f"{where}: key 'variants' must be a list of other maps' names, got {variants!r}")
     return RegisterMap(name=meter["name"], manufacturer=meter["manufacturer"], source=meter["source"],
-                       word_order=word_order, registers=registers, path=path, notes=meter.get("notes", ""))
+                       word_order=word_order, registers=registers, path=path, notes=meter.get("notes", ""),
+                       variants=tuple(variants))
 
 
 def _register(entry: Any, i: int, default_order: str, path: Path) -> Register:
@@ -179,8 +208,47 @@ def _register(entry: Any, i: int, default_order: str, path: Path) -> Register:
         raise RegisterMapError(f"{where}: key 'verified' must be true or false, got {verified!r}")
     order = _choice(entry, "word_order", WORD_ORDERS, where) if "word_order" in entry else default_order
     note = _text(entry, "note", where) if "note" in entry else ""
+    register_max, register_max_source = _wrap(entry, name, type_, float(scale), where)
     return Register(name=name, table=table, address=address, type=type_, scale=float(scale), unit=unit,
-                    word_order=order, verified=verified, note=note)
+                    word_order=order, verified=verified, note=note, register_max=register_max,
+                    register_max_source=register_max_source)
+
+
+def _wrap(entry: dict, name: str, type_: str, scale: float, where: str) -> tuple[float | None, str]:
+    """The energy register's stated size: where it wraps to 0 (in its unit; None: never) and the source."""
+    if name != ENERGY:
+        stray = [k for k in _WRAP_KEYS if k in entry]
+        if stray:
+            raise RegisterMapError(f"{where}: key(s) {', '.join(map(repr, stray))} belong on the "
+                                   f"{ENERGY} register only")
+        return None, ""
+    missing = [k for k in _WRAP_KEYS if k not in entry]
+    if missing:
+        raise RegisterMapError(
+            f"{where}: missing key(s) {', '.join(map(repr, missing))}: the energy register must state where it "
+            f"wraps to 0 (register_max = a number in its unit, e.g. 100000000 for a 99 999 999.99 kWh display, "
+            f'"{WRAP_AT_TYPE}" for the integer type\'s full range, or "{WRAP_NONE}" for a float32) and where '
+            f'that comes from (register_max_source = "manual ..., p. ..." or "{UNVERIFIED}: ...")')
+    source = _text(entry, "register_max_source", where)
+    value = entry["register_max"]
+    full_range = None if type_ == "float32" else float(2 ** (16 * TYPE_WORDS[type_] - type_.startswith("int"))) * scale
+    if value == WRAP_AT_TYPE:
+        if full_range is None:
+            raise RegisterMapError(f'{where}: key \'register_max\' cannot be "{WRAP_AT_TYPE}" for a float32, which '
+                                   f'has no integer range: give a number or "{WRAP_NONE}"')
+        return full_range, source
+    if value == WRAP_NONE:
+        if full_range is not None:
+            raise RegisterMapError(f'{where}: key \'register_max\' cannot be "{WRAP_NONE}" for a {type_}: an '
+                                   f'integer register wraps, at the latest at {full_range:g} ("{WRAP_AT_TYPE}")')
+        return None, source
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value) or value <= 0:
+        raise RegisterMapError(f'{where}: key \'register_max\' must be a positive number, "{WRAP_AT_TYPE}" or '
+                               f'"{WRAP_NONE}", got {value!r}')
+    if full_range is not None and value > full_range:
+        raise RegisterMapError(f"{where}: key 'register_max' {value:g} is beyond what a {type_} with scale "
+                               f"{scale:g} can hold ({full_range:g})")
+    return float(value), source
 
 
 def _check_unit(name: str, unit: str, where: str) -> None:

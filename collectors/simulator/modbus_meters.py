@@ -12,6 +12,10 @@ park.synth is not installed.  Faults can be injected while it runs: a dead meter
 answering, requests time out), a counter reset (`reset`), a rollover (`rollover`: the counter starts just below
 the register's maximum) and a spike (`spike`: the next energy read jumps ahead once).
 
+A meter can also serve, besides its own map, the energy register of other maps frozen at a value
+(`frozen_energy_at`): a CHINT DTSU666 of the 0x401E kind (map chint-dtsu666-401e) that answers 0x101E with 0.0,
+so a collector configured with the other map (chint-dtsu666) reads a register that never moves.
+
 Run ``python -m collectors.simulator.modbus_meters PARK_FILE`` to serve a park's Modbus meters (those with a
 modbus:// address and a model) until Ctrl-C, e.g. the demo park's on 127.0.0.1:5020.
 """
@@ -271,10 +275,21 @@ class SimulatedMeter:
     voltage_v: float = 230.0  # phase voltage
     power_factor: float = 0.95
     frequency_hz: float = 50.0
+    # Other maps whose energy register this meter also serves, never moving from `frozen_kwh` (a meter of one
+    # variant as a collector with the other variant's map sees it).
+    frozen_energy_at: tuple[RegisterMap, ...] = ()
+    frozen_kwh: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.load, pd.Series):
             self.load = series_shape(self.load)
+        self.frozen_energy_at = tuple(self.frozen_energy_at)
+        own = {(r.table, a) for r in self.register_map.registers for a in range(r.address, r.address + r.words)}
+        for other in self.frozen_energy_at:
+            e = other.energy
+            if any((e.table, a) in own for a in range(e.address, e.address + e.words)):
+                raise ValueError(f"unit {self.unit}: the {other.name} energy register ({e.table} 0x{e.address:04X}) "
+                                 f"overlaps a register of {self.register_map.name}")
 
 
 @dataclass
@@ -401,7 +416,12 @@ class MeterSimulator:
                   "current_a": amps, "current_b": amps, "current_c": amps,
                   "power_factor": m.power_factor, "frequency": m.frequency_hz}
         try:
-            return encode(m.register_map, {k: v for k, v in values.items() if k in m.register_map})
+            words = encode(m.register_map, {k: v for k, v in values.items() if k in m.register_map})
+            for other in m.frozen_energy_at:
+                frozen = m.frozen_kwh * conversion_factor("kWh", other.energy.unit)
+                for table, w in encode(other, {"total_active_energy": frozen}).items():
+                    words.setdefault(table, {}).update(w)
+            return words
         except ConversionError as exc:
             raise ValueError(f"unit {m.unit}: {exc}") from None
 

@@ -10,20 +10,31 @@ poll puts it back on its normal cadence.
 A good poll gives the total-energy register as a cumulative reading (the pipeline turns register readings into
 interval energy, reset- and rollover-safe) and active power as a level in kW; voltages, currents, power factor
 and frequency ride along in the energy reading's `extra`.  Readings are handed to the sink in one batch every
-`batch_s` seconds (the pipeline's cost is per call), rejections at once.  Decoding is the converter's job
+`batch_s` seconds (the pipeline's cost is per call), rejections at once.
+
+An energy register that stays flat while the meter draws power is the symptom of a map reading the wrong
+address (a CHINT DTSU666 of the 0x401E kind read at 0x101E shows 0 kWh for ever).  `EnergyFlatCheck` watches
+each meter: energy readings that are flat while active power is above a floor are held back; if the register
+moves again they go on to the pipeline in order, but once the flat span reaches the window (15 min and 3 polls
+by default) with the energy the power implies well above the register's resolution, the held readings and every
+flat one after them are rejected with rule code `register.energy_flat` and a warning naming the likely fix (the
+map's `variants`) is logged and shown in the meter's status.  So no false 0 kWh is stored as measured: coverage
+shows the gap, and when the register moves again the next reading spans it.  Decoding is the converter's job
 (collectors/converters/modbus.py); this module only talks the protocol.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Iterable
 from contextlib import suppress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+import numpy as np
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -32,16 +43,19 @@ from pymodbus.client import ModbusTcpClient
 from pymodbus.constants import ExcCodes
 
 from collectors.converters.modbus import ConversionError, ReadBlock, decode, read_blocks, to_readings
+from collectors.limits import plausible_max
 from collectors.normalise import MeterLimits
 from collectors.readings import RawReading
-from collectors.registermaps import RegisterMap, load_register_map
+from collectors.registermaps import POWER, RegisterMap, RegisterMapError, load_register_map
 from collectors.sources import Sink
 from park.model import Meter
+from park.units import conversion_factor
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 502
 READ_ERROR = "register.read_error"
+ENERGY_FLAT = "register.energy_flat"
 _FLUSH_JOB = "modbus-flush"  # meters' jobs are "modbus-poll:<meter id>"
 
 
@@ -92,6 +106,106 @@ class MeterStatus:
     last_success: datetime | None = None
     last_error: str | None = None
     retry_in_s: float | None = None  # the back-off in force; None: normal cadence
+    warning: str | None = None  # register.energy_flat in force: what was seen and the likely fix
+
+
+@dataclass(frozen=True)
+class EnergyFlatCheck:
+    """When an energy register that does not move while the meter draws power counts as read at the wrong
+    address: flat for at least `window_s` and `min_polls` polls while active power stays at or above the floor
+    (`min_kw`, or `share_of_max` x the meter's plausible maximum from the park file when that is higher), and the
+    energy that power implies over the span at least `min_steps` x the register's resolution (so a coarse
+    register, e.g. 0.1 kWh at 1 kW, is not taken for a stuck one)."""
+
+    window_s: float = 900.0
+    min_polls: int = 3
+    min_kw: float = 1.0
+    share_of_max: float = 0.05
+    min_steps: float = 10.0
+
+
+@dataclass
+class FlatVerdict:
+    """What becomes of a poll's energy reading (and of readings held back before it)."""
+
+    release: list[RawReading] = field(default_factory=list)  # on to the pipeline, in order
+    reject: list[RawReading] = field(default_factory=list)  # quarantined with register.energy_flat
+    detail: str = ""  # the rejection's detail
+    warning: str | None = None  # newly detected: log it
+    cleared: str | None = None  # the register moves again: log it
+
+
+class EnergyFlatDetector:
+    """One meter's energy register against its active power; pure (no I/O), see `EnergyFlatCheck`."""
+
+    def __init__(self, meter_id: str, register_map: RegisterMap, floor_kw: float, check: EnergyFlatCheck,
+                 fix: str) -> None:
+        self.meter_id = meter_id
+        self.register_map = register_map
+        self.floor_kw = floor_kw
+        self.check = check
+        self.fix = fix
+        self.warning: str | None = None  # in force since it tripped, until the register moves
+        self._held: list[RawReading] = []
+        self._last: RawReading | None = None  # the newest energy reading seen
+        self._last_kw: float | None = None
+        self._since: datetime | None = None  # the flat span starts at this reading's time
+        self._expected_kwh = 0.0
+        self._kw_seen: list[float] = []
+
+    def step(self, energy: RawReading, power_kw: float | None) -> FlatVerdict:
+        """The verdict on a poll's energy reading, given the same poll's active power (kW; None if not read)."""
+        flat = self._last is not None and energy.value == self._last.value
+        if self.warning is not None:
+            if flat:
+                kw = "?" if power_kw is None else f"{power_kw:.3g}"
+                return FlatVerdict(reject=[energy], detail=f"meter {self.meter_id}: energy register still flat at "
+                                   f"{energy.value:g} {energy.unit} (power {kw} kW) since the warning: {self.warning}")
+            cleared = (f"meter {self.meter_id}: energy register moves again ({self._last.value:g} -> "
+                       f"{energy.value:g} {energy.unit}); its readings go to the pipeline again")
+            self.warning = None
+            return FlatVerdict(release=self._settle(energy, power_kw), cleared=cleared)
+        if not (flat and power_kw is not None and power_kw >= self.floor_kw):
+            return FlatVerdict(release=self._settle(energy, power_kw))
+        assert self._last is not None and self._since is not None
+        hours = (energy.ts - self._last.ts).total_seconds() / 3600
+        self._expected_kwh += min(power_kw, self._last_kw if self._last_kw is not None else power_kw) * hours
+        self._kw_seen.append(power_kw)
+        self._held.append(energy)
+        self._last, self._last_kw = energy, power_kw
+        span_s = (energy.ts - self._since).total_seconds()
+        expected = self._expected_kwh * conversion_factor("kWh", energy.unit)
+        if (span_s < self.check.window_s or len(self._held) < self.check.min_polls
+                or expected < self.check.min_steps * self._resolution(energy.value)):
+            return FlatVerdict()
+        r = self.register_map.energy
+        self.warning = (
+            f"meter {self.meter_id}: energy register ({r.table} 0x{r.address:04X} of map {self.register_map.name}) "
+            f"flat at {energy.value:g} {energy.unit} for {span_s / 60:.0f} min ({len(self._held)} polls) while "
+            f"active power is {min(self._kw_seen):.3g}-{max(self._kw_seen):.3g} kW (about "
+            f"{self._expected_kwh:.3g} kWh expected): {self.fix}")
+        held, self._held = self._held, []
+        return FlatVerdict(reject=held, detail=self.warning, warning=self.warning)
+
+    def pending(self) -> list[RawReading]:
+        """Readings held back and not yet judged (handed to the pipeline when the source stops)."""
+        held, self._held = self._held, []
+        return held
+
+    def _settle(self, energy: RawReading, power_kw: float | None) -> list[RawReading]:
+        """The register moved, power is low or the warning cleared: the held readings and this one go on."""
+        released = [*self._held, energy]
+        self._held, self._kw_seen, self._expected_kwh = [], [], 0.0
+        self._last, self._last_kw, self._since = energy, power_kw, energy.ts
+        return released
+
+    def _resolution(self, value: float) -> float:
+        """The register's smallest step near `value`, in its unit."""
+        r = self.register_map.energy
+        if r.type != "float32":
+            return abs(r.scale)
+        raw = np.float32(value / r.scale) if math.isfinite(value) else np.float32(0)
+        return float(np.spacing(np.abs(raw))) * abs(r.scale)
 
 
 @dataclass
@@ -103,6 +217,7 @@ class _Target:
     status: MeterStatus
     lock: threading.Lock
     client: ModbusTcpClient | None = None
+    flat: EnergyFlatDetector | None = None  # None: the map has no active power register, or the check is off
 
 
 class ModbusSource:
@@ -110,7 +225,7 @@ class ModbusSource:
 
     def __init__(self, meters: Iterable[Meter], sink: Sink, *, interval_s: float = 60.0, timeout_s: float = 3.0,
                  max_backoff_s: float = 600.0, batch_s: float = 5.0, max_pending: int = 100_000,
-                 max_workers: int | None = None) -> None:
+                 max_workers: int | None = None, flat_check: EnergyFlatCheck | None = EnergyFlatCheck()) -> None:
         if min(interval_s, timeout_s, batch_s) <= 0:
             raise ModbusConfigError(f"interval_s ({interval_s}), timeout_s ({timeout_s}) and batch_s ({batch_s}) "
                                     "must be positive")
@@ -122,6 +237,7 @@ class ModbusSource:
         self.max_backoff_s = max_backoff_s
         self.batch_s = batch_s
         self.max_pending = max_pending
+        self.flat_check = flat_check
         self._pending: list[RawReading] = []
         self._pending_lock = threading.Lock()
         maps: dict[str, RegisterMap] = {}
@@ -129,7 +245,7 @@ class ModbusSource:
         for meter in meters:
             if meter.id in self._targets:
                 raise ModbusConfigError(f"meter {meter.id} is given twice")
-            self._targets[meter.id] = self._target(meter, maps)
+            self._targets[meter.id] = self._target(meter, maps, flat_check)
         for register_map in maps.values():
             if register_map.unverified:
                 which = ("none of its registers is" if len(register_map.unverified) == len(register_map.registers)
@@ -143,14 +259,19 @@ class ModbusSource:
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None}, timezone=UTC)
 
     @staticmethod
-    def _target(meter: Meter, maps: dict[str, RegisterMap]) -> _Target:
+    def _target(meter: Meter, maps: dict[str, RegisterMap], flat_check: EnergyFlatCheck | None) -> _Target:
         register_map = _register_map(meter, maps)
         try:
             address = ModbusAddress.parse(meter.address or "")
         except ModbusConfigError as exc:
             raise ModbusConfigError(f"meter {meter.id}: {exc}") from None
+        flat = None
+        if flat_check is not None and POWER in register_map:
+            max_kw, _ = plausible_max(meter)
+            floor_kw = max(flat_check.min_kw, flat_check.share_of_max * max_kw if max_kw else 0.0)
+            flat = EnergyFlatDetector(meter.id, register_map, floor_kw, flat_check, _likely_fix(meter, register_map))
         return _Target(meter, address, register_map, read_blocks(register_map),
-                       MeterStatus(meter.id, str(address)), threading.Lock())
+                       MeterStatus(meter.id, str(address)), threading.Lock(), flat=flat)
 
     # ---- lifecycle ----
     def start(self) -> None:
@@ -171,6 +292,11 @@ class ModbusSource:
         the sink and close the connections."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=wait)
+        for t in self._targets.values():  # readings held back by the flat check, not judged yet
+            with t.lock:
+                held = t.flat.pending() if t.flat is not None else []
+            with self._pending_lock:
+                self._pending.extend(held)
         self.flush()
         for t in self._targets.values():
             with t.lock:
@@ -203,9 +329,28 @@ class ModbusSource:
             readings = to_readings(t.register_map, values, series=meter_id, ts=sampled, source=str(t.address))
             t.status = replace(t.status, polls=t.status.polls + 1, failures=0, last_success=sampled,
                                retry_in_s=None)
+            queued = self._check_flat(t, readings)
         with self._pending_lock:
-            self._pending.extend(readings)
+            self._pending.extend(queued)
         return readings
+
+    def _check_flat(self, t: _Target, readings: list[RawReading]) -> list[RawReading]:
+        """The poll's readings that go to the pipeline now: a suspect energy reading is held back or rejected
+        (`register.energy_flat`); power and the readings released from hold go on."""
+        if t.flat is None:
+            return readings
+        energy = next(r for r in readings if r.measurement == "energy")
+        power = next((r.value for r in readings if r.measurement == "power"), None)
+        verdict = t.flat.step(energy, power)
+        if verdict.warning:
+            log.warning("%s", verdict.warning)
+        if verdict.cleared:
+            log.info("%s", verdict.cleared)
+        for r in verdict.reject:
+            self.sink.reject(source=r.source, code=ENERGY_FLAT, series=r.series, ts=r.ts.isoformat(),
+                             value=repr(r.value), detail=verdict.detail)
+        t.status = replace(t.status, warning=t.flat.warning)
+        return [*verdict.release, *(r for r in readings if r is not energy)]
 
     def flush(self) -> int:
         """Hand the queued readings to the sink in one batch (the pipeline's cost is per call, not per reading).
@@ -291,6 +436,23 @@ def _register_map(meter: Meter, maps: dict[str, RegisterMap]) -> RegisterMap:
         except ValueError as exc:
             raise ModbusConfigError(f"meter {meter.id}: {exc}") from None
     return maps[meter.model]
+
+
+def _likely_fix(meter: Meter, register_map: RegisterMap) -> str:
+    """What to try when the meter's energy register stays flat under load: its map's variants, if any."""
+    fixes = []
+    for name in register_map.variants:
+        try:
+            r = load_register_map(name).energy
+        except RegisterMapError:
+            continue
+        fixes.append((f"the {r.table} 0x{r.address:04X} variant", f"model: {name}"))
+    if not fixes:
+        return (f"the register map {register_map.name} may read the wrong energy address for this meter, or its "
+                "counter is stuck; compare the map with the meter's manual and display")
+    kinds = " or ".join(k for k, _ in fixes)
+    models = " or ".join(m for _, m in fixes)
+    return f"the meter may be {kinds}; set {models} for meter {meter.id} in the park file"
 
 
 def _exception_name(code: int | None) -> str:
