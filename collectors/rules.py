@@ -25,6 +25,7 @@ RULES: dict[str, Rule] = {r.code: r for r in [
     Rule("reading.bad_quality", "reject", "quality code is not known"),
     Rule("reading.unknown_unit", "reject", "unit is not known"),
     Rule("reading.unit_mismatch", "reject", "unit is of another dimension than the series' unit"),
+    Rule("reading.off_grid", "reject", "an interval value must start on its series' interval grid"),
     # The pipeline's checks.
     Rule("reading.spike", "reject", "implied power exceeds the meter's plausible maximum"),
     Rule("reading.duplicate", "info", "same series, timestamp and value seen before; nothing changes"),

@@ -97,22 +97,58 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         stop_live()
 
 
-def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
-    from collectors.pipeline import Pipeline
-    from collectors.sources.files import FileImporter
-    from collectors.spool import Spool
+# Exit statuses of `parkcarbon import` (documented in its --help and in docs/store.md); with several files, the
+# highest status of any of them.
+IMPORT_EXIT = {0: "imported; no row rejected", 1: "imported; some rows rejected (quarantined with line and reason)",
+               2: "a file cannot be read or used (unreadable, undecodable, malformed, missing columns) or a usage "
+                  "error; nothing of that file written",
+               3: "the store is unavailable or locked by another process (e.g. a running `parkcarbon collect`); "
+                  "nothing written, or the rest spooled for the collector service",
+               4: "the file's values differ from stored ones; nothing written (re-run with --correct)"}
 
-    park, store = _open(settings)
+
+def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+    import getpass
+
+    from collectors.pipeline import Pipeline
+    from collectors.sources.files import FileImporter, ProgressLine, ValuesDiffer
+    from collectors.spool import Spool
+    from park.store import StoreUnavailable
+
+    def fail(status: int, message: str) -> int:
+        print(f"parkcarbon import: {message}", file=sys.stderr)
+        return status
+
+    try:
+        park, store = _open(settings)
+    except StoreUnavailable as exc:
+        return fail(3, f"store unavailable: {exc}")
     spool = Spool(settings.data_dir / "spool.db")
+    actor = f"{getpass.getuser()} (parkcarbon import)"
     try:
         importer = FileImporter(Pipeline(park.catalog(), spool), store, park.timezone)
         worst = 0
         for path in args.files:
-            report = importer.import_file(path, dry_run=args.dry_run, date_format=args.date_format,
-                                          timestamps=args.timestamps, kind=args.kind,
-                                          repair_midnight=args.repair_midnight)
+            bar = ProgressLine(sys.stderr, Path(path).name) if sys.stderr.isatty() else None
+            try:
+                report = importer.import_file(path, dry_run=args.dry_run, date_format=args.date_format,
+                                              timestamps=args.timestamps, kind=args.kind,
+                                              repair_midnight=args.repair_midnight, meter=args.meter,
+                                              correct=args.correct, actor=actor, progress=bar)
+            except FileFormatError as exc:
+                worst = max(worst, fail(2, str(exc)))
+                continue
+            except ValuesDiffer as exc:
+                print(exc.report.summary())
+                worst = max(worst, fail(4, str(exc)))
+                continue
+            except StoreError as exc:
+                return max(worst, fail(3, f"{path}: store unavailable: {exc}"))
+            finally:
+                if bar:
+                    bar.done()
             print(report.summary())
-            worst = max(worst, 1 if report.rejected else 0)
+            worst = max(worst, 3 if report.spooled else 1 if report.rejected else 0)
         return worst
     finally:
         spool.close()
@@ -195,11 +231,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path)
     check.set_defaults(func=cmd_check_park)
 
+    import textwrap
+
     imp = sub.add_parser("import", help="import meter readings, bills or deliveries from CSV or Excel files",
-                         description="Import readings (ts, meter, value[, unit, kind, quality]) or periods (meter, "
-                         "period_start, period_end, value[, unit]) from CSV or Excel. Bad rows are reported with "
-                         "their line and quarantined; good rows go in. Re-importing a file changes nothing. Exit "
-                         "status 1 when some rows were rejected.")
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         description=textwrap.fill("Import readings (ts, meter, value[, unit, kind, quality]) or "
+                         "periods (meter, "
+                         "period_start, period_end, value[, unit]) from CSV (UTF-8, UTF-16 or GB18030; comma, tab, "
+                         "semicolon or | separated; .gz too) or Excel. Each file is checked whole before anything "
+                         "is written: a file that cannot be read is refused whole; bad rows are reported with "
+                         "their line and quarantined, good rows go in. Re-importing a file changes nothing; a file "
+                         "whose values differ from stored ones is refused unless --correct.", 100),
+                         epilog="exit status (with several files, the highest):\n" + "\n".join(
+                             textwrap.fill(v, 100, initial_indent=f"  {k}  ", subsequent_indent="     ")
+                             for k, v in IMPORT_EXIT.items()))
     imp.add_argument("files", type=Path, nargs="+")
     imp.add_argument("--dry-run", action="store_true", help="report what would be imported, write nothing")
     imp.add_argument("--date-format", help="strptime format of the time column, e.g. '%%d/%%m/%%Y %%H:%%M' "
@@ -211,6 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--repair-midnight", action="store_true",
                      help="move rows dated exactly one day early (a 00:00 row carrying the previous day's date) "
                      "forward one day instead of rejecting them")
+    imp.add_argument("--meter", metavar="ID", help="the meter of a single-meter file that has no meter column")
+    imp.add_argument("--correct", action="store_true",
+                     help="the file corrects stored values: replace the stored values of the series that differ, "
+                     "in the file's range, and write an audit record (who, when, file, range, old and new totals)")
     imp.set_defaults(func=cmd_import)
 
     collect = sub.add_parser("collect", help="run the configured collectors (Modbus meters, bracelets) until stopped",

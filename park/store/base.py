@@ -49,8 +49,8 @@ class TimeSeriesStore(ABC):
 
         Columns: ts (aware), series, value; optional quality, unit, line.  Bad rows are quarantined
         with their reason and returned in the result; the good rows of the same batch are written.
-        """
-        batch = validate(frame, measurement, self.catalog)
+        Interval values (energy) must start on their series' interval grid (`reading.off_grid`)."""
+        batch = validate(frame, measurement, self.catalog, grid=True)
         if batch.rejected:
             self._quarantine(measurement, batch.rejected, source)
         written = self._write_valid(measurement, batch.frame) if len(batch.frame) else 0
@@ -124,14 +124,18 @@ class TimeSeriesStore(ABC):
         return out.sort_values(["series", "ts"]).reset_index(drop=True)
 
     def delete(self, measurement: str, series: str, start: datetime, end: datetime, *, actor: str,
-               reason: str) -> int:
-        """Delete one series' readings in [start, end), refresh its roll-ups and record who and why."""
+               reason: str, action: str = "delete", rows: int | None = None) -> int:
+        """Delete one series' readings in [start, end), refresh its roll-ups and record who and why.
+
+        `action` and `rows` name the audit record when the deletion is part of something larger: a file
+        import's correction ("correct") clears a range that it then writes anew, and records the values written."""
         self._spec(measurement)
         if series not in self.catalog:
             raise KeyError(f"series {series!r} is not a meter or device of this park")
         if not reason.strip():
             raise ValueError("a deletion needs a reason for the audit log")
-        return self._delete(measurement, series, to_utc(start, "start"), to_utc(end, "end"), actor, reason)
+        return self._delete(measurement, series, to_utc(start, "start"), to_utc(end, "end"), actor, reason,
+                            action=action, audit_rows=rows)
 
     def _pieces(self, measurement: str, start: pd.Timestamp, end: pd.Timestamp, window: Window | None,
                 by: list[str], where: dict[str, list[str]]) -> pd.DataFrame:
@@ -184,7 +188,8 @@ class TimeSeriesStore(ABC):
 
     @abstractmethod
     def _delete(self, measurement: str, series: str, start: pd.Timestamp, end: pd.Timestamp, actor: str,
-                reason: str) -> int: ...
+                reason: str, *, action: str = "delete", audit_rows: int | None = None) -> int:
+        """Delete, refresh roll-ups, and write the audit record (`audit_rows`, else the rows deleted)."""
 
     @abstractmethod
     def quarantined(self, measurement: str | None = None) -> pd.DataFrame:

@@ -8,6 +8,7 @@ One process owns the file (DuckDB locks it); threads share the connection throug
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ import pyarrow as pa
 
 from park.model import SeriesCatalog
 from park.store.base import TimeSeriesStore
+from park.store.errors import StoreUnavailable
 from park.store.schema import Rejection, Window
 
 _TAGS = "series, enterprise, workshop, carrier"
@@ -54,7 +56,16 @@ class EmbeddedStore(TimeSeriesStore):
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)
-        self._con = duckdb.connect(self.path)
+        try:
+            self._con = duckdb.connect(self.path)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            holder = re.search(r"PID \d+", str(exc))
+            raise StoreUnavailable(
+                f"the embedded store {self.path} is in use by another process"
+                f"{f' ({holder.group(0)})' if holder else ''}, such as a running `parkcarbon collect` or "
+                "`parkcarbon serve`; stop it, or import through it, and try again") from None
         self._con.execute("SET TimeZone = 'UTC'")
         self._con.execute(SCHEMA)
         self._write_lock = threading.Lock()
@@ -200,7 +211,7 @@ class EmbeddedStore(TimeSeriesStore):
             [measurement, _naive_utc(start), _naive_utc(end), *fparams]).df()
 
     def _delete(self, measurement: str, series: str, start: pd.Timestamp, end: pd.Timestamp, actor: str,
-                reason: str) -> int:
+                reason: str, *, action: str = "delete", audit_rows: int | None = None) -> int:
         args = [measurement, series, _naive_utc(start), _naive_utc(end)]
         with self._write_lock:
             con = self._con
@@ -211,9 +222,9 @@ class EmbeddedStore(TimeSeriesStore):
                 con.execute("DELETE FROM points WHERE measurement = ? AND series = ? AND ts >= ? AND ts < ?", args)
                 con.execute("CREATE OR REPLACE TEMP TABLE _touched AS SELECT ? AS series", [series])
                 self._refresh_rollups(con, measurement, start, end - pd.Timedelta("1us"))
-                con.execute("INSERT INTO audit VALUES (?, ?, 'delete', ?, ?, ?, ?, ?, ?)",
-                            [datetime.now(UTC).replace(tzinfo=None), actor, measurement, series,
-                             _naive_utc(start), _naive_utc(end), n, reason])
+                con.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [datetime.now(UTC).replace(tzinfo=None), actor, action, measurement, series,
+                             _naive_utc(start), _naive_utc(end), n if audit_rows is None else audit_rows, reason])
                 con.execute("COMMIT")
             except Exception:
                 con.execute("ROLLBACK")

@@ -318,15 +318,16 @@ class InfluxStore(TimeSeriesStore):
         return frame[["series", "ts", "value", "quality"]]
 
     def _delete(self, measurement: str, series: str, start: pd.Timestamp, end: pd.Timestamp, actor: str,
-                reason: str) -> int:
+                reason: str, *, action: str = "delete", audit_rows: int | None = None) -> int:
         cond = f'"series" = {_quote(series)} AND time >= {_ns(start)} AND time < {_ns(end)}'
         counted = self._frame(self.query(f'SELECT count("value") AS "n" FROM {_ident(measurement)} WHERE {cond}'), [])
         n = int(counted["n"].iloc[0]) if len(counted) else 0
         self.query(f"DELETE FROM {_ident(measurement)} WHERE {cond}")
         self._mark_dirty(measurement, start, end - pd.Timedelta("1ns"), [series])
-        self.write_lines([self._record("_audit", {"action": "delete", "measurement": measurement},
+        self.write_lines([self._record("_audit", {"action": action, "measurement": measurement},
                                        {"actor": actor, "series": series, "start": start.isoformat(),
-                                        "end": end.isoformat(), "rows": n, "reason": reason})], precision="ns")
+                                        "end": end.isoformat(), "rows": n if audit_rows is None else audit_rows,
+                                        "reason": reason})], precision="ns")
         return n
 
     def quarantined(self, measurement: str | None = None) -> pd.DataFrame:

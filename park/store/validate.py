@@ -35,6 +35,7 @@ RULES = {
     "reading.bad_quality": f"quality must be one of {', '.join(sorted(QUALITIES))}",
     "reading.unknown_unit": "unit is not known",
     "reading.unit_mismatch": "unit is of another dimension than the series' unit",
+    "reading.off_grid": "an interval value must start on its series' interval grid",
 }
 
 
@@ -100,9 +101,13 @@ def _values(raw: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 def validate(
-    frame: pd.DataFrame, measurement: str, catalog: SeriesCatalog
+    frame: pd.DataFrame, measurement: str, catalog: SeriesCatalog, *, grid: bool = False
 ) -> ValidBatch:
-    """Check a batch of readings of one measurement against the catalog."""
+    """Check a batch of readings of one measurement against the catalog.
+
+    `grid=True` (what the store's `write` asks): interval values (energy) must start on their series' interval
+    grid (`reading.off_grid`).  A collector validating raw register readings before normalisation leaves it off:
+    registers are read at any time, and the intervals made from them lie on the grid."""
     spec: MeasurementSpec | None = MEASUREMENTS.get(measurement)
     if spec is None:
         raise SchemaError(f"unknown measurement {measurement!r}; known: {', '.join(MEASUREMENTS)}")
@@ -127,6 +132,12 @@ def validate(
     right_kind = np.array([s in catalog and catalog[s].kind == spec.kind for s in uniq], dtype=bool)
     mark(~in_catalog[codes], "series.unknown")
     mark(~right_kind[codes], "series.wrong_kind")
+
+    if grid and spec.default_agg == "sum":  # interval values (energy): one per interval, starting on the grid
+        step_s = np.array([_grid_s(catalog[s].interval_s) if s in catalog else 0 for s in uniq], dtype="int64")
+        step_ns = step_s[codes] * 1_000_000_000
+        ts_ns = ts.to_numpy(dtype="datetime64[ns]").view("int64")
+        mark((step_ns > 0) & (ts_ns % np.maximum(step_ns, 1) != 0) & ts.notna().to_numpy(), "reading.off_grid")
 
     value, not_number = _values(df["value"])
     mark(not_number, "reading.not_a_number")
@@ -156,7 +167,7 @@ def validate(
         quality = pd.Series(Quality.MEASURED.value, index=df.index)
 
     bad = code != None  # noqa: E711
-    rejected = _rejections(df, bad, code) if bad.any() else []
+    rejected = _rejections(df, bad, code, catalog) if bad.any() else []
     good = ~bad
     keep = np.flatnonzero(good)
     uniq_list = list(uniq)
@@ -183,13 +194,29 @@ def validate(
     return ValidBatch(out, rejected)
 
 
+def _grid_s(interval_s: int) -> int:
+    """The grid an interval of this length starts on: multiples of it from the hour when it divides an hour
+    (whole-hour offsets make that the park-local grid too), else whole hours."""
+    return interval_s if 3600 % interval_s == 0 else math.gcd(interval_s, 3600)
+
+
+def _grid_name(interval_s: int) -> str:
+    step = _grid_s(interval_s)
+    if step == 3600:
+        return "hourly grid (on the hour)"
+    if step % 60 == 0:
+        marks = ", ".join(f":{m:02d}" for m in range(0, 60, step // 60))
+        return f"{step // 60}-minute grid ({marks})" if len(marks) < 60 else f"{step // 60}-minute grid"
+    return f"{step}-second grid"
+
+
 def _describe(v: object) -> str:
     if isinstance(v, datetime | pd.Timestamp):
         return v.isoformat()
     return repr(v) if isinstance(v, str) else str(v)
 
 
-def _rejections(df: pd.DataFrame, bad: np.ndarray, code: np.ndarray) -> list[Rejection]:
+def _rejections(df: pd.DataFrame, bad: np.ndarray, code: np.ndarray, catalog: SeriesCatalog) -> list[Rejection]:
     rows = np.flatnonzero(bad)
     lines = df["line"] if "line" in df.columns else None
     out = []
@@ -207,6 +234,9 @@ def _rejections(df: pd.DataFrame, bad: np.ndarray, code: np.ndarray) -> list[Rej
             "reading.unit_mismatch": f"unit {r.get('unit')!r} for series {r['series']!r}",
             "reading.bad_quality": f"quality {r.get('quality')!r}",
         }.get(c, f"value {_describe(r['value'])}")
+        if c == "reading.off_grid":
+            detail = (f"time {_describe(r['ts'])} is not on the {_grid_name(catalog[r['series']].interval_s)} of "
+                      f"series {r['series']!r}")
         out.append(
             Rejection(int(i), line, str(r["series"]), _describe(r["ts"]), _describe(r["value"]), c,
                       f"{where}: {detail}: {RULES[c]}")
