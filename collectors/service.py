@@ -20,6 +20,10 @@ the `[collect]` table of parkcarbon.toml:
     serials = { "SN123" = "E001-W1-D1" }
 
 Secrets come from the environment: PARKCARBON_MQTT_PASSWORD, PARKCARBON_VENDOR_TOKEN.
+
+The pipeline knows every meter's register size and plausible maximum (collectors/limits.py, from the park file
+and register maps), and every finding it makes (resets, rollovers, jumps, gaps, spikes, backward steps,
+conflicts, duplicates, late readings) is logged here with its series, time, source line, code and detail.
 """
 
 from __future__ import annotations
