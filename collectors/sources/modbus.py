@@ -179,11 +179,12 @@ class EnergyFlatDetector:
                 or expected < self.check.min_steps * self._resolution(energy.value)):
             return FlatVerdict()
         r = self.register_map.energy
+        low, high = f"{min(self._kw_seen):.3g}", f"{max(self._kw_seen):.3g}"
         self.warning = (
             f"meter {self.meter_id}: energy register ({r.table} 0x{r.address:04X} of map {self.register_map.name}) "
             f"flat at {energy.value:g} {energy.unit} for {span_s / 60:.0f} min ({len(self._held)} polls) while "
-            f"active power is {min(self._kw_seen):.3g}-{max(self._kw_seen):.3g} kW (about "
-            f"{self._expected_kwh:.3g} kWh expected): {self.fix}")
+            f"active power is {low if low == high else f'{low}-{high}'} kW (about {self._expected_kwh:.3g} kWh "
+            f"expected): {self.fix}")
         held, self._held = self._held, []
         return FlatVerdict(reject=held, detail=self.warning, warning=self.warning)
 

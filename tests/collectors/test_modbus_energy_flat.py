@@ -44,7 +44,7 @@ def test_a_register_flat_at_zero_under_load_is_held_then_rejected_with_the_fix()
     assert tripped.warning == tripped.detail == d.warning
     assert tripped.warning == (
         "meter M1: energy register (holding 0x101E of map chint-dtsu666) flat at 0 kWh for 15 min (15 polls) "
-        "while active power is 48.2-48.2 kW (about 12 kWh expected): the meter may be the holding 0x401E variant; "
+        "while active power is 48.2 kW (about 12 kWh expected): the meter may be the holding 0x401E variant; "
         "set model: chint-dtsu666-401e for meter M1 in the park file")
     later = d.step(energy(16, 0.0), 47.0)  # still flat: rejected at once, no new warning
     assert later.reject == [energy(16, 0.0)] and later.release == [] and later.warning is None

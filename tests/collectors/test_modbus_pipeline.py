@@ -104,3 +104,39 @@ def test_energy_is_exact_across_a_register_rollover(tmp_path):
     assert measured == pytest.approx([KW / 3600] * len(measured), rel=0.3)
     assert sum(measured) / len(measured) == pytest.approx(KW / 3600, rel=0.05)
     assert quarantine.empty, quarantine[["series", "code", "reason"]]
+
+
+def test_a_dtsu666_read_with_the_wrong_variant_map_stores_no_zero_energy(tmp_path):
+    """A meter of the 0x401E kind (0x101E answers 0.0 for ever) read as M1 with chint-dtsu666 and as M2 with
+    chint-dtsu666-401e: M1's flat readings are quarantined as register.energy_flat, so its coverage shows a gap
+    instead of measured 0 kWh; M2 gets the load's energy."""
+    from collectors.sources.modbus import ENERGY_FLAT, EnergyFlatCheck
+
+    meter = SimulatedMeter(1, load_register_map("chint-dtsu666-401e"), load=lambda t: KW, energy_kwh=5000.0,
+                           frozen_energy_at=(load_register_map("chint-dtsu666"),))
+    with MeterSimulator([meter]) as sim:
+        park = Park("P", "Park", meters=tuple(
+            Meter(m, Carrier.ELECTRICITY, "E1", "W1", model=model, address=sim.address(1), interval_s=INTERVAL_S)
+            for m, model in (("M1", "chint-dtsu666"), ("M2", "chint-dtsu666-401e"))))
+        collector = Collector(park, tmp_path)
+        collector.source = ModbusSource(park.meters, collector.pipeline, timeout_s=2.0,
+                                        flat_check=EnergyFlatCheck(window_s=0.5, min_polls=3))
+        try:
+            deadline = time.monotonic() + 15
+            while len(collector.measured().get("M2", [])) < 4 or len(collector.store.quarantined()) < 5:
+                assert time.monotonic() < deadline, "no four intervals of M2 and five rejects of M1 within 15 s"
+                for _ in range(3):
+                    collector.source.poll("M1")
+                    collector.source.poll("M2")
+                    time.sleep(0.1)
+                collector.source.flush()
+            energy = collector.points("energy")
+            quarantine = collector.store.quarantined()
+        finally:
+            collector.close()
+    assert energy[energy["series"] == "M1"].empty  # not one 0 kWh interval, measured or otherwise
+    m2 = energy[(energy["series"] == "M2") & (energy["quality"] == "measured")]["value"].tolist()
+    assert sum(m2) / len(m2) == pytest.approx(KW / 3600, rel=0.05)
+    assert set(quarantine["series"]) == {"M1"} and set(quarantine["code"]) == {ENERGY_FLAT}
+    reason = quarantine["reason"].iloc[0]
+    assert "flat at 0 kWh" in reason and "set model: chint-dtsu666-401e for meter M1 in the park file" in reason

@@ -228,3 +228,20 @@ def test_the_command_line_needs_a_park_with_modbus_meters(tmp_path, capsys):
         main([str(path)])
     assert exit_.value.code == 1
     assert "no meter has a modbus:// address and a model" in capsys.readouterr().err
+
+
+def test_a_dtsu666_of_the_401e_kind_serves_a_frozen_101e_register():
+    clock = FakeClock()
+    meter = SimulatedMeter(1, load_register_map("chint-dtsu666-401e"), load=lambda t: 60.0, energy_kwh=250.0,
+                           frozen_energy_at=(load_register_map("chint-dtsu666"),))
+    with MeterSimulator([meter], clock=clock) as sim:
+        assert poll_energy(sim, 1, "chint-dtsu666-401e") == 250.0
+        assert poll_energy(sim, 1, "chint-dtsu666") == 0.0
+        clock.advance(minutes=30)
+        assert poll_energy(sim, 1, "chint-dtsu666-401e") == 280.0  # 60 kW for half an hour
+        assert poll_energy(sim, 1, "chint-dtsu666") == 0.0  # never moves
+
+
+def test_a_frozen_register_may_not_overlap_the_meters_own():
+    with pytest.raises(ValueError, match="the chint-dtsu666 energy register .holding 0x101E. overlaps"):
+        SimulatedMeter(1, load_register_map("chint-dtsu666"), frozen_energy_at=(load_register_map("chint-dtsu666"),))
