@@ -1,7 +1,9 @@
 """The Dash application: a Mantine app shell (header, role-based navigation, page area), login, routing.
 
 Pages live in portal/pages/; each declares which roles may open it.  The navigation shows a user only its
-pages, the router refuses the others, and the data access layer enforces the same rules under every query.
+pages, "/" and the login land each role on its own page (portal.pages.LANDING), the router refuses the others,
+every page callback is refused (HTTP 403) for the same roles (portal.callbacks), and the request's scope
+(portal.scope) enforces the user's enterprises under every read.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from dash import Input, Output, State, dcc, html
 from flask_login import current_user
 
 from portal import web
+from portal.alerts import create_tables
+from portal.callbacks import PageCallbacks
 from portal.context import PortalContext
 from portal.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
-from portal.pages import load_pages
+from portal.pages import landing, load_pages
+from portal.scope import scope_for
 
 ASSETS = str(Path(__file__).resolve().parent.parent / "assets")
 
@@ -25,7 +30,13 @@ def create_app(ctx: PortalContext, secret: str | None = None) -> dash.Dash:
     pages = load_pages()
     app = dash.Dash(__name__, title=t("app.title", ctx.settings.language), assets_folder=ASSETS,
                     serve_locally=True, suppress_callback_exceptions=True, update_title=None)
-    web.install(app.server, ctx, secret or web.secret_key(ctx.settings.data_dir, None))
+    paths = {p.PATH: p for p in pages}
+
+    def may_open(user, path: str) -> bool:
+        return path in paths and user.role in paths[path].ROLES
+
+    web.install(app.server, ctx, secret or web.secret_key(ctx.settings.data_dir, None),
+                landing=lambda user: landing(user.role), may_open=may_open)
     app.layout = dmc.MantineProvider(theme={"primaryColor": "teal", "fontFamily": "inherit"}, children=[
         dcc.Location(id="url"),
         dcc.Store(id="lang", data=ctx.settings.language, storage_type="local"),
@@ -53,20 +64,24 @@ def create_app(ctx: PortalContext, secret: str | None = None) -> dash.Dash:
     def render(pathname: str | None, lang: str | None):
         lang = lang if lang in LANGUAGES else DEFAULT_LANGUAGE
         user = current_user
-        nav = [dmc.NavLink(label=t(p.TITLE_KEY, lang), href=p.PATH, active=pathname == p.PATH,
-                           id=f"nav-{p.__name__.rsplit('.', 1)[-1]}") for p in pages if user.role in p.ROLES]
-        page = next((p for p in pages if (pathname or "/") == p.PATH), None)
+        pathname = pathname or "/"
+        if pathname == "/" and not may_open(user, "/"):
+            pathname = landing(user.role)  # "/" is where every role starts: its own page, never a refusal
+        page = paths.get(pathname)
         if page is None:
             body = dmc.Alert(t("page.not_found", lang), color="gray")
         elif user.role not in page.ROLES:
             body = dmc.Alert(t("page.forbidden", lang), color="red", id="forbidden")
         else:
-            body = page.layout(ctx, user, lang)
+            body = page.layout(scope_for(ctx, user, page.PATH), lang)
+        nav = [dmc.NavLink(label=t(p.TITLE_KEY, lang), href=p.PATH, active=pathname == p.PATH,
+                           id=f"nav-{p.__name__.rsplit('.', 1)[-1]}") for p in pages if user.role in p.ROLES]
         park = ctx.park.name if lang == "zh-CN" else ctx.park.name_en or ctx.park.name
         who = f"{user.display_name or user.username} · {t('role.' + user.role, lang)}"
         return (t("app.title", lang), park, who, t("lang.switch", lang), t("logout", lang), nav, body)
 
+    create_tables(ctx.engine)  # the warnings' acknowledgements
     for page in pages:
         if hasattr(page, "register"):
-            page.register(app, ctx)
+            page.register(PageCallbacks(app, ctx, page.PATH, page.ROLES))
     return app

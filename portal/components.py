@@ -31,3 +31,39 @@ def data_table(table_id: str, frame: pd.DataFrame, percent: tuple[str, ...] | li
     return dash_table.DataTable(id=table_id, data=frame.to_dict("records"), columns=columns, sort_action="native",
                                 page_size=20, style_table={"overflowX": "auto"},
                                 style_cell={"textAlign": "left", "fontFamily": "inherit", "fontSize": 13})
+
+
+def completeness(result) -> tuple[bool, list[str]]:
+    """Whether a carbon result is complete, and why not: its `complete` flag when it has one, else no issue of
+    severity error or warning; the reasons are its issues' messages (errors and warnings first, deduplicated)."""
+    issues = getattr(result, "issues", None)
+    reasons: list[str] = []
+    if isinstance(issues, pd.DataFrame) and len(issues):
+        frame = issues
+        if "severity" in frame.columns:
+            frame = frame[frame["severity"].isin(["error", "warning"])]
+        text = frame["message"] if "message" in frame.columns else frame.astype(str).agg(" ".join, axis=1)
+        reasons = list(dict.fromkeys(str(m) for m in text))
+    elif isinstance(issues, list | tuple):
+        reasons = list(dict.fromkeys(str(getattr(i, "message", i)) for i in issues))
+    flag = getattr(result, "complete", None)
+    complete = (not reasons) if flag is None else bool(flag)
+    return complete, reasons
+
+
+def completeness_badge(result, lang: str, badge_id: str | None = None):
+    """A visible badge 不完整 / incomplete with the reasons in its tooltip (title) when the result is incomplete;
+    nothing (an empty span) when it is complete."""
+    from portal.i18n import t
+
+    complete, reasons = completeness(result) if result is not None else (True, [])
+    extra = {"id": badge_id} if badge_id else {}
+    if complete:
+        return html.Span(**extra)
+    title = "\n".join(reasons[:20]) + ("\n…" if len(reasons) > 20 else "")
+    return html.Span(t("badge.incomplete", lang), className="badge-incomplete", title=title, style=BADGE_STYLE,
+                     **extra)
+
+
+BADGE_STYLE = {"display": "inline-block", "background": "#fff4e5", "color": "#8a4b00", "border": "1px solid #e0a526",
+               "borderRadius": "4px", "padding": "0 6px", "fontSize": "12px", "marginLeft": "8px", "cursor": "help"}

@@ -1,4 +1,5 @@
-"""What every page and callback needs: settings, the metadata engine, the park, the store, the access layer."""
+"""What the portal runs on: settings, the metadata engine, the park, the store, the access layer, the clock and
+the consent provider.  Pages never get this: they get a per-request `portal.scope.Scope` built from it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from park.model import Park
 from park.settings import Settings
 from park.store import TimeSeriesStore
 from portal.access import DataAccess
+from portal.scope import ConsentProvider, no_consents
 
 
 @dataclass
@@ -21,10 +23,11 @@ class PortalContext:
     park: Park
     store: TimeSeriesStore
     clock: object = field(default=lambda: pd.Timestamp.now(tz="UTC"))  # injectable for tests and demos
+    consents: ConsentProvider = no_consents  # a bank's enterprises with consent in force (none until recorded)
     access: DataAccess = field(init=False)
 
     def __post_init__(self) -> None:
-        self.access = DataAccess(self.store, self.park, self.engine)
+        self.access = DataAccess(self.store, self.park, self.engine, consents=self.consents)
 
     def now(self) -> datetime:
         return pd.Timestamp(self.clock()).tz_convert(self.park.tz)

@@ -9,10 +9,8 @@ from collections.abc import Callable
 import pandas as pd
 from dash import Input, Output, State, dcc, html, no_update
 from dash import ctx as dash_ctx
-from flask_login import current_user
 
-from portal import audit
-from portal.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
+from portal.i18n import t
 
 Table = Callable[..., "pd.DataFrame | tuple[str, pd.DataFrame] | None"]
 
@@ -25,22 +23,25 @@ def buttons(prefix: str, lang: str) -> html.Div:
     ])
 
 
-def register(app, portal_ctx, prefix: str, name: str, table: Table, *controls: State) -> None:
-    """`table(user, lang, *values of controls)` builds the frame, or (label, frame) to name what it is of (an
+def register(callbacks, prefix: str, name: str, table: Table, *controls: State) -> None:
+    """A download callback of a page (portal.callbacks.PageCallbacks: refused for the roles the page refuses).
+    `table(scope, lang, *values of controls)` builds the frame, or (label, frame) to name what it is of (an
     enterprise, a period) in the file name, or None when the request is refused (nothing is sent).  The file is
     `<name>-<park>[-<label>]-<date>.csv|xlsx`."""
 
-    @app.callback(Output(f"{prefix}-download", "data"), Input(f"{prefix}-dl-csv", "n_clicks"),
-                  Input(f"{prefix}-dl-xlsx", "n_clicks"), State("lang", "data"), *controls, prevent_initial_call=True)
-    def download(_csv, _xlsx, lang, *values):
-        result = table(current_user, lang if lang in LANGUAGES else DEFAULT_LANGUAGE, *values)
+    @callbacks.callback(Output(f"{prefix}-download", "data"), Input(f"{prefix}-dl-csv", "n_clicks"),
+                        Input(f"{prefix}-dl-xlsx", "n_clicks"), State("lang", "data"), *controls,
+                        prevent_initial_call=True,
+                        action=f"download {name}")
+    def download(scope, lang, _csv, _xlsx, *values):
+        result = table(scope, lang, *values)
         if result is None:
             return no_update
         label, frame = result if isinstance(result, tuple) else (None, result)
         fmt = "xlsx" if dash_ctx.triggered_id == f"{prefix}-dl-xlsx" else "csv"
-        parts = [name, portal_ctx.park.id, *([label] if label else []), portal_ctx.now().strftime("%Y%m%d-%H%M")]
+        parts = [name, scope.park.id, *([label] if label else []), scope.now().strftime("%Y%m%d-%H%M")]
         filename = "-".join(parts) + f".{fmt}"
-        audit.record(portal_ctx.engine, current_user.username, "download", filename, rows=len(frame), format=fmt)
+        scope.record("download", filename, rows=len(frame), format=fmt)
         if fmt == "csv":
             return {"content": frame.to_csv(index=False), "filename": filename, "type": "text/csv"}
         buf = io.BytesIO()

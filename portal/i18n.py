@@ -42,6 +42,8 @@ TEXT: dict[str, dict[str, str]] = {
     "quota.surplus": {"zh-CN": "盈余", "en": "surplus"},
     "quota.deficit": {"zh-CN": "缺口", "en": "deficit"},
     "quota.unknown": {"zh-CN": "未知", "en": "unknown"},
+    "quota.none": {"zh-CN": "无配额", "en": "no quota"},
+    "badge.incomplete": {"zh-CN": "不完整", "en": "incomplete"},
     "download.csv": {"zh-CN": "下载 CSV", "en": "Download CSV"},
     "download.xlsx": {"zh-CN": "下载 Excel", "en": "Download Excel"},
     "logout": {"zh-CN": "退出", "en": "Log out"},

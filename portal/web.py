@@ -22,14 +22,6 @@ from portal.i18n import t
 OPEN_PATHS = ("/login", "/assets/", "/_favicon.ico", "/favicon.ico", "/healthz")
 
 
-def require_role(ctx: PortalContext, user, roles, page: str, action: str) -> None:
-    """Refuse (HTTP 403, audit-logged as `refused`) a user whose role may not use a page's callbacks, whatever the
-    request: pages call this at the top of every callback that reads or writes."""
-    if user.role not in roles:
-        audit.record(ctx.engine, user.username, "refused", page, callback=action)
-        abort(403)
-
-
 def secret_key(data_dir: Path, env_value: str | None) -> str:
     """PARKCARBON_SECRET_KEY, or one generated once and kept (mode 0600) in the data folder."""
     if env_value:
@@ -42,7 +34,10 @@ def secret_key(data_dir: Path, env_value: str | None) -> str:
     return path.read_text().strip()
 
 
-def install(server: Flask, ctx: PortalContext, key: str) -> None:
+def install(server: Flask, ctx: PortalContext, key: str, landing=lambda user: "/",
+            may_open=lambda user, path: True) -> None:
+    """Sessions, login and logout, the login guard and CSRF check.  `landing(user)` is the path a user starts on
+    (after login, and for "/" when its role may not open it); `may_open(user, path)` says whether it may."""
     server.config.update(SECRET_KEY=key, SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                          PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS), REMEMBER_COOKIE_DURATION=0)
     manager = LoginManager(server)
@@ -61,6 +56,8 @@ def install(server: Flask, ctx: PortalContext, key: str) -> None:
                 abort(401)
             return redirect(f"/login?next={request.full_path if request.query_string else path}")
         session.permanent = True  # sliding expiry: each request renews the session
+        if request.method == "GET" and path == "/" and not may_open(current_user, "/"):
+            return redirect(landing(current_user))
         if request.method == "POST" and path.startswith("/_dash-"):
             sent = request.headers.get("X-CSRFToken", "")
             if not sent or not secrets.compare_digest(sent, session.get("csrf", "")):
@@ -91,7 +88,9 @@ def install(server: Flask, ctx: PortalContext, key: str) -> None:
                 session["csrf"] = secrets.token_urlsafe(32)
                 audit.record(ctx.engine, user.username, "login", ip=request.remote_addr)
                 target = request.args.get("next") or "/"
-                resp = redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+                if not target.startswith("/") or target.startswith("//") or target == "/":
+                    target = landing(user)
+                resp = redirect(target)
                 resp.set_cookie("_csrf_token", session["csrf"], samesite="Lax", httponly=False)
                 return resp
         # One token per browser session: a second tab or a stray request must not invalidate the first form.

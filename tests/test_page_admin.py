@@ -14,6 +14,7 @@ from portal.app import create_app
 from portal.auth import Role, authenticate, list_users, load_user
 from portal.i18n import LANGUAGES
 from portal.pages import admin as page
+from portal.scope import scope_for
 from tests.test_alerts import PASSWORD, build_ctx
 from tests.test_page_quality import FACTORS
 from tests.test_page_warnings import dash_post
@@ -27,9 +28,14 @@ def ctx(tmp_path):
     c.store.close()
 
 
+def admin_scope(ctx):
+    """The administrator's request scope on the administration page."""
+    return scope_for(ctx, load_user(ctx.engine, "admin"), page.PATH)
+
+
 @pytest.fixture
 def admin(ctx):
-    return load_user(ctx.engine, "admin")
+    return admin_scope(ctx)
 
 
 def post_user_form(client, name: str, role: str, enterprise: str | None = None, password: str = "a-long-password",
@@ -53,19 +59,19 @@ def post_movement(client, enterprise: str, kind: str, amount: float, year: int =
 
 
 def test_an_administrator_adds_and_resets_a_user(ctx, admin):
-    ok, text = page.save_user(ctx, admin, " gamma ", "Gamma ops", "enterprise", "E3", "gamma-password-1", False, "en")
+    ok, text = page.save_user(admin, " gamma ", "Gamma ops", "enterprise", "E3", "gamma-password-1", False, "en")
     assert (ok, text) == (True, "User gamma saved")
     assert authenticate(ctx.engine, "gamma", "gamma-password-1").enterprise_id == "E3"
-    ok, text = page.save_user(ctx, admin, "gamma", "", "enterprise", "E3", "gamma-password-2", False, "en")
+    ok, text = page.save_user(admin, "gamma", "", "enterprise", "E3", "gamma-password-2", False, "en")
     assert not ok and text == "User gamma exists: tick “Reset an existing user” to reset it"
-    ok, _ = page.save_user(ctx, admin, "gamma", "", "regulator", "E3", "gamma-password-2", True, "en")
+    ok, _ = page.save_user(admin, "gamma", "", "regulator", "E3", "gamma-password-2", True, "en")
     reset = authenticate(ctx.engine, "gamma", "gamma-password-2")
     assert ok and (reset.role, reset.enterprise_id) == (Role.REGULATOR, None)  # the enterprise of a regulator: none
     events = audit.events(ctx.engine)
     assert events[["user", "action", "target"]].values.tolist()[:2] == [["admin", "user_reset", "gamma"],
                                                                         ["admin", "user_add", "gamma"]]
     assert "password" not in " ".join(events["detail"])
-    table = page.users_table(ctx, "en")
+    table = page.users_table(admin_scope(ctx), "en")
     assert table.set_index("User name").loc["gamma", "Role"] == "Regulator"
 
 
@@ -79,16 +85,16 @@ def test_an_administrator_adds_and_resets_a_user(ctx, admin):
                                                     "'-', '_' or '.'"),
 ])
 def test_the_user_form_is_validated(ctx, admin, name, role, enterprise, password, message):
-    assert page.save_user(ctx, admin, name, "", role, enterprise, password, False, "en") == (False, message)
+    assert page.save_user(admin, name, "", role, enterprise, password, False, "en") == (False, message)
     assert len(list_users(ctx.engine, "p")) == 5
 
 
 def test_enterprises_meters_and_import_runs(ctx):
-    ent = page.enterprises_table(ctx, "en")
+    ent = page.enterprises_table(admin_scope(ctx), "en")
     assert ent[["ID", "Name", "English name"]].values.tolist()[0] == ["E1", "甲公司", "Alpha Co."]
-    meters = page.meters_table(ctx, "zh-CN").set_index("编号")
+    meters = page.meters_table(admin_scope(ctx), "zh-CN").set_index("编号")
     assert meters.loc["E2-GAS", ["企业", "能源品种", "单位", "计量区间 (分钟)"]].tolist() == ["E2", "天然气", "m3", 60]
-    runs = page.import_runs_table(ctx, "en")
+    runs = page.import_runs_table(admin_scope(ctx), "en")
     assert runs[["ID", "By", "Added", "Updated", "Unchanged"]].values.tolist() == [[1, "cli", 9, 0, 0]]
 
 
@@ -113,26 +119,26 @@ def test_factors_with_source_validity_and_verified_flag_and_the_parks_overrides(
 
 
 def test_the_ledger_form_appends_movements_and_shows_what_it_refuses(ctx, admin):
-    ok, text = page.append_movement(ctx, admin, 2024, "E1", "purchase", 10, 95.5, "trade 7", "", "", "", "en")
+    ok, text = page.append_movement(admin, 2024, "E1", "purchase", 10, 95.5, "trade 7", "", "", "", "en")
     assert (ok, text) == (True, "Ledger entry 3 recorded")
-    accounts = page.accounts_table(ctx, 2024, "en").set_index("Enterprise")
+    accounts = page.accounts_table(admin_scope(ctx), 2024, "en").set_index("Enterprise")
     assert list(accounts.columns) == ["Plan", "Allocated (incl. true-up, adjustments)", "Purchase", "Sale",
                                       "CCER offset", "Surrender", "Holdings"]
     assert accounts.loc["Alpha Co."].tolist() == ["absolute 1.7 t", 1.7, 10.0, 0.0, 0.0, 0.0, 11.7]
-    ok, text = page.append_movement(ctx, admin, 2024, "E1", "sale", 100, None, "", "", None, None, "en")
+    ok, text = page.append_movement(admin, 2024, "E1", "sale", 100, None, "", "", None, None, "en")
     assert not ok and text == "Not recorded: cannot sale 100.000 t for E1 2024: holdings are 11.700 t"
-    ok, text = page.append_movement(ctx, admin, 2024, "E1", "ccer_offset", 1, None, "", "", None, 1.46, "en")
+    ok, text = page.append_movement(admin, 2024, "E1", "ccer_offset", 1, None, "", "", None, 1.46, "en")
     assert not ok and text.startswith("Beyond the CCER cap: CCER offsets of E1 2024 would reach 1.000 t, above the "
                                       "cap of 5% x 1.460 t = 0.073 t")
-    ok, text = page.append_movement(ctx, admin, 2024, "E1", "adjustment", -0.5, None, "", "fix", 3, None, "en")
+    ok, text = page.append_movement(admin, 2024, "E1", "adjustment", -0.5, None, "", "fix", 3, None, "en")
     assert (ok, text) == (True, "Ledger entry 4 recorded")
-    ledger = page.ledger_table(ctx, 2024, "E1", "en")
+    ledger = page.ledger_table(admin_scope(ctx), 2024, "E1", "en")
     assert ledger[["ID", "Kind", "Amount (t)", "Corrects entry", "By"]].values.tolist() == [
         [1, "Allocation", 1.7, None, "test"], [3, "Purchase", 10.0, None, "admin"],
         [4, "Adjustment", -0.5, 3, "admin"]]
     moves = audit.events(ctx.engine)
     assert moves[moves["action"] == "ledger_movement"]["target"].tolist() == ["E1/2024", "E1/2024"]
-    assert page.append_movement(ctx, admin, 2024, "E9", "purchase", 1, None, "", "", None, None, "en") == (
+    assert page.append_movement(admin, 2024, "E9", "purchase", 1, None, "", "", None, None, "en") == (
         False, "Choose an enterprise of this park")
 
 
@@ -166,7 +172,7 @@ def test_non_administrators_posting_to_the_admin_callbacks_are_refused_and_nothi
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_the_page_is_translated(ctx, admin, lang):
-    text = json.dumps(page.layout(ctx, admin, lang).to_plotly_json(), default=lambda o: o.to_plotly_json(),
+    text = json.dumps(page.layout(admin, lang).to_plotly_json(), default=lambda o: o.to_plotly_json(),
                       ensure_ascii=False)
     assert ("Append a movement" in text) == (lang == "en") and ("新增台账记录" in text) == (lang == "zh-CN")
     assert "tCO2/MWh" in text and "Alpha Co." in text

@@ -21,7 +21,8 @@ import pandas as pd
 import pytest
 from plotly.utils import PlotlyJSONEncoder
 
-from carbon import records
+from carbon import records, summary
+from carbon.costs import DEFAULT_TARIFFS, cost_structure
 from carbon.quota import QuotaPlan
 from park.metadata import create_engine_from_url, import_park
 from park.model import Device, Enterprise, Meter, Park, Workshop
@@ -29,13 +30,14 @@ from park.settings import Settings
 from park.store.embedded import EmbeddedStore
 from park.units import Carrier
 from portal import audit
-from portal import enterprise_data as data
 from portal.access import Forbidden
 from portal.app import create_app
 from portal.auth import add_user, load_user
 from portal.context import PortalContext
+from portal.enterprise_scope import EnterpriseScope
 from portal.i18n import LANGUAGES, TEXT
 from portal.pages import enterprise as page
+from portal.scope import scope_for
 from tests.support.portal import callback_body, login_token
 
 TZ = "Asia/Shanghai"
@@ -106,23 +108,26 @@ def shown(components) -> str:
     return json.dumps(json.loads(json.dumps(components, cls=PlotlyJSONEncoder)), ensure_ascii=False)
 
 
-def scope(ctx, user: str = "alpha", enterprise: str = "E1") -> data.EnterpriseScope:
-    return data.EnterpriseScope(ctx.access, load_user(ctx.engine, user), enterprise)
+def scope(ctx, user: str = "alpha", enterprise: str = "E1") -> EnterpriseScope:
+    """The request scope of `user` bound to `enterprise` (which it must be allowed to read)."""
+    bound = scope_for(ctx, load_user(ctx.engine, user), page.PATH).enterprise(enterprise)
+    assert bound is not None
+    return bound
 
 
 @pytest.fixture(scope="module")
 def month(ctx):
-    return data.enterprise_figures(scope(ctx), ctx.engine, PARK, "month", NOW)
+    return scope(ctx).figures("month", NOW)
 
 
 # ---- figures ---------------------------------------------------------------------------------------------------
 def test_periods_end_at_the_last_complete_quarter_hour_in_park_time():
     now = pd.Timestamp("2024-03-10 04:07:30", tz="UTC")  # 12:07:30 in Shanghai
-    assert data.period_bounds("month", now, PARK.tz) == (pd.Timestamp("2024-03-01", tz=TZ), NOW)
-    assert data.period_bounds("year", now, PARK.tz)[0] == pd.Timestamp("2024-01-01", tz=TZ)
-    assert data.period_bounds("12m", now, PARK.tz)[0] == pd.Timestamp("2023-04-01", tz=TZ)
+    assert summary.period_bounds("month", now, PARK.tz) == (pd.Timestamp("2024-03-01", tz=TZ), NOW)
+    assert summary.period_bounds("year", now, PARK.tz)[0] == pd.Timestamp("2024-01-01", tz=TZ)
+    assert summary.period_bounds("12m", now, PARK.tz)[0] == pd.Timestamp("2023-04-01", tz=TZ)
     first = pd.Timestamp("2024-04-01 00:10", tz=TZ)
-    assert data.period_bounds("month", first, PARK.tz) == (pd.Timestamp("2024-04-01", tz=TZ),) * 2
+    assert summary.period_bounds("month", first, PARK.tz) == (pd.Timestamp("2024-04-01", tz=TZ),) * 2
 
 
 def test_month_totals_by_scope_location_and_market_side_by_side(month):
@@ -178,7 +183,7 @@ def test_intensities_against_the_same_whole_month_last_year(month):
 
 
 def test_a_year_without_every_months_output_value_has_no_intensity_and_says_why(ctx):
-    year = data.enterprise_figures(scope(ctx), ctx.engine, PARK, "year", NOW)
+    year = scope(ctx).figures("year", NOW)
     i = year.intensity.set_index("metric")
     assert i.loc["output_value_10k_cny", "this_period"] == 165.0  # January to March 2024 all recorded
     assert i.loc["tce_per_10k_cny", "this_period"] == pytest.approx(year.totals["energy_tce"] / 165)
@@ -200,20 +205,20 @@ def test_cost_structure_at_the_demo_tariffs_and_the_carbon_price(month):
 
 def test_tariffs_convert_the_stores_unit_to_the_tariffs():
     by_carrier = pd.DataFrame({"carrier": ["diesel"], "quantity": [2500.0], "unit": ["kg"], "coverage": [0.5]})
-    cost = data.cost_structure(by_carrier, 10.0, 0.5, data.DEFAULT_TARIFFS, 100.0).set_index("item")
+    cost = cost_structure(by_carrier, 10.0, 0.5, DEFAULT_TARIFFS, 100.0).set_index("item")
     assert cost.loc["diesel", "quantity"] == 2.5 and cost.loc["diesel", "unit"] == "t"
     assert cost.loc["diesel", "cost_cny"] == pytest.approx(2.5 * 7800) and cost.loc["carbon", "cost_cny"] == 1000
 
 
 def test_realtime_power_is_the_quarter_hours_energy_over_a_quarter_hour(ctx):
-    p = data.realtime_power(scope(ctx), PARK, NOW + pd.Timedelta("7min"))
+    p = scope(ctx).realtime_power(NOW + pd.Timedelta("7min"))
     el, pv = p[p["carrier"] == "electricity"], p[p["carrier"] == "pv"]
     assert len(el) == 48 and el["start"].iloc[-1] == pd.Timestamp("2024-03-10 11:45", tz=TZ)
     assert (el["kw"] == 60.0).all() and (pv["kw"] == 8.0).all() and (p["coverage"] == 1.0).all()
 
 
 def test_quota_burn_down_and_position(ctx):
-    q = data.quota_view(scope(ctx), ctx.engine, PARK, NOW)
+    q = scope(ctx).quota_view(NOW)
     ytd = 4 * H_YEAR * GAS_T_PER_M3 + 15 * QH_YEAR / 1000 * LOC_2024
     assert q.emissions_t_co2e == pytest.approx(ytd)
     assert len(q.daily) == 70 and q.daily["cumulative_t_co2e"].iloc[-1] == pytest.approx(ytd)
@@ -224,7 +229,7 @@ def test_quota_burn_down_and_position(ctx):
 
 
 def test_a_deficit_carries_the_positions_warning(ctx):
-    q = data.quota_view(scope(ctx, "admin", "E2"), ctx.engine, PARK, NOW)
+    q = scope(ctx, "admin", "E2").quota_view(NOW)
     ytd = 100 * QH_YEAR / 1000 * LOC_2024
     assert q.position["status"] == "deficit" and q.position["threshold"] == 1.0
     assert q.position["warning"] == f"{ytd / 50:.0%} of the allowances used; deficit {ytd - 50:,.1f} t"
@@ -233,7 +238,7 @@ def test_a_deficit_carries_the_positions_warning(ctx):
 
 
 def test_a_year_without_an_allocation_has_no_position_and_says_so(ctx):
-    q = data.quota_view(scope(ctx), ctx.engine, PARK, NOW)
+    q = scope(ctx).quota_view(NOW)
     assert scope(ctx).quota_position(2023, NOW, 97.49) is None  # nothing in the ledger for 2023
     q.position = None
     text = shown(page.render_quota(q, PARK, "en"))
@@ -241,13 +246,13 @@ def test_a_year_without_an_allocation_has_no_position_and_says_so(ctx):
 
 
 def test_an_enterprise_without_readings_has_missing_figures_not_zeros(ctx):
-    f = data.enterprise_figures(scope(ctx, "admin", "E3"), ctx.engine, PARK, "month", NOW)
-    assert all(pd.isna(f.totals[c]) for c in data.SCOPE_COLUMNS) and f.totals["coverage"] == 0
+    f = scope(ctx, "admin", "E3").figures("month", NOW)
+    assert all(pd.isna(f.totals[c]) for c in summary.SCOPE_COLUMNS) and f.totals["coverage"] == 0
     text = shown(page.render_summary(f, PARK, "en"))
     assert TEXT["ent.no_data"]["en"] in text and "0.00" not in text and text.count('"—"') == 6
-    q = data.quota_view(scope(ctx, "admin", "E3"), ctx.engine, PARK, NOW)
+    q = scope(ctx, "admin", "E3").quota_view(NOW)
     assert q.position is None and q.daily["t_co2e"].isna().all() and pd.isna(q.emissions_t_co2e)
-    assert data.realtime_power(scope(ctx, "admin", "E3"), PARK, NOW)["kw"].isna().all()
+    assert scope(ctx, "admin", "E3").realtime_power(NOW)["kw"].isna().all()
 
 
 # ---- rendering ---------------------------------------------------------------------------------------------------
@@ -262,7 +267,7 @@ def test_every_label_is_translated_and_every_figure_has_unit_period_and_coverage
     assert f"{month.totals['total_location_t_co2e']:,.2f}" in summary
     assert TEXT["ent.workshop.none"][lang] in details and TEXT["carrier.natural_gas"][lang] in details
     assert "2023-03-01 – 2023-03-31" in details
-    quota = shown(page.render_quota(data.quota_view(scope(ctx), ctx.engine, PARK, NOW), PARK, lang))
+    quota = shown(page.render_quota(scope(ctx).quota_view(NOW), PARK, lang))
     assert "97.49" in quota and "2024-01-01 00:00 – 2024-03-10 12:00" in quota
 
 
@@ -291,7 +296,7 @@ E2_SECRETS = ("Beta Co.", "乙公司", "E2", "777")
 
 def e2_numbers(ctx) -> list[str]:
     """E2's figures as the page would print them: none of them may reach alpha."""
-    f = data.enterprise_figures(scope(ctx, "admin", "E2"), ctx.engine, PARK, "month", NOW)
+    f = scope(ctx, "admin", "E2").figures("month", NOW)
     return [f"{f.totals[c]:,.2f}" for c in ("energy_tce", "total_location_t_co2e")]
 
 
@@ -357,13 +362,13 @@ def test_the_enterprise_users_page_has_no_selector_and_its_own_data(app, ctx):
 
 
 def test_the_access_layer_under_the_page_refuses_too(ctx):
-    stolen = scope(ctx, "alpha", "E2")
+    stolen = EnterpriseScope(scope_for(ctx, load_user(ctx.engine, "alpha"), page.PATH), "E2")  # forged binding
     with pytest.raises(Forbidden, match="E2"):
         stolen.aggregate("energy", NOW.floor("D"), NOW, "hour")
     with pytest.raises(Forbidden, match="E2"):
         stolen.points("current", NOW.floor("D"), NOW)
     assert stolen.accounts(NOW.floor("D"), NOW).totals.empty and stolen.ledger(2024).empty
     assert stolen.output_values(pd.Timestamp("2024-03-01", tz=TZ), NOW).empty
-    assert data.resolve_enterprise(ctx.access, load_user(ctx.engine, "alpha"), "E2") is None
-    assert data.resolve_enterprise(ctx.access, load_user(ctx.engine, "alpha"), None) == "E1"
-    assert data.resolve_enterprise(ctx.access, load_user(ctx.engine, "admin"), "E2") == "E2"
+    assert scope_for(ctx, load_user(ctx.engine, "alpha"), page.PATH).enterprise("E2") is None
+    assert scope_for(ctx, load_user(ctx.engine, "alpha"), page.PATH).enterprise(None).enterprise == "E1"
+    assert scope_for(ctx, load_user(ctx.engine, "admin"), page.PATH).enterprise("E2").enterprise == "E2"

@@ -23,12 +23,13 @@ from park.settings import Settings
 from park.store.embedded import EmbeddedStore
 from park.units import Carrier
 from portal import audit
-from portal import enterprise_data as data
 from portal.app import create_app
 from portal.auth import add_user, load_user
 from portal.context import PortalContext
+from portal.enterprise_scope import EnterpriseScope
 from portal.i18n import LANGUAGES, TEXT
 from portal.pages import equipment as page
+from portal.scope import scope_for
 from tests.test_page_enterprise import callback, login
 
 TZ = "Asia/Shanghai"
@@ -77,13 +78,16 @@ def ctx(tmp_path_factory):
     store.close()
 
 
-def scope(ctx, user: str = "alpha", enterprise: str = "E1") -> data.EnterpriseScope:
-    return data.EnterpriseScope(ctx.access, load_user(ctx.engine, user), enterprise)
+def scope(ctx, user: str = "alpha", enterprise: str = "E1") -> EnterpriseScope:
+    """The request scope of `user` bound to `enterprise` (which it must be allowed to read)."""
+    bound = scope_for(ctx, load_user(ctx.engine, user), page.PATH).enterprise(enterprise)
+    assert bound is not None
+    return bound
 
 
 @pytest.fixture(scope="module")
 def friday(ctx):
-    return data.equipment_day(scope(ctx), PARK, DAY, NOW)
+    return scope(ctx).equipment_day(DAY, NOW)
 
 
 def shown(components) -> str:
@@ -92,7 +96,7 @@ def shown(components) -> str:
 
 # ---- figures ---------------------------------------------------------------------------------------------------
 def test_device_status_last_seen_current_state_and_silence(ctx):
-    s = data.device_status(scope(ctx), data.devices_of(PARK, "E1"), NOW).set_index("device")
+    s = scope(ctx).device_status(NOW).set_index("device")
     d1, d2, d3 = s.loc["E1-W1-D1"], s.loc["E1-W1-D2"], s.loc["E1-W1-D3"]
     assert d1["last_seen"] == pd.Timestamp("2024-03-10 11:59", tz=TZ) and d1["current_a"] == 0.5
     assert d1["state"] == "off" and not d1["silent"]  # 0.5 A is below the idle threshold of 1 A
@@ -142,17 +146,17 @@ def test_estimated_energy_and_the_reconciliation_with_the_meter(friday):
 
 
 def test_estimates_above_the_meter_are_scaled_down_to_it(ctx):
-    e2 = data.equipment_day(scope(ctx, "admin", "E2"), PARK, DAY, NOW)
+    e2 = scope(ctx, "admin", "E2").equipment_day(DAY, NOW)
     estimate = KW_PER_A * 37.7 * 24  # 37.7 A all day: 351.4 kWh against 2 kWh x 96 = 192 kWh metered
     e = e2.energy.iloc[0]
     assert e["estimated_kwh"] == pytest.approx(estimate) and e["factor"] == pytest.approx(192 / estimate)
     assert e["reconciled_kwh"] == pytest.approx(192) and e2.reconciliation.unattributed_kwh == pytest.approx(0)
-    e3 = data.equipment_day(scope(ctx, "admin", "E3"), PARK, DAY, NOW)  # 96 kWh metered, no readings
+    e3 = scope(ctx, "admin", "E3").equipment_day(DAY, NOW)  # 96 kWh metered, no readings
     assert not e3.has_readings and e3.reconciliation.scale == 1.0 and e3.reconciliation.unattributed_kwh == 96
 
 
 def test_a_day_without_readings_is_no_data_not_zero(ctx):
-    e = data.equipment_day(scope(ctx), PARK, "2024-03-05", NOW)
+    e = scope(ctx).equipment_day("2024-03-05", NOW)
     assert not e.has_readings and set(e.timeline["state"]) == {"unknown"}
     table = page.day_table(e, PARK, "en")
     tuesday = table[table["Day"] == "2024-03-05"]
@@ -163,14 +167,14 @@ def test_a_day_without_readings_is_no_data_not_zero(ctx):
 
 
 def test_an_enterprise_without_any_reading_says_so(ctx):
-    status = data.device_status(scope(ctx, "gamma", "E3"), data.devices_of(PARK, "E3"), NOW)
+    status = scope(ctx, "gamma", "E3").device_status(NOW)
     text = shown(page.render_status(status, PARK, NOW, "en"))
     assert TEXT["eq.no_readings"]["en"] in text and "E3-D1 空压机: no reading ever" in text
     assert "Low-battery warnings are not available" in text
 
 
 def test_a_day_without_planned_shifts_says_so(ctx):
-    sunday = data.equipment_day(scope(ctx), PARK, "2024-03-10", NOW)
+    sunday = scope(ctx).equipment_day("2024-03-10", NOW)
     assert sunday.by_shift.empty and sunday.end == NOW
     d1 = sunday.by_day[(sunday.by_day["device"] == "E1-W1-D1") & (sunday.by_day["day"] == sunday.start)].iloc[0]
     assert d1["planned_h"] == 0 and math.isnan(d1["utilisation"]) and d1["off_h"] == pytest.approx(1)
@@ -178,14 +182,14 @@ def test_a_day_without_planned_shifts_says_so(ctx):
 
 
 def test_today_before_its_first_quarter_hour_has_no_figures(ctx):
-    assert data.equipment_day(scope(ctx), PARK, "2024-03-10", pd.Timestamp("2024-03-10 00:10", tz=TZ)) is None
+    assert scope(ctx).equipment_day("2024-03-10", pd.Timestamp("2024-03-10 00:10", tz=TZ)) is None
 
 
 # ---- rendering ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_every_label_is_translated_and_figures_carry_units_periods_and_coverage(ctx, friday, lang):
     assert set(page.TEXT) <= set(TEXT) and all(set(v) == set(LANGUAGES) for v in page.TEXT.values())
-    status = data.device_status(scope(ctx), data.devices_of(PARK, "E1"), NOW)
+    status = scope(ctx).device_status(NOW)
     text = shown(page.render_status(status, PARK, NOW, lang)) + shown(page.render_day(friday, PARK, lang))
     assert "2024-03-08 00:00 – 2024-03-09 00:00 (Asia/Shanghai" in text and "kWh" in text
     assert TEXT["eq.col.utilisation"][lang] in text and TEXT["col.coverage"][lang] in text
@@ -199,7 +203,7 @@ def test_tables_as_downloaded(ctx, friday):
     assert row["Utilisation"] == 0.4375 and row["Running (h)"] == 7 and row["Coverage"] == 0.375
     shifts = page.shift_table(friday, PARK, "zh-CN")
     assert list(shifts["班次"][:2]) == ["08:00–16:00", "16:00–00:00"] and shifts["开工率"].iloc[0] == 0.875
-    devices = page.device_table(data.device_status(scope(ctx), data.devices_of(PARK, "E1"), NOW), PARK, "en")
+    devices = page.device_table(scope(ctx).device_status(NOW), PARK, "en")
     assert list(devices["Health"]) == ["OK", "3,001 min", "never"]
 
 

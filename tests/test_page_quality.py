@@ -15,6 +15,7 @@ from portal.app import create_app
 from portal.auth import load_user
 from portal.i18n import LANGUAGES
 from portal.pages import quality
+from portal.scope import scope_for
 from tests.test_alerts import GRID_T_PER_KWH, NOW, TZ, build_ctx
 from tests.test_page_warnings import dash_post
 from tests.test_portal_access import csrf, dash_render, login
@@ -33,7 +34,8 @@ def ctx(tmp_path):
 
 @pytest.fixture
 def admin(ctx):
-    return load_user(ctx.engine, "admin")
+    """The administrator's request scope on the quality page."""
+    return scope_for(ctx, load_user(ctx.engine, "admin"), quality.PATH)
 
 
 def test_period_bounds_run_to_the_last_quarter_hour():
@@ -46,21 +48,21 @@ def test_period_bounds_run_to_the_last_quarter_hour():
 
 
 def test_coverage_by_enterprise_for_the_chosen_period(ctx, admin):
-    month = quality.coverage_by_enterprise(ctx, admin, "month", "en").set_index("Enterprise")
+    month = quality.coverage_by_enterprise(admin, "month", "en").set_index("Enterprise")
     assert list(month.columns) == ["Expected intervals", "Intervals present", "Measured intervals", "Coverage"]
     # 1 March to 10 March 12:00: 912 quarter hours per meter; E1-M2 silent since 09:00 (900); E2's gas meter hourly
     # (228 expected) never reported.
     assert month.loc["Alpha Co."].tolist() == [1824, 1812, 1812, round(1812 / 1824, 4)]
     assert month.loc["Beta Co."].tolist() == [912 + 228, 912, 912, 0.8]
     assert month.loc["Gamma Co.", "Coverage"] == 1.0
-    today = quality.coverage_by_enterprise(ctx, admin, "today", "en").set_index("Enterprise")
+    today = quality.coverage_by_enterprise(admin, "today", "en").set_index("Enterprise")
     assert today.loc["Alpha Co."].tolist() == [96, 84, 84, 0.875]
     truth = ctx.store.coverage("energy", pd.Timestamp("2024-03-01", tz=TZ), NOW, by=["enterprise"])
     assert month["Coverage"].tolist() == truth["coverage"].round(4).tolist()
 
 
 def test_coverage_by_meter_lists_the_worst_first(ctx, admin):
-    meters = quality.coverage_by_meter(ctx, admin, "month", "zh-CN")
+    meters = quality.coverage_by_meter(admin, "month", "zh-CN")
     assert list(meters.columns) == ["计量表", "企业", "能源品种", "计量区间 (分钟)", "应有区间数", "已有区间数",
                                     "实测区间数", "数据完整率"]
     assert meters["计量表"].tolist()[:2] == ["E2-GAS", "E1-M2"]
@@ -69,10 +71,10 @@ def test_coverage_by_meter_lists_the_worst_first(ctx, admin):
 
 
 def test_silent_meters_and_quarantined_readings(ctx, admin):
-    silent = quality.silent_meters(ctx, admin, "en")
+    silent = quality.silent_meters(admin, "en")
     assert silent.values.tolist() == [["E1-M2", "Alpha Co.", "Electricity", "2024-03-10 09:00", 12, 15],
                                       ["E2-GAS", "Beta Co.", "Natural gas", "—", None, 60]]
-    q = quality.quarantined(ctx, admin, "en")
+    q = quality.quarantined(admin, "en")
     assert list(q.columns) == ["Received", "Source", "Line", "Meter", "Reading time", "Value as received",
                                "Rule code", "Handling", "Reason"]
     assert q[["Line", "Meter", "Value as received", "Rule code", "Handling"]].values.tolist() == [
@@ -87,12 +89,12 @@ def test_restatements_after_a_factor_import(ctx, admin, tmp_path):
     imported = records.import_factor_file(ctx.engine, "p", path, actor="operator", reason="park grid study")
     pipeline.restate_factor_import(ctx.store, ctx.engine, ctx.park, imported, pd.Timestamp("2024-03-01", tz=TZ),
                                    pd.Timestamp("2024-04-01", tz=TZ), actor="operator")
-    r = quality.restatements(ctx, "en")
+    r = quality.restatements(admin, "en")
     row = r[(r["Enterprise"] == "Alpha Co.") & (r["Metric"] == "Total, location-based")].iloc[0]
     assert row["Old value"] == pytest.approx(2724 * GRID_T_PER_KWH) and row["New value"] == pytest.approx(2724 * 6e-4)
     assert (row["Unit"], row["Reason"], row["By"], row["Period"]) == ("tCO2e", "park grid study", "operator",
                                                                       "2024-03")
-    assert quality.restatements(ctx, "zh-CN")["层级"].iloc[0] in {"园区", "企业", "车间"}
+    assert quality.restatements(admin, "zh-CN")["层级"].iloc[0] in {"园区", "企业", "车间"}
 
 
 def test_downloads_follow_the_chosen_period_and_are_logged(ctx, admin):
@@ -103,7 +105,7 @@ def test_downloads_follow_the_chosen_period_and_are_logged(ctx, admin):
                      [("lang", "data", "en"), ("quality-period", "value", "today")],
                      ["quality-enterprises-dl-csv.n_clicks"])
     data = resp.json["response"]["quality-enterprises-download"]["data"]
-    shown = quality.coverage_by_enterprise(ctx, admin, "today", "en")
+    shown = quality.coverage_by_enterprise(admin, "today", "en")
     assert pd.read_csv(io.StringIO(data["content"])).equals(shown)
     assert data["filename"] == "coverage-enterprises-p-today-20240310-1200.csv"
     last = audit.events(ctx.engine).iloc[0]
@@ -128,7 +130,7 @@ def test_only_administrators_get_the_page_and_its_callbacks(ctx, username):
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_the_page_is_translated(ctx, admin, lang):
-    page = json.dumps(quality.layout(ctx, admin, lang).to_plotly_json(), default=lambda o: o.to_plotly_json(),
+    page = json.dumps(quality.layout(admin, lang).to_plotly_json(), default=lambda o: o.to_plotly_json(),
                       ensure_ascii=False)
     assert ("Data coverage by meter" in page) == (lang == "en") and ("各计量表数据完整率" in page) == (lang == "zh-CN")
     assert "Asia/Shanghai" in page and "reading.negative" in page

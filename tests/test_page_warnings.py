@@ -16,6 +16,7 @@ from portal.app import create_app
 from portal.auth import load_user
 from portal.i18n import LANGUAGES, TEXT
 from portal.pages import warnings
+from portal.scope import scope_for
 from tests.test_alerts import build_ctx
 from tests.test_portal_access import csrf, dash_render, login
 
@@ -119,7 +120,8 @@ def test_the_download_is_the_users_own_and_logged(ctx, client_of):
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_the_page_is_translated(ctx, lang):
     assert all(set(v) == set(LANGUAGES) and all(v.values()) for v in TEXT.values())
-    page = json.dumps(warnings.layout(ctx, load_user(ctx.engine, "admin"), lang).to_plotly_json(),
+    admin = scope_for(ctx, load_user(ctx.engine, "admin"), warnings.PATH)
+    page = json.dumps(warnings.layout(admin, lang).to_plotly_json(),
                       default=lambda o: o.to_plotly_json(), ensure_ascii=False)
     assert ("Over-emission" in page) == (lang == "en") and ("超排预警" in page) == (lang == "zh-CN")
     assert "tCO2e" in page and "2024-03-08" in page

@@ -105,13 +105,18 @@ def test_dash_callbacks_without_the_csrf_header_are_refused(ctx):
 
 
 def test_an_enterprise_user_cannot_open_the_park_overview_by_crafting_the_request(ctx):
+    """"/" is the overview for park-wide roles; an enterprise user asking for it gets its own page (its landing
+    page), nothing of the park; asking for another page of a park-wide role is refused."""
     client = create_app(ctx, "k" * 32).server.test_client()
     login(client, "alpha")
     resp = dash_render(client, "/", {"X-CSRFToken": csrf(client)})
     assert resp.status_code == 200
     text = json.dumps(resp.json)
-    assert "Your role may not open this page" in text
+    assert "carbon-kpis" not in text and "ent-summary" in text and "Your role may not open this page" not in text
     assert "Beta Co." not in text and "E2" not in text and "7.0" not in text
+    refused = json.dumps(dash_render(client, "/quality", {"X-CSRFToken": csrf(client)}).json)
+    assert "Your role may not open this page" in refused
+    assert "Beta Co." not in refused and "E2" not in refused and "7.0" not in refused
 
 
 def test_the_admin_sees_the_overview_with_both_enterprises(ctx):

@@ -12,7 +12,8 @@ from park.model import Enterprise, Meter, Park
 from park.store.embedded import EmbeddedStore
 from park.units import Carrier
 from portal.i18n import LANGUAGES, TEXT
-from portal.pages.overview import compute_overview, render_overview
+from portal.overview_figures import compute_overview
+from portal.pages.overview import render_overview
 
 TZ = "Asia/Shanghai"
 PARK = Park(
@@ -37,7 +38,7 @@ def store(tmp_path):
 
 
 def test_today_and_month_totals_with_coverage(store):
-    ov = compute_overview(store, PARK, NOW)
+    ov = compute_overview(store.aggregate, PARK, NOW)
     today = ov.today.set_index("carrier")
     # Today until noon: E1 48 x 2 kWh, E2 24 x 1 kWh; coverage counts the intervals expected until now only.
     assert today.loc["electricity", "value"] == pytest.approx(96 + 24)
@@ -52,7 +53,7 @@ def test_today_and_month_totals_with_coverage(store):
 
 
 def test_days_without_data_are_gaps_not_zero(store):
-    ov = compute_overview(store, PARK, NOW)
+    ov = compute_overview(store.aggregate, PARK, NOW)
     february = ov.daily[ov.daily["start"] < pd.Timestamp("2024-03-01", tz=TZ)]
     assert len(february) == 20 and february["value"].isna().all() and (february["coverage"] == 0).all()
 
@@ -60,7 +61,7 @@ def test_days_without_data_are_gaps_not_zero(store):
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_every_label_is_translated_and_rendered(store, lang):
     assert all(set(v) == set(LANGUAGES) and all(v.values()) for v in TEXT.values())
-    page = json.dumps(render_overview(compute_overview(store, PARK, NOW), PARK, lang), cls=PlotlyJSONEncoder,
+    page = json.dumps(render_overview(compute_overview(store.aggregate, PARK, NOW), PARK, lang), cls=PlotlyJSONEncoder,
                       ensure_ascii=False)
     assert ("Alpha Co." in page) == (lang == "en") and ("甲公司" in page) == (lang == "zh-CN")
     assert "kWh" in page

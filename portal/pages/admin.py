@@ -2,8 +2,9 @@
 enterprises and meters with the last park-file imports, the factor table and the park's overrides, quotas and the
 append-only ledger (a form appends a movement: a correction is a new movement, never an edit), and the audit log.
 
-Every callback refuses any role but the administrator on the server (HTTP 403, nothing written, the refusal
-audit-logged), so a crafted request to /_dash-update-component changes nothing; every change is audit-logged."""
+Every callback refuses any role but the administrator on the server (portal.callbacks: HTTP 403, nothing written,
+the refusal audit-logged), so a crafted request to /_dash-update-component changes nothing; the scope's
+administration methods refuse other roles again; every change is audit-logged."""
 
 from __future__ import annotations
 
@@ -11,19 +12,14 @@ import dash_mantine_components as dmc
 import pandas as pd
 from dash import Input, Output, State, dash_table, html
 from dash import ctx as dash_ctx
-from flask_login import current_user
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from carbon import records
 from carbon.errors import CarbonError, CcerCapError
 from carbon.factors import FactorRegistry
 from carbon.quota import MOVEMENTS, balances
-from park.metadata import ImportRun
-from portal import audit, downloads
-from portal.auth import AuthError, Role, User, add_user, list_users
-from portal.i18n import register, t
-from portal.web import require_role
+from portal import downloads
+from portal.auth import AuthError, Role
+from portal.i18n import register as register_text
+from portal.i18n import t
 
 PATH = "/admin"
 TITLE_KEY = "nav.admin"
@@ -142,20 +138,16 @@ TEXT = {
     "admin.col.target": {"zh-CN": "对象", "en": "Target"},
     "admin.col.detail": {"zh-CN": "详情", "en": "Detail"},
 }
-register(TEXT)
+register_text(TEXT)
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------------
 
 
-def _require(ctx, user: User, action: str) -> None:
-    require_role(ctx, user, ROLES, PATH, action)
-
-
-def _local(value, ctx) -> str:
+def _local(value, scope) -> str:
     if value is None or pd.isna(value):
         return ""
-    return pd.Timestamp(value).tz_convert(ctx.park.tz).strftime("%Y-%m-%d %H:%M")
+    return pd.Timestamp(value).tz_convert(scope.park.tz).strftime("%Y-%m-%d %H:%M")
 
 
 def _optional_int(values: pd.Series) -> pd.Series:
@@ -163,13 +155,9 @@ def _optional_int(values: pd.Series) -> pd.Series:
     return pd.Series([None if pd.isna(v) else int(v) for v in values], index=values.index, dtype=object)
 
 
-def _names(ctx, lang: str) -> dict[str, str]:
-    return {e.id: (e.name if lang == "zh-CN" else e.name_en or e.name) for e in ctx.park.enterprises}
-
-
-def _enterprise_options(ctx, lang: str) -> list[dict[str, str]]:
-    names = _names(ctx, lang)
-    return [{"value": e.id, "label": f"{e.id} {names[e.id]}"} for e in ctx.park.enterprises]
+def _enterprise_options(scope, lang: str) -> list[dict[str, str]]:
+    names = scope.names(lang)
+    return [{"value": e.id, "label": f"{e.id} {names[e.id]}"} for e in scope.enterprises()]
 
 
 def _table(table_id: str, frame: pd.DataFrame, lang: str, page_size: int = 15) -> html.P | dash_table.DataTable:
@@ -204,21 +192,21 @@ def _number(value: object) -> float | None:
 # ---- users -----------------------------------------------------------------------------------------------------
 
 
-def users_table(ctx, lang: str) -> pd.DataFrame:
-    names = _names(ctx, lang)
-    rows = list_users(ctx.engine, ctx.park.id)
+def users_table(scope, lang: str) -> pd.DataFrame:
+    names = scope.names(lang)
+    rows = scope.users()
     return pd.DataFrame({
         t("admin.user.name", lang): [r.username for r in rows],
         t("admin.user.display", lang): [r.display_name for r in rows],
         t("admin.user.role", lang): [t(f"role.{r.role}", lang) for r in rows],
         t("col.enterprise", lang): [names.get(r.enterprise_id, "") for r in rows],
         t("admin.user.active", lang): [t("admin.yes" if r.active else "admin.no", lang) for r in rows],
-        t("admin.user.created", lang): [_local(r.created_at, ctx) for r in rows],
-        t("admin.user.last_login", lang): [_local(r.last_login_at, ctx) for r in rows],
+        t("admin.user.created", lang): [_local(r.created_at, scope) for r in rows],
+        t("admin.user.last_login", lang): [_local(r.last_login_at, scope) for r in rows],
     })
 
 
-def save_user(ctx, actor: User, name: str | None, display: str | None, role: str | None,
+def save_user(scope, name: str | None, display: str | None, role: str | None,
               enterprise: str | None, password: str | None, replace: bool, lang: str) -> tuple[bool, str]:
     """Add or reset a user (portal.auth.add_user hashes the password); audit-logged.  (ok, message)."""
     name = (name or "").strip()
@@ -231,21 +219,20 @@ def save_user(ctx, actor: User, name: str | None, display: str | None, role: str
     enterprise = enterprise if role == Role.ENTERPRISE else None
     if role == Role.ENTERPRISE and not enterprise:
         return False, t("admin.err.enterprise_needed", lang)
-    exists = any(r.username == name for r in list_users(ctx.engine, ctx.park.id))
+    exists = any(r.username == name for r in scope.users())
     if exists and not replace:
         return False, t("admin.err.exists", lang).format(name=name)
     try:
-        add_user(ctx.engine, ctx.park.id, name, password, role, enterprise, (display or "").strip(), replace=exists)
+        scope.add_user(name, password, role, enterprise, (display or "").strip(), replace=exists)
     except AuthError as exc:
         return False, t("admin.err.not_saved", lang) + str(exc)
-    audit.record(ctx.engine, actor.username, "user_reset" if exists else "user_add", name, role=role,
-                 enterprise=enterprise)
+    scope.record("user_reset" if exists else "user_add", name, role=role, enterprise=enterprise)
     return True, t("admin.user.saved", lang).format(name=name)
 
 
-def _users_panel(ctx, lang: str) -> list:
+def _users_panel(scope, lang: str) -> list:
     roles = [{"value": r.value, "label": t(f"role.{r.value}", lang)} for r in Role]
-    enterprises = _enterprise_options(ctx, lang)
+    enterprises = _enterprise_options(scope, lang)
     form = dmc.Paper(withBorder=True, p="md", mt="md", maw=520, children=dmc.Stack(gap="xs", children=[
         dmc.Text(t("admin.user_form", lang), fw=600),
         dmc.TextInput(id="admin-user-name", label=t("admin.user.name", lang)),
@@ -258,26 +245,26 @@ def _users_panel(ctx, lang: str) -> list:
         dmc.Button(t("admin.save", lang), id="admin-user-save", n_clicks=0),
         html.Div(id="admin-user-message"),
     ]))
-    return [html.H3(t("admin.users", lang)), html.Div(_table("admin-users-table", users_table(ctx, lang), lang),
+    return [html.H3(t("admin.users", lang)), html.Div(_table("admin-users-table", users_table(scope, lang), lang),
                                                       id="admin-users"), form]
 
 
 # ---- park ------------------------------------------------------------------------------------------------------
 
 
-def enterprises_table(ctx, lang: str) -> pd.DataFrame:
+def enterprises_table(scope, lang: str) -> pd.DataFrame:
     return pd.DataFrame({
-        t("admin.col.id", lang): [e.id for e in ctx.park.enterprises],
-        t("admin.col.name", lang): [e.name for e in ctx.park.enterprises],
-        t("admin.col.name_en", lang): [e.name_en for e in ctx.park.enterprises],
-        t("admin.col.industry", lang): [e.industry for e in ctx.park.enterprises],
-        t("admin.col.credit_code", lang): [e.credit_code for e in ctx.park.enterprises],
-        t("admin.col.province", lang): [e.province or ctx.park.province or "" for e in ctx.park.enterprises],
+        t("admin.col.id", lang): [e.id for e in scope.park.enterprises],
+        t("admin.col.name", lang): [e.name for e in scope.park.enterprises],
+        t("admin.col.name_en", lang): [e.name_en for e in scope.park.enterprises],
+        t("admin.col.industry", lang): [e.industry for e in scope.park.enterprises],
+        t("admin.col.credit_code", lang): [e.credit_code for e in scope.park.enterprises],
+        t("admin.col.province", lang): [e.province or scope.park.province or "" for e in scope.park.enterprises],
     })
 
 
-def meters_table(ctx, lang: str) -> pd.DataFrame:
-    meters = ctx.park.meters
+def meters_table(scope, lang: str) -> pd.DataFrame:
+    meters = scope.park.meters
     return pd.DataFrame({
         t("admin.col.id", lang): [m.id for m in meters],
         t("col.enterprise", lang): [m.enterprise for m in meters],
@@ -290,15 +277,13 @@ def meters_table(ctx, lang: str) -> pd.DataFrame:
     })
 
 
-def import_runs_table(ctx, lang: str, limit: int = 20) -> pd.DataFrame:
+def import_runs_table(scope, lang: str, limit: int = 20) -> pd.DataFrame:
     """The latest park-file imports (park.metadata.ImportRun), newest first."""
-    with Session(ctx.engine) as s:
-        runs = s.scalars(select(ImportRun).where(ImportRun.park_id == ctx.park.id).order_by(ImportRun.id.desc())
-                         .limit(limit)).all()
+    runs = scope.import_runs(limit)
     counts = ("added", "updated", "reactivated", "deactivated", "unchanged")
     return pd.DataFrame({
         t("admin.col.id", lang): [r.id for r in runs],
-        t("admin.col.imported_at", lang): [_local(r.imported_at, ctx) for r in runs],
+        t("admin.col.imported_at", lang): [_local(r.imported_at, scope) for r in runs],
         t("admin.col.actor", lang): [r.actor for r in runs],
         t("admin.col.file", lang): [r.source_path or "" for r in runs],
         t("admin.col.sha256", lang): [(r.source_sha256 or "")[:12] for r in runs],
@@ -306,12 +291,12 @@ def import_runs_table(ctx, lang: str, limit: int = 20) -> pd.DataFrame:
     })
 
 
-def _park_panel(ctx, lang: str) -> list:
+def _park_panel(scope, lang: str) -> list:
     return [html.P(t("admin.park_note", lang), className="note"),
             html.H3(t("admin.enterprises", lang)),
-            _table("admin-enterprises-table", enterprises_table(ctx, lang), lang),
-            html.H3(t("admin.meters", lang)), _table("admin-meters-table", meters_table(ctx, lang), lang),
-            html.H3(t("admin.imports", lang)), _table("admin-imports-table", import_runs_table(ctx, lang), lang)]
+            _table("admin-enterprises-table", enterprises_table(scope, lang), lang),
+            html.H3(t("admin.meters", lang)), _table("admin-meters-table", meters_table(scope, lang), lang),
+            html.H3(t("admin.imports", lang)), _table("admin-imports-table", import_runs_table(scope, lang), lang)]
 
 
 # ---- factors ---------------------------------------------------------------------------------------------------
@@ -333,12 +318,12 @@ def factor_table(rows_frame: pd.DataFrame, lang: str) -> pd.DataFrame:
     return _columns(f, FACTOR_COLUMNS, lang)
 
 
-def _factors_panel(ctx, lang: str) -> list:
+def _factors_panel(scope, lang: str) -> list:
     shipped = FactorRegistry.shipped()
-    overrides = records.load_factor_overrides(ctx.engine, ctx.park.id)
-    imports = records.factor_imports(ctx.engine, ctx.park.id)
+    overrides = scope.factor_overrides()
+    imports = scope.factor_imports()
     if len(imports):
-        imports = imports.assign(imported_at=imports["imported_at"].map(lambda v: _local(v, ctx)))
+        imports = imports.assign(imported_at=imports["imported_at"].map(lambda v: _local(v, scope)))
         imports = _columns(imports, {"id": "admin.col.id", "imported_at": "admin.col.imported_at",
                                      "actor": "admin.col.actor", "source_path": "admin.col.file",
                                      "reason": "admin.col.reason"}, lang)
@@ -362,13 +347,13 @@ def _plan_text(plan, lang: str) -> str:
                                                          q=plan.base_output)
 
 
-def accounts_table(ctx, year: int, lang: str) -> pd.DataFrame:
+def accounts_table(scope, year: int, lang: str) -> pd.DataFrame:
     """Per enterprise: the plan, the tonnes allocated (allocation, true-up and adjustments), bought, sold, offset
     and surrendered, and held (carbon.quota.balances)."""
-    bal = balances(records.load_ledger(ctx.engine, ctx.park.id, year)).set_index("enterprise")
-    plans = {p.enterprise: p for p in records.load_quota_plans(ctx.engine, ctx.park.id, year)}
-    names = _names(ctx, lang)
-    ids = [e.id for e in ctx.park.enterprises if e.id in bal.index or e.id in plans]
+    bal = balances(scope.enterprise_ledger(year)).set_index("enterprise")
+    plans = {p.enterprise: p for p in scope.quota_plans(year)}
+    names = scope.names(lang)
+    ids = [e.id for e in scope.park.enterprises if e.id in bal.index or e.id in plans]
     frame = pd.DataFrame({t("col.enterprise", lang): [names[e] for e in ids],
                           t("admin.quota.plan", lang): [_plan_text(plans.get(e), lang) for e in ids]})
     shown = [("allocated_t", "admin.quota.allocated"), *((k, f"admin.kind.{k}") for k in HELD_MOVEMENTS),
@@ -378,9 +363,9 @@ def accounts_table(ctx, year: int, lang: str) -> pd.DataFrame:
     return frame
 
 
-def ledger_table(ctx, year: int, enterprise: str, lang: str) -> pd.DataFrame:
-    led = records.load_ledger(ctx.engine, ctx.park.id, year, enterprise)
-    led = led.assign(recorded_at=led["recorded_at"].map(lambda v: _local(v, ctx)),
+def ledger_table(scope, year: int, enterprise: str, lang: str) -> pd.DataFrame:
+    led = scope.enterprise_ledger(year, enterprise)
+    led = led.assign(recorded_at=led["recorded_at"].map(lambda v: _local(v, scope)),
                      kind=led["kind"].map(lambda k: t(f"admin.kind.{k}", lang)),
                      corrects_id=_optional_int(led["corrects_id"]))
     return _columns(led, {"id": "admin.col.id", "recorded_at": "admin.col.recorded", "kind": "admin.col.kind",
@@ -389,12 +374,12 @@ def ledger_table(ctx, year: int, enterprise: str, lang: str) -> pd.DataFrame:
                           "corrects_id": "admin.col.corrects", "actor": "admin.col.actor"}, lang)
 
 
-def append_movement(ctx, actor: User, year: object, enterprise: str | None, kind: str | None, amount: object,
+def append_movement(scope, year: object, enterprise: str | None, kind: str | None, amount: object,
                     price: object, reference: str | None, note: str | None, corrects: object, due: object,
                     lang: str) -> tuple[bool, str]:
     """Append one movement (carbon.records.record_movement: oversold holdings, the CCER cap and unknown kinds are
     refused there) and audit-log it.  (ok, message)."""
-    if enterprise not in {e.id for e in ctx.park.enterprises}:
+    if enterprise not in {e.id for e in scope.park.enterprises}:
         return False, t("admin.err.enterprise", lang)
     if kind not in MOVEMENTS:
         return False, t("admin.err.kind", lang)
@@ -403,31 +388,31 @@ def append_movement(ctx, actor: User, year: object, enterprise: str | None, kind
         return False, t("admin.err.amount", lang)
     corrects_id = _number(corrects)
     try:
-        entry = records.record_movement(
-            ctx.engine, ctx.park.id, enterprise, int(year), kind, amount_t, actor=actor.username,
-            price_cny_per_t=_number(price), reference=(reference or "").strip(), note=(note or "").strip(),
+        entry = scope.record_movement(
+            enterprise, int(year), kind, amount_t, price_cny_per_t=_number(price),
+            reference=(reference or "").strip(), note=(note or "").strip(),
             corrects_id=None if corrects_id is None else int(corrects_id), allowances_due_t=_number(due))
     except CcerCapError as exc:
         return False, t("admin.err.ccer", lang) + str(exc)
     except CarbonError as exc:
         return False, t("admin.err.movement", lang) + str(exc)
-    audit.record(ctx.engine, actor.username, "ledger_movement", f"{enterprise}/{year}", id=entry, kind=kind,
-                 amount_t=amount_t, reference=reference or "")
+    scope.record("ledger_movement", f"{enterprise}/{year}", id=entry, kind=kind, amount_t=amount_t,
+                 reference=reference or "")
     return True, t("admin.movement.saved", lang).format(id=entry)
 
 
-def quota_body(ctx, year: int, enterprise: str, lang: str) -> list:
-    name = _names(ctx, lang).get(enterprise, enterprise)
+def quota_body(scope, year: int, enterprise: str, lang: str) -> list:
+    name = scope.names(lang).get(enterprise, enterprise)
     return [html.H3(t("admin.quota.positions", lang).format(year=year)),
-            _table("admin-accounts-table", accounts_table(ctx, year, lang), lang),
+            _table("admin-accounts-table", accounts_table(scope, year, lang), lang),
             html.H3(t("admin.quota.ledger", lang).format(enterprise=name, year=year)),
-            _table("admin-ledger-table", ledger_table(ctx, year, enterprise, lang), lang)]
+            _table("admin-ledger-table", ledger_table(scope, year, enterprise, lang), lang)]
 
 
-def _quotas_panel(ctx, lang: str) -> list:
-    year = ctx.now().year
-    enterprises = _enterprise_options(ctx, lang)
-    first = ctx.park.enterprises[0].id if ctx.park.enterprises else None
+def _quotas_panel(scope, lang: str) -> list:
+    year = scope.now().year
+    enterprises = _enterprise_options(scope, lang)
+    first = scope.park.enterprises[0].id if scope.park.enterprises else None
     kinds = [{"value": k, "label": t(f"admin.kind.{k}", lang)} for k in MOVEMENTS]
     form = dmc.Paper(withBorder=True, p="md", mt="md", maw=720, children=dmc.Stack(gap="xs", children=[
         dmc.Text(t("admin.quota.form", lang), fw=600),
@@ -448,70 +433,62 @@ def _quotas_panel(ctx, lang: str) -> list:
                                        min=2000, max=2100, allowDecimal=False, w=160),
                        dmc.Select(id="admin-quota-enterprise", label=t("col.enterprise", lang), data=enterprises,
                                   value=first, w=320)]),
-            html.Div(quota_body(ctx, year, first, lang), id="admin-quota-body"), form]
+            html.Div(quota_body(scope, year, first, lang), id="admin-quota-body"), form]
 
 
 # ---- audit log -------------------------------------------------------------------------------------------------
 
 
-def audit_table(ctx, lang: str) -> pd.DataFrame:
-    ev = audit.events(ctx.engine, AUDIT_ROWS)
-    ev = ev.assign(at=ev["at"].map(lambda v: _local(v, ctx)))
+def audit_table(scope, lang: str) -> pd.DataFrame:
+    ev = scope.audit_events(AUDIT_ROWS)
+    ev = ev.assign(at=ev["at"].map(lambda v: _local(v, scope)))
     return _columns(ev, {"at": "admin.col.at", "user": "admin.col.user", "action": "admin.col.action",
                          "target": "admin.col.target", "detail": "admin.col.detail"}, lang)
 
 
-def _audit_panel(ctx, lang: str) -> list:
+def _audit_panel(scope, lang: str) -> list:
     return [html.H3(t("admin.audit", lang).format(n=AUDIT_ROWS)), downloads.buttons("admin-audit", lang),
-            html.Div(_table("admin-audit-table", audit_table(ctx, lang), lang, page_size=25), id="admin-audit")]
+            html.Div(_table("admin-audit-table", audit_table(scope, lang), lang, page_size=25), id="admin-audit")]
 
 
 # ---- page ------------------------------------------------------------------------------------------------------
 
 
-def layout(ctx, user: User, lang: str) -> dmc.Tabs:
+def layout(scope, lang: str) -> dmc.Tabs:
     panels = {"users": _users_panel, "park": _park_panel, "factors": _factors_panel, "quotas": _quotas_panel,
               "audit": _audit_panel}
     return dmc.Tabs(id="admin-tabs", value="users", persistence=True, persistence_type="session", children=[
         dmc.TabsList([dmc.TabsTab(t(f"admin.tab.{tab}", lang), value=tab, id=f"admin-tab-{tab}") for tab in TABS]),
-        *(dmc.TabsPanel(html.Div(panels[tab](ctx, lang), className="admin-panel"), value=tab, pt="md")
+        *(dmc.TabsPanel(html.Div(panels[tab](scope, lang), className="admin-panel"), value=tab, pt="md")
           for tab in TABS),
     ])
 
 
-def register(app, ctx) -> None:
-    @app.callback(Output("admin-user-message", "children"), Output("admin-users", "children"),
-                  Output("admin-user-password", "value"), Input("admin-user-save", "n_clicks"),
-                  State("admin-user-name", "value"), State("admin-user-display", "value"),
-                  State("admin-user-role", "value"), State("admin-user-enterprise", "value"),
-                  State("admin-user-password", "value"), State("admin-user-replace", "checked"),
-                  State("lang", "data"), prevent_initial_call=True)
-    def user_form(_n, name, display, role, enterprise, password, replace, lang):
-        _require(ctx, current_user, "save user")
-        lang = lang or "zh-CN"
-        ok, text = save_user(ctx, current_user, name, display, role, enterprise, password, bool(replace), lang)
-        return _message(text, ok), _table("admin-users-table", users_table(ctx, lang), lang), ""
+def register(callbacks) -> None:
+    @callbacks.callback(Output("admin-user-message", "children"), Output("admin-users", "children"),
+                        Output("admin-user-password", "value"), Input("admin-user-save", "n_clicks"),
+                        State("admin-user-name", "value"), State("admin-user-display", "value"),
+                        State("admin-user-role", "value"), State("admin-user-enterprise", "value"),
+                        State("admin-user-password", "value"), State("admin-user-replace", "checked"),
+                        State("lang", "data"), prevent_initial_call=True, action="save user")
+    def user_form(scope, lang, _n, name, display, role, enterprise, password, replace):
+        ok, text = save_user(scope, name, display, role, enterprise, password, bool(replace), lang)
+        return _message(text, ok), _table("admin-users-table", users_table(scope, lang), lang), ""
 
-    @app.callback(Output("admin-quota-body", "children"), Output("admin-ledger-message", "children"),
-                  Input("admin-quota-year", "value"), Input("admin-quota-enterprise", "value"),
-                  Input("admin-ledger-save", "n_clicks"), State("admin-ledger-kind", "value"),
-                  State("admin-ledger-amount", "value"), State("admin-ledger-price", "value"),
-                  State("admin-ledger-reference", "value"), State("admin-ledger-note", "value"),
-                  State("admin-ledger-corrects", "value"), State("admin-ledger-due", "value"),
-                  State("lang", "data"), prevent_initial_call=True)
-    def quotas(year, enterprise, _n, kind, amount, price, reference, note, corrects, due, lang):
-        _require(ctx, current_user, "ledger")
-        lang = lang or "zh-CN"
-        year = int(_number(year) or ctx.now().year)
+    @callbacks.callback(Output("admin-quota-body", "children"), Output("admin-ledger-message", "children"),
+                        Input("admin-quota-year", "value"), Input("admin-quota-enterprise", "value"),
+                        Input("admin-ledger-save", "n_clicks"), State("admin-ledger-kind", "value"),
+                        State("admin-ledger-amount", "value"), State("admin-ledger-price", "value"),
+                        State("admin-ledger-reference", "value"), State("admin-ledger-note", "value"),
+                        State("admin-ledger-corrects", "value"), State("admin-ledger-due", "value"),
+                        State("lang", "data"), prevent_initial_call=True, action="ledger")
+    def quotas(scope, lang, year, enterprise, _n, kind, amount, price, reference, note, corrects, due):
+        year = int(_number(year) or scope.now().year)
         message = None
         if dash_ctx.triggered_id == "admin-ledger-save":
-            ok, text = append_movement(ctx, current_user, year, enterprise, kind, amount, price, reference, note,
-                                       corrects, due, lang)
+            ok, text = append_movement(scope, year, enterprise, kind, amount, price, reference, note, corrects,
+                                       due, lang)
             message = _message(text, ok)
-        return quota_body(ctx, year, enterprise, lang), message
+        return quota_body(scope, year, enterprise, lang), message
 
-    def audit_download(user: User, lang: str) -> pd.DataFrame:
-        _require(ctx, user, "download audit")
-        return audit_table(ctx, lang)
-
-    downloads.register(app, ctx, "admin-audit", "audit-log", audit_download)
+    callbacks.download("admin-audit", "audit-log", audit_table)

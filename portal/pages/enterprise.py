@@ -3,9 +3,9 @@
 Energy and emissions by scope (Scope 2 location- and market-based side by side), by carrier and by workshop for
 this month, this year or the last 12 months; real-time power of today; the year's quota burn-down with the
 position at the carbon price; intensities against the same months last year; energy and carbon cost.  Every
-figure with its unit, period and data coverage; tables downloadable.  The enterprise a request names is checked on
-the server (portal.enterprise_data.resolve_enterprise): an enterprise user asking for another one gets a refusal,
-recorded in the audit log, and nothing of it.
+figure with its unit, period and data coverage, and a badge when the carbon accounts are incomplete; tables
+downloadable.  The enterprise a request names is checked on the server (portal.scope.Scope.enterprise): an
+enterprise user asking for another one gets a refusal, recorded in the audit log, and nothing of it.
 """
 
 from __future__ import annotations
@@ -16,15 +16,16 @@ import dash_mantine_components as dmc
 import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
-from flask_login import current_user
 
+from carbon.costs import CARBON_PRICE_CNY_PER_T
+from carbon.summary import PERIODS, SCOPE_COLUMNS
 from park.model import Park
-from portal import audit, downloads
-from portal import enterprise_data as data
-from portal.auth import Role, User
-from portal.components import data_table, fmt, kpi, pct
-from portal.i18n import DEFAULT_LANGUAGE, LANGUAGES, t
+from portal import downloads
+from portal.auth import Role
+from portal.components import completeness_badge, data_table, fmt, kpi, pct
+from portal.enterprise_scope import EnterpriseFigures, QuotaView
 from portal.i18n import register as register_text
+from portal.i18n import t
 
 PATH = "/enterprise"
 TITLE_KEY = "nav.enterprise"
@@ -165,61 +166,42 @@ def local(ts: pd.Series | pd.Timestamp):
     return ts.tz_localize(None)
 
 
-def enterprise_control(control_id: str, user: User, enterprises: list, lang: str):
+def enterprise_control(control_id: str, scope, enterprises: list, lang: str):
     """The enterprise selector for the park administrator; an enterprise user gets no selector, only its own id in
     a hidden input (the server checks it on every request anyway)."""
-    if user.role is Role.ENTERPRISE:
+    if scope.role is Role.ENTERPRISE:
         return dcc.Input(id=control_id, type="hidden", value=enterprises[0].id)
     return dmc.Select(id=control_id, label=t("ent.select", lang), value=enterprises[0].id, allowDeselect=False,
                       searchable=True, persistence=True, persistence_type="session", w=360,
                       data=[{"value": e.id, "label": name_of(enterprises, e.id, lang)} for e in enterprises])
 
 
-def resolve(ctx, user: User, asked: str | None, page: str) -> str | None:
-    """The enterprise the request may read, or None after recording the refusal in the audit log."""
-    enterprise = data.resolve_enterprise(ctx.access, user, asked)
-    if enterprise is None:
-        audit.record(ctx.engine, user.username, "access_denied", f"{page}:{asked}", role=str(user.role))
-    return enterprise
-
-
 def refused(lang: str, element_id: str) -> dmc.Alert:
     return dmc.Alert(t("ent.refused", lang), color="red", id=element_id)
 
 
-def page_lang(lang: str | None) -> str:
-    """The language a callback renders in (the shell's `lang` store; the default when it holds anything else)."""
-    return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
-
-
-def register_download(app, ctx, prefix: str, name: str, table, *controls: State) -> None:
-    """A download of a table that depends on the page's controls (portal.downloads): `table(user, lang, *control
-    values)` gives (enterprise id, frame), or None when refused."""
-    downloads.register(app, ctx, prefix, name, table, *controls)
-
-
 # ---- tables (as shown and downloaded) ------------------------------------------------------------------------
 def _scope_columns(frame: pd.DataFrame, lang: str) -> dict:
-    cols = {t(f"ent.col.{c}", lang): frame[c].round(3) for c in data.SCOPE_COLUMNS}
+    cols = {t(f"ent.col.{c}", lang): frame[c].round(3) for c in SCOPE_COLUMNS}
     cols[t("col.coverage", lang)] = frame["coverage"].round(4)
     return cols
 
 
-def carrier_table(f: data.EnterpriseFigures, lang: str) -> pd.DataFrame:
+def carrier_table(f: EnterpriseFigures, lang: str) -> pd.DataFrame:
     d = f.by_carrier
     return pd.DataFrame({t("col.carrier", lang): d["carrier"].map(lambda c: t("carrier." + c, lang)),
                          t("ent.col.quantity", lang): d["quantity"].round(3), t("col.unit", lang): d["unit"],
                          **_scope_columns(d, lang)})
 
 
-def workshop_table(f: data.EnterpriseFigures, park: Park, lang: str) -> pd.DataFrame:
+def workshop_table(f: EnterpriseFigures, park: Park, lang: str) -> pd.DataFrame:
     d = f.by_workshop
     names = d["workshop"].map(lambda w: name_of(park.workshops, w, lang) if isinstance(w, str)
                               else t("ent.workshop.none", lang))
     return pd.DataFrame({t("ent.col.workshop", lang): names, **_scope_columns(d, lang)})
 
 
-def intensity_table(f: data.EnterpriseFigures, lang: str) -> pd.DataFrame:
+def intensity_table(f: EnterpriseFigures, lang: str) -> pd.DataFrame:
     d = f.intensity
     metric = d["metric"].map(lambda m: t("col.coverage", lang) if m == "coverage" else t(f"ent.metric.{m}", lang))
     return pd.DataFrame({t("ent.col.metric", lang): metric,
@@ -228,7 +210,7 @@ def intensity_table(f: data.EnterpriseFigures, lang: str) -> pd.DataFrame:
                          t("ent.col.change", lang): d["change"].round(4)})
 
 
-def unit_table(f: data.EnterpriseFigures, lang: str) -> pd.DataFrame:
+def unit_table(f: EnterpriseFigures, lang: str) -> pd.DataFrame:
     d, ly = f.unit_intensity, t("ent.col.last_year_suffix", lang)
     return pd.DataFrame({
         t("ent.col.product", lang): d["product"], t("col.unit", lang): d["unit"],
@@ -241,7 +223,7 @@ def unit_table(f: data.EnterpriseFigures, lang: str) -> pd.DataFrame:
         t("ent.col.unit_change", lang): d["t_co2e_per_unit_yoy"].astype(float).round(4)})
 
 
-def cost_table(f: data.EnterpriseFigures, lang: str) -> pd.DataFrame:
+def cost_table(f: EnterpriseFigures, lang: str) -> pd.DataFrame:
     d = f.cost
     items = d["item"].map(lambda i: t("ent.cost.carbon", lang) if i == "carbon" else t("carrier." + i, lang))
     return pd.DataFrame({t("ent.col.item", lang): items, t("ent.col.quantity", lang): d["quantity"].round(3),
@@ -259,10 +241,10 @@ def _graph(fig: go.Figure, graph_id: str, title: str, height: int = 320) -> dcc.
     return dcc.Graph(figure=fig, id=graph_id, config={"displaylogo": False})
 
 
-def render_summary(f: data.EnterpriseFigures, park: Park, lang: str) -> list:
+def render_summary(f: EnterpriseFigures, park: Park, lang: str) -> list:
     cov = f"{t('kpi.coverage', lang)} {pct(f.totals['coverage'])}"
     cards = [kpi(t(f"ent.kpi.{c}", lang), fmt(f.totals[c], 2), "tce" if c == "energy_tce" else "tCO2e", cov,
-                 f"ent-kpi-{c}") for c in data.SCOPE_COLUMNS]
+                 f"ent-kpi-{c}") for c in SCOPE_COLUMNS]
     s1 = f.totals["scope1_t_co2e"]
     methods = [t("ent.method.location", lang), t("ent.method.market", lang)]
     fig = go.Figure([go.Bar(name=t("ent.scope1", lang), x=methods, y=[s1, s1]),
@@ -271,8 +253,8 @@ def render_summary(f: data.EnterpriseFigures, park: Park, lang: str) -> list:
     fig.update_layout(barmode="stack", yaxis_title="tCO2e")
     return [
         html.H2(name_of(park.enterprises, f.enterprise, lang), id="ent-name"),
-        html.P(period_text(f.start, f.end, park, lang) + "; " + t("coverage.note", lang), className="note",
-               id="ent-period-text"),
+        html.P([period_text(f.start, f.end, park, lang) + "; " + t("coverage.note", lang),
+                completeness_badge(f.accounts, lang, "ent-complete")], className="note", id="ent-period-text"),
         *([dmc.Alert(t("ent.no_data", lang), color="yellow", id="ent-no-data")]
           if pd.isna(f.totals["energy_tce"]) else []),
         html.Div(cards, className="kpis", id="ent-kpis"),
@@ -281,7 +263,7 @@ def render_summary(f: data.EnterpriseFigures, park: Park, lang: str) -> list:
     ]
 
 
-def _flags(f: data.EnterpriseFigures, lang: str) -> str:
+def _flags(f: EnterpriseFigures, lang: str) -> str:
     parts = []
     for side, flags in zip(("ent.flag.this", "ent.flag.last"), f.intensity_flags, strict=True):
         if flags:
@@ -289,7 +271,7 @@ def _flags(f: data.EnterpriseFigures, lang: str) -> str:
     return "; ".join(parts)
 
 
-def render_details(f: data.EnterpriseFigures, park: Park, lang: str) -> list:
+def render_details(f: EnterpriseFigures, park: Park, lang: str) -> list:
     period = period_text(f.start, f.end, park, lang)
     mix = f.by_carrier.dropna(subset=["energy_tce"])
     mix_fig = go.Figure(go.Pie(labels=[t("carrier." + c, lang) for c in mix["carrier"]], values=mix["energy_tce"],
@@ -373,10 +355,11 @@ def _warning(pos: dict, lang: str) -> str:
     return text
 
 
-def render_quota(q: data.QuotaView, park: Park, lang: str) -> list:
-    title = html.H3(f"{t('ent.quota.title', lang)} · {q.year}")
+def render_quota(q: QuotaView, park: Park, lang: str) -> list:
+    title = html.H3([f"{t('ent.quota.title', lang)} · {q.year}", completeness_badge(q.accounts, lang,
+                                                                                    "ent-quota-complete")])
     note = html.P(period_text(q.start, q.end, park, lang) + "; " + t("ent.quota.note", lang).format(
-        price=f"{data.CARBON_PRICE_CNY_PER_T:.2f}"), className="note")
+        price=f"{CARBON_PRICE_CNY_PER_T:.2f}"), className="note")
     cov = f"{t('kpi.coverage', lang)} {pct(q.coverage)}"
     emitted = kpi(t("ent.quota.emitted", lang), fmt(q.emissions_t_co2e, 2), "tCO2e", cov, "ent-quota-emitted")
     fig = go.Figure()
@@ -404,7 +387,7 @@ def render_quota(q: data.QuotaView, park: Park, lang: str) -> list:
         kpi(t("ent.quota.remaining", lang), fmt(p["remaining_t"], 1), "t", f"{t('ent.quota.status', lang)}: {status}",
             "ent-quota-remaining"),
         kpi(t("ent.quota.value", lang), fmt(p["value_cny"], 0), "CNY",
-            f"{data.CARBON_PRICE_CNY_PER_T:.2f} CNY/t", "ent-quota-value"),
+            f"{CARBON_PRICE_CNY_PER_T:.2f} CNY/t", "ent-quota-value"),
     ]
     return [title, note, html.Div(cards, className="kpis"),
             *([dmc.Alert(warning, color="red" if p["status"] == "deficit" else "yellow", id="ent-quota-warning")]
@@ -413,14 +396,14 @@ def render_quota(q: data.QuotaView, park: Park, lang: str) -> list:
 
 
 # ---- page ----------------------------------------------------------------------------------------------------
-def layout(ctx, user: User, lang: str) -> html.Div:
-    enterprises = ctx.access.enterprises(user)
+def layout(scope, lang: str) -> html.Div:
+    enterprises = scope.enterprises()
     if not enterprises:
         return html.Div(dmc.Alert(t("ent.none", lang), color="gray", id="ent-none"))
     period = dmc.SegmentedControl(id="ent-period", value="month", persistence=True, persistence_type="session",
-                                  data=[{"value": k, "label": t(f"ent.period.{k}", lang)} for k in data.PERIODS])
+                                  data=[{"value": k, "label": t(f"ent.period.{k}", lang)} for k in PERIODS])
     return html.Div([
-        dmc.Group([enterprise_control("ent-enterprise", user, enterprises, lang), period], align="flex-end"),
+        dmc.Group([enterprise_control("ent-enterprise", scope, enterprises, lang), period], align="flex-end"),
         dcc.Interval(id="ent-tick", interval=60_000),
         dcc.Loading(html.Div(id="ent-summary"), delay_show=300),
         html.Div(id="ent-power"),
@@ -429,59 +412,54 @@ def layout(ctx, user: User, lang: str) -> html.Div:
     ])
 
 
-def register(app, ctx) -> None:
-    def figures(user: User, enterprise: str, kind: str | None) -> data.EnterpriseFigures | None:
-        """The page's figures, shared briefly by the users of one scope (the page and its downloads)."""
-        kind = kind if kind in data.PERIODS else "month"
-        now = ctx.now()
-        scope = data.EnterpriseScope(ctx.access, user, enterprise)
-        return ctx.access.memo(user, f"enterprise:{enterprise}:{kind}:{now.floor('15min').isoformat()}",
-                               lambda: data.enterprise_figures(scope, ctx.engine, ctx.park, kind, now))
+def figures(ent, kind: str | None) -> EnterpriseFigures | None:
+    """The page's figures of one enterprise (portal.enterprise_scope), shared briefly by the users of one scope
+    (the page and its downloads)."""
+    kind = kind if kind in PERIODS else "month"
+    now = ent.scope.now()
+    return ent.memo(f"enterprise:{kind}:{now.floor('15min').isoformat()}", lambda: ent.figures(kind, now))
 
-    @app.callback(Output("ent-summary", "children"), Output("ent-details", "children"),
-                  Input("ent-enterprise", "value"), Input("ent-period", "value"), State("lang", "data"))
-    def body(asked: str | None, kind: str | None, lang: str | None):
-        lang = page_lang(lang)
-        enterprise = resolve(ctx, current_user, asked, PATH)
-        if enterprise is None:
+
+def register(callbacks) -> None:
+    @callbacks.callback(Output("ent-summary", "children"), Output("ent-details", "children"),
+                        Input("ent-enterprise", "value"), Input("ent-period", "value"), action="figures")
+    def body(scope, lang: str, asked: str | None, kind: str | None):
+        ent = scope.enterprise(asked)
+        if ent is None:
             return refused(lang, "ent-refused"), []
-        f = figures(current_user, enterprise, kind)
+        f = figures(ent, kind)
         if f is None:
             return dmc.Alert(t("ent.empty_period", lang), color="gray"), []
-        return render_summary(f, ctx.park, lang), render_details(f, ctx.park, lang)
+        return render_summary(f, scope.park, lang), render_details(f, scope.park, lang)
 
-    @app.callback(Output("ent-power", "children"), Input("ent-enterprise", "value"), Input("ent-tick", "n_intervals"),
-                  State("lang", "data"))
-    def power(asked: str | None, _tick: int | None, lang: str | None):
-        lang = page_lang(lang)
-        enterprise = resolve(ctx, current_user, asked, PATH)
-        if enterprise is None:
+    @callbacks.callback(Output("ent-power", "children"), Input("ent-enterprise", "value"),
+                        Input("ent-tick", "n_intervals"), action="power")
+    def power(scope, lang: str, asked: str | None, _tick: int | None):
+        ent = scope.enterprise(asked)
+        if ent is None:
             return refused(lang, "ent-power-refused")
-        now = ctx.now()
-        frame = data.realtime_power(data.EnterpriseScope(ctx.access, current_user, enterprise), ctx.park, now)
-        return render_power(frame, ctx.park, now, lang)
+        now = scope.now()
+        return render_power(ent.realtime_power(now), scope.park, now, lang)
 
-    @app.callback(Output("ent-quota", "children"), Input("ent-enterprise", "value"), State("lang", "data"))
-    def quota(asked: str | None, lang: str | None):
-        lang = page_lang(lang)
-        enterprise = resolve(ctx, current_user, asked, PATH)
-        if enterprise is None:
+    @callbacks.callback(Output("ent-quota", "children"), Input("ent-enterprise", "value"), action="quota")
+    def quota(scope, lang: str, asked: str | None):
+        ent = scope.enterprise(asked)
+        if ent is None:
             return refused(lang, "ent-quota-refused")
-        q = data.quota_view(data.EnterpriseScope(ctx.access, current_user, enterprise), ctx.engine, ctx.park, ctx.now())
-        return render_quota(q, ctx.park, lang) if q else dmc.Alert(t("ent.empty_period", lang), color="gray")
+        q = ent.quota_view()
+        return render_quota(q, scope.park, lang) if q else dmc.Alert(t("ent.empty_period", lang), color="gray")
 
     tables: dict[str, tuple[str, Callable]] = {
-        "ent-carrier": ("enterprise-carriers", lambda f, lang: carrier_table(f, lang)),
-        "ent-workshop": ("enterprise-workshops", lambda f, lang: workshop_table(f, ctx.park, lang)),
-        "ent-intensity": ("enterprise-intensities", lambda f, lang: intensity_table(f, lang)),
-        "ent-cost": ("enterprise-costs", lambda f, lang: cost_table(f, lang)),
+        "ent-carrier": ("enterprise-carriers", lambda f, park, lang: carrier_table(f, lang)),
+        "ent-workshop": ("enterprise-workshops", lambda f, park, lang: workshop_table(f, park, lang)),
+        "ent-intensity": ("enterprise-intensities", lambda f, park, lang: intensity_table(f, lang)),
+        "ent-cost": ("enterprise-costs", lambda f, park, lang: cost_table(f, lang)),
     }
     for prefix, (name, build) in tables.items():
-        def table(user: User, lang: str, asked: str | None, kind: str | None,
+        def table(scope, lang: str, asked: str | None, kind: str | None,
                   build=build) -> tuple[str, pd.DataFrame] | None:
-            enterprise = resolve(ctx, user, asked, PATH)
-            f = figures(user, enterprise, kind) if enterprise else None
-            return (enterprise, build(f, lang)) if f else None
+            ent = scope.enterprise(asked)
+            f = figures(ent, kind) if ent else None
+            return (ent.enterprise, build(f, scope.park, lang)) if f else None
 
-        register_download(app, ctx, prefix, name, table, State("ent-enterprise", "value"),
-                          State("ent-period", "value"))
+        callbacks.download(prefix, name, table, State("ent-enterprise", "value"), State("ent-period", "value"))

@@ -12,26 +12,16 @@ import dash_mantine_components as dmc
 import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
-from flask_login import current_user
 
 from collectors.bracelet import DEFAULT_PARAMS, LEVELS, UNKNOWN
+from collectors.bracelet_analytics import EquipmentDay, recent_days
 from park.model import Park
 from portal import downloads
-from portal import enterprise_data as data
-from portal.auth import Role, User
+from portal.auth import Role
 from portal.components import data_table, fmt, kpi, pct
 from portal.i18n import register as register_text
 from portal.i18n import t
-from portal.pages.enterprise import (
-    enterprise_control,
-    local,
-    name_of,
-    page_lang,
-    period_text,
-    refused,
-    register_download,
-    resolve,
-)
+from portal.pages.enterprise import enterprise_control, local, name_of, period_text, refused
 
 PATH = "/equipment"
 TITLE_KEY = "nav.equipment"
@@ -115,7 +105,7 @@ register_text(TEXT)
 
 
 def _device_names(park: Park, enterprise: str) -> dict[str, str]:
-    return {d.id: f"{d.id} {d.name}".strip() for d in data.devices_of(park, enterprise)}
+    return {d.id: f"{d.id} {d.name}".strip() for d in park.devices if d.enterprise == enterprise}
 
 
 def _known(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -152,14 +142,14 @@ def _hours(frame: pd.DataFrame, lang: str) -> dict:
     return cols
 
 
-def day_table(e: data.EquipmentDay, park: Park, lang: str) -> pd.DataFrame:
+def day_table(e: EquipmentDay, park: Park, lang: str) -> pd.DataFrame:
     d = e.by_day
     names = _device_names(park, e.enterprise)
     return pd.DataFrame({t("eq.col.day", lang): d["day"].dt.strftime("%Y-%m-%d"),
                          t("eq.col.device", lang): d["device"].map(names), **_hours(d, lang)})
 
 
-def shift_table(e: data.EquipmentDay, park: Park, lang: str) -> pd.DataFrame:
+def shift_table(e: EquipmentDay, park: Park, lang: str) -> pd.DataFrame:
     d = e.by_shift
     names = _device_names(park, e.enterprise)
     if d.empty:
@@ -169,7 +159,7 @@ def shift_table(e: data.EquipmentDay, park: Park, lang: str) -> pd.DataFrame:
                          **_hours(d, lang)})
 
 
-def energy_table(e: data.EquipmentDay, park: Park, lang: str) -> pd.DataFrame:
+def energy_table(e: EquipmentDay, park: Park, lang: str) -> pd.DataFrame:
     d = e.energy
     return pd.DataFrame({t("eq.col.device", lang): d["device"].map(_device_names(park, e.enterprise)),
                          t("eq.col.estimated", lang): _known(d, "estimated_kwh").round(3),
@@ -208,7 +198,7 @@ def render_status(status: pd.DataFrame, park: Park, now: pd.Timestamp, lang: str
     ]
 
 
-def _timeline(e: data.EquipmentDay, park: Park, lang: str) -> dcc.Graph:
+def _timeline(e: EquipmentDay, park: Park, lang: str) -> dcc.Graph:
     names = _device_names(park, e.enterprise)
     tl = e.timeline
     fig = go.Figure()
@@ -228,7 +218,7 @@ def _timeline(e: data.EquipmentDay, park: Park, lang: str) -> dcc.Graph:
                   height=140 + 36 * len(names))
 
 
-def _util_chart(e: data.EquipmentDay, park: Park, lang: str) -> dcc.Graph:
+def _util_chart(e: EquipmentDay, park: Park, lang: str) -> dcc.Graph:
     names = _device_names(park, e.enterprise)
     fig = go.Figure()
     for device, g in e.by_day.groupby("device", sort=False):
@@ -238,7 +228,7 @@ def _util_chart(e: data.EquipmentDay, park: Park, lang: str) -> dcc.Graph:
     return _graph(fig, "eq-util-chart", t("eq.chart.util", lang), height=320)
 
 
-def render_day(e: data.EquipmentDay, park: Park, lang: str) -> list:
+def render_day(e: EquipmentDay, park: Park, lang: str) -> list:
     period = period_text(e.start, e.end, park, lang)
     week = period_text(e.by_day["day"].min(), e.end, park, lang)
     week_known = bool((e.by_day["coverage"] > 0).any())
@@ -278,76 +268,68 @@ def render_day(e: data.EquipmentDay, park: Park, lang: str) -> list:
 
 
 # ---- page ----------------------------------------------------------------------------------------------------
-def layout(ctx, user: User, lang: str) -> html.Div:
-    visible = ctx.access.enterprises(user)
-    fitted = [e for e in visible if data.devices_of(ctx.park, e.id)]
+def layout(scope, lang: str) -> html.Div:
+    fitted = [e for e in scope.enterprises() if scope.enterprise(e.id).devices()]
     if not fitted:
-        key = "eq.no_devices" if user.role is Role.ENTERPRISE else "eq.none"
+        key = "eq.no_devices" if scope.role is Role.ENTERPRISE else "eq.none"
         return html.Div(dmc.Alert(t(key, lang), color="gray", id="eq-none"))
-    days = data.recent_days(ctx.now(), ctx.park.tz)
+    days = recent_days(scope.now(), scope.park.tz)
     day = dmc.Select(id="eq-day", label=t("eq.day", lang), value=days[0], allowDeselect=False, w=180,
                      data=[{"value": d, "label": d} for d in days])
     return html.Div([
-        dmc.Group([enterprise_control("eq-enterprise", user, fitted, lang), day], align="flex-end"),
+        dmc.Group([enterprise_control("eq-enterprise", scope, fitted, lang), day], align="flex-end"),
         dcc.Interval(id="eq-tick", interval=60_000),
         dcc.Loading(html.Div(id="eq-status"), delay_show=300),
         dcc.Loading(html.Div(id="eq-body"), delay_show=300),
     ])
 
 
-def register(app, ctx) -> None:
-    def status_of(user: User, enterprise: str) -> pd.DataFrame:
-        scope = data.EnterpriseScope(ctx.access, user, enterprise)
-        return data.device_status(scope, data.devices_of(ctx.park, enterprise), ctx.now())
+def day_of(ent, day: str | None) -> EquipmentDay | None:
+    """The figures of `day` (today when it is not one of the days offered; None before today's first quarter hour),
+    shared briefly by the users of one scope (the page and its downloads)."""
+    now = ent.scope.now()
+    days = recent_days(now, ent.scope.park.tz)
+    day = day if day in days else days[0]
+    return ent.memo(f"equipment:{day}:{now.floor('15min').isoformat()}", lambda: ent.equipment_day(day, now))
 
-    def day_of(user: User, enterprise: str, day: str | None) -> data.EquipmentDay | None:
-        """The figures of `day` (today when it is not one of the days offered; None before today's first quarter
-        hour), shared briefly by the users of one scope (the page and its downloads)."""
-        now = ctx.now()
-        days = data.recent_days(now, ctx.park.tz)
-        day = day if day in days else days[0]
-        scope = data.EnterpriseScope(ctx.access, user, enterprise)
-        return ctx.access.memo(user, f"equipment:{enterprise}:{day}:{now.floor('15min').isoformat()}",
-                               lambda: data.equipment_day(scope, ctx.park, day, now))
 
-    @app.callback(Output("eq-status", "children"), Input("eq-enterprise", "value"), Input("eq-tick", "n_intervals"),
-                  State("lang", "data"))
-    def status(asked: str | None, _tick: int | None, lang: str | None):
-        lang = page_lang(lang)
-        enterprise = resolve(ctx, current_user, asked, PATH)
-        if enterprise is None:
+def register(callbacks) -> None:
+    @callbacks.callback(Output("eq-status", "children"), Input("eq-enterprise", "value"),
+                        Input("eq-tick", "n_intervals"), action="status")
+    def status(scope, lang: str, asked: str | None, _tick: int | None):
+        ent = scope.enterprise(asked)
+        if ent is None:
             return refused(lang, "eq-refused")
-        frame = status_of(current_user, enterprise)
+        frame = ent.device_status()
         if frame.empty:
             return dmc.Alert(t("eq.no_devices", lang), color="gray", id="eq-none")
-        return render_status(frame, ctx.park, ctx.now(), lang)
+        return render_status(frame, scope.park, scope.now(), lang)
 
-    @app.callback(Output("eq-body", "children"), Input("eq-enterprise", "value"), Input("eq-day", "value"),
-                  State("lang", "data"))
-    def body(asked: str | None, day: str | None, lang: str | None):
-        lang = page_lang(lang)
-        enterprise = resolve(ctx, current_user, asked, PATH)
-        if enterprise is None:
+    @callbacks.callback(Output("eq-body", "children"), Input("eq-enterprise", "value"), Input("eq-day", "value"),
+                        action="day")
+    def body(scope, lang: str, asked: str | None, day: str | None):
+        ent = scope.enterprise(asked)
+        if ent is None:
             return refused(lang, "eq-body-refused")
-        if not data.devices_of(ctx.park, enterprise):
+        if not ent.devices():
             return dmc.Alert(t("eq.no_devices", lang), color="gray")
-        e = day_of(current_user, enterprise, day)
+        e = day_of(ent, day)
         if e is None:
             return dmc.Alert(t("eq.empty_day", lang), color="gray")
-        return render_day(e, ctx.park, lang)
+        return render_day(e, scope.park, lang)
 
-    def devices(user: User, lang: str, asked: str | None) -> tuple[str, pd.DataFrame] | None:
-        enterprise = resolve(ctx, user, asked, PATH)
-        return (enterprise, device_table(status_of(user, enterprise), ctx.park, lang)) if enterprise else None
+    def devices(scope, lang: str, asked: str | None) -> tuple[str, pd.DataFrame] | None:
+        ent = scope.enterprise(asked)
+        return (ent.enterprise, device_table(ent.device_status(), scope.park, lang)) if ent else None
 
-    register_download(app, ctx, "eq-devices", "equipment-devices", devices, State("eq-enterprise", "value"))
+    callbacks.download("eq-devices", "equipment-devices", devices, State("eq-enterprise", "value"))
     for prefix, name, build in (("eq-util-day", "equipment-utilisation-by-day", day_table),
                                 ("eq-util-shift", "equipment-utilisation-by-shift", shift_table),
                                 ("eq-energy", "equipment-energy", energy_table)):
-        def table(user: User, lang: str, asked: str | None, day: str | None,
+        def table(scope, lang: str, asked: str | None, day: str | None,
                   build=build) -> tuple[str, pd.DataFrame] | None:
-            enterprise = resolve(ctx, user, asked, PATH)
-            e = day_of(user, enterprise, day) if enterprise else None
-            return (enterprise, build(e, ctx.park, lang)) if e else None
+            ent = scope.enterprise(asked)
+            e = day_of(ent, day) if ent else None
+            return (ent.enterprise, build(e, scope.park, lang)) if e else None
 
-        register_download(app, ctx, prefix, name, table, State("eq-enterprise", "value"), State("eq-day", "value"))
+        callbacks.download(prefix, name, table, State("eq-enterprise", "value"), State("eq-day", "value"))

@@ -4,66 +4,20 @@ grades and quota status; energy by carrier with units, periods and data coverage
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, State, dcc, html
-from flask_login import current_user
+from dash import Input, Output, dcc, html
 
 from park.model import Park
-from park.store import TimeSeriesStore
-from park.units import canonical_unit
 from portal import downloads
-from portal.auth import Role, User
-from portal.components import data_table, fmt, kpi, pct
-from portal.enterprise_data import CARBON_PRICE_CNY_PER_T
+from portal.auth import Role
+from portal.components import completeness_badge, data_table, fmt, kpi, pct
 from portal.i18n import t
+from portal.overview_figures import NO_QUOTA, CarbonOverview, Overview
 
 PATH = "/"
 TITLE_KEY = "nav.overview"
 ROLES = {Role.ADMIN, Role.REGULATOR}
-
-
-@dataclass
-class Overview:
-    """What the overview shows, computed from the store for one moment."""
-
-    today: pd.DataFrame  # carrier, value, unit, coverage
-    month: pd.DataFrame  # carrier, value, unit, coverage
-    daily: pd.DataFrame  # start, value, coverage (electricity, last 30 days)
-    by_enterprise: pd.DataFrame  # enterprise, carrier, value, unit, coverage (this month)
-    period_month: tuple[pd.Timestamp, pd.Timestamp]
-
-
-def _by_carrier(read, start: pd.Timestamp, end: pd.Timestamp, by: list[str]) -> pd.DataFrame:
-    agg = read("energy", start, end, "day", by=by)
-    grouped = agg.groupby(by, dropna=False)
-    out = grouped[["measured", "expected"]].sum()
-    out["value"] = grouped["value"].sum(min_count=1)  # no data stays NaN, never 0
-    out["coverage"] = out["measured"] / out["expected"].where(out["expected"] > 0)
-    out = out.reset_index()
-    out["unit"] = out["carrier"].map(canonical_unit)
-    return out
-
-
-def compute_overview(store: TimeSeriesStore, park: Park, now: datetime, read=None) -> Overview:
-    """`read` is the access layer's aggregate bound to the user (defaults to the store, for tests and tools)."""
-    read = read or store.aggregate
-    local_now = pd.Timestamp(now).tz_convert(park.tz)
-    today = local_now.floor("D")
-    # Periods run to now (the last complete quarter hour): intervals still to come are not "missing".
-    tomorrow = local_now.floor("15min")
-    month = pd.Timestamp(today.year, today.month, 1, tz=park.tz)
-    daily = read("energy", today - pd.DateOffset(days=29), tomorrow, "day", where={"carrier": "electricity"})
-    return Overview(
-        today=_by_carrier(read, today, tomorrow, ["carrier"]),
-        month=_by_carrier(read, month, tomorrow, ["carrier"]),
-        daily=daily[["start", "value", "coverage"]],
-        by_enterprise=_by_carrier(read, month, tomorrow, ["enterprise", "carrier"]),
-        period_month=(month, tomorrow),
-    )
 
 
 def render_overview(ov: Overview, park: Park, lang: str) -> list:
@@ -107,49 +61,6 @@ def enterprise_table(ov: Overview, park: Park, lang: str) -> pd.DataFrame:
     })
 
 
-@dataclass
-class CarbonOverview:
-    """Carbon figures of the overview: this month to date, the last complete month's ranking, the year's quotas."""
-
-    month: pd.Series  # the park's totals row (energy_tce, scope1/2, totals, coverage)
-    mix: pd.DataFrame  # carrier, tce, coverage
-    ranking: pd.DataFrame  # enterprise, emissions_t_co2e, energy_tce, output_value_10k_cny, intensity, grade, rank
-    ranking_period: str
-    quota: pd.DataFrame  # enterprise, used_share, remaining_t, status, warning
-    live: pd.DataFrame  # ts, kw (park electricity, the latest complete quarter hours)
-
-
-def compute_carbon(ctx, user: User) -> CarbonOverview:
-    from carbon.intensity import grade_enterprises, intensities
-
-    now = ctx.now()
-    to_now = now.floor("15min")
-    month = pd.Timestamp(now.year, now.month, 1, tz=ctx.park.tz)
-    acc = ctx.access.accounts(user, month, to_now, "month")
-    park = acc.totals_at("park")
-    month_row = park.iloc[0] if len(park) else pd.Series(dtype=object)
-    lines = acc.lines
-    if len(lines):
-        grouped = lines.groupby("carrier")
-        mix = grouped[["measured", "expected"]].sum()
-        mix["tce"] = grouped["tce"].sum(min_count=1)
-        mix = mix.reset_index()
-    else:
-        mix = pd.DataFrame(columns=["carrier", "tce", "measured", "expected"])
-    mix["coverage"] = mix["measured"] / mix["expected"].where(mix["expected"] > 0)
-    last_start = month - pd.DateOffset(months=1)
-    last = ctx.access.accounts(user, last_start, month, "month")
-    outputs = ctx.access.output_values(user, last_start, month)
-    industries = {e.id: e.industry for e in ctx.park.enterprises}
-    ranked = grade_enterprises(intensities(last, outputs, "location", industries)) if len(
-        last.totals_at("enterprise")) else pd.DataFrame()
-    quota = ctx.access.quota_positions(user, now.year, now, CARBON_PRICE_CNY_PER_T)
-    live = ctx.access.aggregate(user, "energy", to_now - pd.Timedelta("2h"), to_now, "15min",
-                                where={"carrier": "electricity"})
-    live = live.assign(kw=live["value"] * 4.0)[["start", "kw", "coverage"]]
-    return CarbonOverview(month_row, mix[["carrier", "tce", "coverage"]], ranked, f"{last_start:%Y-%m}", quota, live)
-
-
 def _live_tile(live: pd.DataFrame, lang: str) -> html.Div:
     done = live[live["coverage"] > 0]
     if done.empty:
@@ -168,7 +79,9 @@ def ranking_table(co: CarbonOverview, park: Park, quota: pd.DataFrame, lang: str
     r = co.ranking.sort_values("emissions_t_co2e", ascending=False)
     q = quota.set_index("enterprise") if len(quota) else pd.DataFrame()
     used = r["enterprise"].map(q["used_share"]) if "used_share" in q else pd.Series(float("nan"), index=r.index)
-    status = r["enterprise"].map(q["status"]) if "status" in q else pd.Series("", index=r.index)
+    # An enterprise without a row of positions has no plan and no allowances: no quota, not a deficit.
+    status = (r["enterprise"].map(q["status"]) if "status" in q else pd.Series(NO_QUOTA, index=r.index)).fillna(
+        NO_QUOTA)
     grade = r["grade_zh"] if lang == "zh-CN" else r["grade_en"]
     return pd.DataFrame({
         t("col.enterprise", lang): r["enterprise"].map(names),
@@ -192,7 +105,7 @@ def render_carbon(co: CarbonOverview, park: Park, lang: str) -> list:
     m = co.month
     cov = t("kpi.coverage", lang)
     note = f"{t('period.month_to_date', lang)} · {cov} {pct(m.get('coverage', float('nan')))}"
-    alerts = int((co.quota["used_share"] >= 0.8).sum()) if len(co.quota) else 0
+    alerts = int((co.quota["used_share"] >= 0.8).sum()) if len(co.quota) else 0  # NaN for enterprises without quota
     cards = html.Div(className="kpis", id="carbon-kpis", children=[
         html.Div(id="live-power", children=_live_tile(co.live, lang)),
         kpi(t("kpi.energy_tce", lang), fmt(m.get("energy_tce", float("nan"))), "tce", note),
@@ -208,9 +121,10 @@ def render_carbon(co: CarbonOverview, park: Park, lang: str) -> list:
                       margin={"l": 60, "r": 20, "t": 50, "b": 40})
     table = ranking_table(co, park, co.quota, lang)
     return [
+        html.Div(completeness_badge(co.accounts, lang, "carbon-complete"), className="note"),
         cards,
         dcc.Graph(figure=mix, id="energy-mix", config={"displaylogo": False}),
-        html.H3(t("table.ranking", lang)),
+        html.H3([t("table.ranking", lang), completeness_badge(co.ranking_accounts, lang, "ranking-complete")]),
         html.P(f"{t('period', lang)}: {co.ranking_period} ({park.timezone}); {t('ranking.note', lang)}",
                className="note"),
         downloads.buttons("ranking", lang),
@@ -218,40 +132,23 @@ def render_carbon(co: CarbonOverview, park: Park, lang: str) -> list:
     ]
 
 
-def figures(ctx, user: User) -> tuple[Overview, CarbonOverview]:
-    """The overview's figures at the current quarter hour, shared briefly by users of the same scope."""
-    now = ctx.now()
-
-    def compute() -> tuple[Overview, CarbonOverview]:
-        def read(*args, **kw):
-            return ctx.access.aggregate(user, *args, **kw)
-
-        return compute_overview(ctx.store, ctx.park, now, read), compute_carbon(ctx, user)
-
-    return ctx.access.memo(user, f"overview@{now.floor('15min').isoformat()}", compute)
+def layout(scope, lang: str) -> html.Div:
+    ov, co = scope.overview()
+    return html.Div([dcc.Interval(id="overview-tick", interval=60_000), *render_carbon(co, scope.park, lang),
+                     *render_overview(ov, scope.park, lang)])
 
 
-def layout(ctx, user: User, lang: str) -> html.Div:
-    ov, co = figures(ctx, user)
-    return html.Div([dcc.Interval(id="overview-tick", interval=60_000), *render_carbon(co, ctx.park, lang),
-                     *render_overview(ov, ctx.park, lang)])
+def register(callbacks) -> None:
+    callbacks.download("overview", "enterprises-month",
+                       lambda scope, lang: enterprise_table(scope.overview()[0], scope.park, lang))
 
+    def ranking(scope, lang: str) -> pd.DataFrame:
+        co = scope.overview()[1]
+        return ranking_table(co, scope.park, co.quota, lang)
 
-def register(app, ctx) -> None:
-    def table(user: User, lang: str) -> pd.DataFrame:
-        return enterprise_table(figures(ctx, user)[0], ctx.park, lang)
+    callbacks.download("ranking", "ranking", ranking)
 
-    downloads.register(app, ctx, "overview", "enterprises-month", table)
-    def ranking(user: User, lang: str) -> pd.DataFrame:
-        co = figures(ctx, user)[1]
-        return ranking_table(co, ctx.park, co.quota, lang)
-
-    downloads.register(app, ctx, "ranking", "ranking", ranking)
-
-    @app.callback(Output("live-power", "children"), Input("overview-tick", "n_intervals"), State("lang", "data"),
-                  prevent_initial_call=True)
-    def live(_: int, lang: str):
-        now = ctx.now().floor("15min")
-        frame = ctx.access.aggregate(current_user, "energy", now - pd.Timedelta("2h"), now, "15min",
-                                     where={"carrier": "electricity"})
-        return _live_tile(frame.assign(kw=frame["value"] * 4.0), lang or "zh-CN")
+    @callbacks.callback(Output("live-power", "children"), Input("overview-tick", "n_intervals"),
+                        prevent_initial_call=True, action="live load")
+    def live(scope, lang: str, _tick: int | None):
+        return _live_tile(scope.live_load(), lang)

@@ -1,6 +1,6 @@
 """Data quality (数据质量, administrator): coverage per enterprise and per meter over a chosen period, silent meters,
 quarantined readings with their rule code, reason, source and line, and restatements of carbon figures; each
-table downloadable.  Store data is read through the access layer; periods run to now in park-local time."""
+table downloadable.  Everything is read through the request's scope; periods run to now in park-local time."""
 
 from __future__ import annotations
 
@@ -10,15 +10,13 @@ import dash_mantine_components as dmc
 import pandas as pd
 from dash import Input, Output, State, dash_table, html
 from dash.dash_table import FormatTemplate
-from flask_login import current_user
 
-from carbon import records
 from collectors.rules import RULES
 from portal import downloads
 from portal.alerts import SILENT_AFTER_INTERVALS, silent_meter_alerts
-from portal.auth import Role, User
-from portal.i18n import register, t
-from portal.web import require_role
+from portal.auth import Role
+from portal.i18n import register as register_text
+from portal.i18n import t
 
 PATH = "/quality"
 TITLE_KEY = "nav.quality"
@@ -81,7 +79,7 @@ TEXT = {
     "quality.metric.total_market_t_co2e": {"zh-CN": "总排放（基于市场）", "en": "Total, market-based"},
     "quality.metric.biogenic_t_co2": {"zh-CN": "生物质排放", "en": "Biogenic CO2"},
 }
-register(TEXT)
+register_text(TEXT)
 
 
 def period_bounds(preset: str, now: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -98,12 +96,8 @@ def _optional_int(values: pd.Series) -> pd.Series:
     return pd.Series([None if pd.isna(v) else int(v) for v in values], index=values.index, dtype=object)
 
 
-def _names(ctx, lang: str) -> dict[str, str]:
-    return {e.id: (e.name if lang == "zh-CN" else e.name_en or e.name) for e in ctx.park.enterprises}
-
-
-def _local(ts: pd.Series, ctx) -> pd.Series:
-    return pd.to_datetime(ts, utc=True).dt.tz_convert(ctx.park.tz).dt.strftime("%Y-%m-%d %H:%M")
+def _local(ts: pd.Series, scope) -> pd.Series:
+    return pd.to_datetime(ts, utc=True).dt.tz_convert(scope.park.tz).dt.strftime("%Y-%m-%d %H:%M")
 
 
 def _counts(frame: pd.DataFrame, lang: str) -> dict[str, pd.Series]:
@@ -111,19 +105,19 @@ def _counts(frame: pd.DataFrame, lang: str) -> dict[str, pd.Series]:
             t("quality.col.measured", lang): frame["measured"], t("col.coverage", lang): frame["coverage"].round(4)}
 
 
-def coverage_by_enterprise(ctx, user: User, preset: str, lang: str) -> pd.DataFrame:
-    start, end = period_bounds(preset, ctx.now())
-    cov = ctx.access.coverage(user, "energy", start, end, by=["enterprise"]).sort_values("enterprise")
-    return pd.DataFrame({t("col.enterprise", lang): cov["enterprise"].map(_names(ctx, lang)), **_counts(cov, lang)})
+def coverage_by_enterprise(scope, preset: str, lang: str) -> pd.DataFrame:
+    start, end = period_bounds(preset, scope.now())
+    cov = scope.coverage("energy", start, end, by=["enterprise"]).sort_values("enterprise")
+    return pd.DataFrame({t("col.enterprise", lang): cov["enterprise"].map(scope.names(lang)), **_counts(cov, lang)})
 
 
-def coverage_by_meter(ctx, user: User, preset: str, lang: str) -> pd.DataFrame:
+def coverage_by_meter(scope, preset: str, lang: str) -> pd.DataFrame:
     """Meters worst first."""
-    start, end = period_bounds(preset, ctx.now())
-    cov = ctx.access.coverage(user, "energy", start, end, by=["series"])
-    meters = {m.id: m for m in ctx.park.meters}
+    start, end = period_bounds(preset, scope.now())
+    cov = scope.coverage("energy", start, end, by=["series"])
+    meters = {m.id: m for m in scope.park.meters}
     cov = cov.sort_values(["coverage", "series"])
-    names = _names(ctx, lang)
+    names = scope.names(lang)
     return pd.DataFrame({
         t("quality.col.meter", lang): cov["series"],
         t("col.enterprise", lang): cov["series"].map(lambda s: names[meters[s].enterprise]),
@@ -132,11 +126,10 @@ def coverage_by_meter(ctx, user: User, preset: str, lang: str) -> pd.DataFrame:
         **_counts(cov, lang)})
 
 
-def silent_meters(ctx, user: User, lang: str) -> pd.DataFrame:
-    visible = {e.id for e in ctx.access.enterprises(user)}
-    meters = [m for m in ctx.park.meters if m.enterprise in visible]
-    alerts = silent_meter_alerts(ctx.access.latest(user, "energy"), meters, ctx.now())
-    names = _names(ctx, lang)
+def silent_meters(scope, lang: str) -> pd.DataFrame:
+    names = scope.names(lang)
+    meters = [m for m in scope.park.meters if m.enterprise in names]
+    alerts = silent_meter_alerts(scope.latest("energy"), meters, scope.now())
     return pd.DataFrame({
         t("quality.col.meter", lang): [a.subject for a in alerts],
         t("col.enterprise", lang): [names[a.enterprise] for a in alerts],
@@ -147,11 +140,11 @@ def silent_meters(ctx, user: User, lang: str) -> pd.DataFrame:
     })
 
 
-def quarantined(ctx, user: User, lang: str) -> pd.DataFrame:
+def quarantined(scope, lang: str) -> pd.DataFrame:
     """Newest first."""
-    q = ctx.access.quarantined(user).sort_values(["received", "row"], ascending=[False, True])
+    q = scope.quarantined().sort_values(["received", "row"], ascending=[False, True])
     return pd.DataFrame({
-        t("quality.col.received", lang): _local(q["received"], ctx),
+        t("quality.col.received", lang): _local(q["received"], scope),
         t("quality.col.source", lang): q["source"],
         t("quality.col.line", lang): _optional_int(q["line"]),
         t("quality.col.meter", lang): q["series"],
@@ -164,11 +157,11 @@ def quarantined(ctx, user: User, lang: str) -> pd.DataFrame:
     })
 
 
-def restatements(ctx, lang: str) -> pd.DataFrame:
-    r = records.load_restatements(ctx.engine, ctx.park.id)
-    names = _names(ctx, lang)
+def restatements(scope, lang: str) -> pd.DataFrame:
+    r = scope.restatements()
+    names = scope.names(lang)
     return pd.DataFrame({
-        t("quality.col.recorded", lang): _local(r["recorded_at"], ctx),
+        t("quality.col.recorded", lang): _local(r["recorded_at"], scope),
         t("quality.col.actor", lang): r["actor"],
         t("quality.col.reason", lang): r["reason"],
         t("quality.col.level", lang): r["level"].map(lambda v: t(f"quality.level.{v}", lang)),
@@ -200,68 +193,50 @@ def _section(title: str, note: str, name: str, frame: pd.DataFrame, lang: str) -
             _table(f"quality-{name}-table", frame, lang)]
 
 
-def period_body(ctx, user: User, preset: str, lang: str) -> list:
+def period_body(scope, preset: str, lang: str) -> list:
     """The two coverage tables of the chosen period."""
-    start, end = period_bounds(preset, ctx.now())
-    period = (f"{t('period', lang)}: {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} ({ctx.park.timezone}); "
+    start, end = period_bounds(preset, scope.now())
+    period = (f"{t('period', lang)}: {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} ({scope.timezone}); "
               f"{t('coverage.note', lang)}")
     return [*_section(t("quality.coverage_enterprise", lang), period, "enterprises",
-                      coverage_by_enterprise(ctx, user, preset, lang), lang),
-            *_section(t("quality.coverage_meter", lang), period, "meters", coverage_by_meter(ctx, user, preset, lang),
+                      coverage_by_enterprise(scope, preset, lang), lang),
+            *_section(t("quality.coverage_meter", lang), period, "meters", coverage_by_meter(scope, preset, lang),
                       lang)]
 
 
-def layout(ctx, user: User, lang: str) -> html.Div:
-    now = ctx.now()
+def layout(scope, lang: str) -> html.Div:
+    now = scope.now()
     periods = [{"value": p, "label": t(f"quality.period.{p}", lang)} for p in PERIODS]
     silent_note = t("quality.silent_note", lang).format(n=SILENT_AFTER_INTERVALS, now=f"{now:%Y-%m-%d %H:%M}")
     return html.Div([
         dmc.Group([dmc.Text(t("period", lang), fw=600),
                    dmc.SegmentedControl(id="quality-period", value=DEFAULT_PERIOD, data=periods)]),
-        html.Div(period_body(ctx, user, DEFAULT_PERIOD, lang), id="quality-period-body"),
-        *_section(t("quality.silent", lang), silent_note, "silent", silent_meters(ctx, user, lang), lang),
+        html.Div(period_body(scope, DEFAULT_PERIOD, lang), id="quality-period-body"),
+        *_section(t("quality.silent", lang), silent_note, "silent", silent_meters(scope, lang), lang),
         *_section(t("quality.quarantine", lang), t("quality.quarantine_note", lang), "quarantine",
-                  quarantined(ctx, user, lang), lang),
+                  quarantined(scope, lang), lang),
         *_section(t("quality.restatements", lang), t("quality.restatements_note", lang), "restatements",
-                  restatements(ctx, lang), lang),
+                  restatements(scope, lang), lang),
     ])
 
 
-def _require(ctx, user: User, action: str) -> None:
-    require_role(ctx, user, ROLES, PATH, action)
+def register(callbacks) -> None:
+    @callbacks.callback(Output("quality-period-body", "children"), Input("quality-period", "value"),
+                        prevent_initial_call=True, action="period")
+    def choose_period(scope, lang: str, preset: str | None) -> list:
+        return period_body(scope, preset if preset in PERIODS else DEFAULT_PERIOD, lang)
 
+    def period_download(name: str, table: Callable) -> None:
+        """A download of a table of the chosen period, named after it."""
 
-def _register_period_download(app, ctx, name: str, table: Callable[[User, str, str], pd.DataFrame]) -> None:
-    """A download of a table of the chosen period, named after it."""
+        def build(scope, lang: str, preset: str | None) -> tuple[str, pd.DataFrame]:
+            preset = preset if preset in PERIODS else DEFAULT_PERIOD
+            return preset, table(scope, preset, lang)
 
-    def build(user: User, lang: str, preset: str | None) -> tuple[str, pd.DataFrame]:
-        _require(ctx, user, f"download {name}")
-        preset = preset if preset in PERIODS else DEFAULT_PERIOD
-        return preset, table(user, preset, lang)
+        callbacks.download(f"quality-{name}", f"coverage-{name}", build, State("quality-period", "value"))
 
-    downloads.register(app, ctx, f"quality-{name}", f"coverage-{name}", build, State("quality-period", "value"))
-
-
-def register(app, ctx) -> None:
-    @app.callback(Output("quality-period-body", "children"), Input("quality-period", "value"), State("lang", "data"),
-                  prevent_initial_call=True)
-    def choose_period(preset: str | None, lang: str | None) -> list:
-        _require(ctx, current_user, "period")
-        return period_body(ctx, current_user, preset if preset in PERIODS else DEFAULT_PERIOD, lang or "zh-CN")
-
-    _register_period_download(app, ctx, "enterprises",
-                              lambda user, preset, lang: coverage_by_enterprise(ctx, user, preset, lang))
-    _register_period_download(app, ctx, "meters", lambda user, preset, lang: coverage_by_meter(ctx, user, preset, lang))
-
-    def guarded(build: Callable[[User, str], pd.DataFrame], action: str) -> Callable[[User, str], pd.DataFrame]:
-        def table(user: User, lang: str) -> pd.DataFrame:
-            _require(ctx, user, action)
-            return build(user, lang)
-        return table
-
-    downloads.register(app, ctx, "quality-silent", "silent-meters",
-                       guarded(lambda user, lang: silent_meters(ctx, user, lang), "download silent"))
-    downloads.register(app, ctx, "quality-quarantine", "quarantined",
-                       guarded(lambda user, lang: quarantined(ctx, user, lang), "download quarantine"))
-    downloads.register(app, ctx, "quality-restatements", "restatements",
-                       guarded(lambda user, lang: restatements(ctx, lang), "download restatements"))
+    period_download("enterprises", coverage_by_enterprise)
+    period_download("meters", coverage_by_meter)
+    callbacks.download("quality-silent", "silent-meters", silent_meters)
+    callbacks.download("quality-quarantine", "quarantined", quarantined)
+    callbacks.download("quality-restatements", "restatements", restatements)

@@ -6,28 +6,15 @@ from __future__ import annotations
 
 import dash_mantine_components as dmc
 import pandas as pd
-from dash import ALL, Input, Output, State, html
+from dash import ALL, Input, Output, html
 from dash import ctx as dash_ctx
 from dash.exceptions import PreventUpdate
-from flask import abort
-from flask_login import current_user
 
-from portal import audit, downloads
-from portal.access import Forbidden
-from portal.alerts import (
-    QUARANTINE_WINDOW,
-    SEVERITIES,
-    SILENT_AFTER_INTERVALS,
-    Ack,
-    Alert,
-    acknowledge,
-    acknowledgements,
-    create_tables,
-    current_alerts,
-)
-from portal.auth import Role, User
-from portal.i18n import register, t
-from portal.web import require_role
+from portal import downloads
+from portal.alerts import QUARANTINE_WINDOW, SEVERITIES, SILENT_AFTER_INTERVALS, Ack, Alert
+from portal.auth import Role
+from portal.i18n import register as register_text
+from portal.i18n import t
 
 PATH = "/warnings"
 TITLE_KEY = "nav.warnings"
@@ -55,46 +42,38 @@ TEXT = {
     "warnings.col.status": {"zh-CN": "确认状态", "en": "Acknowledgement"},
     "warnings.col.key": {"zh-CN": "预警编号", "en": "Warning key"},
 }
-register(TEXT)
+register_text(TEXT)
 
 
-def _require(ctx, user: User, action: str) -> None:
-    require_role(ctx, user, ROLES, PATH, action)
-
-
-def _enterprise_names(ctx, lang: str) -> dict[str, str]:
-    return {e.id: (e.name if lang == "zh-CN" else e.name_en or e.name) for e in ctx.park.enterprises}
-
-
-def _ack_text(ack: Ack | None, ctx, lang: str) -> str:
+def _ack_text(ack: Ack | None, scope, lang: str) -> str:
     if ack is None:
         return t("warnings.open", lang)
-    at = pd.Timestamp(ack.at).tz_convert(ctx.park.tz).strftime("%Y-%m-%d %H:%M")
+    at = pd.Timestamp(ack.at).tz_convert(scope.park.tz).strftime("%Y-%m-%d %H:%M")
     return t("warnings.acked", lang).format(by=ack.by, at=at)
 
 
-def warnings_table(alerts: list[Alert], acks: dict[str, Ack], ctx, lang: str) -> pd.DataFrame:
+def warnings_table(alerts: list[Alert], acks: dict[str, Ack], scope, lang: str) -> pd.DataFrame:
     """The warnings as downloaded: translated headers, park-local times."""
-    names = _enterprise_names(ctx, lang)
+    names = scope.names(lang)
     return pd.DataFrame({
         t("warnings.col.severity", lang): [t(f"alert.severity.{a.severity}", lang) for a in alerts],
         t("warnings.col.kind", lang): [t(f"alert.kind.{a.kind}", lang) for a in alerts],
         t("col.enterprise", lang): [names.get(a.enterprise, "—") for a in alerts],
         t("warnings.col.what", lang): [a.what(lang) for a in alerts],
         t("warnings.col.since", lang): [a.since_text() for a in alerts],
-        t("warnings.col.status", lang): [_ack_text(acks.get(a.key), ctx, lang) for a in alerts],
+        t("warnings.col.status", lang): [_ack_text(acks.get(a.key), scope, lang) for a in alerts],
         t("warnings.col.key", lang): [a.key for a in alerts],
     }, columns=[t(k, lang) for k in ("warnings.col.severity", "warnings.col.kind", "col.enterprise",
                                      "warnings.col.what", "warnings.col.since", "warnings.col.status",
                                      "warnings.col.key")])
 
 
-def _row(alert: Alert, ack: Ack | None, names: dict[str, str], ctx, lang: str) -> html.Tr:
+def _row(alert: Alert, ack: Ack | None, names: dict[str, str], scope, lang: str) -> html.Tr:
     if ack is None:
         status = dmc.Button(t("warnings.ack", lang), id={"type": "warning-ack", "key": alert.key}, size="xs",
                             variant="light", className="warning-ack")
     else:
-        at = pd.Timestamp(ack.at).tz_convert(ctx.park.tz).strftime("%Y-%m-%d %H:%M")
+        at = pd.Timestamp(ack.at).tz_convert(scope.park.tz).strftime("%Y-%m-%d %H:%M")
         status = html.Div(className="warning-acked", children=[
             dmc.Text(t("warnings.acked_by", lang).format(by=ack.by), size="sm"),
             dmc.Text(at, size="xs", c="dimmed")])
@@ -111,10 +90,10 @@ def _row(alert: Alert, ack: Ack | None, names: dict[str, str], ctx, lang: str) -
     ])
 
 
-def warnings_list(ctx, user: User, lang: str) -> list:
+def warnings_list(scope, lang: str) -> list:
     """The summary and the table of the user's current warnings with their acknowledgements."""
-    alerts = current_alerts(ctx.access, user, ctx.now())
-    acks = acknowledgements(ctx.engine, ctx.park.id)
+    alerts = scope.alerts()
+    acks = scope.acknowledgements()
     if not alerts:
         return [dmc.Alert(t("warnings.none", lang), color="green", id="warnings-none")]
     counts = [dmc.Badge(f"{t(f'alert.severity.{s}', lang)} {sum(a.severity == s for a in alerts)}",
@@ -122,48 +101,36 @@ def warnings_list(ctx, user: User, lang: str) -> list:
     open_count = sum(a.key not in acks for a in alerts)
     counts.append(dmc.Badge(f"{t('warnings.open', lang)} {open_count}", color="gray", size="lg", variant="outline",
                             id="warnings-open-count"))
-    names = _enterprise_names(ctx, lang)
+    names = scope.names(lang)
     head = html.Thead(html.Tr([html.Th(t(k, lang), style={"textAlign": "left"}) for k in (
         "warnings.col.severity", "warnings.col.kind", "col.enterprise", "warnings.col.what", "warnings.col.since",
         "warnings.col.status")]))
-    body = html.Tbody([_row(a, acks.get(a.key), names, ctx, lang) for a in alerts])
+    body = html.Tbody([_row(a, acks.get(a.key), names, scope, lang) for a in alerts])
     return [dmc.Group(counts, id="warnings-summary", my="sm"),
             dmc.Table([head, body], id="warnings-table", striped=True, highlightOnHover=True, withTableBorder=True)]
 
 
-def layout(ctx, user: User, lang: str) -> html.Div:
-    now = ctx.now().strftime("%Y-%m-%d %H:%M")
+def layout(scope, lang: str) -> html.Div:
+    now = scope.now().strftime("%Y-%m-%d %H:%M")
     rules = t("warnings.rules", lang).format(n=SILENT_AFTER_INTERVALS,
                                              hours=int(QUARANTINE_WINDOW.total_seconds() // 3600))
     return html.Div([
         html.H3(t("warnings.title", lang)),
         html.P([t("warnings.as_of", lang).format(now=now), html.Br(), rules], className="note"),
         downloads.buttons("warnings", lang),
-        html.Div(warnings_list(ctx, user, lang), id="warnings-list"),
+        html.Div(warnings_list(scope, lang), id="warnings-list"),
     ])
 
 
-def register(app, ctx) -> None:
-    create_tables(ctx.engine)
-
-    @app.callback(Output("warnings-list", "children"), Input({"type": "warning-ack", "key": ALL}, "n_clicks"),
-                  State("lang", "data"), prevent_initial_call=True)
-    def ack(_clicks: list, lang: str | None):
+def register(callbacks) -> None:
+    @callbacks.callback(Output("warnings-list", "children"), Input({"type": "warning-ack", "key": ALL}, "n_clicks"),
+                        prevent_initial_call=True, action="acknowledge")
+    def ack(scope, lang: str, _clicks: list):
         trigger = dash_ctx.triggered_id
         if not isinstance(trigger, dict) or not dash_ctx.triggered[0]["value"]:
             raise PreventUpdate  # buttons appearing in a re-rendered list, not a click
-        _require(ctx, current_user, "acknowledge")
-        try:
-            acknowledge(ctx.engine, ctx.access, current_user, str(trigger.get("key")), ctx.now())
-        except Forbidden as exc:
-            audit.record(ctx.engine, current_user.username, "refused", PATH, callback="acknowledge",
-                         reason=str(exc))
-            abort(403)
-        return warnings_list(ctx, current_user, lang or "zh-CN")
+        scope.acknowledge(str(trigger.get("key")))  # Forbidden (403, audit-logged) when not one of its warnings
+        return warnings_list(scope, lang)
 
-    def table(user: User, lang: str) -> pd.DataFrame:
-        _require(ctx, user, "download")
-        return warnings_table(current_alerts(ctx.access, user, ctx.now()), acknowledgements(ctx.engine, ctx.park.id),
-                              ctx, lang)
-
-    downloads.register(app, ctx, "warnings", "warnings", table)
+    callbacks.download("warnings", "warnings",
+                       lambda scope, lang: warnings_table(scope.alerts(), scope.acknowledgements(), scope, lang))

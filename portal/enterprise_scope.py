@@ -1,0 +1,204 @@
+"""A scope bound to one enterprise the user may read (portal.scope.Scope.enterprise): every read goes through the
+scope's access layer and each answer is cut to the enterprise (an administrator's park-wide answers too); the
+figures are the wings' (carbon.summary, carbon.costs, collectors.bracelet_analytics), this module only reads and
+hands over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import pandas as pd
+
+from carbon.costs import CARBON_PRICE_CNY_PER_T, DEFAULT_TARIFFS, Tariff, cost_structure
+from carbon.emissions import Accounts
+from carbon.errors import InputError
+from carbon.summary import (
+    UNIT_INTENSITY_COLUMNS,
+    by_workshop,
+    carrier_figures,
+    coverage,
+    daily_burn,
+    intensity_summary,
+    last_year,
+    period_bounds,
+    totals,
+    unit_intensity_summary,
+)
+from collectors import bracelet_analytics as bracelets
+from park.model import Device
+
+POWER_CARRIERS = ("electricity", "pv")
+INTERVAL_H = 0.25  # the 15-minute interval of the real-time power, in hours
+
+
+def cut(acc: Accounts, enterprise: str) -> Accounts:
+    """Accounts restricted to one enterprise (its workshop and enterprise rows; no park totals)."""
+    def only(frame: pd.DataFrame) -> pd.DataFrame:
+        if "enterprise" not in frame.columns:
+            return frame.iloc[0:0]
+        return frame[frame["enterprise"] == enterprise].reset_index(drop=True)
+
+    totals_ = acc.totals[(acc.totals["level"] != "park") & (acc.totals["enterprise"] == enterprise)]
+    return replace(acc, lines=only(acc.lines), totals=totals_.reset_index(drop=True), issues=only(acc.issues),
+                   fallbacks=only(acc.fallbacks))
+
+
+@dataclass
+class EnterpriseFigures:
+    """Energy, emissions, intensities and cost of one enterprise over one period (park-local [start, end))."""
+
+    enterprise: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    totals: dict[str, float]  # carbon.summary.SCOPE_COLUMNS and coverage
+    by_carrier: pd.DataFrame  # carrier, quantity, unit, SCOPE_COLUMNS (scopes of that carrier), coverage
+    by_workshop: pd.DataFrame  # workshop (NaN: enterprise-level meters), SCOPE_COLUMNS, coverage
+    intensity: pd.DataFrame  # metric (INTENSITY_METRICS, then "coverage"), this_period, last_year, change
+    intensity_flags: tuple[str, str]  # carbon.intensity flags of (this period, last year): why a figure is missing
+    unit_intensity: pd.DataFrame  # UNIT_INTENSITY_COLUMNS
+    unit_intensity_problem: str  # why per-unit figures could not be allocated (carbon's message), else ""
+    cost: pd.DataFrame  # carbon.costs.COST_COLUMNS
+    last_year: tuple[pd.Timestamp, pd.Timestamp]  # the comparison period of the intensities
+    accounts: Accounts  # the period's accounts (completeness and issues shown beside the figures)
+
+
+@dataclass
+class QuotaView:
+    """The year's quota burn-down of one enterprise: cumulative emissions against its allowances."""
+
+    year: int
+    start: pd.Timestamp
+    end: pd.Timestamp
+    daily: pd.DataFrame  # day, t_co2e, cumulative_t_co2e, coverage (metered, location-based Scope 1 + 2)
+    emissions_t_co2e: float  # year to date, location-based, metered and recorded (the position's figure)
+    coverage: float
+    position: dict | None  # this enterprise's row of carbon.quota.position; None without a ledger for the year
+    accounts: Accounts | None = None
+
+
+@dataclass(frozen=True)
+class EnterpriseScope:
+    """The request's scope bound to one enterprise it may read."""
+
+    scope: object  # portal.scope.Scope
+    enterprise: str
+
+    # ---- reads, cut to the enterprise ----------------------------------------------------------------------
+    def _where(self, where: dict | None) -> dict:
+        return {**(where or {}), "enterprise": self.enterprise}
+
+    def aggregate(self, measurement: str, start, end, window: str, by=(), agg: str | None = None,
+                  where: dict | None = None) -> pd.DataFrame:
+        return self.scope.aggregate(measurement, start, end, window, by=by, agg=agg, where=self._where(where))
+
+    def points(self, measurement: str, start, end, where: dict | None = None) -> pd.DataFrame:
+        return self.scope.points(measurement, start, end, where=self._where(where))
+
+    def latest(self, measurement: str, where: dict | None = None) -> pd.DataFrame:
+        return self.scope.latest(measurement, where=self._where(where))
+
+    def accounts(self, start, end, kind: str = "month") -> Accounts:
+        return cut(self.scope.accounts(start, end, kind), self.enterprise)
+
+    def ledger(self, year: int) -> pd.DataFrame:
+        ledger = self.scope.ledger(year)
+        return ledger[ledger["enterprise"] == self.enterprise].reset_index(drop=True)
+
+    def output_values(self, start, end) -> pd.DataFrame:
+        ov = self.scope.output_values(start, end)
+        return ov[ov["enterprise"] == self.enterprise].reset_index(drop=True)
+
+    def product_output(self, start, end) -> pd.DataFrame:
+        po = self.scope.product_output(start, end)
+        return po[po["enterprise"] == self.enterprise].reset_index(drop=True)
+
+    def quota_position(self, year: int, now, carbon_price_cny_per_t: float = CARBON_PRICE_CNY_PER_T) -> dict | None:
+        """This enterprise's row of carbon.quota.position; None when nothing is in its ledger for the year."""
+        if self.ledger(year).empty:
+            return None
+        pos = self.scope.quota_positions(year, now, carbon_price_cny_per_t)
+        return pos[pos["enterprise"] == self.enterprise].iloc[0].to_dict()
+
+    def memo(self, name: str, compute):
+        return self.scope.memo(f"{name}:{self.enterprise}", compute)
+
+    # ---- carbon figures ------------------------------------------------------------------------------------
+    def figures(self, kind: str, now=None, tariffs: dict[str, Tariff] | None = None,
+                carbon_price_cny_per_t: float = CARBON_PRICE_CNY_PER_T) -> EnterpriseFigures | None:
+        """The figures of `kind` (carbon.summary.PERIODS) to now; None while the period has no complete interval."""
+        now = self.scope.now() if now is None else now
+        start, end = period_bounds(kind, now, self.scope.park.tz)
+        if end <= start:
+            return None
+        accounts = self.accounts(start, end)
+        ly_start, ly_end = last_year(start, end)
+        last = self.accounts(ly_start, ly_end)
+        tot = totals(accounts)
+        carriers = carrier_figures(accounts)
+        intensity, flags = intensity_summary(accounts, last, self.output_values(ly_start, end), start, ly_start)
+        try:
+            unit = unit_intensity_summary(accounts, last, self.product_output(ly_start, end))
+            problem = ""
+        except InputError as exc:  # products in several units cannot be allocated by output
+            unit, problem = pd.DataFrame(columns=UNIT_INTENSITY_COLUMNS), str(exc)
+        return EnterpriseFigures(
+            enterprise=self.enterprise, start=start, end=end, totals=tot, by_carrier=carriers,
+            by_workshop=by_workshop(accounts), intensity=intensity, intensity_flags=flags, unit_intensity=unit,
+            unit_intensity_problem=problem,
+            cost=cost_structure(carriers, tot["total_location_t_co2e"], tot["coverage"], tariffs or DEFAULT_TARIFFS,
+                                carbon_price_cny_per_t),
+            last_year=(ly_start, ly_end), accounts=accounts)
+
+    def realtime_power(self, now=None) -> pd.DataFrame:
+        """Average power (kW) of each 15-minute interval of today up to the last complete one, per carrier (grid
+        electricity, on-site PV), from the metered energy; columns start, carrier, kw, coverage."""
+        local = pd.Timestamp(self.scope.now() if now is None else now).tz_convert(self.scope.park.tz)
+        today, end = local.floor("D"), local.floor("15min")
+        cols = ["start", "carrier", "kw", "coverage"]
+        if end <= today:
+            return pd.DataFrame(columns=cols)
+        agg = self.aggregate("energy", today, end, "15min", by=["carrier"], where={"carrier": list(POWER_CARRIERS)})
+        agg["kw"] = agg["value"] / INTERVAL_H
+        return agg[cols]
+
+    def daily_emissions(self, start, end) -> pd.DataFrame:
+        """Location-based Scope 1 + 2 per park-local day from metered activity (bills are monthly, so they are not
+        in it): day, t_co2e, cumulative_t_co2e, coverage.  Days without data stay NaN."""
+        return daily_burn(self.accounts(start, end, "day").totals_at("enterprise"))
+
+    def quota_view(self, now=None, carbon_price_cny_per_t: float = CARBON_PRICE_CNY_PER_T) -> QuotaView | None:
+        """The burn-down of this year to now; None in the first quarter hour of the year."""
+        now = self.scope.now() if now is None else now
+        start, end = period_bounds("year", now, self.scope.park.tz)
+        if end <= start:
+            return None
+        acc = self.accounts(start, end)
+        ent = acc.totals_at("enterprise")
+        return QuotaView(start.year, start, end, self.daily_emissions(start, end),
+                         float(ent["total_location_t_co2e"].sum(min_count=1)), coverage(ent["measured"],
+                                                                                         ent["expected"]),
+                         self.quota_position(start.year, now, carbon_price_cny_per_t), acc)
+
+    # ---- equipment -----------------------------------------------------------------------------------------
+    def devices(self) -> list[Device]:
+        return [d for d in self.scope.park.devices if d.enterprise == self.enterprise]
+
+    def device_status(self, now=None) -> pd.DataFrame:
+        now = pd.Timestamp(self.scope.now() if now is None else now)
+        recent = self.points("current", now - pd.Timedelta("1h"), now + pd.Timedelta("1s"))
+        return bracelets.device_status(self.latest("current"), recent, self.devices(), now)
+
+    def equipment_day(self, day: str, now=None) -> bracelets.EquipmentDay | None:
+        """States, utilisation by day and by shift, estimated energy and its reconciliation with the meter, up to
+        the last complete quarter hour (the meter's); None while the day has no complete quarter hour."""
+        tz = self.scope.park.tz
+        now = self.scope.now() if now is None else now
+        start = pd.Timestamp(day).tz_localize(tz)
+        end = min(start + pd.DateOffset(days=1), pd.Timestamp(now).tz_convert(tz).floor("15min"))
+        if end <= start:
+            return None
+        devices = self.devices()
+        points = self.points("current", start - pd.DateOffset(days=6) - bracelets.lead_time(devices), end)
+        metered = self.aggregate("energy", start, end, "day", where={"carrier": "electricity"})
+        return bracelets.equipment_day(self.enterprise, devices, points, metered, start, end)

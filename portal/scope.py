@@ -1,0 +1,247 @@
+"""One request's view of the park: who asks, in which role, which enterprises it may see, which consents are in
+force.  A `Scope` is the only way a page reads or writes anything: pages never see the engine or the store.
+
+The scope asks the wings (carbon.*, collectors.bracelet_analytics) for figures and the access layer
+(portal.access.DataAccess) for data; the access layer enforces the same enterprise set under every query.  A read
+outside the user's reach raises `Forbidden`, which the page-callback decorator (portal.callbacks) answers with
+HTTP 403 and an audit record `refused`.
+
+Bank consent plugs in through `ConsentProvider`: the enterprises that granted a bank consent in force.  Until the
+evidence-pack issue records consents, the provider returns none, so a bank sees no enterprise; pages do not change
+when consent arrives, only the provider given to `PortalContext`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from carbon.emissions import Accounts
+from park.model import Enterprise, Park
+from portal import audit
+from portal.access import Forbidden
+from portal.auth import Role, User
+
+ConsentProvider = Callable[[User], frozenset[str]]
+
+
+def no_consents(user: User) -> frozenset[str]:
+    """The consent provider until consent is recorded: no enterprise has granted any bank consent."""
+    return frozenset()
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The signed-in user's scope for one request: user, role, the enterprises it may see (`enterprise_ids`, or
+    the whole park when `park_wide`) and the consents in force (a bank's: the enterprises that granted it)."""
+
+    user: User
+    page: str  # the page whose callback or layout asks (for audit records)
+    enterprise_ids: frozenset[str]
+    park_wide: bool
+    consents: frozenset[str]
+    _ctx: object = field(repr=False, compare=False)
+
+    # ---- who and what ----------------------------------------------------------------------------------------
+    @property
+    def role(self) -> Role:
+        return self.user.role
+
+    @property
+    def park(self) -> Park:
+        """The park's description (names, time zone, workshops, meters, devices): static metadata, no readings."""
+        return self._ctx.park
+
+    @property
+    def timezone(self) -> str:
+        return self._ctx.park.timezone
+
+    def now(self) -> pd.Timestamp:
+        """Now in park-local time (injectable clock for tests and demos)."""
+        return self._ctx.now()
+
+    def enterprises(self) -> list[Enterprise]:
+        """The enterprises the user may see, in park order."""
+        return [e for e in self._ctx.park.enterprises if self.park_wide or e.id in self.enterprise_ids]
+
+    def may_see(self, enterprise: str | None) -> bool:
+        return enterprise is not None and any(e.id == enterprise for e in self.enterprises())
+
+    def names(self, lang: str) -> dict[str, str]:
+        """Names of the visible enterprises in `lang`."""
+        return {e.id: (e.name if lang == "zh-CN" else e.name_en or e.name) for e in self.enterprises()}
+
+    def record(self, action: str, target: str = "", **detail: object) -> None:
+        """Append to the audit log as this user."""
+        audit.record(self._ctx.engine, self.user.username, action, target, **detail)
+
+    def require(self, *roles: Role) -> None:
+        """Forbidden unless the user has one of `roles` (a second check under the page decorator's)."""
+        if self.user.role not in roles:
+            raise Forbidden(f"user {self.user.username} ({self.user.role}) may not do this on {self.page}")
+
+    # ---- store reads, through the access layer ---------------------------------------------------------------
+    @property
+    def _access(self):
+        return self._ctx.access
+
+    def aggregate(self, measurement: str, start, end, window, by=(), agg=None, where=None) -> pd.DataFrame:
+        return self._access.aggregate(self.user, measurement, start, end, window, by=by, agg=agg, where=where)
+
+    def coverage(self, measurement: str, start, end, by=("series",), where=None) -> pd.DataFrame:
+        return self._access.coverage(self.user, measurement, start, end, by=by, where=where)
+
+    def latest(self, measurement: str, where=None) -> pd.DataFrame:
+        return self._access.latest(self.user, measurement, where=where)
+
+    def points(self, measurement: str, start, end, where=None) -> pd.DataFrame:
+        return self._access.points(self.user, measurement, start, end, where=where)
+
+    def quarantined(self) -> pd.DataFrame:
+        return self._access.quarantined(self.user)
+
+    def memo(self, name: str, compute: Callable):
+        """Figures shared briefly by users of the same scope (never across scopes)."""
+        return self._access.memo(self.user, name, compute)
+
+    # ---- carbon records and accounts, through the access layer -----------------------------------------------
+    def accounts(self, start, end, period_kind: str = "month") -> Accounts:
+        return self._access.accounts(self.user, start, end, period_kind)
+
+    def ledger(self, year: int) -> pd.DataFrame:
+        return self._access.ledger(self.user, year)
+
+    def output_values(self, start, end) -> pd.DataFrame:
+        return self._access.output_values(self.user, start, end)
+
+    def product_output(self, start, end) -> pd.DataFrame:
+        return self._access.product_output(self.user, start, end)
+
+    def quota_positions(self, year: int, now, carbon_price_cny_per_t: float) -> pd.DataFrame:
+        return self._access.quota_positions(self.user, year, now, carbon_price_cny_per_t)
+
+    def restatements(self) -> pd.DataFrame:
+        """Restated carbon figures of the visible enterprises (park-level rows only for a park-wide scope)."""
+        from carbon import records
+
+        r = records.load_restatements(self._ctx.engine, self._ctx.park.id)
+        if self.park_wide:
+            return r
+        return r[r["enterprise"].isin(self.enterprise_ids)].reset_index(drop=True)
+
+    # ---- the park overview ------------------------------------------------------------------------------------
+    def overview(self):
+        """The overview's energy and carbon figures (portal.overview_figures), shared briefly within the scope."""
+        from portal.overview_figures import overview
+
+        return overview(self)
+
+    def live_load(self) -> pd.DataFrame:
+        """Park electricity in kW over the last two hours' complete quarter hours."""
+        from portal.overview_figures import live
+
+        return live(self)
+
+    # ---- one enterprise --------------------------------------------------------------------------------------
+    def enterprise(self, asked: str | None):
+        """The enterprise-bound scope of `asked` (an enterprise user asking for nothing: its own), or None after
+        recording the refusal (`access_denied`) in the audit log."""
+        from portal.enterprise_scope import EnterpriseScope
+
+        visible = [e.id for e in self.enterprises()]
+        if asked is None and len(visible) == 1:
+            asked = visible[0]
+        if asked in visible:
+            return EnterpriseScope(self, asked)
+        self.record("access_denied", f"{self.page}:{asked}", role=str(self.user.role))
+        return None
+
+    # ---- warnings ----------------------------------------------------------------------------------------------
+    def alerts(self) -> list:
+        from portal.alerts import current_alerts
+
+        return current_alerts(self._access, self.user, self.now())
+
+    def acknowledgements(self) -> dict:
+        from portal.alerts import acknowledgements
+
+        return acknowledgements(self._ctx.engine, self._ctx.park.id)
+
+    def acknowledge(self, key: str):
+        """Acknowledge one of the user's current warnings; Forbidden when it is not one of them."""
+        from portal.alerts import acknowledge
+
+        return acknowledge(self._ctx.engine, self._access, self.user, key, self.now())
+
+    # ---- administration (the park administrator only) ------------------------------------------------------
+    def users(self) -> list:
+        from portal.auth import list_users
+
+        self.require(Role.ADMIN)
+        return list_users(self._ctx.engine, self._ctx.park.id)
+
+    def add_user(self, username: str, password: str, role: str, enterprise: str | None, display: str,
+                 replace: bool) -> User:
+        from portal.auth import add_user
+
+        self.require(Role.ADMIN)
+        return add_user(self._ctx.engine, self._ctx.park.id, username, password, role, enterprise, display,
+                        replace=replace)
+
+    def import_runs(self, limit: int = 20) -> list:
+        """The latest park-file imports, newest first."""
+        from park.metadata import ImportRun
+
+        self.require(Role.ADMIN)
+        with Session(self._ctx.engine) as s:
+            return list(s.scalars(select(ImportRun).where(ImportRun.park_id == self._ctx.park.id)
+                                  .order_by(ImportRun.id.desc()).limit(limit)))
+
+    def factor_overrides(self) -> list:
+        from carbon import records
+
+        self.require(Role.ADMIN)
+        return records.load_factor_overrides(self._ctx.engine, self._ctx.park.id)
+
+    def factor_imports(self) -> pd.DataFrame:
+        from carbon import records
+
+        self.require(Role.ADMIN)
+        return records.factor_imports(self._ctx.engine, self._ctx.park.id)
+
+    def enterprise_ledger(self, year: int, enterprise: str | None = None) -> pd.DataFrame:
+        from carbon import records
+
+        self.require(Role.ADMIN)
+        return records.load_ledger(self._ctx.engine, self._ctx.park.id, year, enterprise)
+
+    def quota_plans(self, year: int) -> list:
+        from carbon import records
+
+        self.require(Role.ADMIN)
+        return records.load_quota_plans(self._ctx.engine, self._ctx.park.id, year)
+
+    def record_movement(self, enterprise: str, year: int, kind: str, amount_t: float, **kw) -> int:
+        """Append a ledger movement as this user (carbon.records.record_movement)."""
+        from carbon import records
+
+        self.require(Role.ADMIN)
+        return records.record_movement(self._ctx.engine, self._ctx.park.id, enterprise, year, kind, amount_t,
+                                       actor=self.user.username, **kw)
+
+    def audit_events(self, limit: int) -> pd.DataFrame:
+        self.require(Role.ADMIN)
+        return audit.events(self._ctx.engine, limit)
+
+
+def scope_for(ctx, user: User, page: str = "") -> Scope:
+    """The scope of `user` for one request (portal.context.PortalContext `ctx`)."""
+    consents = ctx.consents(user) if user.role is Role.BANK else frozenset()
+    allowed = ctx.access.scope(user)
+    park_wide = allowed is None
+    return Scope(user=user, page=page, enterprise_ids=frozenset(allowed or ()), park_wide=park_wide,
+                 consents=frozenset(consents), _ctx=ctx)
