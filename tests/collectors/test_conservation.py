@@ -110,3 +110,69 @@ def test_stored_energy_plus_reported_estimates_equals_the_true_consumption(start
     assert codes.count("reading.backward") == sum(k == "jitter" for *_, k in readings)
     assert codes.count("reading.spike") == sum(k == "spike" for *_, k in readings)
     assert "meter.jump" not in codes
+
+
+# --- through the pipeline: every row accounted for, batches cut anywhere ---------------------------------
+
+def _pipeline(tmp_path_factory):
+    import pandas as pd
+
+    from collectors.pipeline import Pipeline
+    from collectors.spool import Spool
+    from park.model import SeriesCatalog, SeriesInfo
+
+    catalog = SeriesCatalog([SeriesInfo("M1", "meter", "E1", None, "electricity", "kWh")])
+    spool = Spool(tmp_path_factory.mktemp("spool") / "spool.db")
+    return Pipeline(catalog, spool, limits={"M1": LIMITS}, clock=lambda: pd.Timestamp("2030-01-01", tz="UTC"))
+
+
+def _frame(rows):
+    import pandas as pd
+
+    return pd.DataFrame({"ts": [pd.Timestamp((T0 + t) * NS, tz="UTC") for t, _ in rows], "series": "M1",
+                         "value": [v for _, v in rows], "source": "test", "line": range(2, 2 + len(rows))})
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(st.integers(0, 20).map(lambda k: k * 300),
+                               st.sampled_from([10.0, 12.0, 15.0, 11.9, 1500.0, 5.0, 99_999.0, float("nan")])),
+                     max_size=30),
+       cuts=st.lists(st.integers(0, 30), max_size=4))
+def test_every_row_read_is_accepted_rejected_or_reported(tmp_path_factory, rows, cuts):
+    from collectors.readings import Kind
+
+    pipe = _pipeline(tmp_path_factory)
+    bounds = sorted({0, len(rows), *[min(c, len(rows)) for c in cuts]})
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        done = pipe.process([("energy", Kind.CUMULATIVE, _frame(rows[lo:hi]))])
+        pipe.commit_state(done.state)
+        assert done.read == hi - lo == done.accepted + len(done.rejects) + done.reported
+        assert all(r["code"] and r["line"] is not None for r in done.rejects)
+        assert done.reported == sum(e["severity"] == "info" for e in done.events)
+    pipe.spool.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=st.lists(st.tuples(st.integers(60, 1800), st.floats(0.0, 50.0)), min_size=1, max_size=40),
+       cuts=st.lists(st.integers(1, 40), max_size=4))
+def test_cutting_a_register_history_into_batches_changes_nothing(tmp_path_factory, steps, cuts):
+    from collectors.readings import Kind
+
+    t, v, rows = 0, 1000.0, [(0, 1000.0)]
+    for dt, kwh in steps:
+        t, v = t + dt, v + kwh
+        rows.append((t, v))
+    one = _pipeline(tmp_path_factory)
+    whole = one.process([("energy", Kind.CUMULATIVE, _frame(rows))])
+    one.spool.close()
+    pipe = _pipeline(tmp_path_factory)
+    parts = []
+    bounds = sorted({0, len(rows), *[min(c, len(rows)) for c in cuts]})
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        done = pipe.process([("energy", Kind.CUMULATIVE, _frame(rows[lo:hi]))])
+        pipe.commit_state(done.state)
+        parts += list(zip(done.rows["ts"], done.rows["value"], done.rows["quality"], strict=True))
+    assert [(ts, round(e, 9), q) for ts, e, q in parts] == [
+        (ts, round(e, 9), q) for ts, e, q in zip(whole.rows["ts"], whole.rows["value"], whole.rows["quality"],
+                                                 strict=True)]
+    pipe.spool.close()
