@@ -190,11 +190,12 @@ class Pipeline:
         """Rows of a batch repeating the (series, ts) of a later row: the later one stands; an identical
         repeat is reported (`reading.duplicate`), one with another value is quarantined (`reading.conflict`)."""
         df = frame.reset_index(drop=True)
-        kept = {(s, t): int(i) for s, t, i in zip(good["series"], good["ts"], good["row"], strict=True)}
+        kept = {(s, pd.Timestamp(t).value): int(i) for s, t, i in zip(good["series"], good["ts"], good["row"],
+                                                                      strict=True)}
         unit = df["unit"] if "unit" in df else pd.Series(None, index=df.index, dtype=object)
         for i in dropped:
             ts = pd.Timestamp(df["ts"].iloc[i]).tz_convert("UTC")
-            k = kept[(str(df["series"].iloc[i]), ts)]
+            k = kept[(str(df["series"].iloc[i]), ts.value)]
             r = SimpleNamespace(series=str(df["series"].iloc[i]), ts=ts, value=df["value"].iloc[i],
                                 line=df["line"].iloc[i] if "line" in df else None, source=df["source"].iloc[i])
             later = f"line {df['line'].iloc[k]}" if r.line is not None else f"row {k}"
