@@ -34,15 +34,15 @@ def data_table(table_id: str, frame: pd.DataFrame, percent: tuple[str, ...] | li
 
 
 def completeness(result) -> tuple[bool, list[str]]:
-    """Whether a carbon result is complete, and why not: its `complete` flag when it has one, else no issue of
-    severity error or warning; the reasons are its issues' messages (errors and warnings first, deduplicated)."""
-    issues = getattr(result, "issues", None)
+    """Whether a carbon result is complete, and why not: its `complete` flag and the messages of its `reasons()`
+    (carbon.emissions.Accounts: the issues that make figures incomplete), else of its error and warning issues."""
+    reasons_of = getattr(result, "reasons", None)
+    issues = reasons_of() if callable(reasons_of) else getattr(result, "issues", None)
     reasons: list[str] = []
     if isinstance(issues, pd.DataFrame) and len(issues):
-        frame = issues
-        if "severity" in frame.columns:
-            frame = frame[frame["severity"].isin(["error", "warning"])]
-        text = frame["message"] if "message" in frame.columns else frame.astype(str).agg(" ".join, axis=1)
+        if not callable(reasons_of) and "severity" in issues.columns:
+            issues = issues[issues["severity"].isin(["error", "warning"])]
+        text = issues["message"] if "message" in issues.columns else issues.astype(str).agg(" ".join, axis=1)
         reasons = list(dict.fromkeys(str(m) for m in text))
     elif isinstance(issues, list | tuple):
         reasons = list(dict.fromkeys(str(getattr(i, "message", i)) for i in issues))
