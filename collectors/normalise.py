@@ -84,6 +84,7 @@ class MeterLimits:
     register_max: float | None = None  # register wraps to 0 here (canonical unit); None: inferred if plausible
     max_per_h: float | None = None  # plausible maximum rate (canonical unit per hour: kW for kWh)
     max_source: str = ""  # where max_per_h comes from, for messages ("max_kw", "2 x transformer_kva 630")
+    register_source: str = ""  # where register_max comes from, for messages
 
 
 @dataclass(frozen=True)
@@ -132,8 +133,12 @@ def step(state: CounterState | None, ts_ns: int, value: float, limits: MeterLimi
         wrap = _wrap(state.value, value, hours, limits.register_max, max_rate)
         if wrap is not None:
             delta = wrap - state.value + value
-            events.append(Event("meter.rollover", ts_ns, f"register wrapped at {wrap:g} from {state.value:g} "
-                                f"to {value:g}: {delta:g} counted", since_ns=state.ts_ns))
+            if limits.register_max is None:
+                where = " (inferred: a decimal register)"
+            else:
+                where = f" ({limits.register_source})" if limits.register_source else ""
+            events.append(Event("meter.rollover", ts_ns, f"register wrapped at {wrap:g}{where} from "
+                                f"{state.value:g} to {value:g}: {delta:g} counted", since_ns=state.ts_ns))
         elif value <= state.value / 2 and (max_rate is None or value <= max_rate * hours):
             delta, estimate = _estimate(state, value, hours)
             measured = False

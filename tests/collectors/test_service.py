@@ -67,6 +67,7 @@ def test_the_service_derives_every_meters_limits_and_logs_the_pipelines_findings
     service = CollectorService(park, store, tmp_path / "spool.db")  # built, not started
     assert service.pipeline.limits["M1"].max_per_h == 500.0  # 2 x 250 kVA
     assert service.pipeline.limits["M1"].register_max == 2 ** 32 * 0.01  # from the generic register map
+    assert service.pipeline.limits["M1"].register_source.startswith("register map generic")
     assert service.pipeline.limits["W1"].register_max == 100_000.0
     t0 = pd.Timestamp("2024-03-01", tz=TZ)
 
@@ -79,7 +80,7 @@ def test_the_service_derives_every_meters_limits_and_logs_the_pipelines_findings
                                  reading("W1", 0, 99_990.0), reading("W1", 15, 5.0)])
     logged = [r.getMessage() for r in caplog.records]
     assert any("M1" in m and "reading.spike" in m and "2 x transformer_kva 250" in m for m in logged), logged
-    assert any("W1" in m and "meter.rollover" in m for m in logged), logged
+    assert any("W1" in m and "meter.rollover" in m and "register size in the park file" in m for m in logged)
     assert any(r.levelname == "INFO" and "reading.duplicate" in r.getMessage() for r in caplog.records)
     service.spool.close()
     store.close()
