@@ -40,7 +40,7 @@ from collectors.pipeline import MAX_CLOCK_SKEW, Pipeline
 from collectors.readings import Kind
 from collectors.rules import RULES, sentence
 from park.store import Rejection, StoreUnavailable, TimeSeriesStore
-from park.store.validate import validate
+from park.store.validate import off_grid, validate
 
 ALIASES = {
     "ts": ["ts", "time", "timestamp", "datetime", "date", "时间", "日期时间", "采集时间", "抄表时间"],
@@ -419,7 +419,7 @@ class FileImporter:
             rejects: list[dict] = []
             if "period_start" in cols and "period_end" in cols and "ts" not in cols:
                 frame = self._periods(chunk, cols, date_format, rejects, source)
-                frame = self._pre_check(frame, True, rejects)[0] if len(frame) else frame
+                frame = self._off_grid(frame, rejects) if len(frame) else frame
                 row_kind = Kind.INTERVAL
             else:
                 frame = self._readings(chunk, cols, date_format, timestamps, rejects, source, report)
@@ -496,10 +496,11 @@ class FileImporter:
         """Extend each series' span and count values that differ from stored ones (same series and time)."""
         if not len(rows):
             return
-        interval = rows["series"].map(lambda s: self.pipeline.catalog[s].interval_s)
-        ends = rows["ts"] + pd.to_timedelta(interval.to_numpy(), unit="s")
+        codes, names = pd.factorize(rows["series"])
+        interval_s = np.array([self.pipeline.catalog[s].interval_s for s in names], dtype="int64")[codes]
+        ends = rows["ts"] + pd.to_timedelta(interval_s, unit="s")
         lo, hi = rows["ts"].min(), ends.max()
-        names = sorted(set(rows["series"]))
+        names = sorted(names)
         stored = self.store.points("energy", lo, hi, where={"series": names})
         grouped = rows.assign(_end=ends).groupby("series")
         stats = grouped.agg(lo=("ts", "min"), hi=("_end", "max"), total=("value", "sum"), n=("value", "size"))
@@ -622,46 +623,55 @@ class FileImporter:
             report.notes.append(note)
         return frame
 
-    def _pre_check(self, frame: pd.DataFrame, intervals: bool, rejects: list[dict]) -> tuple[pd.DataFrame,
-                                                                                              np.ndarray]:
-        """The store's validation ahead of the pipeline.  Interval values off their series' grid are rejected here
-        (`reading.off_grid`: the pipeline checks raw registers, which may be read at any time); returns the other
-        rows and a mask of those the store would accept and that are not in the future: only these may be the
-        reference for `file.time_backwards` (a rejected row must not make the good rows after it look late)."""
-        frame = frame.reset_index(drop=True)
-        valid = validate(frame, "energy", self.pipeline.catalog, grid=intervals)
-        ok = np.zeros(len(frame), dtype=bool)
-        ok[valid.frame["row"].to_numpy()] = True
-        off = [r for r in valid.rejected if r.code == "reading.off_grid"]
-        if off:
-            for r in off:
+    def _off_grid(self, frame: pd.DataFrame, rejects: list[dict]) -> pd.DataFrame:
+        """Reject interval values off their series' grid here, with the store's own reason: the pipeline validates
+        raw registers, which may be read at any time, so it leaves the grid to the store's write."""
+        mask = off_grid(frame["ts"], frame["series"], self.pipeline.catalog)
+        if not mask.any():
+            return frame
+        where = np.flatnonzero(mask)
+        valid = validate(frame.iloc[where], "energy", self.pipeline.catalog, grid=True)
+        drop = []
+        for r in valid.rejected:
+            if r.code == "reading.off_grid":
                 rejects.append({"measurement": "energy", "source": None, **r.__dict__, "row": None})
-            keep = np.ones(len(frame), dtype=bool)
-            keep[[r.row for r in off]] = False
-            frame, ok = frame[keep].reset_index(drop=True), ok[keep]
-        return frame, ok & (frame["ts"] <= self.pipeline.clock() + MAX_CLOCK_SKEW).to_numpy()
+                drop.append(where[r.row])
+        return frame.drop(index=frame.index[drop]).reset_index(drop=True)
+
+    def _eligible(self, frame: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+        """Which of `rows` the store would accept and are not in the future: only these may be the reference
+        for `file.time_backwards` (a rejected row must not make the good rows after it look late)."""
+        part = frame.iloc[rows]
+        ok = np.ones(len(rows), dtype=bool)
+        ok[[r.row for r in validate(part, "energy", self.pipeline.catalog).rejected]] = False
+        return ok & (part["ts"] <= self.pipeline.clock() + MAX_CLOCK_SKEW).to_numpy()
 
     def _backwards(self, frame, last, repair, rejects, report, intervals: bool) -> pd.DataFrame:
         """Rows of one series must go forward in time.  The known fault of a row dated exactly one day early (every
-        day's 00:00 row carrying the previous day's date) can be repaired by rule; anything else is rejected."""
+        day's 00:00 row carrying the previous day's date) can be repaired by rule; anything else is rejected.
+        Only rows that go in count as the reference, and only where it matters is that checked row by row."""
         if not len(frame):
             return frame
-        frame, ok = self._pre_check(frame, intervals, rejects)
-        good = frame[ok]
-        prev = good.groupby("series", sort=False)["ts"].shift(1)
+        frame = frame.reset_index(drop=True)
+        if intervals:
+            frame = self._off_grid(frame, rejects)
+        prev = frame.groupby("series", sort=False)["ts"].shift(1)
         first = prev.isna()
-        prev[first] = pd.to_datetime(good.loc[first, "series"].map(lambda s: last[s][0] if s in last else pd.NaT),
+        prev[first] = pd.to_datetime(frame.loc[first, "series"].map(lambda s: last[s][0] if s in last else pd.NaT),
                                      utc=True).astype(prev.dtype)
-        suspect = good.loc[(good["ts"] <= prev).to_numpy(), "series"].unique()
-        clean = ~good["series"].isin(suspect)
-        tail = good[clean].groupby("series", sort=False)[["ts", "line"]].last()
-        last.update({s: (r["ts"], int(r["line"])) for s, r in tail.iterrows()})
-        if not len(suspect):
+        suspect = set(frame.loc[(frame["ts"] <= prev).to_numpy(), "series"])
+        tails = frame[~frame["series"].isin(suspect)].groupby("series", sort=False).tail(1)
+        tail_ok = self._eligible(frame, tails.index.to_numpy())
+        suspect |= set(tails.loc[~tail_ok, "series"])  # its last row does not go in: find the one that does
+        last.update({s: (t, int(n)) for s, t, n, ok in zip(tails["series"], tails["ts"], tails["line"], tail_ok,
+                                                           strict=True) if ok and s not in suspect})
+        if not suspect:
             return frame
         keep = np.ones(len(frame), dtype=bool)
         ts = frame["ts"].copy()
         for series in suspect:  # row by row, only where needed
-            idx = np.flatnonzero((frame["series"] == series).to_numpy() & ok)
+            idx = np.flatnonzero((frame["series"] == series).to_numpy())
+            idx = idx[self._eligible(frame, idx)]
             self._backwards_rows(series, frame, idx, ts, keep, last, repair, rejects, report)
         return frame.assign(ts=ts)[keep]
 

@@ -134,10 +134,7 @@ def validate(
     mark(~right_kind[codes], "series.wrong_kind")
 
     if grid and spec.default_agg == "sum":  # interval values (energy): one per interval, starting on the grid
-        step_s = np.array([_grid_s(catalog[s].interval_s) if s in catalog else 0 for s in uniq], dtype="int64")
-        step_ns = step_s[codes] * 1_000_000_000
-        ts_ns = ts.to_numpy(dtype="datetime64[ns]").view("int64")
-        mark((step_ns > 0) & (ts_ns % np.maximum(step_ns, 1) != 0) & ts.notna().to_numpy(), "reading.off_grid")
+        mark(off_grid(ts, series, catalog), "reading.off_grid")
 
     value, not_number = _values(df["value"])
     mark(not_number, "reading.not_a_number")
@@ -192,6 +189,15 @@ def validate(
     if out.duplicated(["series", "ts"], keep="last").any():
         out = out.drop_duplicates(["series", "ts"], keep="last").reset_index(drop=True)
     return ValidBatch(out, rejected)
+
+
+def off_grid(ts: pd.Series, series: pd.Series, catalog: SeriesCatalog) -> np.ndarray:
+    """Mask of aware timestamps not on their (known) series' interval grid."""
+    codes, uniq = pd.factorize(series.astype(str))
+    step_s = np.array([_grid_s(catalog[s].interval_s) if s in catalog else 0 for s in uniq], dtype="int64")
+    step_ns = step_s[codes] * 1_000_000_000 if len(uniq) else np.zeros(len(ts), dtype="int64")
+    ts_ns = ts.to_numpy(dtype="datetime64[ns]").view("int64")
+    return (step_ns > 0) & (ts_ns % np.maximum(step_ns, 1) != 0) & ts.notna().to_numpy()
 
 
 def _grid_s(interval_s: int) -> int:
