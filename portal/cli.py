@@ -104,7 +104,8 @@ IMPORT_EXIT = {0: "imported; no row rejected", 1: "imported; some rows rejected 
                   "error; nothing of that file written",
                3: "the store is unavailable or locked by another process (e.g. a running `parkcarbon collect`); "
                   "nothing written, or the rest spooled for the collector service",
-               4: "the file's values differ from stored ones; nothing written (re-run with --correct)"}
+               4: "the file's values differ from stored ones; nothing written (re-run with --correct)",
+               130: "interrupted (Ctrl-C); run the same import again to complete it"}
 
 
 def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
@@ -144,6 +145,9 @@ def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
                 continue
             except StoreError as exc:
                 return max(worst, fail(3, f"{path}: store unavailable: {exc}"))
+            except KeyboardInterrupt:
+                return fail(130, f"{path}: interrupted; what was written stays (each chunk is written whole): run "
+                            "the same import again to complete it, it changes nothing else")
             finally:
                 if bar:
                     bar.done()

@@ -92,9 +92,10 @@ class ImportReport:
     differ: Counter = field(default_factory=Counter)  # values differing from stored ones, by series
     corrected: dict[str, int] = field(default_factory=dict)  # series -> values differing that were replaced
     dry_run: bool = False
+    refused: bool = False  # values differ from stored ones and no correction was asked for: nothing written
 
     def summary(self) -> str:
-        verb = "would import" if self.dry_run else "imported"
+        verb = "would import" if self.dry_run or self.refused else "imported"
         lines = [f"{self.path}: {self.rows} rows read = {self.rows_accepted} accepted + {self.rejected} rejected + "
                  f"{self.rows_reported} reported; {verb} {self.accepted} interval values for "
                  f"{len(self.series)} series"]
@@ -392,6 +393,7 @@ class FileImporter:
             differ = {s: sp for s, sp in spans.items() if sp.differ}
             report.differ.update({s: sp.differ for s, sp in differ.items()})
             if differ and not correct:
+                report.refused, report.accepted = True, sum(report.series.values())
                 raise ValuesDiffer(self._differ_message(path, differ), report)
             if dry_run:
                 return report

@@ -142,8 +142,9 @@ def test_reimporting_a_cumulative_file_changes_nothing(importer, tmp_path):
 def test_a_corrected_file_is_refused_unless_asked_to_correct(importer, tmp_path):
     importer.import_file(cumulative(tmp_path, [1000 + 2.5 * i for i in range(9)]))
     fixed = cumulative(tmp_path, [1000 + 3.0 * i for i in range(9)], "fixed.csv")
-    with pytest.raises(ValuesDiffer, match=r"8 values of M1 differ.*--correct"):
+    with pytest.raises(ValuesDiffer, match=r"8 values of M1 differ.*--correct") as refused:
         importer.import_file(fixed)
+    assert "would import 8 interval values" in refused.value.report.summary()
     assert importer.store.points("energy", *DAY)["value"].tolist() == [2.5] * 8
     report = importer.import_file(fixed, correct=True, actor="operator")
     assert report.corrected == {"M1": 8}
