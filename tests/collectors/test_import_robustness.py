@@ -273,3 +273,25 @@ def test_the_store_refuses_off_grid_interval_values_from_any_path(tmp_path):
         result = store.write("energy", frame)
         assert [r.code for r in result.rejected] == ["reading.off_grid"] and result.written == 1
         assert "not on the 15-minute grid (:00, :15, :30, :45) of series 'M1'" in result.rejected[0].reason
+
+
+def test_a_correction_on_influxdb_replaces_and_audits_too(influx_server, tmp_path):
+    from park.store.influx import InfluxConfig, InfluxStore
+
+    store = InfluxStore(InfluxConfig(url=influx_server.url, database="import_correct"), CATALOG, TZ)
+    spool = Spool(tmp_path / "spool.db")
+    try:
+        importer = FileImporter(Pipeline(CATALOG, spool, clock=lambda: NOW), store, TZ)
+        importer.import_file(write(tmp_path, "ts,meter,value\n" + "".join(rows(4))))
+        fixed = write(tmp_path, "ts,meter,value\n" + "".join(rows(3, value=lambda i: 5.0)), "fixed.csv")
+        with pytest.raises(ValuesDiffer):
+            importer.import_file(fixed)
+        importer.import_file(fixed, correct=True, actor="operator")
+        # the file's range is its three intervals: the fourth stored value stays
+        assert store.points("energy", *DAY)["value"].tolist() == [5.0, 5.0, 5.0, 4.0]
+        audit = store.audit_log()
+        assert audit["action"].tolist() == ["correct"] and audit["rows"].tolist() == [3]
+        assert "old total 6 kWh, new total 15 kWh" in audit["reason"].iloc[0]
+    finally:
+        store.close()
+        spool.close()
