@@ -129,7 +129,12 @@ def compute_accounts(activity: pd.DataFrame, registry: FactorRegistry, regions: 
     lines = add_tce(lines, lookup)
     lines = _scope1(lines, lookup)
     lines = _scope2_location(lines, lookup)
-    basis = grid_purchases(act if instrument_basis is None else instrument_basis)
+    if instrument_basis is None:
+        basis = grid_purchases(act)
+    elif "import_kwh" in instrument_basis.columns:
+        basis = instrument_basis
+    else:
+        basis = grid_purchases(instrument_basis)
     lines, inst_issues, inst_codes = _scope2_market(lines, lookup, check_instruments(instruments), basis)
     issues += inst_issues
     lines["period"] = period_label(lines["period_start"], native)

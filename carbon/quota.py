@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from carbon.errors import InputError, LedgerError
+from carbon.factors import FactorPolicy
 
 CCER_CAP = 0.05
 # kind -> (sign of its effect on the holdings, whether the amount may be negative, meaning)
@@ -34,6 +35,25 @@ MOVEMENTS: dict[str, tuple[int, bool, str]] = {
 LEDGER_COLUMNS = ["id", "enterprise", "year", "kind", "amount_t", "price_cny_per_t", "reference", "note",
                   "corrects_id", "recorded_at", "actor"]
 DEFAULT_THRESHOLDS = (0.8, 1.0)
+# What the allowances are compared with (a setting per quota plan):
+# basis -> (factor policy, accounts column, meaning)
+QUOTA_BASES: dict[str, tuple[FactorPolicy, str, str]] = {
+    "ets": (FactorPolicy(location_basis="ets"), "total_location_t_co2e",
+            "national ETS rules: fuel combustion plus net purchased electricity at the ETS grid factor and net "
+            "purchased heat at 0.11 tCO2/GJ, for the whole enterprise"),
+    "location": (FactorPolicy(), "total_location_t_co2e",
+                 "location-based Scope 1 + 2 on the statistical grid average (a park or provincial scheme)"),
+    "market": (FactorPolicy(), "total_market_t_co2e", "market-based Scope 1 + 2 (certificates count)"),
+}
+DEFAULT_QUOTA_BASIS = "ets"  # quota plans are for sectors the national ETS covers unless the plan says otherwise
+
+
+def quota_basis_policy(basis: str) -> tuple[FactorPolicy, str]:
+    """(factor policy, accounts totals column) of a quota basis."""
+    if basis not in QUOTA_BASES:
+        raise InputError(f"quota basis {basis!r} must be one of {', '.join(QUOTA_BASES)}")
+    policy, column, _ = QUOTA_BASES[basis]
+    return policy, column
 
 
 @dataclass(frozen=True)
@@ -49,8 +69,12 @@ class QuotaPlan:
     base_output: float | None = None  # output the pre-allocation is based on (usually the previous year's)
     pre_share: float = 0.7
     correction: float = 1.0
+    basis: str = DEFAULT_QUOTA_BASIS  # what the allowances are compared with (QUOTA_BASES)
 
     def __post_init__(self) -> None:
+        if self.basis not in QUOTA_BASES:
+            raise InputError(f"quota basis {self.basis!r} of {self.enterprise} {self.year} must be one of "
+                             f"{', '.join(QUOTA_BASES)}")
         if self.method == "absolute":
             if self.absolute_t is None or self.absolute_t < 0:
                 raise InputError(f"absolute plan of {self.enterprise} {self.year} needs absolute_t >= 0")
@@ -67,14 +91,14 @@ class QuotaPlan:
             raise InputError(f"plan method {self.method!r} must be 'absolute' or 'intensity'")
 
     @classmethod
-    def absolute(cls, enterprise: str, year: int, allowances_t: float) -> QuotaPlan:
-        return cls(enterprise, year, "absolute", absolute_t=allowances_t)
+    def absolute(cls, enterprise: str, year: int, allowances_t: float, basis: str = DEFAULT_QUOTA_BASIS) -> QuotaPlan:
+        return cls(enterprise, year, "absolute", absolute_t=allowances_t, basis=basis)
 
     @classmethod
     def intensity(cls, enterprise: str, year: int, benchmark_t_per_unit: float, unit: str, base_output: float,
-                  pre_share: float = 0.7, correction: float = 1.0) -> QuotaPlan:
+                  pre_share: float = 0.7, correction: float = 1.0, basis: str = DEFAULT_QUOTA_BASIS) -> QuotaPlan:
         return cls(enterprise, year, "intensity", None, benchmark_t_per_unit, unit, base_output, pre_share,
-                   correction)
+                   correction, basis)
 
 
 def intensity_allocation(benchmark_t_per_unit: float, output: float, correction: float = 1.0) -> float:

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import (
-    DDL,
     Date,
     Double,
     Engine,
@@ -47,8 +46,17 @@ from carbon.inputs import (
     check_output_values,
     check_product_output,
 )
-from carbon.quota import CCER_CAP, LEDGER_COLUMNS, MOVEMENTS, QuotaPlan, balances, check_movement
+from carbon.quota import (
+    CCER_CAP,
+    DEFAULT_QUOTA_BASIS,
+    LEDGER_COLUMNS,
+    MOVEMENTS,
+    QuotaPlan,
+    balances,
+    check_movement,
+)
 from park.metadata import Base, UTCDateTime
+from park.migrations import upgrade_schema
 
 
 def _enterprise_fk() -> ForeignKeyConstraint:
@@ -165,6 +173,7 @@ class InstrumentRow(_Recorded, Base):
     period_start: Mapped[date] = mapped_column(Date)
     period_end: Mapped[date] = mapped_column(Date)
     reference: Mapped[str] = mapped_column(String(256))
+    vintage: Mapped[int | None]  # year the electricity was generated (certificates)
 
 
 class QuotaPlanRow(_Recorded, Base):
@@ -184,6 +193,7 @@ class QuotaPlanRow(_Recorded, Base):
     base_output: Mapped[float | None] = mapped_column(Double)
     pre_share: Mapped[float] = mapped_column(Double)
     correction: Mapped[float] = mapped_column(Double)
+    basis: Mapped[str | None] = mapped_column(String(16))  # carbon.quota.QUOTA_BASES; NULL: the default (ets)
 
 
 class LedgerRow(_Recorded, Base):
@@ -241,22 +251,13 @@ def _refuse(*_args: object) -> None:
 
 event.listen(LedgerRow, "before_update", _refuse)
 event.listen(LedgerRow, "before_delete", _refuse)
-for _op in ("UPDATE", "DELETE"):
-    event.listen(LedgerRow.__table__, "after_create", DDL(
-        f"CREATE TRIGGER carbon_quota_ledger_no_{_op.lower()} BEFORE {_op} ON carbon_quota_ledger "
-        f"BEGIN SELECT RAISE(ABORT, '{_APPEND_ONLY}'); END").execute_if(dialect="sqlite"))
-event.listen(LedgerRow.__table__, "after_create", DDL(
-    "CREATE OR REPLACE FUNCTION carbon_quota_ledger_append_only() RETURNS trigger AS $$ BEGIN "
-    f"RAISE EXCEPTION '{_APPEND_ONLY}'; END; $$ LANGUAGE plpgsql").execute_if(dialect="postgresql"))
-event.listen(LedgerRow.__table__, "after_create", DDL(
-    "CREATE TRIGGER carbon_quota_ledger_append_only BEFORE UPDATE OR DELETE ON carbon_quota_ledger "
-    "FOR EACH ROW EXECUTE FUNCTION carbon_quota_ledger_append_only()").execute_if(dialect="postgresql"))
+# the database refuses them too: triggers made by migration 0001 (park/migrations/versions)
 
 
 def create_tables(engine: Engine) -> None:
-    """Create the missing metadata tables, the carbon ones included (idempotent): importing this module
-    registers them on park.metadata.Base."""
-    Base.metadata.create_all(engine)
+    """Upgrade the metadata database to the newest migration (park.migrations.upgrade_schema; idempotent).
+    The carbon tables are the migrations', not made by importing this module."""
+    upgrade_schema(engine)
 
 
 def _now() -> datetime:
@@ -464,23 +465,44 @@ def load_activity_records(engine: Engine, park_id: str, start: datetime, end: da
 
 
 def record_instruments(engine: Engine, park_id: str, frame: pd.DataFrame, actor: str) -> int:
-    """Record green certificates / PPAs (INSTRUMENT_COLUMNS).  Re-recording a reference replaces it (quantity 0
-    withdraws it)."""
+    """Record green certificates / PPAs (INSTRUMENT_COLUMNS: an id in `reference`, a `vintage` for certificates).
+    Re-recording a reference for the same enterprise replaces it (quantity 0 withdraws it); a reference that
+    another enterprise (of any park) holds is refused (InputError): a certificate has a single claimant."""
     clean = check_instruments(frame)
+    held = _current_instruments(engine, None)
+    held = held[held["quantity_mwh"] > 0]
+    claims = {(k, ref): (p, e) for k, ref, p, e in zip(held["kind"], held["reference"], held["park_id"],
+                                                         held["enterprise"], strict=True)}
+    for r in clean.itertuples():
+        owner = claims.get((r.kind, r.reference))
+        if owner is not None and owner != (park_id, r.enterprise) and r.quantity_mwh > 0:
+            raise InputError(f"{r.kind} {r.reference!r} is already claimed by enterprise {owner[1]} of park "
+                             f"{owner[0]}: a certificate has a single claimant; withdraw it there first "
+                             f"(quantity 0) if the claim moves to {r.enterprise}")
     now = _now()
     return _insert(engine, InstrumentRow, [
         {"park_id": park_id, "enterprise_id": r.enterprise, "kind": r.kind, "quantity_mwh": r.quantity_mwh,
-         "period_start": r.period_start, "period_end": r.period_end, "reference": r.reference or "",
-         "recorded_at": now, "actor": actor} for r in clean.itertuples()])
+         "period_start": r.period_start, "period_end": r.period_end, "reference": r.reference,
+         "vintage": None if pd.isna(r.vintage) else int(r.vintage), "recorded_at": now, "actor": actor}
+        for r in clean.itertuples()])
+
+
+def _current_instruments(engine: Engine, park_id: str | None) -> pd.DataFrame:
+    """The latest record of each (park, enterprise, reference), withdrawn ones included."""
+    with Session(engine) as session:
+        q = select(InstrumentRow)
+        if park_id is not None:
+            q = q.where(InstrumentRow.park_id == park_id)
+        rows = session.execute(q).scalars()
+        frame = pd.DataFrame([(r.id, r.park_id, r.enterprise_id, r.kind, r.quantity_mwh, r.period_start,
+                               r.period_end, r.reference, r.vintage) for r in rows],
+                             columns=["id", "park_id", *INSTRUMENT_COLUMNS])
+    return _latest(frame, ["park_id", "enterprise", "reference"])
 
 
 def load_instruments(engine: Engine, park_id: str) -> pd.DataFrame:
     """The park's current instruments (the latest record of each enterprise and reference)."""
-    with Session(engine) as session:
-        rows = session.execute(select(InstrumentRow).where(InstrumentRow.park_id == park_id)).scalars()
-        frame = pd.DataFrame([(r.id, r.enterprise_id, r.kind, r.quantity_mwh, r.period_start, r.period_end,
-                               r.reference) for r in rows], columns=["id", *INSTRUMENT_COLUMNS])
-    frame = _latest(frame, ["enterprise", "reference"])
+    frame = _current_instruments(engine, park_id)
     return frame[frame["quantity_mwh"] > 0][INSTRUMENT_COLUMNS].reset_index(drop=True)
 
 
@@ -493,7 +515,7 @@ def record_quota_plan(engine: Engine, park_id: str, plan: QuotaPlan, actor: str)
         row = QuotaPlanRow(park_id=park_id, enterprise_id=plan.enterprise, year=plan.year, method=plan.method,
                            absolute_t=plan.absolute_t, benchmark_t_per_unit=plan.benchmark_t_per_unit, unit=plan.unit,
                            base_output=plan.base_output, pre_share=plan.pre_share, correction=plan.correction,
-                           recorded_at=_now(), actor=actor)
+                           basis=plan.basis, recorded_at=_now(), actor=actor)
         session.add(row)
         session.flush()
         return row.id
@@ -507,7 +529,8 @@ def load_quota_plans(engine: Engine, park_id: str, year: int) -> list[QuotaPlan]
                                .order_by(QuotaPlanRow.id)).scalars().all()
         latest = {r.enterprise_id: r for r in rows}
         return [QuotaPlan(r.enterprise_id, r.year, r.method, r.absolute_t, r.benchmark_t_per_unit, r.unit,
-                          r.base_output, r.pre_share, r.correction) for r in latest.values()]
+                          r.base_output, r.pre_share, r.correction, r.basis or DEFAULT_QUOTA_BASIS)
+                for r in latest.values()]
 
 
 def record_movement(engine: Engine, park_id: str, enterprise: str, year: int, kind: str, amount_t: float, *,

@@ -39,12 +39,15 @@ def test_recorded_exports_and_bills_join_the_metered_activity(env):
     ]), actor="clerk")
     records.record_instruments(engine, park.id, pd.DataFrame([
         {"enterprise": "E1", "kind": "gec", "quantity_mwh": 100.0, "period_start": "2024-03-01",
-         "period_end": "2024-04-01", "reference": "GEC-1"}]), actor="clerk")
+         "period_end": "2024-04-01", "reference": "GEC-1", "vintage": 2024}]), actor="clerk")
     acc = pipeline.account_park(store, engine, park, *MARCH)
     e1 = acc.totals_at("enterprise").set_index("enterprise").loc["E1"]
     assert e1["grid_net_kwh"] == pytest.approx(450_000)
     assert e1["scope2_location_t_co2e"] == pytest.approx(450 * 0.5617 + 88.88088)
-    assert e1["scope2_market_t_co2e"] == pytest.approx(350 * 0.5856 + 88.88088)
+    # market-based (GHG Protocol Scope 2 Guidance): purchases of 500 MWh, less 100 MWh of certificates; the 50 MWh
+    # exported are neither netted nor credited at the residual factor
+    assert e1["scope2_market_t_co2e"] == pytest.approx(400 * 0.5856 + 88.88088)
+    assert e1["grid_export_kwh"] == pytest.approx(50_000)
     assert e1["scope1_t_co2e"] == pytest.approx(43.24377618 + 42.652 * 0.0202 * 0.98 * 44 / 12)
 
 
@@ -84,6 +87,9 @@ def test_product_output_round_trip(env):
 def test_energy_in_tce_without_emissions():
     out = energy_tce(pd.DataFrame([frame("electricity", 1000.0, "kWh"), frame("steam", 2.0, "t")]), REGISTRY,
                      REGIONS)
-    assert out["tce"].tolist() == pytest.approx([0.1229, 0.2572])
+    # steam: 2 t x (2 777.1 - 83.74) kJ/kg = 5.38672 GJ x 0.03412 tce/GJ (its heat content, as for its emissions)
+    assert out["tce"].tolist() == pytest.approx([0.1229, 2 * (2777.1 - 83.74) / 1000 * 0.03412])
     assert out["tce_factor"].tolist() == ["tce/electricity/equivalent/national/2020-01-01",
-                                          "tce/steam/all/national/2020-01-01"]
+                                          "heat/steam/enthalpy/national/2015-01-01|"
+                                          "heat/steam/feedwater_enthalpy/national/2015-01-01|"
+                                          "tce/heat/all/national/2020-01-01"]
