@@ -20,6 +20,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from carbon import records  # also registers the carbon tables before an engine is created
 from carbon.emissions import Accounts
 from park.model import Enterprise, Park
 from portal import audit
@@ -126,8 +127,6 @@ class Scope:
 
     def restatements(self) -> pd.DataFrame:
         """Restated carbon figures of the visible enterprises (park-level rows only for a park-wide scope)."""
-        from carbon import records
-
         r = records.load_restatements(self._ctx.engine, self._ctx.park.id)
         if self.park_wide:
             return r
@@ -202,33 +201,23 @@ class Scope:
                                   .order_by(ImportRun.id.desc()).limit(limit)))
 
     def factor_overrides(self) -> list:
-        from carbon import records
-
         self.require(Role.ADMIN)
         return records.load_factor_overrides(self._ctx.engine, self._ctx.park.id)
 
     def factor_imports(self) -> pd.DataFrame:
-        from carbon import records
-
         self.require(Role.ADMIN)
         return records.factor_imports(self._ctx.engine, self._ctx.park.id)
 
     def enterprise_ledger(self, year: int, enterprise: str | None = None) -> pd.DataFrame:
-        from carbon import records
-
         self.require(Role.ADMIN)
         return records.load_ledger(self._ctx.engine, self._ctx.park.id, year, enterprise)
 
     def quota_plans(self, year: int) -> list:
-        from carbon import records
-
         self.require(Role.ADMIN)
         return records.load_quota_plans(self._ctx.engine, self._ctx.park.id, year)
 
     def record_movement(self, enterprise: str, year: int, kind: str, amount_t: float, **kw) -> int:
         """Append a ledger movement as this user (carbon.records.record_movement)."""
-        from carbon import records
-
         self.require(Role.ADMIN)
         return records.record_movement(self._ctx.engine, self._ctx.park.id, enterprise, year, kind, amount_t,
                                        actor=self.user.username, **kw)

@@ -74,10 +74,21 @@ def test_admin_sees_the_overview_with_the_stores_numbers(portal, chrome, tmp_pat
     page.close()
 
 
-def test_an_enterprise_user_is_refused_the_park_overview(portal, chrome):
-    url, _ = portal
+def test_an_enterprise_user_lands_on_its_page_and_is_refused_the_park_overview(portal, chrome):
+    """After login an enterprise user lands on its enterprise page (no red refusal as a first screen); the park
+    overview stays out of reach: "/" brings it back to its page, and the nav offers only its pages."""
+    url, ctx = portal
     page = chrome.new_page()
     login(page, url, "e001")
+    page.wait_for_selector("#ent-kpis .kpi", timeout=30_000)
+    assert page.url == url + "/enterprise" and page.locator("#forbidden").count() == 0
+    assert page.locator("#nav-overview").count() == 0 and page.locator("#carbon-kpis").count() == 0
+    page.goto(url + "/")
+    page.wait_for_selector("#ent-kpis .kpi", timeout=30_000)
+    assert page.url == url + "/enterprise" and page.locator("#carbon-kpis").count() == 0
+    others = [e.name for e in ctx.park.enterprises if e.id != "E001"]
+    assert not any(name in page.locator("#page").inner_text() for name in others)
+    page.goto(url + "/quality")
     page.wait_for_selector("#forbidden", timeout=30_000)
-    assert "Jiangnan" not in page.locator("#page").inner_text()
+    assert not any(name in page.locator("#page").inner_text() for name in others)
     page.close()
