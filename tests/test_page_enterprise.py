@@ -22,7 +22,6 @@ import pytest
 from plotly.utils import PlotlyJSONEncoder
 
 from carbon import records, summary
-from carbon.costs import DEFAULT_TARIFFS, cost_structure
 from carbon.quota import QuotaPlan
 from park.metadata import create_engine_from_url, import_park
 from park.model import Device, Enterprise, Meter, Park, Workshop
@@ -201,13 +200,6 @@ def test_cost_structure_at_the_demo_tariffs_and_the_carbon_price(month):
     total = 15 * QH_MONTH * 0.70 + 4 * H_MONTH * 3.60 + carbon
     assert c.loc["carbon", "share"] == pytest.approx(carbon / total)
     assert (c["coverage"] == 1.0).all()
-
-
-def test_tariffs_convert_the_stores_unit_to_the_tariffs():
-    by_carrier = pd.DataFrame({"carrier": ["diesel"], "quantity": [2500.0], "unit": ["kg"], "coverage": [0.5]})
-    cost = cost_structure(by_carrier, 10.0, 0.5, DEFAULT_TARIFFS, 100.0).set_index("item")
-    assert cost.loc["diesel", "quantity"] == 2.5 and cost.loc["diesel", "unit"] == "t"
-    assert cost.loc["diesel", "cost_cny"] == pytest.approx(2.5 * 7800) and cost.loc["carbon", "cost_cny"] == 1000
 
 
 def test_realtime_power_is_the_quarter_hours_energy_over_a_quarter_hour(ctx):

@@ -183,3 +183,44 @@ def test_reconciliation_applies_calibration_factors_before_the_meter_cap():
     assert sum(got.reconciled_kwh.values()) == pytest.approx(100.0)
     with pytest.raises(ValueError, match="metered electricity nan kWh"):
         reconcile({"D1": 1.0}, metered_kwh=float("nan"))
+
+
+# ---- bracelet analytics of an enterprise (collectors.bracelet_analytics) -----------------------------------------
+def test_device_status_says_silent_and_never_and_the_state_at_the_last_reading():
+    from collectors.bracelet_analytics import device_status
+
+    quiet = Device("D2", "E001", idle_current_a=1.0, run_current_a=5.0, interval_s=60)
+    never = Device("D3", "E001", interval_s=60)
+    now = at("09:00")
+    latest = pd.DataFrame({"series": ["D1", "D2"], "ts": [at("08:59"), at("08:50")], "value": [6.0, 0.5]})
+    recent = readings("08:00", [6.0] * 60).assign(series="D1")
+    s = device_status(latest, recent, [MACHINE, quiet, never], now).set_index("device")
+    assert s.loc["D1", "state"] == "running" and not s.loc["D1", "silent"] and s.loc["D1", "current_a"] == 6.0
+    assert s.loc["D2", "silent"] and s.loc["D2", "state"] == "unknown" and s.loc["D2", "silent_min"] == 10
+    assert s.loc["D3", "silent"] and pd.isna(s.loc["D3", "last_seen"]) and math.isnan(s.loc["D3", "silent_min"])
+
+
+def test_equipment_day_reconciles_the_estimate_with_the_meter():
+    from collectors.bracelet_analytics import equipment_day
+
+    # 8 A from 08:00 to 16:00 (480 readings): 4.475 kW x 8 h = 35.8 kWh; the meter says 30 kWh for the day
+    points = readings("08:00", [8.0] * 480).assign(series="D1")
+    metered = pd.DataFrame({"value": [30.0], "measured": [96], "expected": [96]})
+    start = at("00:00")
+    e = equipment_day("E001", [MACHINE], points, metered, start, start + pd.Timedelta("1D"))
+    kw = math.sqrt(3) * 380.0 * 8.0 * 0.85 / 1000
+    row = e.energy.iloc[0]
+    assert row["estimated_kwh"] == pytest.approx(kw * 8) and e.has_readings and e.metered_kwh == 30.0
+    assert e.reconciliation.scale == pytest.approx(30.0 / (kw * 8))  # the estimate exceeds the meter: scaled down
+    assert row["reconciled_kwh"] == pytest.approx(30.0) and e.metered_coverage == 1.0
+    assert len(e.by_day) == 7 and e.by_day["day"].iloc[-1] == start  # the week ending on this day
+    assert set(e.timeline["state"]) >= {"running", "unknown"}
+
+
+def test_equipment_day_without_a_meter_has_no_reconciliation():
+    from collectors.bracelet_analytics import equipment_day
+
+    metered = pd.DataFrame({"value": [float("nan")], "measured": [0], "expected": [96]})
+    e = equipment_day("E001", [MACHINE], readings("08:00", [8.0] * 10).assign(series="D1"), metered, at("00:00"),
+                      at("00:00") + pd.Timedelta("1D"))
+    assert e.reconciliation is None and e.energy["factor"].isna().all() and e.metered_coverage == 0.0
