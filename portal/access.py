@@ -1,4 +1,5 @@
-"""The data access layer: every read the portal makes goes through here, and here the user's role is enforced.
+"""The data access layer under the request scope (portal.scope): every read of store data, carbon accounts, ledgers,
+output values and quota positions goes through here with the user, and here the user's enterprises are enforced.
 
 Authorisation lives on the server, not in the page: an enterprise user's queries are always restricted to its
 own enterprise, whatever the browser sends; asking for another enterprise's data (by enterprise, workshop or
