@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from park.migrations import upgrade_schema
 from park.model import Device, Enterprise, Meter, Park, Workshop
 from park.parkfile import check_park, parse_park
 from park.units import Carrier
@@ -245,7 +246,8 @@ def create_engine_from_url(url: str, *, create_tables: bool = True) -> Engine:
     """An engine for any SQLAlchemy URL (`sqlite:///var/parkcarbon.db`, `postgresql+psycopg://...`).
 
     For SQLite files the parent directory is created and foreign keys are enforced, as on PostgreSQL.
-    With `create_tables`, missing tables are created (existing ones are left alone).
+    With `create_tables`, the schema is upgraded to the newest migration (park.migrations.upgrade_schema): the
+    tables are the migrations', whichever model modules were imported.
     """
     parsed = make_url(url)
     sqlite = parsed.get_backend_name() == "sqlite"
@@ -260,7 +262,7 @@ def create_engine_from_url(url: str, *, create_tables: bool = True) -> Engine:
     if sqlite:
         event.listen(engine, "connect", _enforce_sqlite_foreign_keys)
     if create_tables:
-        Base.metadata.create_all(engine)
+        upgrade_schema(engine)
     return engine
 
 

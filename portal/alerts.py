@@ -25,6 +25,7 @@ from sqlalchemy import Engine, ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from park.metadata import Base, UTCDateTime
+from park.migrations import upgrade_schema
 from park.model import Meter, Park
 from portal import audit
 from portal.access import DataAccess, Forbidden
@@ -109,8 +110,9 @@ class AlertAck(Base):
 
 
 def create_tables(engine: Engine) -> None:
-    """Create the acknowledgement table if missing (the portal may load this module after the engine exists)."""
-    Base.metadata.create_all(engine, tables=[AlertAck.__table__])
+    """Upgrade the metadata database to the newest migration (park.migrations.upgrade_schema; idempotent): the
+    acknowledgement table is the migrations', not made by importing this module."""
+    upgrade_schema(engine)
 
 
 # ---- the rules: pure functions over frames ---------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pandas as pd
 
 from collectors.sources.files import FileFormatError
 from park.metadata import create_engine_from_url, import_park_file, load_park
+from park.migrations import SchemaError, check_schema
 from park.model import Park
 from park.parkfile import DEMO_PARK_FILE, ParkFileError, load_park_file
 from park.settings import Settings, SettingsError, load_settings
@@ -33,13 +34,13 @@ Settings come from parkcarbon.toml (or --config FILE, or $PARKCARBON_CONFIG) and
 variables; secrets (PARKCARBON_INFLUX_PASSWORD, PARKCARBON_INFLUX_TOKEN) only from the environment."""
 
 
-def _engine(settings: Settings):
-    import carbon.records  # noqa: F401  (registers the carbon and portal tables before they are created)
-    import portal.alerts  # noqa: F401
-    import portal.audit  # noqa: F401
-    import portal.auth  # noqa: F401
-
-    return create_engine_from_url(settings.metadata_url)
+def _engine(settings: Settings, *, upgrade: bool = False):
+    """The metadata database.  `init` and `demo` upgrade its schema to this release's (park.migrations); the other
+    commands refuse a database that is behind (SchemaError) rather than change it behind the operator's back."""
+    engine = create_engine_from_url(settings.metadata_url, create_tables=upgrade)
+    if not upgrade:
+        check_schema(engine)
+    return engine
 
 
 def _open(settings: Settings) -> tuple[Park, TimeSeriesStore]:
@@ -61,7 +62,7 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
               f"(an example: {DEMO_PARK_FILE})", file=sys.stderr)
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    report = import_park_file(_engine(settings), park_file, actor="cli")
+    report = import_park_file(_engine(settings, upgrade=True), park_file, actor="cli")
     print(report.summary())
     park, store = _open(settings)
     store.close()
@@ -72,7 +73,7 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = _engine(settings)
+    engine = _engine(settings, upgrade=True)
     print(import_park_file(engine, DEMO_PARK_FILE, actor="demo").summary())
     park, store = _open(settings)
     for username, password, role, enterprise in DEMO_ACCOUNTS:
@@ -224,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
 
     init = sub.add_parser("init", help="create the databases and import (or re-import) the park file",
-                          description="Create the metadata database and the time-series store, and import the "
+                          description="Create the metadata database (or upgrade its schema to this release's, "
+                          "keeping its rows: back it up first) and the time-series store, and import the "
                           "park file. Re-running it with the same file changes nothing; a bad file is rejected "
                           "with its line numbers and nothing is half-imported.")
     init.add_argument("--park-file", type=Path, help="park file (YAML); default: park_file in the settings")
@@ -305,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
             settings = Settings(**{**settings.__dict__, "data_dir": Path(args.data_dir), "metadata_url": None,
                                    "embedded_path": None, "store_backend": "embedded"})
         return args.func(args, settings)
-    except (SettingsError, ParkFileError, StoreError, FileFormatError, AuthError) as exc:
+    except (SettingsError, ParkFileError, StoreError, FileFormatError, AuthError, SchemaError) as exc:
         print(f"parkcarbon: {exc}", file=sys.stderr)
         return 2
 

@@ -14,9 +14,10 @@ from sqlalchemy.orm import Session
 from carbon import records
 from carbon.errors import CcerCapError, InputError, LedgerError
 from carbon.quota import QuotaPlan, final_allocation, position, pre_allocation, true_up
-from park.metadata import Base, create_engine_from_url, import_park
+from park.metadata import create_engine_from_url, import_park
 from park.model import Enterprise, Park
 from tests.support.postgres import postgres_server
+from tests.support.schema import fresh_schema
 
 PRICE = 97.49  # CNY/t, national ETS close at the end of 2024
 PLAN = QuotaPlan.intensity("E1", 2024, benchmark_t_per_unit=0.8534, unit="t clinker", base_output=100_000,
@@ -35,10 +36,7 @@ def _engine(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Eng
         engine = create_engine_from_url(f"sqlite:///{tmp_path / 'parkcarbon.db'}")
     else:
         engine = create_engine_from_url(request.getfixturevalue("postgres_url"), create_tables=False)
-        Base.metadata.drop_all(engine)
-        with engine.begin() as con:
-            con.execute(text("DROP FUNCTION IF EXISTS carbon_quota_ledger_append_only() CASCADE"))
-    records.create_tables(engine)
+        fresh_schema(engine)  # the server is shared by the module's tests: start each one empty
     import_park(engine, PARK)
     return engine
 

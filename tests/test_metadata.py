@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from park import metadata
 from park.metadata import (
     ENTITY_TABLES,
-    Base,
     ImportRun,
     MeterRow,
     ParkNotFoundError,
@@ -32,6 +31,7 @@ from park.model import Meter, Park
 from park.parkfile import DEMO_PARK_FILE, ParkFileError, dump_park, load_park_file
 from park.units import Carrier
 from tests.support.postgres import postgres_server
+from tests.support.schema import fresh_schema
 
 DEMO = load_park_file(DEMO_PARK_FILE)
 DEMO_ENTITIES = 1 + len(DEMO.enterprises) + len(DEMO.workshops) + len(DEMO.meters) + len(DEMO.devices)
@@ -49,8 +49,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         engine = create_engine_from_url(f"sqlite:///{tmp_path / 'var' / 'parkcarbon.db'}")
     else:
         engine = create_engine_from_url(request.getfixturevalue("postgres_url"), create_tables=False)
-        Base.metadata.drop_all(engine)  # the server is shared by the module's tests: start each one empty
-        Base.metadata.create_all(engine)
+        fresh_schema(engine)  # the server is shared by the module's tests: start each one empty
     yield engine
     engine.dispose()
 
