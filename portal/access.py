@@ -60,12 +60,14 @@ class TTLCache:
 
 class DataAccess:
     def __init__(self, store: TimeSeriesStore, park: Park, engine: Engine | None = None,
-                 consents: Callable[[User], set[str]] | None = None, cache_ttl_s: float = 60.0) -> None:
+                 consents: Callable[[User], set[str]] | None = None, cache_ttl_s: float = 60.0,
+                 now: Callable[[], object] | None = None) -> None:
         self.store = store
         self.park = park
         self.engine = engine
         self._cache = TTLCache(cache_ttl_s)
         self._consents = consents or (lambda user: set())
+        self._now = now  # the portal's clock: what "known up to now" means for the accounts (None: the real now)
         self._series_enterprise = {s.id: s.enterprise for s in park.catalog().series}
         self._workshop_enterprise = {w.id: w.enterprise for w in park.workshops}
 
@@ -121,8 +123,9 @@ class DataAccess:
         from carbon.pipeline import account_park
 
         key = ("accounts", pd.Timestamp(start).isoformat(), pd.Timestamp(end).isoformat(), period_kind)
+        as_of = self._now() if self._now else None
         acc = self._cache.get(key, lambda: account_park(self.store, self.engine, self.park, start, end, period_kind,
-                                                        strict=False))
+                                                        strict=False, as_of=as_of))
         allowed = self.scope(user)
         if allowed is None:
             return acc

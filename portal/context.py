@@ -27,7 +27,7 @@ class PortalContext:
     access: DataAccess = field(init=False)
 
     def __post_init__(self) -> None:
-        self.access = DataAccess(self.store, self.park, self.engine, consents=self.consents)
+        self.access = DataAccess(self.store, self.park, self.engine, consents=self.consents, now=self.now)
 
     def now(self) -> datetime:
         return pd.Timestamp(self.clock()).tz_convert(self.park.tz)
