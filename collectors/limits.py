@@ -49,11 +49,16 @@ def plausible_max(meter: Meter) -> tuple[float | None, str]:
 def limits_for(meter: Meter, register_maps: dict | None = None) -> MeterLimits:
     """The normaliser's limits for one meter.  `register_maps` caches loaded maps by model name."""
     register_max, source = meter.register_max, "register size in the park file"
-    if register_max is None and meter.model:
-        register_max, source = _map_register_max(meter, {} if register_maps is None else register_maps)
+    resolution = 0.0
+    if meter.model:
+        maps = {} if register_maps is None else register_maps
+        map_max, map_source, resolution = _map_register(meter, maps)
+        if register_max is None:
+            register_max, source = map_max, map_source
     max_per_h, why = plausible_max(meter)
     return MeterLimits(interval_s=meter.interval_s, register_max=register_max, max_per_h=max_per_h,
-                       max_source=why, register_source=source if register_max is not None else "")
+                       max_source=why, register_source=source if register_max is not None else "",
+                       resolution=resolution)
 
 
 def meter_limits(meters: Iterable[Meter]) -> dict[str, MeterLimits]:
@@ -63,9 +68,9 @@ def meter_limits(meters: Iterable[Meter]) -> dict[str, MeterLimits]:
     return {m.id: limits_for(m, maps) for m in meters}
 
 
-def _map_register_max(meter: Meter, maps: dict) -> tuple[float | None, str]:
-    """Where the meter's register-map energy register wraps, in the meter's unit (None if it does not), and
-    where the map says that comes from."""
+def _map_register(meter: Meter, maps: dict) -> tuple[float | None, str, float]:
+    """Where the meter's register-map energy register wraps, in the meter's unit (None if it does not), where
+    the map says that comes from, and its least step (an integer register's scale; 0 for a float)."""
     from collectors.registermaps import load_register_map
 
     if meter.model not in maps:
@@ -74,8 +79,9 @@ def _map_register_max(meter: Meter, maps: dict) -> tuple[float | None, str]:
         except ValueError as exc:
             raise ValueError(f"meter {meter.id}: {exc}") from None
     register_map = maps[meter.model]
+    factor = conversion_factor(register_map.energy.unit, meter.unit)
+    energy = register_map.energy
+    step = 0.0 if energy.type == "float32" else abs(energy.scale) * factor
     wrap = register_map.energy_register_max
     source = f"register map {register_map.name}: {getattr(register_map, 'energy_register_max_source', '')}"
-    if wrap is None:
-        return None, source
-    return wrap * conversion_factor(register_map.energy.unit, meter.unit), source.rstrip(": ")
+    return (None if wrap is None else wrap * factor), source.rstrip(": "), step

@@ -26,7 +26,8 @@ ever becomes energy.  What each reading does:
   a re-read): the reading is quarantined and the state kept; the next good reading spans it.
 - **Spike** (`reading.spike`, reject): a step implying more than the meter's plausible maximum rate (from the
   park file: `max_kw`, rated power, transformer or breaker size; else 50x the highest rate in at least a day
-  of the meter's own history), or a value at or above `register_max`: quarantined, the state kept (and the
+  of the meter's own history; one register step, `resolution`, is tolerated, as a fast poll may see it
+  early), or a value at or above `register_max`: quarantined, the state kept (and the
   suspect remembered), so the next good reading spans it and energy is conserved.
 - **Jump** (`meter.jump`, flag): the reading after a spike continues from the spike at a plausible rate, so the
   register really moved (meter swapped or re-set to a higher value): the jump is not counted; the window is
@@ -85,6 +86,7 @@ class MeterLimits:
     max_per_h: float | None = None  # plausible maximum rate (canonical unit per hour: kW for kWh)
     max_source: str = ""  # where max_per_h comes from, for messages ("max_kw", "2 x transformer_kva 630")
     register_source: str = ""  # where register_max comes from, for messages
+    resolution: float = 0.0  # the register's least step (canonical unit): a fast poll may see one step early
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,8 @@ def step(state: CounterState | None, ts_ns: int, value: float, limits: MeterLimi
     measured = True  # delta is a register difference (else an estimate across a discontinuity)
     events: list[Event] = []
     if delta < 0:
-        wrap = _wrap(state.value, value, hours, limits.register_max, max_rate)
+        allow = None if max_rate is None else max_rate * hours + limits.resolution  # most a step can add
+        wrap = _wrap(state.value, value, limits.register_max, allow)
         if wrap is not None:
             delta = wrap - state.value + value
             if limits.register_max is None:
@@ -139,7 +142,7 @@ def step(state: CounterState | None, ts_ns: int, value: float, limits: MeterLimi
                 where = f" ({limits.register_source})" if limits.register_source else ""
             events.append(Event("meter.rollover", ts_ns, f"register wrapped at {wrap:g}{where} from "
                                 f"{state.value:g} to {value:g}: {delta:g} counted", since_ns=state.ts_ns))
-        elif value <= state.value / 2 and (max_rate is None or value <= max_rate * hours):
+        elif value <= state.value / 2 and (allow is None or value <= allow):
             delta, estimate = _estimate(state, value, hours)
             measured = False
             events.append(Event("meter.reset", ts_ns, f"register went back from {state.value:g} to {value:g} "
@@ -149,9 +152,10 @@ def step(state: CounterState | None, ts_ns: int, value: float, limits: MeterLimi
             return state, [], [Event("reading.backward", ts_ns, f"register went back from {state.value:g} to "
                                      f"{value:g} ({delta:g}), too little for a reset (to near zero) or a "
                                      "rollover: a misread or jitter, not counted")], REJECTED
-    elif max_rate is not None and delta > max_rate * hours:
+    elif max_rate is not None and delta > max_rate * hours + limits.resolution:
         s_ts, s_value = state.suspect_ts_ns, state.suspect_value
-        if s_ts is None or s_value is None or value < s_value or value - s_value > max_rate * (ts_ns - s_ts) / HOUR_NS:
+        if s_ts is None or s_value is None or value < s_value or \
+                value - s_value > max_rate * (ts_ns - s_ts) / HOUR_NS + limits.resolution:
             kw = delta / hours
             return replace(state, suspect_ts_ns=ts_ns, suspect_value=value), [], [Event(
                 "reading.spike", ts_ns, f"{delta:g} in {span / NS:g} s is {kw:.1f} per hour, above the meter's "
@@ -183,9 +187,9 @@ def _max_rate(state: CounterState, limits: MeterLimits) -> tuple[float | None, s
     return None, ""
 
 
-def _wrap(old: float, new: float, hours: float, register_max: float | None, max_rate: float | None
-          ) -> float | None:
-    """Where the register wrapped, if going from `old` to `new` is plausible as a wrap; else None."""
+def _wrap(old: float, new: float, register_max: float | None, allow: float | None) -> float | None:
+    """Where the register wrapped, if going from `old` to `new` is plausible as a wrap (adding at most `allow`,
+    if known); else None."""
     if register_max is not None:
         across = register_max - old + new
         ok = old >= register_max / 2 and new < register_max / 2
@@ -193,7 +197,7 @@ def _wrap(old: float, new: float, hours: float, register_max: float | None, max_
         register_max = 10.0 ** math.floor(math.log10(old) + 1) if old > 0 else 0.0
         across = register_max - old + new
         ok = old > 0 and new < old and across <= INFERRED_WRAP_SHARE * register_max
-    if ok and (max_rate is None or across <= max_rate * hours):
+    if ok and (allow is None or across <= allow):
         return register_max
     return None
 

@@ -159,3 +159,10 @@ def test_a_conflicting_duplicate_is_rejected_and_the_first_value_stands():
     state, _, _, _ = step(None, (T0 + 900) * NS, 10.0, MeterLimits())
     same, out, events, status = step(state, (T0 + 900) * NS, 12.0, MeterLimits())
     assert (same, out, status, events[0].code) == (state, [], REJECTED, "reading.conflict")
+
+
+def test_a_fast_poll_seeing_one_register_step_early_is_not_a_spike():
+    limits = MeterLimits(max_per_h=500.0, resolution=1.0)  # a register counting whole kWh, polled every 5 s
+    statuses: list = []
+    feed([(0, 100.0), (5, 101.0), (10, 101.0), (15, 10_100.0)], limits, statuses)  # 720 kW apparent, then 100x
+    assert statuses == [ACCEPTED, ACCEPTED, ACCEPTED, REJECTED]

@@ -68,6 +68,7 @@ def test_the_service_derives_every_meters_limits_and_logs_the_pipelines_findings
     assert service.pipeline.limits["M1"].max_per_h == 500.0  # 2 x 250 kVA
     assert service.pipeline.limits["M1"].register_max == 2 ** 32 * 0.01  # from the generic register map
     assert service.pipeline.limits["M1"].register_source.startswith("register map generic")
+    assert service.pipeline.limits["M1"].resolution == 0.01  # the register's least step, in kWh
     assert service.pipeline.limits["W1"].register_max == 100_000.0
     t0 = pd.Timestamp("2024-03-01", tz=TZ)
 
