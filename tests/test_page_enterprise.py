@@ -364,3 +364,17 @@ def test_the_access_layer_under_the_page_refuses_too(ctx):
     assert scope_for(ctx, load_user(ctx.engine, "alpha"), page.PATH).enterprise("E2") is None
     assert scope_for(ctx, load_user(ctx.engine, "alpha"), page.PATH).enterprise(None).enterprise == "E1"
     assert scope_for(ctx, load_user(ctx.engine, "admin"), page.PATH).enterprise("E2").enterprise == "E2"
+
+
+def test_incomplete_accounts_carry_a_visible_badge_with_the_reasons(ctx):
+    """E3's meter never reported: its accounts are incomplete (no data), and the page says so beside the figures,
+    the reasons in the badge's tooltip; E2's complete accounts carry no badge."""
+    f = scope(ctx, "admin", "E3").figures("month", NOW)
+    assert not f.accounts.complete and len(f.accounts.reasons()) > 0
+    for lang, word in (("zh-CN", "不完整"), ("en", "incomplete")):
+        summary_ = json.loads(json.dumps(page.render_summary(f, PARK, lang), cls=PlotlyJSONEncoder))
+        badge = next(c for c in summary_[1]["props"]["children"] if isinstance(c, dict))["props"]
+        assert badge["children"] == word and badge["id"] == "ent-complete"
+        assert set(f.accounts.reasons()["message"]) <= set(badge["title"].split("\n"))
+    e2 = scope(ctx, "admin", "E2").figures("month", NOW)
+    assert e2.accounts.complete and "incomplete" not in shown(page.render_summary(e2, PARK, "en"))
