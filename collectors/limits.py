@@ -15,12 +15,16 @@ readings arrive:
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable
+from dataclasses import replace
 
 from collectors.normalise import MeterLimits
 from park.model import Meter
 from park.units import conversion_factor
+
+log = logging.getLogger(__name__)
 
 HEADROOM = 2.0  # a capacity is exceeded briefly (overload, inrush); a misread is off by orders of magnitude
 LINE_VOLTAGE_KV = 0.38  # China's low-voltage three-phase supply
@@ -61,11 +65,21 @@ def limits_for(meter: Meter, register_maps: dict | None = None) -> MeterLimits:
                        resolution=resolution)
 
 
-def meter_limits(meters: Iterable[Meter]) -> dict[str, MeterLimits]:
+def meter_limits(meters: Iterable[Meter], *, strict: bool = True) -> dict[str, MeterLimits]:
     """Limits of every meter, by id (pass to `Pipeline(limits=...)`; a Pipeline built without derives them
-    from its catalogue's meters)."""
+    from its catalogue's meters).  A register map that cannot be loaded is a ValueError naming the meter, or,
+    with strict=False, a logged warning and limits from the park file alone."""
     maps: dict = {}
-    return {m.id: limits_for(m, maps) for m in meters}
+    out = {}
+    for m in meters:
+        try:
+            out[m.id] = limits_for(m, maps)
+        except ValueError as exc:
+            if strict:
+                raise
+            log.warning("%s; its register size is not known from the map", exc)
+            out[m.id] = limits_for(replace(m, model=None), maps)
+    return out
 
 
 def _map_register(meter: Meter, maps: dict) -> tuple[float | None, str, float]:

@@ -84,7 +84,7 @@ class Pipeline:
         self.catalog = catalog
         self.on_events = on_events
         self.spool = spool
-        self.limits = limits if limits is not None else meter_limits(catalog.meters.values())
+        self.limits = limits if limits is not None else meter_limits(catalog.meters.values(), strict=False)
         self.clock = clock
         self._lock = threading.Lock()
         self._state = {s: CounterState(**d) for s, d in spool.load_state().items()}

@@ -230,3 +230,17 @@ def test_a_pipeline_built_from_the_park_uses_its_meters_limits(tmp_path):
     assert [(e["series"], e["code"], e["line"]) for e in done.events if e["severity"] == "flag"] == [
         ("WRAP", "meter.rollover", 4)]
     spool.close()
+
+
+def test_a_meter_whose_register_map_cannot_be_loaded_keeps_its_park_file_limits(tmp_path, caplog):
+    from collectors.limits import meter_limits
+    from park.model import Meter
+    from park.units import Carrier
+
+    broken = Meter("M1", Carrier.ELECTRICITY, "E1", model="no-such-map", max_kw=100.0)
+    with pytest.raises(ValueError, match="meter M1: no shipped register map 'no-such-map'"):
+        meter_limits([broken])
+    with caplog.at_level("WARNING", logger="collectors.limits"):
+        limits = meter_limits([broken], strict=False)
+    assert (limits["M1"].max_per_h, limits["M1"].register_max) == (100.0, None)
+    assert "meter M1: no shipped register map" in caplog.text
