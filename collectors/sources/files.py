@@ -110,7 +110,7 @@ class ImportReport:
         if self.codes:
             lines.append("rejected or repaired, by code:")
             lines += [f"  {code}: {n}" for code, n in self.codes.most_common()]
-        lines += [f"  {r['reason']}" for r in self.rejects[:20]]
+        lines += [f"  {r['reason']}" for r in sorted(self.rejects, key=lambda r: r.get("line") or 0)[:20]]
         if self.event_codes:
             lines.append("reported (values kept or not applied), by code:")
             for code, n in self.event_codes.most_common():
