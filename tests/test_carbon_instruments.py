@@ -13,6 +13,7 @@ from carbon import pipeline, records
 from carbon.emissions import compute_accounts, grid_purchases
 from carbon.errors import InputError
 from carbon.factors import FactorRegistry
+from carbon.quota import QuotaPlan
 from carbon.regions import enterprise_regions
 from park.metadata import create_engine_from_url, import_park
 from park.model import Enterprise, Meter, Park, Workshop
@@ -205,3 +206,19 @@ def test_the_pipeline_gives_a_month_the_same_figure_alone_and_in_the_year(env):
     assert e1(alone, "2025-10")["scope2_market_t_co2e"] == pytest.approx(e1(full, "2025-10")["scope2_market_t_co2e"])
     months = full.totals_at("enterprise")
     assert months["scope2_market_t_co2e"].sum() == pytest.approx(e1(year, "2025")["scope2_market_t_co2e"])
+
+
+def test_quota_emissions_follow_each_plans_basis(env):
+    engine, store = env
+    ts = pd.date_range(month(1), month(2), freq="1h", inclusive="left")
+    store.write("energy", pd.DataFrame({"ts": ts, "series": "E1-M1", "value": 1_000_000.0 / len(ts),
+                                        "quality": "measured"}))
+    plans = [QuotaPlan.absolute("E1", 2025, 500.0)]
+    ets = pipeline.quota_emissions(store, engine, PARK, 2025, month(2), plans)
+    e = ets.set_index("enterprise").loc["E1"]
+    assert e["basis"] == "ets" and e["emissions_t_co2e"] == pytest.approx(570.3)  # 1 000 MWh x 0.5703
+    loc = pipeline.quota_emissions(store, engine, PARK, 2025, month(2),
+                                   [QuotaPlan.absolute("E1", 2025, 500.0, basis="location")])
+    assert loc.set_index("enterprise").loc["E1", "emissions_t_co2e"] == pytest.approx(550.0)  # East China 2023
+    records.record_quota_plan(engine, PARK.id, QuotaPlan.absolute("E1", 2025, 500.0, basis="market"), actor="t")
+    assert [p.basis for p in records.load_quota_plans(engine, PARK.id, 2025)] == ["market"]
