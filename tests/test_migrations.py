@@ -150,6 +150,19 @@ def test_a_database_from_a_newer_release_is_refused(tmp_path: Path) -> None:
         upgrade_schema(engine)
 
 
+def test_a_failing_upgrade_leaves_the_sqlite_database_as_it_was(tmp_path: Path) -> None:
+    """The whole upgrade is one transaction on SQLite too (pysqlite alone would commit each ALTER at once)."""
+    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'parkcarbon.db'}", create_tables=False)
+    upgrade_schema(engine, "0002")
+    with engine.begin() as connection:  # 0003 adds carbon_instruments.vintage, then fails on this column
+        connection.execute(text("ALTER TABLE carbon_quota_plans ADD COLUMN basis VARCHAR(16)"))
+    before = sqlite_schema(tmp_path / "parkcarbon.db")
+    with pytest.raises(DatabaseError, match="duplicate column name: basis"):
+        upgrade_schema(engine)
+    assert sqlite_schema(tmp_path / "parkcarbon.db") == before
+    assert schema_revision(engine) == "0002"
+
+
 def test_every_revision_downgrades_and_upgrades_again(tmp_path: Path) -> None:
     from alembic import command
 

@@ -64,6 +64,8 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> str:
     from) or when it is at a revision this release does not know (made by a newer release).
     """
     with engine.begin() as connection:
+        if connection.dialect.name == "sqlite":  # pysqlite runs DDL outside transactions: make it all or nothing
+            connection.exec_driver_sql("BEGIN")
         current = MigrationContext.configure(connection).get_current_revision()
         script = ScriptDirectory.from_config(alembic_config())
         if current is not None and current not in {s.revision for s in script.walk_revisions()}:
