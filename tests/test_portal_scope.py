@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from plotly.utils import PlotlyJSONEncoder
 
 import carbon.records  # noqa: F401  (the carbon tables)
@@ -254,3 +256,25 @@ def test_pages_never_touch_the_engine_the_store_or_the_records(path):
     "from flask_login import current_user"])
 def test_the_page_check_catches_each_way_past_the_scope(source):
     assert violations(source)
+
+
+@given(st.sets(st.sampled_from(["E1", "E2", "E9", ""])), st.sampled_from(list(Role)))
+def test_a_scope_never_holds_more_than_its_role_and_consents_allow(consented, role):
+    """Property: an enterprise user sees its own enterprise, a bank the consented enterprises of the park (never an
+    unknown one), the administrator and the regulator the whole park; only a bank has consents."""
+    from types import SimpleNamespace
+
+    from portal.access import DataAccess
+    from portal.auth import User
+
+    def provider(user):
+        return frozenset(consented)
+
+    fake = SimpleNamespace(park=PARK, consents=provider, access=DataAccess(None, PARK, None, consents=provider))
+    user = User("u", "p", role, "E1" if role is Role.ENTERPRISE else None)
+    scope = scope_for(fake, user, "/")
+    ids = [e.id for e in scope.enterprises()]
+    expected = {Role.ADMIN: ["E1", "E2"], Role.REGULATOR: ["E1", "E2"], Role.ENTERPRISE: ["E1"],
+                Role.BANK: [e for e in ("E1", "E2") if e in consented]}[role]
+    assert ids == expected and scope.park_wide == (role in (Role.ADMIN, Role.REGULATOR))
+    assert scope.consents == (frozenset(consented) if role is Role.BANK else frozenset())
