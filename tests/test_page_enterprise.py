@@ -120,15 +120,6 @@ def month(ctx):
 
 
 # ---- figures ---------------------------------------------------------------------------------------------------
-def test_periods_end_at_the_last_complete_quarter_hour_in_park_time():
-    now = pd.Timestamp("2024-03-10 04:07:30", tz="UTC")  # 12:07:30 in Shanghai
-    assert summary.period_bounds("month", now, PARK.tz) == (pd.Timestamp("2024-03-01", tz=TZ), NOW)
-    assert summary.period_bounds("year", now, PARK.tz)[0] == pd.Timestamp("2024-01-01", tz=TZ)
-    assert summary.period_bounds("12m", now, PARK.tz)[0] == pd.Timestamp("2023-04-01", tz=TZ)
-    first = pd.Timestamp("2024-04-01 00:10", tz=TZ)
-    assert summary.period_bounds("month", first, PARK.tz) == (pd.Timestamp("2024-04-01", tz=TZ),) * 2
-
-
 def test_month_totals_by_scope_location_and_market_side_by_side(month):
     kwh = 15 * QH_MONTH  # 13 680 kWh of grid electricity
     scope1 = 4 * H_MONTH * GAS_T_PER_M3
