@@ -310,6 +310,9 @@ def _allocate_instruments(instruments: pd.DataFrame, windows: pd.DataFrame,
     b0 = pd.DatetimeIndex(b["period_start"]).tz_convert(tz).as_unit("ns").asi8 if len(b) else np.zeros(0, "int64")
     b1 = pd.DatetimeIndex(b["period_end"]).tz_convert(tz).as_unit("ns").asi8 if len(b) else np.zeros(0, "int64")
     b_imp = b["import_kwh"].to_numpy(dtype=float)
+    # A window still running (this month to date) spans only as far as its data: the basis knows where it ends.
+    span_end = dict(zip(zip(b_owner, b0, strict=True), b1, strict=True))
+    w1 = np.array([min(e, span_end.get((o, s), e)) for o, s, e in zip(owner, w0, w1, strict=True)], dtype="int64")
     for inst in instruments.itertuples():
         c0 = pd.Timestamp(inst.period_start).tz_localize(tz).as_unit("ns").value
         c1 = pd.Timestamp(inst.period_end).tz_localize(tz).as_unit("ns").value

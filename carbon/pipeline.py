@@ -51,7 +51,8 @@ def instrument_basis(store: TimeSeriesStore, engine: Engine, park: Park, instrum
         return None
     tz = park.tz
     lo = pd.Timestamp(min(instruments["period_start"])).replace(day=1).tz_localize(tz)
-    hi = pd.Timestamp(max(instruments["period_end"])).tz_localize(tz)
+    last = pd.Timestamp(max(instruments["period_end"]))
+    hi = (last if last.day == 1 else (last + pd.offsets.MonthBegin(1))).tz_localize(tz)  # whole months
     now = pd.Timestamp(as_of).tz_convert(tz) if as_of is not None else pd.Timestamp.now(tz=tz).floor("15min")
     hi = min(hi, now)
     if hi <= lo:

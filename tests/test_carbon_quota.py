@@ -61,7 +61,7 @@ def move(engine: Engine, kind: str, amount: float, **kw) -> int:
     return records.record_movement(engine, "demo", "E1", 2024, kind, amount, actor="test", **kw)
 
 
-# ---- example Q (methodology 6.4) ---------------------------------------------------------------------------------
+# ---- example Q (methodology 6.5) ---------------------------------------------------------------------------------
 
 
 def test_example_q_pre_allocation_and_true_up():
