@@ -141,7 +141,7 @@ class Pipeline:
         count = {"read": 0, "accepted": 0, "reported": 0}
         for measurement, kind, frame in frames:
             count["read"] += len(frame)
-            valid = validate(frame, measurement, self.catalog)
+            valid = validate(frame, measurement, self.catalog, grid=kind is Kind.INTERVAL)
             sources = frame["source"].to_numpy(dtype=object)
             for rej in valid.rejected:
                 rejects.append({"measurement": measurement, "source": sources[rej.row], **rej.__dict__})
