@@ -69,12 +69,18 @@ class Accounts:
 
     def reasons(self, enterprise: str | None = None, period: str | None = None) -> pd.DataFrame:
         """The issues that make figures incomplete (codes of carbon.issues.INCOMPLETE), optionally of one
-        enterprise (park-wide issues included) and one period label: what a page shows beside a flagged figure."""
+        enterprise (park-wide issues included) and one period label ('2024', '2024Q1', '2024-03', '2024-03-05'):
+        what a page shows beside a flagged figure."""
         i = self.issues[self.issues["code"].isin(INCOMPLETE)]
         if enterprise is not None:
             i = i[i["enterprise"].isna() | (i["enterprise"] == enterprise)]
         if period is not None:
-            i = i[i["period"].isna() | i["period"].astype(str).str.startswith(period[:4])]
+            if "Q" in period:  # '2024Q1' -> its months
+                year, q = period.split("Q")
+                prefixes = tuple(f"{year}-{m:02d}" for m in range(3 * int(q) - 2, 3 * int(q) + 1))
+            else:
+                prefixes = (period,)
+            i = i[i["period"].isna() | i["period"].astype(str).str.startswith(prefixes)]
         return i.reset_index(drop=True)
 
 

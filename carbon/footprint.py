@@ -45,14 +45,14 @@ def allocate(accounts: Accounts, product_output: pd.DataFrame, by: str = "output
     """Energy and emissions of each enterprise allocated to its products, per period.
 
     Columns: enterprise, workshop, product, unit, period, period_start, quantity, share (of the enterprise's
-    total), the ALLOCATED figures, coverage of the enterprise's inputs.
+    total), the ALLOCATED figures, coverage of the enterprise's inputs, and its `complete` flag and `reasons`.
     """
     if by not in ALLOCATION_METHODS:
         raise InputError(f"allocation {by!r} must be one of {', '.join(ALLOCATION_METHODS)}")
     ent = accounts.totals_at("enterprise")
     if ent.empty:
         return pd.DataFrame(columns=["enterprise", "workshop", "product", "unit", "period", "period_start",
-                                     "quantity", "share", *ALLOCATED, "coverage"])
+                                     "quantity", "share", *ALLOCATED, "coverage", "complete", "reasons"])
     tz = str(ent["period_start"].dt.tz)
     prod = product_output_per_period(product_output, accounts.period, tz)
     prod = prod[prod["enterprise"].isin(ent["enterprise"])]
@@ -63,14 +63,14 @@ def allocate(accounts: Accounts, product_output: pd.DataFrame, by: str = "output
             raise InputError(f"enterprise {e} has products in several units in {p.date()}: allocation by output "
                              "needs one unit; allocate by='workshop' or record the products in one unit")
         prod["share"] = prod["quantity"] / prod.groupby(["enterprise", "period_start"])["quantity"].transform("sum")
-        out = prod.merge(ent[["enterprise", "period_start", *ALLOCATED, "coverage"]],
+        out = prod.merge(ent[["enterprise", "period_start", *ALLOCATED, "coverage", "complete", "reasons"]],
                          on=["enterprise", "period_start"], how="left")
         for col in ALLOCATED:
             out[col] = out[col] * out["share"]
     else:
         out = _by_workshop(accounts, prod, ent)
     cols = ["enterprise", "workshop", "product", "unit", "period", "period_start", "quantity", "share", *ALLOCATED,
-            "coverage"]
+            "coverage", "complete", "reasons"]
     return out[cols].sort_values(["enterprise", "period_start", "product"]).reset_index(drop=True)
 
 
@@ -95,7 +95,8 @@ def _by_workshop(accounts: Accounts, prod: pd.DataFrame, ent: pd.DataFrame) -> p
         total = out[ekeys].merge(ent[[*ekeys, col]], on=ekeys, how="left")[col].to_numpy()
         rest = total - direct_sum.to_numpy()
         out[col] = direct + np.where(direct_sum > 0, rest * direct / direct_sum.replace(0.0, np.nan), 0.0)
-    out = out.merge(ent[["enterprise", "period_start", "coverage"]], on=["enterprise", "period_start"], how="left")
+    out = out.merge(ent[["enterprise", "period_start", "coverage", "complete", "reasons"]],
+                    on=["enterprise", "period_start"], how="left")
     ent_total = out.groupby(["enterprise", "period_start"])["total_location_t_co2e"].transform("sum")
     out["share"] = out["total_location_t_co2e"] / ent_total.replace(0.0, np.nan)
     return out
@@ -113,4 +114,5 @@ def product_footprints(accounts: Accounts, product_output: pd.DataFrame, by: str
     out["allocation"] = by
     out["boundary"] = BOUNDARY
     out["coverage"] = a["coverage"]
+    out["complete"], out["reasons"] = a["complete"], a["reasons"]  # the enterprise's (methodology 1.1)
     return out

@@ -53,7 +53,7 @@ def intensities(accounts: Accounts, output_values: pd.DataFrame, method: str = "
     out_v["period_start"] = period_start(pd.Series(pd.to_datetime(out_v["month"])).dt.tz_localize(tz), kind)
     per = out_v.groupby(["enterprise", "period_start"]).agg(
         output_value_10k_cny=("output_value_10k_cny", "sum"), output_months=("month", "nunique")).reset_index()
-    frame = ent[["enterprise", "period", "period_start", "energy_tce", col, "coverage", "complete"]].rename(
+    frame = ent[["enterprise", "period", "period_start", "energy_tce", col, "coverage", "complete", "reasons"]].rename(
         columns={col: "emissions_t_co2e"}).merge(per, on=["enterprise", "period_start"], how="left")
     frame["output_months"] = frame["output_months"].fillna(0).astype(int)
     full = frame["output_months"] == MONTHS_IN[kind]
@@ -84,6 +84,7 @@ def unit_intensities(accounts: Accounts, product_output: pd.DataFrame, method: s
     out["tce_per_unit"] = a["energy_tce"] / q
     out["t_co2e_per_unit"] = a[col] / q
     out["flag"] = np.where(q.isna(), "output.zero", "")
+    out["complete"], out["reasons"] = a["complete"], a["reasons"]
     out["method"] = method
     return out
 

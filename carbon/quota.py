@@ -185,7 +185,8 @@ def position(ledger: pd.DataFrame, emissions: pd.DataFrame, carbon_price_cny_per
         raise InputError("emissions need a column emissions_t_co2e (Scope 1 + 2 to date)")
     keys = ["enterprise", "year"]
     bal = balances(ledger)
-    out = em[[*keys, "emissions_t_co2e"]].merge(bal, on=keys, how="outer")
+    carried = [c for c in ("basis", "complete", "reasons") if c in em.columns]  # carbon.pipeline.quota_emissions
+    out = em[[*keys, "emissions_t_co2e", *carried]].merge(bal, on=keys, how="outer")
     for k in [*MOVEMENTS, "allocated_t", "holdings_t"]:
         out[k] = out[k].fillna(0.0)
     out["allowances_t"] = out["allocated_t"] + out["purchase"] - out["sale"]

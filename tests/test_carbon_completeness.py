@@ -90,3 +90,50 @@ def test_the_level_policy_flags_a_wider_level_as_incomplete():
 
 def test_every_incomplete_code_is_in_the_catalogue():
     assert set(ISSUES) >= INCOMPLETE
+
+
+def test_the_flag_travels_to_intensities_footprints_and_the_quota_position():
+    from carbon.footprint import product_footprints
+    from carbon.intensity import intensities, unit_intensities
+    from carbon.quota import position
+
+    acc = compute_accounts(pd.DataFrame([line("electricity", 100_000.0, "kWh", measured=1920, expected=2976)]),
+                           REGISTRY, REGIONS)
+    out = pd.DataFrame({"enterprise": ["E1"], "month": ["2024-03-01"], "output_value_10k_cny": [100.0]})
+    prod = pd.DataFrame({"enterprise": ["E1"], "month": ["2024-03-01"], "product": ["steel"], "quantity": [10.0],
+                         "unit": ["t"]})
+    for frame in (intensities(acc, out), unit_intensities(acc, prod), product_footprints(acc, prod)):
+        assert not frame["complete"].iloc[0] and frame["reasons"].iloc[0] == ("activity.low_coverage",)
+    ent = acc.totals_at("enterprise")
+    emissions = ent[["enterprise", "complete", "reasons"]].assign(year=2024,
+                                                                   emissions_t_co2e=ent["total_location_t_co2e"])
+    ledger = pd.DataFrame([{"id": 1, "enterprise": "E1", "year": 2024, "kind": "allocation", "amount_t": 100.0}])
+    pos = position(ledger, emissions, 97.49)
+    assert not pos["complete"].iloc[0] and pos["reasons"].iloc[0] == ("activity.low_coverage",)
+
+
+def test_every_test_the_methodology_names_exists():
+    """The worked examples of docs/methodology.md are tests: each test it names is defined in tests/."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    named = set(re.findall(r"`(test_[a-z0-9_]+)", (root / "docs" / "methodology.md").read_text(encoding="utf-8")))
+    defined = set()
+    for path in (root / "tests").glob("test_carbon_*.py"):
+        defined |= set(re.findall(r"^def (test_[a-z0-9_]+)", path.read_text(encoding="utf-8"), re.M))
+    prefixes = {n for n in named if n.endswith("_")}  # `test_example_f1_*` names a family
+    missing = {n for n in named - prefixes if n not in defined}
+    missing |= {p for p in prefixes if not any(d.startswith(p) for d in defined)}
+    assert not missing, f"docs/methodology.md names tests that do not exist: {sorted(missing)}"
+
+
+def test_the_reasons_of_one_enterprise_and_period():
+    acc = compute_accounts(pd.DataFrame([
+        line("electricity", 1_000.0, "kWh", month="2024-02", measured=100, expected=2784),
+        line("electricity", 1_000.0, "kWh", month="2024-03", measured=2976, expected=2976),
+        line("electricity", 1_000.0, "kWh", month="2024-05", enterprise="E2", measured=10, expected=2976)]),
+        REGISTRY, REGIONS)
+    assert acc.reasons("E1", "2024-02")["code"].tolist() == ["activity.low_coverage"]
+    assert acc.reasons("E1", "2024-03").empty and acc.reasons("E1", "2024Q2").empty
+    assert acc.reasons("E2", "2024Q2")["period"].tolist() == ["2024-05"]

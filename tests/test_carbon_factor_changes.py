@@ -119,3 +119,17 @@ def test_a_quota_plan_compares_on_the_ets_basis_by_default():
     assert e1(ets)["total_location_t_co2e"] == pytest.approx(570.3)  # 0.5703, not East China's 0.5617
     with pytest.raises(Exception, match="quota basis"):
         QuotaPlan.absolute("E1", 2024, 500.0, basis="scope3")
+
+
+def test_unpublished_grid_factors_are_missing_and_the_lookup_says_so():
+    jiangsu = region_chain("Jiangsu", None)
+    # reporting 2023 uses data year 2021: no regional or provincial 2021 factor is shipped, the national one is used
+    res = SHIPPED.resolve("grid", "electricity", "average", jiangsu, date(2023, 5, 1))
+    assert (res.row.region, res.row.value, res.region_fallback) == ("national", 0.5568, True)
+    fixed = SHIPPED.resolve("grid", "electricity", "average", jiangsu, date(2023, 5, 1),
+                            FactorPolicy(grid_level="regional"))
+    assert fixed.level_fallback and fixed.row.region == "national"
+    frame = SHIPPED.frame()
+    grid = frame[frame["kind"] == "grid"]
+    assert grid["source"].str.len().gt(0).all() and grid["publication"].str.len().gt(0).all()
+    assert not ((grid["region"] == "jiangsu") | (grid["data_year"] == 2021) & (grid["region"] != "national")).any()
