@@ -391,7 +391,8 @@ def _totals(lines: pd.DataFrame, kind: Period, threshold: float = 0.9) -> pd.Dat
         t = f.groupby(groups, sort=True)[[*METRICS, "measured", "expected"]].sum(min_count=1).reset_index()
         lists = _carrier_lists(f, groups)
         t = t.merge(lists, on=groups, how="left")
-        line_codes = f.groupby(groups, sort=True)["reasons"].agg(
+        flagged = f[f["reasons"] != ""]  # few lines carry codes: group only those
+        line_codes = flagged.groupby(groups, sort=True)["reasons"].agg(
             lambda x: "|".join(sorted({c for v in x for c in v.split("|") if c}))).rename("line_reasons")
         per_carrier = f.groupby([*groups, "carrier"], sort=True)[["measured", "expected"]].sum(min_count=1)
         cov = per_carrier["measured"] / per_carrier["expected"].where(per_carrier["expected"] > 0)

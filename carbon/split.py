@@ -19,13 +19,18 @@ from carbon.factors import FactorPolicy, FactorRegistry
 SCALED = ("quantity", "q_base", "count", "measured", "expected")
 
 
-def _boundaries(registry: FactorRegistry, carrier: str) -> list[tuple[str, str, frozenset[date]]]:
-    """(kind, parameter, boundary dates) of the factor rows a carrier's accounting may use: the first day of each
-    row and the day after its last, in the row's own (data-year) time."""
-    keys = {carrier, "heat"} if carrier == "steam" else {carrier}
+def _keys(carrier: str) -> set[str]:
+    return {carrier, "heat"} if carrier == "steam" else {carrier}
+
+
+def _boundaries(registry: FactorRegistry, carrier: str, regions: tuple[str, ...],
+                enterprise: str | None) -> list[tuple[str, str, frozenset[date]]]:
+    """(kind, parameter, boundary dates) of the factor rows a carrier's accounting may use for an enterprise in
+    `regions`: the first day of each row and the day after its last, in the row's own (data-year) time."""
+    keys = _keys(carrier)
     groups: dict[tuple[str, str], set[date]] = {}
     for r in registry.rows:
-        if r.key in keys:
+        if r.key in keys and r.region in regions and (r.enterprise is None or r.enterprise == enterprise):
             b = groups.setdefault((r.kind, r.parameter), set())
             b.add(r.valid_from)
             if r.valid_to is not None:
@@ -33,9 +38,11 @@ def _boundaries(registry: FactorRegistry, carrier: str) -> list[tuple[str, str, 
     return [(k, p, frozenset(b)) for (k, p), b in groups.items()]
 
 
-def split_days(registry: FactorRegistry, policy: FactorPolicy, carrier: str, on: date, until: date) -> list[date]:
-    """Days strictly inside [on, until) on which a factor row relevant to `carrier` starts or stops applying."""
-    groups = _boundaries(registry, carrier)
+def split_days(registry: FactorRegistry, policy: FactorPolicy, carrier: str, on: date, until: date,
+               regions: tuple[str, ...], enterprise: str | None = None) -> list[date]:
+    """Days strictly inside [on, until) on which a factor row relevant to `carrier` (for an enterprise in
+    `regions`) starts or stops applying."""
+    groups = _boundaries(registry, carrier, regions, enterprise)
     out = []
     d = on + timedelta(days=1)
     while d < until:
@@ -56,15 +63,18 @@ def split_lines(lines: pd.DataFrame, registry: FactorRegistry, policy: FactorPol
     long = (out["until"] - out["on"]).map(lambda t: t.days > 1).to_numpy(dtype=bool)
     if not long.any():
         return out
-    cache: dict[tuple[str, date, date], list[date]] = {}
+    specific = {r.key for r in registry.rows if r.enterprise}
+    cache: dict[tuple, list[date]] = {}
     parts: list[int] = []
     bounds: list[tuple[date, date, float]] = []
-    for i, (carrier, on, until) in enumerate(zip(out["carrier"], out["on"], out["until"], strict=True)):
+    for i, (carrier, on, until, regions, who) in enumerate(zip(out["carrier"], out["on"], out["until"],
+                                                                out["regions"], out["enterprise"], strict=True)):
         days = []
         if long[i]:
-            k = (carrier, on, until)
+            who = who if _keys(carrier) & specific else None
+            k = (carrier, on, until, regions, who)
             if k not in cache:
-                cache[k] = split_days(registry, policy, carrier, on, until)
+                cache[k] = split_days(registry, policy, carrier, on, until, regions, who)
             days = cache[k]
         edges = [on, *days, until]
         total = (until - on).days

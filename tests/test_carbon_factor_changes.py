@@ -51,6 +51,7 @@ def test_example_s_a_factor_change_inside_a_month_splits_the_month():
     other = compute_accounts(pd.DataFrame([line("steam", 310.0, "t", "2024-03-01", "2024-04-01", "E2")]), reg,
                              REGIONS)
     assert e1(other, "E2")["scope2_location_t_co2e"] == pytest.approx(310 * (2777.1 - 83.74) / 1000 * 0.11)
+    assert "factor.split" not in set(other.issues["code"])
 
 
 @settings(max_examples=10, deadline=None)
