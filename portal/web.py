@@ -7,9 +7,11 @@ POSTs whose `X-CSRFToken` header does not match the session's token (the Dash re
 from __future__ import annotations
 
 import html
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 from flask import Flask, Response, abort, redirect, request, session
 from flask_login import LoginManager, current_user, login_user, logout_user
@@ -19,7 +21,12 @@ from portal.auth import SESSION_HOURS, AuthError, authenticate, load_user
 from portal.context import PortalContext
 from portal.i18n import t
 
-OPEN_PATHS = ("/login", "/assets/", "/_favicon.ico", "/favicon.ico", "/healthz")
+OPEN_PATHS = frozenset({"/login", "/_favicon.ico", "/favicon.ico", "/healthz"})  # exactly these paths
+OPEN_PREFIXES = ("/assets/",)  # and what lies under these folders
+MAX_NEXT = 2048
+# What a redirect target may not contain: control characters and whitespace (browsers drop tabs and newlines
+# from URLs, so "/\t/evil" becomes "//evil"), backslashes (read as "/"), and "//" (another host).
+_UNSAFE_NEXT = re.compile(r"[\x00-\x20\x7f-\xa0\u1680\u2000-\u200f\u2028-\u202f\u205f\u3000\ufeff\\]|//")
 
 
 def secret_key(data_dir: Path, env_value: str | None) -> str:
@@ -32,6 +39,24 @@ def secret_key(data_dir: Path, env_value: str | None) -> str:
         path.write_text(secrets.token_urlsafe(48))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def is_open(path: str) -> bool:
+    """Whether a path is served without login: the login page, health, favicon and static assets, nothing else
+    (``/loginx`` is not ``/login``)."""
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+def safe_next(target: str | None) -> str | None:
+    """`target` when it is a path on this site (a relative path from the root: no scheme, no host, no control
+    characters or whitespace, no backslash, no "//"); None otherwise, and the caller falls back to the user's
+    landing page.  Nothing is repaired: a suspicious target is refused, not cleaned into something else."""
+    if not target or len(target) > MAX_NEXT or not target.startswith("/") or _UNSAFE_NEXT.search(target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/"):
+        return None
+    return target
 
 
 def install(server: Flask, ctx: PortalContext, key: str, landing=lambda user: "/",
@@ -49,12 +74,12 @@ def install(server: Flask, ctx: PortalContext, key: str, landing=lambda user: "/
     @server.before_request
     def guard():
         path = request.path
-        if path.startswith(OPEN_PATHS):
+        if is_open(path):
             return None
         if not current_user.is_authenticated:
             if path.startswith("/_dash-update-component"):
                 abort(401)
-            return redirect(f"/login?next={request.full_path if request.query_string else path}")
+            return redirect("/login?" + urlencode({"next": request.full_path if request.query_string else path}))
         session.permanent = True  # sliding expiry: each request renews the session
         if request.method == "GET" and path == "/" and not may_open(current_user, "/"):
             return redirect(landing(current_user))
@@ -74,7 +99,9 @@ def install(server: Flask, ctx: PortalContext, key: str, landing=lambda user: "/
         lang = lang if lang in ("zh-CN", "en") else "zh-CN"
         error = ""
         if request.method == "POST":
-            if not secrets.compare_digest(request.form.get("csrf", ""), session.get("login_csrf", "-")):
+            # No token in the session (a form posted from another site, or a session that expired): refused.
+            expected, sent = session.get("login_csrf"), request.form.get("csrf", "")
+            if not expected or not sent or not secrets.compare_digest(sent, expected):
                 abort(400, "the login form expired; reload the page")
             username = request.form.get("username", "").strip()
             try:
@@ -87,8 +114,8 @@ def install(server: Flask, ctx: PortalContext, key: str, landing=lambda user: "/
                 login_user(user)
                 session["csrf"] = secrets.token_urlsafe(32)
                 audit.record(ctx.engine, user.username, "login", ip=request.remote_addr)
-                target = request.args.get("next") or "/"
-                if not target.startswith("/") or target.startswith("//") or target == "/":
+                target = safe_next(request.args.get("next"))
+                if target is None or target == "/":
                     target = landing(user)
                 resp = redirect(target)
                 resp.set_cookie("_csrf_token", session["csrf"], samesite="Lax", httponly=False)

@@ -1,0 +1,197 @@
+"""Findings of the penetration test (issue 11, "Sessions and login"), each replayed against the real Flask app:
+login CSRF without a session token, the open redirect after login, formula injection into the audit-log export
+(CSV and Excel), a NUL byte and a 400 KB user name in logged fields, and the page shell behind open prefixes."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+from urllib.parse import quote, urljoin, urlsplit
+
+import openpyxl
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from park.metadata import create_engine_from_url, import_park
+from park.model import Enterprise, Meter, Park
+from park.settings import Settings
+from park.store.embedded import EmbeddedStore
+from park.units import Carrier
+from portal import audit
+from portal.app import create_app
+from portal.auth import add_user
+from portal.context import PortalContext
+from portal.web import safe_next
+from tests.support import portal as support
+
+TZ = "Asia/Shanghai"
+PARK = Park(id="p", name="测试园区", name_en="Test Park", enterprises=(Enterprise("E1", "甲公司", "Alpha Co."),),
+            meters=(Meter("E1-M1", Carrier.ELECTRICITY, "E1"),))
+NOW = pd.Timestamp("2024-03-10 12:00", tz=TZ)
+PASSWORD = "correct horse battery"
+HOST = "portal.test"
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("security")
+    engine = create_engine_from_url(f"sqlite:///{tmp / 'meta.db'}")
+    import_park(engine, PARK)
+    store = EmbeddedStore(tmp / "ts.duckdb", PARK.catalog(), TZ)
+    add_user(engine, "p", "admin", PASSWORD, "admin")
+    add_user(engine, "p", "alpha", PASSWORD, "enterprise", "E1")
+    ctx = PortalContext(Settings(data_dir=tmp), engine, PARK, store, clock=lambda: NOW)
+    yield create_app(ctx, "k" * 32), ctx
+    store.close()
+
+
+def client_of(app):
+    return app[0].server.test_client()
+
+
+# ---- login CSRF --------------------------------------------------------------------------------------------------
+
+def test_a_login_post_without_a_session_token_is_refused(app):
+    """The attacker's page posts its own credentials with csrf='-' from a browser that never loaded the form."""
+    client = client_of(app)
+    resp = client.post("/login", data={"username": "alpha", "password": PASSWORD, "csrf": "-"})
+    assert resp.status_code == 400
+    assert client.get("/").status_code == 302  # not signed in
+    empty = client_of(app).post("/login", data={"username": "alpha", "password": PASSWORD})
+    assert empty.status_code == 400
+
+
+def test_a_login_post_with_another_sessions_token_is_refused(app):
+    victim, attacker = client_of(app), client_of(app)
+    attacker.get("/login")
+    with attacker.session_transaction() as s:
+        stolen = s["login_csrf"]
+    victim.get("/login")
+    resp = victim.post("/login", data={"username": "alpha", "password": PASSWORD, "csrf": stolen})
+    assert resp.status_code == 400
+
+
+# ---- open redirect -----------------------------------------------------------------------------------------------
+
+def browser_target(location: str) -> tuple[str, str]:
+    """Where a browser goes for a Location header seen from https://portal.test/login: it drops tabs and
+    newlines, trims C0 controls and spaces, and reads backslashes as slashes (WHATWG URL parsing)."""
+    cleaned = "".join(ch for ch in location if ch not in "\t\n\r").strip("".join(map(chr, range(33))))
+    resolved = urlsplit(urljoin(f"https://{HOST}/login", cleaned.replace("\\", "/")))
+    return resolved.scheme, resolved.netloc
+
+
+def login_with_next(client, raw_query_value: str):
+    client.get("/login", base_url=f"https://{HOST}")
+    with client.session_transaction(base_url=f"https://{HOST}") as s:
+        token = s["login_csrf"]
+    return client.post(f"/login?next={raw_query_value}",
+                       data={"username": "alpha", "password": PASSWORD, "csrf": token}, base_url=f"https://{HOST}")
+
+
+@pytest.mark.parametrize("raw", ["/%09/evil.example", "//evil.example", "/%5Cevil.example", "%5C%5Cevil.example",
+                                 "https://evil.example", "/%0d%0a/evil.example", "javascript:alert(1)",
+                                 "/%20/evil.example", "%09//evil.example", "/%E3%80%80/evil.example",
+                                 "https:evil.example", "/./%2F/evil.example"])
+def test_login_never_redirects_off_site(app, raw):
+    resp = login_with_next(client_of(app), raw)
+    assert resp.status_code == 302
+    assert browser_target(resp.headers["Location"]) == ("https", HOST)
+    assert resp.headers["Location"] == "/enterprise"  # refused: the role's landing page
+
+
+def test_login_keeps_a_same_site_next(app):
+    resp = login_with_next(client_of(app), quote("/equipment?day=2024-03-09", safe=""))
+    assert resp.headers["Location"] == "/equipment?day=2024-03-09"
+
+
+def test_the_login_guard_sends_the_asked_path_as_next(app):
+    resp = client_of(app).get("/equipment?day=2024-03-09&x=1")
+    assert resp.status_code == 302 and resp.headers["Location"] == "/login?next=%2Fequipment%3Fday%3D2024-03-09%26x%3D1"
+
+
+NEXTS = st.one_of(st.text(max_size=40),
+                  st.lists(st.sampled_from(["/", "\\", "//", "\t", "\n", "\r", " ", "\x00", "\u3000", ":", "%2F",
+                                            "evil.example", "http", "https:", "@", "?", "#", ".", "..", "a"]),
+                           max_size=12).map("".join))
+
+
+@given(NEXTS)
+@settings(max_examples=400, deadline=None)
+def test_safe_next_never_names_another_site(target):
+    got = safe_next(target)
+    if got is not None:
+        assert got == target and browser_target(got) == ("https", HOST)
+
+
+@given(NEXTS)
+@example("/\t/evil.example")
+@example("/\\evil.example")
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_no_generated_next_yields_an_off_site_location(app, target):
+    resp = login_with_next(client_of(app), quote(target, safe=""))
+    assert resp.status_code == 302 and browser_target(resp.headers["Location"]) == ("https", HOST)
+
+
+# ---- formula injection and logged fields ------------------------------------------------------------------------
+
+PAYLOADS = ["=HYPERLINK(\"http://evil.example\",\"x\")", "+cmd|' /C calc'!A0", "-2+3+cmd|' /C calc'!A0",
+            "@SUM(1+9)*cmd|' /C calc'!A0", "\t=1+1", "\r=1+1"]
+
+
+def download(client, fmt: str) -> dict:
+    token = support.session_csrf(client)
+    body = support.callback_body(["admin-audit-download.data"],
+                                 {f"admin-audit-dl-{fmt}.n_clicks": 1,
+                                  f"admin-audit-dl-{'xlsx' if fmt == 'csv' else 'csv'}.n_clicks": None},
+                                 {"lang.data": "en"})
+    resp = client.post("/_dash-update-component", json=body, headers={"X-CSRFToken": token})
+    assert resp.status_code == 200, resp.get_data(as_text=True)[:500]
+    return resp.json["response"]["admin-audit-download"]["data"]
+
+
+def test_failed_logins_never_become_live_formulas_in_the_audit_export(app):
+    for name in PAYLOADS:
+        support.login(client_of(app), name, "wrong password!")
+    admin = client_of(app)
+    support.login(admin, "admin", PASSWORD)
+
+    rows = list(csv.reader(io.StringIO(download(admin, "csv")["content"].removeprefix("\ufeff"))))
+    users = [r[1] for r in rows[1:]]
+    for name in PAYLOADS:  # the login form strips the name; a leading tab or CR is covered in test_portal_downloads
+        assert "'" + name.strip() in users, name
+    assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in rows for cell in row)
+
+    data = download(admin, "xlsx")
+    book = openpyxl.load_workbook(io.BytesIO(base64.b64decode(data["content"])))
+    cells = [c for row in book.active.iter_rows() for c in row if c.value is not None]
+    assert not [c.coordinate for c in cells if c.data_type == "f"]
+    texts = {c.value for c in cells if isinstance(c.value, str)}
+    for name in PAYLOADS:
+        assert "'" + name.strip() in texts, name
+
+
+def test_a_nul_byte_and_a_huge_user_name_are_logged_bounded_and_the_export_still_opens(app):
+    support.login(client_of(app), "E1\x00evil", "wrong password!")
+    support.login(client_of(app), "x" * 400_000, "wrong password!")
+    ev = audit.events(app[1].engine, limit=5)
+    assert "\x00" not in "".join(ev["user"]) and "E1\ufffdevil" in set(ev["user"])
+    assert ev["user"].str.len().max() <= 64 and "[400000 chars]" in ev["user"].iloc[0]
+    assert all(len(d) < 5000 for d in ev["detail"]) and json.loads(ev["detail"].iloc[0])
+    admin = client_of(app)
+    support.login(admin, "admin", PASSWORD)
+    book = openpyxl.load_workbook(io.BytesIO(base64.b64decode(download(admin, "xlsx")["content"])))
+    assert any(c.value == "E1\ufffdevil" for row in book.active.iter_rows() for c in row)
+
+
+# ---- open prefixes ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/loginx", "/login/../enterprise", "/healthzz", "/assetsx", "/favicon.icox"])
+def test_only_the_exact_open_paths_are_served_without_login(app, path):
+    resp = client_of(app).get(path)
+    assert resp.status_code in (302, 404) and (resp.status_code == 404 or "/login?next=" in resp.headers["Location"])
+    assert "_dash-config" not in resp.get_data(as_text=True)
