@@ -42,7 +42,8 @@ TEXT: dict[str, dict[str, str]] = {
     "download.period": {"zh-CN": "统计期", "en": "Period"},
     "download.as_of": {"zh-CN": "截至 {at}", "en": "as of {at}"},
     "download.units": {"zh-CN": "单位", "en": "Units"},
-    "download.units_in_headers": {"zh-CN": "见各列标题", "en": "in the column headers"},
+    "download.units_in_headers": {"zh-CN": "见各列标题或“单位”列", "en": "in the column headers or the Unit column"},
+    "download.coverage_in_column": {"zh-CN": "逐行见“{col}”列", "en": "per row, in the column \u201c{col}\u201d"},
     "download.coverage": {"zh-CN": "数据完整率", "en": "Data coverage"},
     "download.note": {"zh-CN": "说明", "en": "Note"},
     "download.downloaded": {"zh-CN": "下载时间", "en": "Downloaded"},
@@ -91,6 +92,19 @@ class Export:
 Table = Callable[..., "pd.DataFrame | tuple[str, pd.DataFrame] | Export | None"]
 
 
+def period(start: pd.Timestamp, end: pd.Timestamp, tz: str) -> dict[str, str]:
+    """`period` and `period_tag` of an Export for [start, end), park-local: the text shown in the file and the tag
+    in its name ("202403" for a whole month, "20240310" for one day, else "20240301-20240310")."""
+    last = end - pd.Timedelta("1ns")
+    if start == start.normalize() and start.day == 1 and end == start + pd.offsets.MonthBegin(1):
+        tag = f"{start:%Y%m}"
+    elif start.normalize() == last.normalize():
+        tag = f"{start:%Y%m%d}"
+    else:
+        tag = f"{start:%Y%m%d}-{last:%Y%m%d}"
+    return {"period": f"{start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} ({tz})", "period_tag": tag}
+
+
 def neutralise(value: object) -> object:
     """A cell value that no spreadsheet will evaluate: text beginning with a formula character gets a leading
     apostrophe; characters Excel cannot store become U+FFFD; anything that is not text is returned unchanged."""
@@ -123,7 +137,7 @@ def to_csv(export: Export, lang: str) -> str:
     if export.frame.empty:
         csv.writer(buf).writerow([neutralise(no_data_text(export, lang))])
         return buf.getvalue()
-    safe_frame(export.frame).to_csv(buf, index=False)
+    safe_frame(export.frame).to_csv(buf, index=False, lineterminator="\r\n")  # CRLF: a field with CR is quoted
     return buf.getvalue()
 
 
@@ -154,8 +168,11 @@ def to_xlsx(export: Export, lang: str, park: str, downloaded: str) -> bytes:
         head.append((t("download.subject", lang), export.label))
     head.append((t("download.period", lang), export.period or t("download.as_of", lang).format(at=downloaded)))
     head.append((t("download.units", lang), export.units or t("download.units_in_headers", lang)))
-    if export.coverage is not None:
-        cov = export.coverage
+    cov = export.coverage
+    if cov is None:  # a table with a coverage column: say where it is
+        col = next((c for c in export.frame.columns if c in (t("col.coverage", lang), t("kpi.coverage", lang))), None)
+        cov = t("download.coverage_in_column", lang).format(col=col) if col else None
+    if cov is not None:
         head.append((t("download.coverage", lang), f"{cov:.1%}" if isinstance(cov, float) else cov))
     head += [(t("download.note", lang), n) for n in export.notes]
     head.append((t("download.downloaded", lang), downloaded))

@@ -457,9 +457,12 @@ def register(callbacks) -> None:
     }
     for prefix, (name, build) in tables.items():
         def table(scope, lang: str, asked: str | None, kind: str | None,
-                  build=build) -> tuple[str, pd.DataFrame] | None:
+                  build=build) -> downloads.Export | None:
             ent = scope.enterprise(asked)
             f = figures(ent, kind) if ent else None
-            return (ent.enterprise, build(f, scope.park, lang)) if f else None
+            if not f:
+                return None
+            return downloads.Export(build(f, scope.park, lang), label=ent.enterprise,
+                                    **downloads.period(f.start, f.end, scope.park.timezone))
 
         callbacks.download(prefix, name, table, State("ent-enterprise", "value"), State("ent-period", "value"))

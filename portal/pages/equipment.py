@@ -327,9 +327,13 @@ def register(callbacks) -> None:
                                 ("eq-util-shift", "equipment-utilisation-by-shift", shift_table),
                                 ("eq-energy", "equipment-energy", energy_table)):
         def table(scope, lang: str, asked: str | None, day: str | None,
-                  build=build) -> tuple[str, pd.DataFrame] | None:
+                  build=build) -> downloads.Export | None:
             ent = scope.enterprise(asked)
             e = day_of(ent, day) if ent else None
-            return (ent.enterprise, build(e, scope.park, lang)) if e else None
+            if not e:
+                return None
+            start = e.start - pd.Timedelta(days=6) if build is day_table else e.start  # by day: the week to the day
+            return downloads.Export(build(e, scope.park, lang), label=ent.enterprise,
+                                    **downloads.period(start, e.end, scope.park.timezone))
 
         callbacks.download(prefix, name, table, State("eq-enterprise", "value"), State("eq-day", "value"))

@@ -139,12 +139,18 @@ def layout(scope, lang: str) -> html.Div:
 
 
 def register(callbacks) -> None:
-    callbacks.download("overview", "enterprises-month",
-                       lambda scope, lang: enterprise_table(scope.overview()[0], scope.park, lang))
+    def enterprises(scope, lang: str) -> downloads.Export:
+        ov = scope.overview()[0]
+        return downloads.Export(enterprise_table(ov, scope.park, lang),
+                                **downloads.period(*ov.period_month, scope.park.timezone))
 
-    def ranking(scope, lang: str) -> pd.DataFrame:
+    callbacks.download("overview", "enterprises-month", enterprises)
+
+    def ranking(scope, lang: str) -> downloads.Export:
         co = scope.overview()[1]
-        return ranking_table(co, scope.park, co.quota, lang)
+        return downloads.Export(ranking_table(co, scope.park, co.quota, lang),
+                                period=f"{co.ranking_period} ({scope.park.timezone})",
+                                period_tag=str(co.ranking_period).replace("-", ""))
 
     callbacks.download("ranking", "ranking", ranking)
 

@@ -229,9 +229,10 @@ def register(callbacks) -> None:
     def period_download(name: str, table: Callable) -> None:
         """A download of a table of the chosen period, named after it."""
 
-        def build(scope, lang: str, preset: str | None) -> tuple[str, pd.DataFrame]:
+        def build(scope, lang: str, preset: str | None) -> downloads.Export:
             preset = preset if preset in PERIODS else DEFAULT_PERIOD
-            return preset, table(scope, preset, lang)
+            shown = downloads.period(*period_bounds(preset, scope.now()), scope.park.timezone)["period"]
+            return downloads.Export(table(scope, preset, lang), label=preset, period=shown)
 
         callbacks.download(f"quality-{name}", f"coverage-{name}", build, State("quality-period", "value"))
 
