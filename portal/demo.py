@@ -54,26 +54,149 @@ def fill_currents(store: TimeSeriesStore, park: Park, days: int, now: pd.Timesta
                for frame in synth_currents(park, start, now, seed=2024, gap_rate=0.001))
 
 
+def _free_port(host: str) -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _modbus_meters(park: Park) -> list:
+    return [m for m in park.meters if m.model and (m.address or "").startswith("modbus://")]
+
+
+def _move_modbus(park: Park, port: int) -> Park:
+    """The park with its Modbus meters' addresses moved to `port` (same host and unit)."""
+    from dataclasses import replace
+
+    from collectors.sources.modbus import ModbusAddress
+
+    def moved(m):
+        if m not in modbus:
+            return m
+        a = ModbusAddress.parse(m.address)
+        return replace(m, address=f"modbus://{a.host}:{port}/{a.unit}")
+
+    modbus = set(_modbus_meters(park))
+    return replace(park, meters=tuple(moved(m) for m in park.meters))
+
+
+def serve_modbus(park: Park, log) -> tuple[Park, list]:
+    """Simulated Modbus meters for the park's Modbus meters: on their configured port, else (port taken) on a free
+    one, with the park's addresses moved there (logged).  Returns the park the collector must poll and the
+    simulators; ([], park) when no simulator can be served at all (the meters are then simulated like the others)."""
+    from collectors.simulator.modbus_meters import serve_park
+
+    if not _modbus_meters(park):
+        return park, []
+    try:
+        return park, serve_park(park)
+    except (OSError, RuntimeError, TimeoutError) as exc:
+        hosts = {m.address.split("//", 1)[1].rsplit(":", 1)[0] for m in _modbus_meters(park)}
+        if len(hosts) != 1:
+            log.warning("demo: cannot serve the simulated Modbus meters (%s)", exc)
+            return park, []
+        port = _free_port(hosts.pop())
+        log.warning("demo: the simulated Modbus meters' port is taken (%s); serving them on port %d instead", exc, port)
+        moved = _move_modbus(park, port)
+        try:
+            return moved, serve_park(moved)
+        except (OSError, RuntimeError, TimeoutError) as exc2:
+            log.warning("demo: cannot serve the simulated Modbus meters on port %d either (%s)", port, exc2)
+            return park, []
+
+
+class LiveFeed:
+    """Keeps every meter and bracelet of the demo live: every `interval_s` it writes the synthetic readings of the
+    complete quarter hours (and currents of the complete minutes) since the last write, for the meters no
+    collector polls and for every bracelet, through the store's validating write.  Same data as the history
+    (park.synth, same seed), so the live figures continue the history seamlessly."""
+
+    def __init__(self, park: Park, store: TimeSeriesStore, skip_meters: set[str], interval_s: float,
+                 clock=None) -> None:
+        import threading
+
+        self.park, self.store, self.interval_s = park, store, interval_s
+        self.meters = {m.id for m in park.meters} - skip_meters
+        self.clock = clock or (lambda: pd.Timestamp.now(tz="UTC"))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="demo-live-feed", daemon=True)
+        now = self.clock()
+        self.energy_since = self._since("energy", self.meters, now.floor("15min"), "15min")
+        self.current_since = self._since("current", {d.id for d in park.devices}, now.floor("1min"), "1min")
+
+    def _since(self, measurement: str, series: set[str], default: pd.Timestamp, step: str) -> pd.Timestamp:
+        latest = self.store.latest(measurement)
+        if len(latest):
+            latest = latest[latest["series"].isin(series)]
+        if not len(latest):
+            return default
+        return pd.Timestamp(latest["ts"].min()).tz_convert("UTC") + pd.Timedelta(step)
+
+    def tick(self, now: pd.Timestamp | None = None) -> int:
+        """Write what became complete since the last tick; returns the rows written."""
+        from park.synth import synth_currents, synth_readings
+
+        now = now or self.clock()
+        written = 0
+        end = now.floor("15min")
+        if self.meters and end > self.energy_since:
+            for frame in synth_readings(self.park, self.energy_since, end, seed=2024, chunk="day", gap_rate=0.002):
+                frame = frame[frame["series"].astype(str).isin(self.meters)]
+                if len(frame):
+                    written += self.store.write("energy", frame, source="demo-live").written
+            self.energy_since = end
+        end = now.floor("1min")
+        if self.park.devices and end > self.current_since:
+            for frame in synth_currents(self.park, self.current_since, end, seed=2024, gap_rate=0.001):
+                written += self.store.write("current", frame, source="demo-live").written
+            self.current_since = end
+        return written
+
+    def _run(self) -> None:
+        import logging
+
+        log = logging.getLogger("parkcarbon.demo")
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.tick()
+            except Exception:  # keep the demo alive; the next tick writes what this one missed
+                log.exception("demo: live feed failed; retrying at the next tick")
+
+    def start(self) -> LiveFeed:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+
 def start_live(park: Park, store: TimeSeriesStore, data_dir, interval_s: float = 15.0):
-    """Simulated Modbus meters for the demo park's meters with a modbus:// address, polled by the real collector
-    service into the store: the overview's live tile moves.  Returns a stop function; without a free port the
-    demo runs on its history alone (and says so)."""
+    """Keep the whole demo park live.  The park's Modbus meters are simulated Modbus servers polled by the real
+    collector service (on a free port when theirs is taken, logged); every other meter and every bracelet is
+    simulated by a feed writing into the store (`LiveFeed`).  Returns a stop function."""
     import logging
 
     from collectors.service import CollectorService
-    from collectors.simulator.modbus_meters import serve_park
 
     log = logging.getLogger("parkcarbon.demo")
-    try:
-        simulators = serve_park(park)
-    except OSError as exc:
-        log.warning("no live meters in the demo: cannot serve simulated Modbus meters (%s)", exc)
-        return lambda: None
-    service = CollectorService(park, store, data_dir / "spool.db",
-                               {"modbus": {"interval_s": interval_s, "timeout_s": 3}}).start()
+    polled, simulators = serve_modbus(park, log)
+    service = None
+    if simulators:
+        service = CollectorService(polled, store, data_dir / "spool.db",
+                                   {"modbus": {"interval_s": interval_s, "timeout_s": 3}}).start()
+        log.info("demo: %d Modbus meters polled live by the collector service", len(_modbus_meters(polled)))
+    skip = {m.id for m in _modbus_meters(polled)} if simulators else set()
+    feed = LiveFeed(park, store, skip, interval_s).start()
+    log.info("demo: %d other meters and %d bracelets simulated live through the store writer (no MQTT broker in "
+             "the demo)", len(feed.meters), len(park.devices))
 
     def stop() -> None:
-        service.stop()
+        feed.stop()
+        if service is not None:
+            service.stop()
         for sim in simulators:
             sim.stop()
 

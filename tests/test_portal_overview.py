@@ -65,3 +65,65 @@ def test_every_label_is_translated_and_rendered(store, lang):
                       ensure_ascii=False)
     assert ("Alpha Co." in page) == (lang == "en") and ("甲公司" in page) == (lang == "zh-CN")
     assert "kWh" in page
+
+
+# ---- the demo stays live ---------------------------------------------------------------------------------------
+def test_the_demo_live_feed_keeps_every_meter_and_bracelet_live(tmp_path):
+    """After the history is filled, each tick writes the quarter hours (and bracelet minutes) that became complete
+    for every meter no collector polls and every bracelet: 15 minutes later nothing is 'no data'."""
+    from park.parkfile import DEMO_PARK_FILE, load_park_file
+    from portal.demo import LiveFeed, fill_readings
+
+    park = load_park_file(DEMO_PARK_FILE)
+    s = EmbeddedStore(tmp_path / "demo.duckdb", park.catalog(), park.timezone)
+    start = pd.Timestamp("2024-03-10 08:00", tz=park.timezone)
+    fill_readings(s, park, 1, start)
+    modbus = {m.id for m in park.meters if (m.address or "").startswith("modbus://")}
+    feed = LiveFeed(park, s, modbus, interval_s=15.0, clock=lambda: start)
+    later = start + pd.Timedelta("47min")
+    assert feed.tick(later) > 0
+    latest = s.latest("energy").set_index("series")["ts"]
+    others = [m.id for m in park.meters if m.id not in modbus]
+    # The last complete quarter hour at 08:47 is 08:30-08:45 (gap_rate may drop a reading: allow one earlier).
+    assert (latest[others] >= later.floor("15min") - pd.Timedelta("30min")).all()
+    assert (latest[others] < later.floor("15min")).all()  # nothing of the running quarter hour
+    currents = s.latest("current").set_index("series")["ts"]
+    assert set(currents.index) == {d.id for d in park.devices}
+    assert (currents >= later.floor("1min") - pd.Timedelta("5min")).all()
+    assert feed.tick(later) == 0  # nothing new became complete
+    s.close()
+
+
+def test_the_demo_starts_when_its_modbus_port_is_taken(tmp_path, caplog):
+    """The Modbus simulators' port is taken: the demo serves them on a free port, polls them there and says so."""
+    import logging
+    import socket
+
+    from collectors.simulator.modbus_meters import serve_park
+    from park.parkfile import DEMO_PARK_FILE, load_park_file
+    from portal.demo import serve_modbus
+
+    park = load_park_file(DEMO_PARK_FILE)
+    taken = {m.address.rsplit(":", 1)[1].split("/")[0] for m in park.meters if (m.address or "").startswith("modbus")}
+    with socket.socket() as blocker:
+        blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            blocker.bind(("127.0.0.1", int(taken.pop())))
+        except OSError:
+            pytest.skip("the demo's Modbus port is already in use by something else")
+        blocker.listen()
+        with pytest.raises((OSError, RuntimeError)):
+            for sim in serve_park(park):  # what the demo used to call, unguarded for RuntimeError
+                sim.stop()
+        with caplog.at_level(logging.WARNING, "parkcarbon.demo"):
+            polled, simulators = serve_modbus(park, logging.getLogger("parkcarbon.demo"))
+        try:
+            assert simulators and "instead" in caplog.text
+            port = simulators[0].port if hasattr(simulators[0], "port") else None
+            moved = {m.address for m in polled.meters if (m.address or "").startswith("modbus")}
+            assert moved and all(f":{blocker.getsockname()[1]}/" not in a for a in moved)
+            if port:
+                assert all(f":{port}/" in a for a in moved)
+        finally:
+            for sim in simulators:
+                sim.stop()
