@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
+import dash_ag_grid as dag
 import pandas as pd
-from dash import dash_table, html
+from dash import html
 
 
 def fmt(value: float | None, digits: int = 1) -> str:
@@ -23,14 +26,73 @@ def kpi(title: str, value: str, unit: str, note: str, kpi_id: str | None = None)
     ])
 
 
-def data_table(table_id: str, frame: pd.DataFrame, percent: tuple[str, ...] | list[str] = ()) -> dash_table.DataTable:
-    """A sortable table; shares shown as percentages (the download keeps the numbers)."""
-    share = dash_table.FormatTemplate.percentage(1)
-    columns = [{"id": c, "name": c, **({"type": "numeric", "format": share} if c in percent else {})}
-               for c in frame.columns]
-    return dash_table.DataTable(id=table_id, data=frame.to_dict("records"), columns=columns, sort_action="native",
-                                page_size=20, style_table={"overflowX": "auto"},
-                                style_cell={"textAlign": "left", "fontFamily": "inherit", "fontSize": 13})
+_CJK = re.compile(r"[\u3000-\u9fff\uff00-\uffef]")
+GRID_TEXT = ("page", "of", "to", "more", "next", "previous", "first", "last", "noRowsToShow", "loadingOoo",
+             "pageSizeSelectorLabel", "ariaPageSizeSelectorLabel")
+
+
+def grid_locale(lang: str) -> dict[str, str]:
+    """AG Grid's own words (pagination, empty grid) in `lang`, from the one translation table."""
+    from portal.i18n import t
+
+    return {key: t(f"grid.{key}", lang) for key in GRID_TEXT}
+
+
+def _digits(values: pd.Series) -> int:
+    """Decimals a numeric column needs as shown (at most 4; the pages round their figures)."""
+    finite = values.dropna()
+    finite = finite[finite.abs() < 1e15]
+    for d in range(5):
+        if ((finite * 10**d).round(6) % 1 == 0).all():
+            return d
+    return 4
+
+
+def _is_year(name: str, values: pd.Series) -> bool:
+    return bool(re.search(r"年|year", name, re.I)) and values.dropna().between(1900, 2200).all()
+
+
+def data_table(table_id: str, frame: pd.DataFrame, percent: tuple[str, ...] | list[str] = (),
+               lang: str | None = None, page_size: int = 20, percent_digits: int = 1,
+               wrap: tuple[str, ...] | list[str] | set[str] = (), empty: str | None = None) -> dag.AgGrid | html.P:
+    """A sortable grid (dash-ag-grid) whose wide tables scroll instead of being cut off: numbers right-aligned
+    with thousands separators (gaps "—", never 0), shares as percentages (the download keeps the numbers), column
+    widths fitted to the content, AG Grid's own words in the page's language (`lang`, else the language of the
+    headers, which the pages have translated).  Text columns in `wrap` wrap at a wider width; a long table is
+    paged (`page_size`) and filterable.  A table without rows is a note (`empty`, else "no data"), not an empty
+    grid."""
+    from portal.i18n import t
+
+    lang = lang or ("zh-CN" if any(_CJK.search(str(c)) for c in frame.columns) else "en")
+    if frame.empty:
+        return html.P(empty or t("no_data", lang), id=table_id, className="note empty-table")
+    columns = []
+    for name in frame.columns:
+        values = frame[name]
+        col: dict = {"field": str(name), "headerName": str(name), "colId": str(name)}
+        if name in percent:
+            fmt = f"d3.format('.{percent_digits}%')(params.value)"
+        elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            fmt = "String(params.value)" if _is_year(str(name), values) else \
+                f"d3.format(',.{_digits(values)}f')(params.value)"
+        else:
+            fmt = None
+        if fmt:
+            gap = "params.value == null || !Number.isFinite(params.value)"  # a gap is "—", never 0
+            col.update(type="rightAligned", cellClass="num", valueFormatter={"function": f"{gap} ? '\u2014' : {fmt}"})
+        else:
+            col.update(wrapText=True, autoHeight=True, maxWidth=420, **({"minWidth": 240} if name in wrap else {}))
+        columns.append(col)
+    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")  # a gap is null, not NaN
+    return dag.AgGrid(
+        id=table_id, rowData=rows, columnDefs=columns, columnSize="autoSize",
+        defaultColDef={"sortable": True, "resizable": True, "minWidth": 72, "filter": len(frame) > page_size},
+        dashGridOptions={"suppressFieldDotNotation": True, "suppressColumnVirtualisation": True,
+                         "domLayout": "autoHeight", "pagination": len(frame) > page_size,
+                         "paginationPageSize": page_size, "paginationPageSizeSelector": False,
+                         "enableCellTextSelection": True,
+                         "ensureDomOrder": True, "localeText": grid_locale(lang)},
+        className="data-grid", style={"width": "100%"})
 
 
 def completeness(result) -> tuple[bool, list[str]]:

@@ -154,7 +154,7 @@ def test_admin_sees_the_bracelets_utilisation_of_a_day(portal, chrome, tmp_path)
     readings = ctx.store.points("current", day - pd.Timedelta("10min"), day + pd.Timedelta("1D"),
                                 where={"series": device.id})
     truth = utilisation(readings, device, day, day + pd.Timedelta("1D"))
-    row = page.locator("#eq-day-table tr", has_text=FRIDAY).filter(has_text=device.id)
+    row = page.locator("#eq-day-table [role=row]", has_text=FRIDAY).filter(has_text=device.id)  # an AG Grid row
     assert f"{truth.utilisation:.1%}" in row.inner_text()
     metered = ctx.store.aggregate("energy", day, day + pd.Timedelta("1D"), "day",
                                   where={"enterprise": "E001", "carrier": "electricity"})["value"].iloc[0]
