@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import dash_ag_grid as dag
 import pandas as pd
@@ -48,6 +49,18 @@ def _digits(values: pd.Series) -> int:
     return 4
 
 
+def _chars(text: str) -> int:
+    """Display width in characters: East Asian wide characters count twice."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _shown_width(name: str, texts) -> int:
+    """A column's width in pixels for its header and its longest shown value (13 px font, room for the sort and
+    filter icons), so a grid is readable even where AG Grid cannot measure it (a hidden tab)."""
+    longest = max([_chars(name) + 3, *(_chars(x) for x in texts)])
+    return min(360, max(72, int(longest * 7.5) + 36))
+
+
 def _is_year(name: str, values: pd.Series) -> bool:
     return bool(re.search(r"年|year", name, re.I)) and values.dropna().between(1900, 2200).all()
 
@@ -70,18 +83,24 @@ def data_table(table_id: str, frame: pd.DataFrame, percent: tuple[str, ...] | li
     for name in frame.columns:
         values = frame[name]
         col: dict = {"field": str(name), "headerName": str(name), "colId": str(name)}
+        sample = values.dropna().head(500)
         if name in percent:
             fmt = f"d3.format('.{percent_digits}%')(params.value)"
+            texts = [f"{v:.{percent_digits}%}" for v in sample]
         elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-            fmt = "String(params.value)" if _is_year(str(name), values) else \
-                f"d3.format(',.{_digits(values)}f')(params.value)"
+            year, digits = _is_year(str(name), values), _digits(values)
+            fmt = "String(params.value)" if year else f"d3.format(',.{digits}f')(params.value)"
+            texts = [str(v) if year else f"{v:,.{digits}f}" for v in sample]
         else:
-            fmt = None
+            fmt, texts = None, [str(v) for v in sample]
         if fmt:
             gap = "params.value == null || !Number.isFinite(params.value)"  # a gap is "—", never 0
-            col.update(type="rightAligned", cellClass="num", valueFormatter={"function": f"{gap} ? '\u2014' : {fmt}"})
+            col.update(type="rightAligned", cellClass="num", valueFormatter={"function": f"{gap} ? '\u2014' : {fmt}"},
+                       minWidth=_shown_width(str(name), texts))
+        elif name in wrap:  # long text: a wide column whose rows grow
+            col.update(wrapText=True, autoHeight=True, minWidth=240, width=320, maxWidth=480)
         else:
-            col.update(wrapText=True, autoHeight=True, maxWidth=420, **({"minWidth": 240} if name in wrap else {}))
+            col.update(minWidth=_shown_width(str(name), texts), maxWidth=480)
         columns.append(col)
     rows = frame.astype(object).where(frame.notna(), None).to_dict("records")  # a gap is null, not NaN
     return dag.AgGrid(

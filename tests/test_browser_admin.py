@@ -77,7 +77,8 @@ def open_page(page, name: str, ready: str) -> None:
 
 
 def cell(page, table: str, column: str, row: int = 0) -> str:
-    return page.locator(f'#{table} td[data-dash-column="{column}"]').nth(row).inner_text()
+    """The text shown in a cell of an AG Grid table (portal.components.data_table), rows in display order."""
+    return page.locator(f'#{table} .ag-cell[col-id="{column}"]').nth(row).inner_text()
 
 
 def share(text: str) -> float:
@@ -90,15 +91,15 @@ def test_quality_shows_the_stores_coverage_and_downloads_a_csv(portal, page, tmp
     open_page(page, "quality", "#quality-enterprises-table")
     truth = ctx.store.coverage("energy", MONTH, NOW, by=["enterprise"]).set_index("enterprise")
     assert share(cell(page, "quality-enterprises-table", "数据完整率")) == round(truth.loc["E001", "coverage"], 4)
-    assert int(cell(page, "quality-enterprises-table", "应有区间数")) == truth.loc["E001", "expected"]
+    assert cell(page, "quality-enterprises-table", "应有区间数") == f"{truth.loc['E001', 'expected']:,}"
     assert cell(page, "quality-silent-table", "计量表") == SILENT
     assert cell(page, "quality-quarantine-table", "规则编号") == "reading.negative"
     page.screenshot(path=str(ARTIFACTS / "quality-zh.png"), full_page=True)
     page.get_by_text("今日", exact=True).click()
     today = ctx.store.coverage("energy", NOW.floor("D"), NOW, by=["enterprise"]).set_index("enterprise")
-    expected = f"{today.loc['E001', 'expected']}"
+    expected = f"{today.loc['E001', 'expected']:,}"
     page.wait_for_function(
-        "e => document.querySelector('#quality-enterprises-table td[data-dash-column=\"应有区间数\"]')"
+        "e => document.querySelector('#quality-enterprises-table .ag-cell[col-id=\"应有区间数\"]')"
         ".innerText === e", arg=expected, timeout=15_000)
     assert share(cell(page, "quality-enterprises-table", "数据完整率")) == round(today.loc["E001", "coverage"], 4)
     with page.expect_download() as dl:
@@ -151,7 +152,7 @@ def test_admin_adds_a_ledger_movement_refuses_an_oversale_and_switches_language(
     ledger = records.load_ledger(ctx.engine, ctx.park.id, 2024, "E001")
     assert len(ledger) == before + 1 and ledger.iloc[-1][["kind", "amount_t", "actor"]].tolist() == [
         "purchase", 25.0, "admin"]
-    assert page.locator("#admin-ledger-table td", has_text="trade 2024-031").count() == 1
+    assert page.locator("#admin-ledger-table .ag-cell", has_text="trade 2024-031").count() == 1
     choose(page, "admin-ledger-kind", "卖出")
     page.fill("#admin-ledger-amount", "1000000")
     page.click("#admin-ledger-save")
@@ -162,7 +163,7 @@ def test_admin_adds_a_ledger_movement_refuses_an_oversale_and_switches_language(
     page.wait_for_selector("text=Append a movement", timeout=15_000)
     page.click("#admin-tab-factors")
     page.wait_for_selector("#admin-factors-table", timeout=15_000)
-    assert page.locator("#admin-factors-table th", has_text="Verified").count() >= 1
+    assert page.locator("#admin-factors-table .ag-header-cell", has_text="Verified").count() >= 1
     page.screenshot(path=str(ARTIFACTS / "admin-factors-en.png"), full_page=True)
     page.click("#admin-tab-park")
     page.wait_for_selector("#admin-meters-table", timeout=15_000)
@@ -170,5 +171,5 @@ def test_admin_adds_a_ledger_movement_refuses_an_oversale_and_switches_language(
     page.screenshot(path=str(ARTIFACTS / "admin-park-en.png"), full_page=True)
     page.click("#admin-tab-audit")
     page.wait_for_selector("#admin-audit-table", timeout=15_000)
-    assert page.locator("#admin-audit-table td", has_text="ledger_movement").count() >= 1
+    assert page.locator("#admin-audit-table .ag-cell", has_text="ledger_movement").count() >= 1
     page.screenshot(path=str(ARTIFACTS / "admin-audit-en.png"), full_page=True)

@@ -36,7 +36,8 @@ def test_numbers_are_right_aligned_with_separators_and_gaps_stay_gaps():
     assert "d3.format(',.3f')" in fn and "'—'" in fn  # thousands separators; a gap is a dash, never 0
     assert "d3.format('.1%')" in cols["数据完整率"]["valueFormatter"]["function"]
     assert "," not in cols["年份"]["valueFormatter"]["function"]  # 2024, not 2,024
-    assert "type" not in cols["企业"] and cols["企业"]["wrapText"]
+    assert "type" not in cols["企业"] and cols["企业"]["minWidth"] >= 72
+    assert data_table("t", FRAME, wrap=["说明"]).columnDefs[4]["wrapText"]
     pd.testing.assert_frame_equal(pd.DataFrame(grid.rowData), FRAME)  # the numbers are sent unformatted
     assert grid.rowData[1]["能耗 (kWh)"] is None  # a gap is sent as null
     assert [c["headerName"] for c in grid.columnDefs] == list(FRAME.columns)

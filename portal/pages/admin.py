@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dash_mantine_components as dmc
 import pandas as pd
-from dash import Input, Output, State, dash_table, html
+from dash import Input, Output, State, html
 from dash import ctx as dash_ctx
 
 from carbon.errors import CarbonError, CcerCapError
@@ -18,6 +18,7 @@ from carbon.factors import FactorRegistry
 from carbon.quota import MOVEMENTS, balances
 from portal import downloads
 from portal.auth import AuthError, Role
+from portal.components import data_table
 from portal.i18n import register as register_text
 from portal.i18n import t
 
@@ -160,19 +161,11 @@ def _enterprise_options(scope, lang: str) -> list[dict[str, str]]:
     return [{"value": e.id, "label": f"{e.id} {names[e.id]}"} for e in scope.enterprises()]
 
 
-def _table(table_id: str, frame: pd.DataFrame, lang: str, page_size: int = 15) -> html.P | dash_table.DataTable:
-    """A sortable (and, when long, filterable) table; long text wraps."""
-    if frame.empty:
-        return html.P(t("admin.none", lang), className="note", id=table_id)
+def _table(table_id: str, frame: pd.DataFrame, lang: str, page_size: int = 15):
+    """A sortable (and, when long, paged and filterable) grid (portal.components.data_table); long text wraps."""
     wrap = {t(k, lang) for k in ("admin.col.source", "admin.col.publication", "admin.col.detail", "admin.col.reason",
                                  "admin.col.note", "admin.quota.plan")}
-    return dash_table.DataTable(
-        id=table_id, data=frame.to_dict("records"), columns=[{"id": c, "name": c} for c in frame.columns],
-        sort_action="native", filter_action="native" if len(frame) > page_size else "none", page_size=page_size,
-        style_cell={"textAlign": "left", "whiteSpace": "nowrap", "fontFamily": "inherit", "fontSize": 13},
-        style_cell_conditional=[{"if": {"column_id": c}, "whiteSpace": "normal", "minWidth": 240, "maxWidth": 420}
-                                for c in wrap if c in frame.columns],
-        style_header={"fontWeight": 600}, style_table={"overflowX": "auto"})
+    return data_table(table_id, frame, lang=lang, page_size=page_size, wrap=wrap, empty=t("admin.none", lang))
 
 
 def _columns(frame: pd.DataFrame, names: dict[str, str], lang: str) -> pd.DataFrame:

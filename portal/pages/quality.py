@@ -8,13 +8,13 @@ from collections.abc import Callable
 
 import dash_mantine_components as dmc
 import pandas as pd
-from dash import Input, Output, State, dash_table, html
-from dash.dash_table import FormatTemplate
+from dash import Input, Output, State, html
 
 from collectors.rules import RULES
 from portal import downloads
 from portal.alerts import SILENT_AFTER_INTERVALS, silent_meter_alerts
 from portal.auth import Role
+from portal.components import data_table
 from portal.i18n import register as register_text
 from portal.i18n import t
 
@@ -174,18 +174,11 @@ def restatements(scope, lang: str) -> pd.DataFrame:
     })
 
 
-def _table(table_id: str, frame: pd.DataFrame, lang: str) -> html.P | dash_table.DataTable:
-    """A sortable table; coverage shown in per cent (downloads keep the share), long text wrapped."""
-    if frame.empty:
-        return html.P(t("quality.none", lang), className="note", id=table_id)
-    coverage, wrap = t("col.coverage", lang), {t("quality.col.reason", lang)}
-    columns = [{"id": c, "name": c, **({"type": "numeric", "format": FormatTemplate.percentage(2)}
-                                       if c == coverage else {})} for c in frame.columns]
-    return dash_table.DataTable(
-        id=table_id, data=frame.to_dict("records"), columns=columns, sort_action="native", page_size=15,
-        style_cell={"textAlign": "left", "whiteSpace": "nowrap", "fontFamily": "inherit", "fontSize": 13},
-        style_cell_conditional=[{"if": {"column_id": c}, "whiteSpace": "normal", "minWidth": 240} for c in wrap],
-        style_header={"fontWeight": 600}, style_table={"overflowX": "auto"})
+def _table(table_id: str, frame: pd.DataFrame, lang: str):
+    """A sortable grid (portal.components.data_table); coverage in per cent (downloads keep the share), long text
+    wrapped."""
+    return data_table(table_id, frame, percent=(t("col.coverage", lang),), lang=lang, page_size=15,
+                      percent_digits=2, wrap=(t("quality.col.reason", lang),), empty=t("quality.none", lang))
 
 
 def _section(title: str, note: str, name: str, frame: pd.DataFrame, lang: str) -> list:
