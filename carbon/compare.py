@@ -40,9 +40,10 @@ def base_period(start: pd.Timestamp, end: pd.Timestamp, kind: str, against: str 
     return shift(start, months), shift(end, months)
 
 
-def prorate_output(output_values: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-    """Monthly output values (enterprise, month, output_value_10k_cny) scaled to the share of each month's hours
-    inside [start, end); months outside are dropped.  A month whose value is not recorded stays unrecorded."""
+def prorate_output(output_values: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
+                   column: str = "output_value_10k_cny") -> pd.DataFrame:
+    """Monthly output (enterprise, month, `column`: output value, or a product's quantity) scaled to the share of
+    each month's hours inside [start, end); months outside are dropped.  A month not recorded stays unrecorded."""
     if output_values.empty:
         return output_values
     out = output_values.copy()
@@ -52,7 +53,7 @@ def prorate_output(output_values: pd.DataFrame, start: pd.Timestamp, end: pd.Tim
     lo = first.where(first > start, start)
     hi = nxt.where(nxt < end, end)
     share = ((hi - lo) / (nxt - first)).clip(lower=0.0)
-    out["output_value_10k_cny"] = out["output_value_10k_cny"] * share
+    out[column] = out[column] * share
     return out[share > 0].reset_index(drop=True)
 
 

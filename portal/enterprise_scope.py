@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
+from carbon import compare
 from carbon.costs import CARBON_PRICE_CNY_PER_T, DEFAULT_TARIFFS, Tariff, cost_structure
 from carbon.emissions import Accounts
 from carbon.errors import InputError
@@ -20,7 +21,6 @@ from carbon.summary import (
     coverage,
     daily_burn,
     intensity_summary,
-    last_year,
     period_bounds,
     totals,
     unit_intensity_summary,
@@ -54,13 +54,16 @@ class EnterpriseFigures:
     totals: dict[str, float]  # carbon.summary.SCOPE_COLUMNS and coverage
     by_carrier: pd.DataFrame  # carrier, quantity, unit, SCOPE_COLUMNS (scopes of that carrier), coverage
     by_workshop: pd.DataFrame  # workshop (NaN: enterprise-level meters), SCOPE_COLUMNS, coverage
-    intensity: pd.DataFrame  # metric (INTENSITY_METRICS, then "coverage"), this_period, last_year, change
+    intensity: pd.DataFrame  # metric (INTENSITY_METRICS, then "coverage"), this_period, last_year, change,
+    #                          previous, change_previous (a change is NaN when its base is covered too thinly)
     intensity_flags: tuple[str, str]  # carbon.intensity flags of (this period, last year): why a figure is missing
     unit_intensity: pd.DataFrame  # UNIT_INTENSITY_COLUMNS
     unit_intensity_problem: str  # why per-unit figures could not be allocated (carbon's message), else ""
     cost: pd.DataFrame  # carbon.costs.COST_COLUMNS
-    last_year: tuple[pd.Timestamp, pd.Timestamp]  # the comparison period of the intensities
+    last_year: tuple[pd.Timestamp, pd.Timestamp]  # the comparison bases: the same local days a year earlier
     accounts: Accounts  # the period's accounts (completeness and issues shown beside the figures)
+    previous: tuple[pd.Timestamp, pd.Timestamp] | None = None  # ... and one period earlier
+    comparison_flags: tuple[str, str] = ("", "")  # carbon.compare.LOW_BASE of (last year, previous), else ""
 
 
 @dataclass
@@ -132,13 +135,31 @@ class EnterpriseScope:
         if end <= start:
             return None
         accounts = self.accounts(start, end)
-        ly_start, ly_end = last_year(start, end)
+        # Like with like (carbon.compare): the same local days a year and a period earlier, output prorated.
+        ly_start, ly_end = compare.base_period(start, end, kind, "last_year")
+        pv_start, pv_end = compare.base_period(start, end, kind, "previous")
         last = self.accounts(ly_start, ly_end)
+        prev = last if (pv_start, pv_end) == (ly_start, ly_end) else self.accounts(pv_start, pv_end)
         tot = totals(accounts)
         carriers = carrier_figures(accounts)
-        intensity, flags = intensity_summary(accounts, last, self.output_values(ly_start, end), start, ly_start)
+        values = self.output_values(min(ly_start, pv_start), end)
+        products = self.product_output(min(ly_start, pv_start), end)
+
+        def output(frame: pd.DataFrame, base: tuple, column: str = "output_value_10k_cny") -> pd.DataFrame:
+            return pd.concat([compare.prorate_output(frame, start, end, column),
+                              compare.prorate_output(frame, *base, column)], ignore_index=True)
+
+        intensity, flags = intensity_summary(accounts, last, output(values, (ly_start, ly_end)), start, ly_start)
+        # intensity_summary pairs its two sides by a year's distance; the previous period's side is labelled so.
+        on_prev, _ = intensity_summary(accounts, prev, output(values, (pv_start, pv_end)), start,
+                                       start - pd.DateOffset(years=1))
+        intensity["previous"], intensity["change_previous"] = on_prev["last_year"], on_prev["change"]
+        threshold = getattr(self.scope.park, "coverage_threshold", 0.9)
+        intensity, low_ly = compare.guard(intensity, "last_year", "change", threshold)
+        intensity, low_prev = compare.guard(intensity, "previous", "change_previous", threshold)
+        products = output(products, (ly_start, ly_end), "quantity")
         try:
-            unit = unit_intensity_summary(accounts, last, self.product_output(ly_start, end))
+            unit = unit_intensity_summary(accounts, last, products)
             problem = ""
         except InputError as exc:  # products in several units cannot be allocated by output
             unit, problem = pd.DataFrame(columns=UNIT_INTENSITY_COLUMNS), str(exc)
@@ -148,7 +169,8 @@ class EnterpriseScope:
             unit_intensity_problem=problem,
             cost=cost_structure(carriers, tot["total_location_t_co2e"], tot["coverage"], tariffs or DEFAULT_TARIFFS,
                                 carbon_price_cny_per_t),
-            last_year=(ly_start, ly_end), accounts=accounts)
+            last_year=(ly_start, ly_end), accounts=accounts, previous=(pv_start, pv_end),
+            comparison_flags=(low_ly, low_prev))
 
     def realtime_power(self, now=None) -> pd.DataFrame:
         """Average power (kW) of each 15-minute interval of today up to the last complete one, per carrier (grid
@@ -159,7 +181,8 @@ class EnterpriseScope:
         if end <= today:
             return pd.DataFrame(columns=cols)
         agg = self.aggregate("energy", today, end, "15min", by=["carrier"], where={"carrier": list(POWER_CARRIERS)})
-        agg["kw"] = agg["value"] / INTERVAL_H
+        # A quarter hour with no reading is a gap, never a figure (whatever the store's sum of nothing says).
+        agg["kw"] = (agg["value"] / INTERVAL_H).where(agg["coverage"] > 0)
         return agg[cols]
 
     def daily_emissions(self, start, end) -> pd.DataFrame:

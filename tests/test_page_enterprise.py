@@ -148,35 +148,43 @@ def test_month_by_carrier_and_by_workshop(month):
     assert w["total_location_t_co2e"].sum() == pytest.approx(month.totals["total_location_t_co2e"])
 
 
-def test_intensities_against_the_same_whole_month_last_year(month):
+def test_intensities_against_the_same_days_last_year_and_the_previous_period(month):
+    """1-10 March 2024 12:00 compares with 1-10 March 2023 12:00 (not all of March 2023) and 1-10 February 2024
+    12:00; output value and product output prorated by the month's hours (9.5 of 31 days).  March 2023 has no PV
+    readings, so its coverage (2 x 912 + 228 of 3 x 912 + 228) is below the 90 % threshold: its change is hidden."""
     i = month.intensity.set_index("metric")
+    share = QH_MONTH / QH_MARCH_2023
     emissions = 4 * H_MONTH * GAS_T_PER_M3 + 15 * QH_MONTH / 1000 * LOC_2024
     tce = (15 + 2) * QH_MONTH * TCE_KWH + 4 * H_MONTH * TCE_M3
-    ly_tce = 12 * QH_MARCH_2023 * TCE_KWH + 2 * H_MARCH_2023 * TCE_M3
-    ly_emissions = 2 * H_MARCH_2023 * GAS_T_PER_M3 + 12 * QH_MARCH_2023 / 1000 * LOC_2023
-    assert i.loc["output_value_10k_cny", "this_period"] == 50.0
-    assert i.loc["output_value_10k_cny", "last_year"] == 100.0
-    assert i.loc["t_co2e_per_10k_cny", "this_period"] == pytest.approx(emissions / 50)
-    assert i.loc["tce_per_10k_cny", "this_period"] == pytest.approx(tce / 50)
-    assert i.loc["tce_per_10k_cny", "last_year"] == pytest.approx(ly_tce / 100)
-    assert i.loc["t_co2e_per_10k_cny", "last_year"] == pytest.approx(ly_emissions / 100)
-    assert i.loc["tce_per_10k_cny", "change"] == pytest.approx((tce / 50 - ly_tce / 100) / (ly_tce / 100))
-    assert month.intensity_flags == ("", "")
-    # March 2023 has no PV readings: 2 x 2976 + 744 of 3 x 2976 + 744 intervals
-    assert i.loc["coverage", "this_period"] == 1.0
-    assert i.loc["coverage", "last_year"] == pytest.approx((2 * QH_MARCH_2023 + H_MARCH_2023) /
-                                                           (3 * QH_MARCH_2023 + H_MARCH_2023))
-    assert month.last_year == (pd.Timestamp("2023-03-01", tz=TZ), pd.Timestamp("2023-04-01", tz=TZ))
+    ly_tce = 12 * QH_MONTH * TCE_KWH + 2 * H_MONTH * TCE_M3
+    ly_emissions = 2 * H_MONTH * GAS_T_PER_M3 + 12 * QH_MONTH / 1000 * LOC_2023
+    assert month.last_year == (pd.Timestamp("2023-03-01", tz=TZ), pd.Timestamp("2023-03-10 12:00", tz=TZ))
+    assert month.previous == (pd.Timestamp("2024-02-01", tz=TZ), pd.Timestamp("2024-02-10 12:00", tz=TZ))
+    assert i.loc["output_value_10k_cny", "this_period"] == pytest.approx(50.0 * share)
+    assert i.loc["output_value_10k_cny", "last_year"] == pytest.approx(100.0 * share)
+    assert i.loc["t_co2e_per_10k_cny", "this_period"] == pytest.approx(emissions / (50 * share))
+    assert i.loc["tce_per_10k_cny", "last_year"] == pytest.approx(ly_tce / (100 * share))
+    assert i.loc["t_co2e_per_10k_cny", "last_year"] == pytest.approx(ly_emissions / (100 * share))
+    assert i.loc["coverage", "last_year"] == pytest.approx((2 * QH_MONTH + H_MONTH) / (3 * QH_MONTH + H_MONTH))
+    assert i["change"].isna().all() and month.comparison_flags[0] == "base.low_coverage"
+    # February 2024 is fully covered: 1-10 February 12:00, output 55 x 9.5 / 29
+    feb = 55.0 * QH_MONTH / (29 * 96)
+    assert i.loc["output_value_10k_cny", "previous"] == pytest.approx(feb)
+    assert i.loc["tce_per_10k_cny", "previous"] == pytest.approx(tce / feb)
+    assert i.loc["tce_per_10k_cny", "change_previous"] == pytest.approx((tce / (50 * share) - tce / feb) / (tce / feb))
+    assert month.intensity_flags == ("", "") and month.comparison_flags[1] == ""
     u = month.unit_intensity.set_index("product").loc["steel"]
-    assert u["tce_per_unit"] == pytest.approx(tce / 100) and u["tce_per_unit_last_year"] == pytest.approx(ly_tce / 150)
-    assert u["t_co2e_per_unit"] == pytest.approx(emissions / 100) and u["months"] == 1
+    assert u["tce_per_unit"] == pytest.approx(tce / (100 * share))
+    assert u["tce_per_unit_last_year"] == pytest.approx(ly_tce / (150 * share))
+    assert u["t_co2e_per_unit"] == pytest.approx(emissions / (100 * share)) and u["months"] == 1
 
 
 def test_a_year_without_every_months_output_value_has_no_intensity_and_says_why(ctx):
     year = scope(ctx).figures("year", NOW)
     i = year.intensity.set_index("metric")
-    assert i.loc["output_value_10k_cny", "this_period"] == 165.0  # January to March 2024 all recorded
-    assert i.loc["tce_per_10k_cny", "this_period"] == pytest.approx(year.totals["energy_tce"] / 165)
+    value = 60 + 55 + 50 * QH_MONTH / QH_MARCH_2023  # January to March 2024 recorded, March to date prorated
+    assert i.loc["output_value_10k_cny", "this_period"] == pytest.approx(value)
+    assert i.loc["tce_per_10k_cny", "this_period"] == pytest.approx(year.totals["energy_tce"] / value)
     assert pd.isna(i.loc["tce_per_10k_cny", "last_year"])  # January and February 2023 have none
     assert year.intensity_flags == ("", "output.missing")
 
@@ -249,7 +257,8 @@ def test_every_label_is_translated_and_every_figure_has_unit_period_and_coverage
     assert summary.count("tCO2e") >= 5 and "tce" in summary and summary.count(TEXT["kpi.coverage"][lang]) == 6
     assert f"{month.totals['total_location_t_co2e']:,.2f}" in summary
     assert TEXT["ent.workshop.none"][lang] in details and TEXT["carrier.natural_gas"][lang] in details
-    assert "2023-03-01 – 2023-03-31" in details
+    assert "2023-03-01 00:00 – 2023-03-10 12:00" in details and "2024-02-01 00:00 – 2024-02-10 12:00" in details
+    assert TEXT["ent.compare.low_base"][lang].format(threshold="90.0%")[:12] in details
     quota = shown(page.render_quota(scope(ctx).quota_view(NOW), PARK, lang))
     assert "97.49" in quota and "2024-01-01 00:00 – 2024-03-10 12:00" in quota
 

@@ -92,9 +92,14 @@ TEXT = {
     "ent.chart.workshops": {"zh-CN": "各车间碳排放 (tCO2e)", "en": "Emissions by workshop (tCO2e)"},
     "ent.intensity.title": {"zh-CN": "强度指标（与去年同期比较）",
                             "en": "Intensities against the same period last year"},
-    "ent.intensity.note": {"zh-CN": "去年同期 {start} – {end}（完整月份）；碳排放为基于位置；产值按月登记",
-                           "en": "same period last year {start} – {end} (whole months); emissions location-based; "
-                                 "output value recorded per month"},
+    "ent.intensity.note": {"zh-CN": "同样的日期相比：去年同期 {start} – {end}，上期 {prev_start} – {prev_end}；"
+                                    "碳排放为基于位置；产值按月登记，不满一月的按小时折算",
+                           "en": "the same days compared: last year {start} – {end}, previous period "
+                                 "{prev_start} – {prev_end}; emissions location-based; output value is recorded per "
+                                 "month and prorated by hours for part of a month"},
+    "ent.compare.low_base": {"zh-CN": "对比期数据覆盖率低于园区阈值 {threshold}，不显示变化率",
+                             "en": "the comparison period's data coverage is below the park's threshold "
+                                   "({threshold}): its change is not shown"},
     "ent.metric.emissions_t_co2e": {"zh-CN": "碳排放 (tCO2e)", "en": "Emissions (tCO2e)"},
     "ent.metric.energy_tce": {"zh-CN": "综合能耗 (tce)", "en": "Energy (tce)"},
     "ent.metric.output_value_10k_cny": {"zh-CN": "产值（万元）", "en": "Output value (10k CNY)"},
@@ -130,6 +135,8 @@ TEXT = {
     "ent.col.this_period": {"zh-CN": "本期", "en": "This period"},
     "ent.col.last_year": {"zh-CN": "去年同期", "en": "Same period last year"},
     "ent.col.change": {"zh-CN": "同比变化", "en": "Change"},
+    "ent.col.previous": {"zh-CN": "上期同期", "en": "Previous period"},
+    "ent.col.change_previous": {"zh-CN": "环比变化", "en": "Change on previous"},
     "ent.col.unit_change": {"zh-CN": "单位产品碳排放同比变化", "en": "Change in emissions per unit"},
     "ent.col.product": {"zh-CN": "产品", "en": "Product"},
     "ent.col.months": {"zh-CN": "有产量的月数", "en": "Months with output"},
@@ -207,7 +214,9 @@ def intensity_table(f: EnterpriseFigures, lang: str) -> pd.DataFrame:
     return pd.DataFrame({t("ent.col.metric", lang): metric,
                          t("ent.col.this_period", lang): d["this_period"].round(4),
                          t("ent.col.last_year", lang): d["last_year"].round(4),
-                         t("ent.col.change", lang): d["change"].round(4)})
+                         t("ent.col.change", lang): d["change"].astype(float).round(4),
+                         t("ent.col.previous", lang): d["previous"].astype(float).round(4),
+                         t("ent.col.change_previous", lang): d["change_previous"].astype(float).round(4)})
 
 
 def unit_table(f: EnterpriseFigures, lang: str) -> pd.DataFrame:
@@ -306,10 +315,16 @@ def render_details(f: EnterpriseFigures, park: Park, lang: str) -> list:
         data_table("ent-workshop-table", ws, percent=share[:1]),
         html.H3(t("ent.intensity.title", lang)),
         html.P(period + "; " + t("ent.intensity.note", lang).format(
-            start=f"{ly_start:%Y-%m-%d}", end=f"{ly_end - pd.Timedelta('1D'):%Y-%m-%d}"), className="note"),
+            start=f"{ly_start:%Y-%m-%d %H:%M}", end=f"{ly_end:%Y-%m-%d %H:%M}",
+            prev_start=f"{(f.previous or f.last_year)[0]:%Y-%m-%d %H:%M}",
+            prev_end=f"{(f.previous or f.last_year)[1]:%Y-%m-%d %H:%M}"), className="note"),
+        *([dmc.Alert(t("ent.compare.low_base", lang).format(
+            threshold=pct(getattr(park, "coverage_threshold", 0.9))), color="yellow", id="ent-compare-low")]
+          if any(f.comparison_flags) else []),
         *([dmc.Alert(flags, color="yellow", id="ent-intensity-flags")] if flags else []),
         downloads.buttons("ent-intensity", lang),
-        data_table("ent-intensity-table", intensity_table(f, lang), percent=(t("ent.col.change", lang),)),
+        data_table("ent-intensity-table", intensity_table(f, lang),
+                   percent=(t("ent.col.change", lang), t("ent.col.change_previous", lang))),
         html.H3(t("ent.unit.title", lang)),
         *unit,
         html.H3(t("ent.cost.title", lang)),
