@@ -24,7 +24,7 @@ class Overview:
 
     today: pd.DataFrame  # carrier, value, unit, coverage
     month: pd.DataFrame  # carrier, value, unit, coverage
-    daily: pd.DataFrame  # start, value, coverage (electricity, last 30 days)
+    daily: pd.DataFrame  # start, value, coverage, partial (electricity, last 30 days; today partial)
     by_enterprise: pd.DataFrame  # enterprise, carrier, value, unit, coverage (this month)
     period_month: tuple[pd.Timestamp, pd.Timestamp]
 
@@ -48,10 +48,12 @@ def compute_overview(read, park: Park, now: datetime) -> Overview:
     tomorrow = local_now.floor("15min")
     month = pd.Timestamp(today.year, today.month, 1, tz=park.tz)
     daily = read("energy", today - pd.DateOffset(days=29), tomorrow, "day", where={"carrier": "electricity"})
+    daily = daily.assign(value=daily["value"].where(daily["coverage"] > 0),  # a day without data is a gap
+                         partial=daily["start"] == today)  # today runs to now: its bar is partial
     return Overview(
         today=_by_carrier(read, today, tomorrow, ["carrier"]),
         month=_by_carrier(read, month, tomorrow, ["carrier"]),
-        daily=daily[["start", "value", "coverage"]],
+        daily=daily[["start", "value", "coverage", "partial"]],
         by_enterprise=_by_carrier(read, month, tomorrow, ["enterprise", "carrier"]),
         period_month=(month, tomorrow),
     )
@@ -86,8 +88,9 @@ def quota_status(positions: pd.DataFrame) -> pd.DataFrame:
 
 
 def live_load(frame: pd.DataFrame) -> pd.DataFrame:
-    """Average kW of each quarter hour from its energy (kWh per 0.25 h)."""
-    return frame.assign(kw=frame["value"] * 4.0)[["start", "kw", "coverage"]]
+    """Average kW of each quarter hour from its energy (kWh per 0.25 h); a quarter hour without any reading is a
+    gap (NaN), never a figure."""
+    return frame.assign(kw=(frame["value"] * 4.0).where(frame["coverage"] > 0))[["start", "kw", "coverage"]]
 
 
 def compute_carbon(scope) -> CarbonOverview:

@@ -127,3 +127,33 @@ def test_the_demo_starts_when_its_modbus_port_is_taken(tmp_path, caplog):
         finally:
             for sim in simulators:
                 sim.stop()
+
+
+# ---- honest live -----------------------------------------------------------------------------------------------
+def _tile_text(tile) -> str:
+    return json.dumps(tile.to_plotly_json(), cls=PlotlyJSONEncoder, ensure_ascii=False)
+
+
+def test_the_live_tile_never_shows_an_older_quarter_hour_as_current():
+    """The latest complete quarter hour has no reading: the tile shows a gap (—) with its interval and the update
+    time, not the last quarter hour that had data (the tile that stayed at one value for 40 minutes)."""
+    from portal.overview_figures import live_load
+    from portal.pages.overview import _live_tile
+
+    frame = pd.DataFrame({"start": pd.date_range(NOW - pd.Timedelta("1h"), periods=4, freq="15min"),
+                          "value": [100.0, 120.0, 0.0, float("nan")], "coverage": [1.0, 1.0, 0.0, 0.0]})
+    live = live_load(frame)
+    assert live["kw"].iloc[:2].tolist() == [400.0, 480.0] and live["kw"].iloc[2:].isna().all()
+    text = _tile_text(_live_tile(live, "en", NOW + pd.Timedelta("3min")))
+    assert "480" not in text and "—" in text and "11:45–12:00" in text and "12:03:00" in text
+    partial = _live_tile(live_load(frame.assign(coverage=[1.0, 1.0, 1.0, 0.5], value=[1.0, 1.0, 1.0, 50.0])),
+                         "en", NOW)
+    text = _tile_text(partial)
+    assert "200" in text and "50.0%" in text and "only some meters reported" in text
+
+
+def test_days_without_readings_are_gaps_and_today_is_partial(store):
+    ov = compute_overview(store.aggregate, PARK, NOW)
+    assert ov.daily["partial"].tolist() == [False] * 29 + [True]
+    fig = render_overview(ov, PARK, "en")[1].figure
+    assert list(fig.data[0].marker.pattern.shape)[-1] == "/" and "partial (to 12:00)" in fig.data[0].customdata[-1]

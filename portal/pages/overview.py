@@ -12,12 +12,21 @@ from park.model import Park
 from portal import downloads
 from portal.auth import Role
 from portal.components import completeness_badge, data_table, fmt, kpi, pct
+from portal.i18n import register as register_text
 from portal.i18n import t
 from portal.overview_figures import NO_QUOTA, CarbonOverview, Overview
 
 PATH = "/"
 TITLE_KEY = "nav.overview"
 ROLES = {Role.ADMIN, Role.REGULATOR}
+
+TEXT = {
+    "ov.updated": {"zh-CN": "更新于 {time}", "en": "updated {time}"},
+    "ov.live.gap": {"zh-CN": "{interval} 无读数", "en": "no readings {interval}"},
+    "ov.live.partial": {"zh-CN": "仅部分表计上报", "en": "only some meters reported"},
+    "ov.partial": {"zh-CN": "进行中（截至 {time}）", "en": "partial (to {time})"},
+}
+register_text(TEXT)
 
 
 def render_overview(ov: Overview, park: Park, lang: str) -> list:
@@ -28,8 +37,13 @@ def render_overview(ov: Overview, park: Park, lang: str) -> list:
             cards.append(kpi(f"{label} · {t('carrier.' + row.carrier, lang)}", fmt(row.value), row.unit,
                               f"{cov} {pct(row.coverage)}"))
     fig = go.Figure()
+    partial = ov.daily["partial"] if "partial" in ov.daily else pd.Series(False, index=ov.daily.index)
+    note = t("ov.partial", lang).format(time=f"{ov.period_month[1]:%H:%M}")
     fig.add_bar(x=ov.daily["start"], y=ov.daily["value"], name=t("carrier.electricity", lang),
-                hovertemplate="%{x|%Y-%m-%d}: %{y:,.0f} kWh<extra></extra>")
+                customdata=[note if p else "" for p in partial],
+                marker={"pattern": {"shape": ["/" if p else "" for p in partial]},
+                        "opacity": [0.55 if p else 1.0 for p in partial]},
+                hovertemplate="%{x|%Y-%m-%d}: %{y:,.0f} kWh %{customdata}<extra></extra>")
     fig.add_scatter(x=ov.daily["start"], y=ov.daily["coverage"] * 100, name=f"{cov} (%)", yaxis="y2",
                     mode="lines+markers", hovertemplate="%{y:.1f}%<extra></extra>")
     fig.update_layout(title=t("chart.daily_energy", lang), yaxis_title=t("chart.unit_kwh", lang),
@@ -61,14 +75,24 @@ def enterprise_table(ov: Overview, park: Park, lang: str) -> pd.DataFrame:
     })
 
 
-def _live_tile(live: pd.DataFrame, lang: str) -> html.Div:
-    done = live[live["coverage"] > 0]
-    if done.empty:
-        return kpi(t("kpi.live_power", lang), "—", "kW", t("no_data", lang))
-    row = done.iloc[-1]
-    return kpi(t("kpi.live_power", lang), fmt(row["kw"], 0), "kW",
-                f"{row['start']:%H:%M}–{row['start'] + pd.Timedelta('15min'):%H:%M} · {t('kpi.coverage', lang)} "
-                f"{pct(row['coverage'])}")
+def _live_tile(live: pd.DataFrame, lang: str, now: pd.Timestamp | None = None, threshold: float = 0.9) -> html.Div:
+    """The latest complete quarter hour's load, never an older one shown as current: a quarter hour without
+    readings is "—" (a gap); one that only some meters reported says so.  With the time it was updated."""
+    updated = t("ov.updated", lang).format(time=f"{now:%H:%M:%S}") if now is not None else ""
+    if live.empty:
+        return kpi(t("kpi.live_power", lang), "—", "kW", " · ".join(x for x in (t("no_data", lang), updated) if x),
+                   "live-power-tile")
+    row = live.iloc[-1]
+    interval = f"{row['start']:%H:%M}–{row['start'] + pd.Timedelta('15min'):%H:%M}"
+    if not row["coverage"] > 0 or pd.isna(row["kw"]):
+        return kpi(t("kpi.live_power", lang), "—", "kW",
+                   " · ".join(x for x in (t("ov.live.gap", lang).format(interval=interval), updated) if x),
+                   "live-power-tile")
+    parts = [interval, f"{t('kpi.coverage', lang)} {pct(row['coverage'])}"]
+    if row["coverage"] < threshold:
+        parts.append(t("ov.live.partial", lang))
+    return kpi(t("kpi.live_power", lang), fmt(row["kw"], 0), "kW", " · ".join(parts + ([updated] if updated else [])),
+               "live-power-tile")
 
 
 def ranking_table(co: CarbonOverview, park: Park, quota: pd.DataFrame, lang: str) -> pd.DataFrame:
@@ -101,13 +125,14 @@ RANK_COLUMNS = ["col.enterprise", "col.emissions_t", "col.energy_tce", "col.outp
                 "col.grade", "col.rank", "col.coverage", "col.quota_used", "col.quota_status"]
 
 
-def render_carbon(co: CarbonOverview, park: Park, lang: str) -> list:
+def render_carbon(co: CarbonOverview, park: Park, lang: str, now: pd.Timestamp | None = None) -> list:
     m = co.month
+    threshold = getattr(park, "coverage_threshold", 0.9)
     cov = t("kpi.coverage", lang)
     note = f"{t('period.month_to_date', lang)} · {cov} {pct(m.get('coverage', float('nan')))}"
     alerts = int((co.quota["used_share"] >= 0.8).sum()) if len(co.quota) else 0  # NaN for enterprises without quota
     cards = html.Div(className="kpis", id="carbon-kpis", children=[
-        html.Div(id="live-power", children=_live_tile(co.live, lang)),
+        html.Div(id="live-power", children=_live_tile(co.live, lang, now, threshold)),
         kpi(t("kpi.energy_tce", lang), fmt(m.get("energy_tce", float("nan"))), "tce", note),
         kpi(t("kpi.emissions_location", lang), fmt(m.get("total_location_t_co2e", float("nan"))), "tCO2e", note),
         kpi(t("kpi.emissions_market", lang), fmt(m.get("total_market_t_co2e", float("nan"))), "tCO2e", note),
@@ -134,7 +159,8 @@ def render_carbon(co: CarbonOverview, park: Park, lang: str) -> list:
 
 def layout(scope, lang: str) -> html.Div:
     ov, co = scope.overview()
-    return html.Div([dcc.Interval(id="overview-tick", interval=60_000), *render_carbon(co, scope.park, lang),
+    now = scope.now().tz_convert(scope.park.tz)
+    return html.Div([dcc.Interval(id="overview-tick", interval=60_000), *render_carbon(co, scope.park, lang, now),
                      *render_overview(ov, scope.park, lang)])
 
 
@@ -157,4 +183,5 @@ def register(callbacks) -> None:
     @callbacks.callback(Output("live-power", "children"), Input("overview-tick", "n_intervals"),
                         prevent_initial_call=True, action="live load")
     def live(scope, lang: str, _tick: int | None):
-        return _live_tile(scope.live_load(), lang)
+        return _live_tile(scope.live_load(), lang, scope.now().tz_convert(scope.park.tz),
+                          getattr(scope.park, "coverage_threshold", 0.9))
