@@ -8,6 +8,10 @@
   cookie back in the `X-CSRFToken` header (the Dash renderer does this by itself), and every POST to a Dash
   endpoint without a matching header is refused (double-submit cookie).
 - Five failed logins lock the account for 15 minutes.
+- Sessions end `SESSION_HOURS` after login whatever the activity (absolute lifetime), after `IDLE_HOURS` without
+  activity, and as soon as the user's password is reset: a session carries a stamp of the password hash it
+  started with (`User.stamp`), and the login guard (portal.web) refuses a session whose stamp is not current.
+- Passwords: at least 10 characters, not whitespace, not a common or trivial password (`password_problem`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import functools
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
@@ -26,7 +30,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from park.metadata import Base, UTCDateTime
 
-SESSION_HOURS = 8
+SESSION_HOURS = 8  # absolute: a session ends this long after login
+IDLE_HOURS = 2  # and after this long without a request
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -65,6 +70,7 @@ class User:
     role: Role
     enterprise_id: str | None
     display_name: str = ""
+    stamp: str = field(default="", compare=False, repr=False)  # of the password hash: a reset ends sessions
 
     is_authenticated = True
     is_active = True
@@ -78,9 +84,41 @@ class AuthError(ValueError):
     """A user or login problem with a message for the person at the keyboard."""
 
 
-def hash_password(password: str) -> str:
+# Common passwords of 10 characters or more (from published leaked-password top lists) and keyboard runs.
+_COMMON = """
+1234567890 0123456789 0987654321 1234567891 12345678910 123456789a a123456789 1234qwer12 1q2w3e4r5t 1q2w3e4r5t6y
+1qaz2wsx3edc qwertyuiop qwertyuiop1 asdfghjkl1 zxcvbnm123 qwerty1234 qwerty12345 1qazxsw23edc password12
+password123 password1234 passw0rd12 p@ssw0rd12 p@ssword123 administrator admin12345 admin123456 adminadmin
+iloveyou12 iloveyou123 welcome123 welcome1234 abcdefghij abc1234567 abcd123456 abcde12345 1234abcd12 letmein123
+changeme12 changeme123 football12 baseball12 superman12 trustno1234 woaini1314 woaini520 5201314520 1314520520
+aa123456789 qq123456789 zhang123456 wang123456 li123456789
+"""
+COMMON_PASSWORDS = frozenset(_COMMON.split())
+
+
+def password_problem(password: str) -> str | None:
+    """Why `password` may not be used, or None: too short, only whitespace, a common password, one repeated
+    character or a run (1234567890, abcdefghij, qwertyuiop)."""
     if len(password) < 10:
-        raise AuthError("passwords need at least 10 characters")
+        return "passwords need at least 10 characters"
+    squeezed = password.strip().lower()
+    if not squeezed:
+        return "a password of spaces is not a password"
+    if squeezed in COMMON_PASSWORDS or len(set(squeezed)) <= 3:
+        return "this password is too common or too simple; choose a longer phrase"
+    steps = {ord(b) - ord(a) for a, b in zip(squeezed, squeezed[1:], strict=False)}
+    if len(steps) == 1 and steps <= {1, -1}:
+        return "a run of consecutive characters is not a password"
+    rows = ("1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm")
+    if any(squeezed in r or squeezed in r[::-1] for r in rows) or squeezed in "".join(rows):
+        return "a run of keys is not a password"
+    return None
+
+
+def hash_password(password: str) -> str:
+    problem = password_problem(password)
+    if problem:
+        raise AuthError(problem)
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, maxmem=64 * 1024 * 1024, **_SCRYPT)
     params = f"n={_SCRYPT['n']},r={_SCRYPT['r']},p={_SCRYPT['p']}"
@@ -106,7 +144,8 @@ def _dummy_hash() -> str:
 
 
 def _user(row: UserRow) -> User:
-    return User(row.username, row.park_id, Role(row.role), row.enterprise_id, row.display_name)
+    stamp = hashlib.sha256(row.password_hash.encode()).hexdigest()[:16]
+    return User(row.username, row.park_id, Role(row.role), row.enterprise_id, row.display_name, stamp)
 
 
 def add_user(engine: Engine, park_id: str, username: str, password: str, role: Role | str,

@@ -7,17 +7,20 @@ POSTs whose `X-CSRFToken` header does not match the session's token (the Dash re
 from __future__ import annotations
 
 import html
+import os
 import re
 import secrets
+import time
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 from flask import Flask, Response, abort, redirect, request, session
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, current_user, login_user, logout_user
 
 from portal import audit
-from portal.auth import SESSION_HOURS, AuthError, authenticate, load_user
+from portal.auth import IDLE_HOURS, SESSION_HOURS, AuthError, authenticate, load_user
 from portal.context import PortalContext
 from portal.i18n import t
 
@@ -36,9 +39,30 @@ def secret_key(data_dir: Path, env_value: str | None) -> str:
     path = Path(data_dir) / "secret_key"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+        try:  # created 0600 in one step: no moment where another user could read it
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process made it first
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the cookie marked Secure whenever the request came over TLS (or
+    always, with SESSION_COOKIE_SECURE)."""
+
+    def get_cookie_secure(self, app) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
+
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'; object-src 'none'; base-uri 'self'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 def is_open(path: str) -> bool:
@@ -60,12 +84,27 @@ def safe_next(target: str | None) -> str | None:
 
 
 def install(server: Flask, ctx: PortalContext, key: str, landing=lambda user: "/",
-            may_open=lambda user, path: True) -> None:
+            may_open=lambda user, path: True, secure_cookies: bool = False) -> None:
     """Sessions, login and logout, the login guard and CSRF check.  `landing(user)` is the path a user starts on
-    (after login, and for "/" when its role may not open it); `may_open(user, path)` says whether it may."""
+    (after login, and for "/" when its role may not open it); `may_open(user, path)` says whether it may.
+    Cookies are Secure over TLS, and always with `secure_cookies`."""
     server.config.update(SECRET_KEY=key, SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
-                         PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS), REMEMBER_COOKIE_DURATION=0)
+                         SESSION_COOKIE_SECURE=secure_cookies,
+                         PERMANENT_SESSION_LIFETIME=timedelta(hours=IDLE_HOURS), REMEMBER_COOKIE_DURATION=0)
+    server.session_interface = _SessionInterface()
     manager = LoginManager(server)
+
+    @server.after_request
+    def headers(resp: Response) -> Response:
+        for name, value in SECURITY_HEADERS.items():
+            resp.headers.setdefault(name, value)
+        return resp
+
+    def session_over() -> bool:
+        """A session past its absolute lifetime, or begun with a password that has since been reset."""
+        started = session.get("login_at")
+        return (not isinstance(started, int | float) or time.time() - started > SESSION_HOURS * 3600
+                or session.get("stamp") != current_user.stamp)
 
     @manager.user_loader
     def _load(username: str):
@@ -76,11 +115,14 @@ def install(server: Flask, ctx: PortalContext, key: str, landing=lambda user: "/
         path = request.path
         if is_open(path):
             return None
+        if current_user.is_authenticated and session_over():
+            logout_user()
+            session.clear()
         if not current_user.is_authenticated:
             if path.startswith("/_dash-update-component"):
                 abort(401)
             return redirect("/login?" + urlencode({"next": request.full_path if request.query_string else path}))
-        session.permanent = True  # sliding expiry: each request renews the session
+        session.permanent = True  # idle expiry: each request renews the cookie, up to the absolute lifetime
         if request.method == "GET" and path == "/" and not may_open(current_user, "/"):
             return redirect(landing(current_user))
         if request.method == "POST" and path.startswith("/_dash-"):
@@ -113,12 +155,14 @@ def install(server: Flask, ctx: PortalContext, key: str, landing=lambda user: "/
                 session.clear()
                 login_user(user)
                 session["csrf"] = secrets.token_urlsafe(32)
+                session["login_at"], session["stamp"] = int(time.time()), user.stamp
                 audit.record(ctx.engine, user.username, "login", ip=request.remote_addr)
                 target = safe_next(request.args.get("next"))
                 if target is None or target == "/":
                     target = landing(user)
                 resp = redirect(target)
-                resp.set_cookie("_csrf_token", session["csrf"], samesite="Lax", httponly=False)
+                resp.set_cookie("_csrf_token", session["csrf"], samesite="Lax", httponly=False,
+                                secure=secure_cookies or request.is_secure)
                 return resp
         # One token per browser session: a second tab or a stray request must not invalidate the first form.
         token = session.setdefault("login_csrf", secrets.token_urlsafe(32))

@@ -23,9 +23,9 @@ from park.store.embedded import EmbeddedStore
 from park.units import Carrier
 from portal import audit
 from portal.app import create_app
-from portal.auth import add_user
+from portal.auth import AuthError, add_user
 from portal.context import PortalContext
-from portal.web import safe_next
+from portal.web import safe_next, secret_key
 from tests.support import portal as support
 
 TZ = "Asia/Shanghai"
@@ -195,3 +195,64 @@ def test_only_the_exact_open_paths_are_served_without_login(app, path):
     resp = client_of(app).get(path)
     assert resp.status_code in (302, 404) and (resp.status_code == 404 or "/login?next=" in resp.headers["Location"])
     assert "_dash-config" not in resp.get_data(as_text=True)
+
+
+# ---- sessions, cookies, headers, passwords --------------------------------------------------------------------
+
+def test_security_headers_on_every_answer(app):
+    client = client_of(app)
+    for resp in (client.get("/login"), client.get("/"), client.get("/healthz")):
+        assert resp.headers["X-Frame-Options"] == "DENY"
+        assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def cookies_of(resp) -> dict[str, str]:
+    return {c.split("=", 1)[0]: c for c in resp.headers.getlist("Set-Cookie")}
+
+
+def test_cookies_are_secure_over_tls_only(app):
+    tls = login_with_next(client_of(app), "")
+    assert tls.status_code == 302
+    assert all("Secure" in c for c in cookies_of(tls).values()) and {"session", "_csrf_token"} <= set(cookies_of(tls))
+    plain = login(client_of(app), "alpha")
+    assert not any("Secure" in c for c in cookies_of(plain).values())
+
+
+def login(client, username: str, password: str = PASSWORD):
+    return support.login(client, username, password)
+
+
+def test_a_session_ends_at_its_absolute_lifetime_however_active(app):
+    client = client_of(app)
+    login(client, "alpha")
+    assert client.get("/enterprise").status_code == 200
+    with client.session_transaction() as s:
+        s["login_at"] -= 8 * 3600 + 1  # logged in more than 8 hours ago, active all along
+    assert client.get("/enterprise").status_code == 302
+    assert client.post("/_dash-update-component", json={}).status_code == 401
+    assert app[0].server.config["PERMANENT_SESSION_LIFETIME"].total_seconds() == 2 * 3600  # idle limit
+
+
+def test_a_password_reset_ends_the_users_sessions(app):
+    add_user(app[1].engine, "p", "bob", PASSWORD, "enterprise", "E1")
+    client = client_of(app)
+    login(client, "bob")
+    assert client.get("/enterprise").status_code == 200
+    add_user(app[1].engine, "p", "bob", "another long passphrase", "enterprise", "E1", replace=True)
+    assert client.get("/enterprise").status_code == 302  # the stolen or old cookie is worth nothing now
+    login(client, "bob", "another long passphrase")
+    assert client.get("/enterprise").status_code == 200
+
+
+@pytest.mark.parametrize("password", [" " * 10, "1234567890", "0987654321", "qwertyuiop", "aaaaaaaaaaaa",
+                                      "Password123", "abcdefghijk", "ababababab"])
+def test_common_and_trivial_passwords_are_refused(app, password):
+    with pytest.raises(AuthError):
+        add_user(app[1].engine, "p", "weak", password, "admin")
+
+
+def test_the_secret_key_file_is_private(tmp_path):
+    key = secret_key(tmp_path, None)
+    assert len(key) > 40 and (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert secret_key(tmp_path, None) == key
