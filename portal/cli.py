@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from collectors.sources.files import FileFormatError
+from forecasting.cli import register as register_forecast
 from park.metadata import create_engine_from_url, import_park_file, load_park
 from park.migrations import SchemaError, check_schema
 from park.model import Park
@@ -291,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, helptext in (("serve", "serve the portal for the configured park"),):
         s = sub.add_parser(name, help=helptext, description="Serve the Dash portal on the configured store.")
         s.set_defaults(func=cmd_serve)
+    register_forecast(sub)  # `forecast backtest FILE` (forecasting/cli.py)
+
     for s in (demo, sub.choices["serve"]):
         s.add_argument("--host", help="address to listen on (default 127.0.0.1)")
         s.add_argument("--port", type=int, help="port (default 8050)")
