@@ -7,7 +7,9 @@
 - CSRF: the login form carries a token bound to the session; Dash's own requests carry the `_csrf_token`
   cookie back in the `X-CSRFToken` header (the Dash renderer does this by itself), and every POST to a Dash
   endpoint without a matching header is refused (double-submit cookie).
-- Five failed logins lock the account for 15 minutes.
+- Failed logins are throttled, never locked (`LoginThrottle`): per address (password spraying from one place) and
+  per address and user name (guessing one account), so an attacker elsewhere cannot lock the rightful user out,
+  and the answer is the same for unknown and known names.
 - Sessions end `SESSION_HOURS` after login whatever the activity (absolute lifetime), after `IDLE_HOURS` without
   activity, and as soon as the user's password is reset: a session carries a stamp of the password hash it
   started with (`User.stamp`), and the login guard (portal.web) refuses a session whose stamp is not current.
@@ -32,8 +34,9 @@ from park.metadata import Base, UTCDateTime
 
 SESSION_HOURS = 8  # absolute: a session ends this long after login
 IDLE_HOURS = 2  # and after this long without a request
-MAX_FAILED_LOGINS = 5
-LOCKOUT = timedelta(minutes=15)
+MAX_FAILED_PER_NAME = 5  # failed logins for one user name from one address within THROTTLE_WINDOW
+MAX_FAILED_PER_ADDRESS = 20  # failed logins from one address, whatever the names
+THROTTLE_WINDOW = timedelta(minutes=15)
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 
@@ -175,8 +178,8 @@ def add_user(engine: Engine, park_id: str, username: str, password: str, role: R
 
 
 def authenticate(engine: Engine, username: str, password: str, now: datetime | None = None) -> User:
-    """The user if the password is right; AuthError otherwise (the same message whether the user exists or not,
-    except for a locked account)."""
+    """The user if the password is right; AuthError otherwise, with the same message and the same work whether the
+    user exists or not.  Nothing is locked here: throttling is per address (LoginThrottle)."""
     now = now or datetime.now(UTC)
     error = None
     with Session(engine) as s, s.begin():  # the failure count must be committed, so raise after the commit
@@ -184,12 +187,8 @@ def authenticate(engine: Engine, username: str, password: str, now: datetime | N
         if row is None or not row.active:
             verify_password(password, _dummy_hash())  # the same work either way: no user enumeration by timing
             error = "wrong user name or password"
-        elif row.locked_until and row.locked_until > now:
-            error = f"too many failed logins: locked until {row.locked_until:%H:%M} UTC"
         elif not verify_password(password, row.password_hash):
-            row.failed_logins += 1
-            if row.failed_logins >= MAX_FAILED_LOGINS:
-                row.locked_until, row.failed_logins = now + LOCKOUT, 0
+            row.failed_logins += 1  # for the administrator's eyes; it locks nothing
             error = "wrong user name or password"
         else:
             row.failed_logins, row.locked_until, row.last_login_at = 0, None, now
@@ -208,3 +207,55 @@ def load_user(engine: Engine, username: str) -> User | None:
 def list_users(engine: Engine, park_id: str) -> list[UserRow]:
     with Session(engine) as s:
         return list(s.scalars(select(UserRow).where(UserRow.park_id == park_id).order_by(UserRow.username)))
+
+
+class LoginThrottle:
+    """Failed logins counted over a sliding window per address and per (address, user name), in this process.
+    `wait(address, name)` is how many seconds that pair must wait (0: it may try), the same for a name that exists
+    and one that does not; a success clears its pair.  The rightful user, at another address, is never held up by
+    someone guessing its password elsewhere.  Bounded: at most `max_keys` keys are kept (the oldest go first)."""
+
+    def __init__(self, per_name: int = MAX_FAILED_PER_NAME, per_address: int = MAX_FAILED_PER_ADDRESS,
+                 window_s: float = THROTTLE_WINDOW.total_seconds(), max_keys: int = 100_000, clock=None) -> None:
+        import threading
+        import time
+
+        self.per_name, self.per_address, self.window_s, self.max_keys = per_name, per_address, window_s, max_keys
+        self._clock = clock or time.monotonic
+        self._failures: dict[tuple, list[float]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _keys(address: str | None, name: str) -> tuple[tuple, tuple]:
+        address = address or "?"
+        return ("address", address), ("name", address, name.strip().lower()[:64])
+
+    def _recent(self, key: tuple, now: float) -> list[float]:
+        times = [t for t in self._failures.get(key, []) if now - t < self.window_s]
+        if times:
+            self._failures[key] = times
+        else:
+            self._failures.pop(key, None)
+        return times
+
+    def wait(self, address: str | None, name: str) -> float:
+        now = self._clock()
+        with self._lock:
+            waits = [0.0]
+            for key, limit in zip(self._keys(address, name), (self.per_address, self.per_name), strict=True):
+                times = self._recent(key, now)
+                if len(times) >= limit:
+                    waits.append(times[-limit] + self.window_s - now)
+            return max(waits)
+
+    def failed(self, address: str | None, name: str) -> None:
+        now = self._clock()
+        with self._lock:
+            for key in self._keys(address, name):
+                self._failures.setdefault(key, []).append(now)
+            while len(self._failures) > self.max_keys:
+                self._failures.pop(next(iter(self._failures)))
+
+    def succeeded(self, address: str | None, name: str) -> None:
+        with self._lock:
+            self._failures.pop(self._keys(address, name)[1], None)

@@ -20,7 +20,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, current_user, login_user, logout_user
 
 from portal import audit
-from portal.auth import IDLE_HOURS, SESSION_HOURS, AuthError, authenticate, load_user
+from portal.auth import IDLE_HOURS, SESSION_HOURS, AuthError, LoginThrottle, authenticate, load_user
 from portal.context import PortalContext
 from portal.i18n import t
 
@@ -84,7 +84,8 @@ def safe_next(target: str | None) -> str | None:
 
 
 def install(server: Flask, ctx: PortalContext, key: str, landing=lambda user: "/",
-            may_open=lambda user, path: True, secure_cookies: bool = False) -> None:
+            may_open=lambda user, path: True, secure_cookies: bool = False,
+            throttle: LoginThrottle | None = None) -> None:
     """Sessions, login and logout, the login guard and CSRF check.  `landing(user)` is the path a user starts on
     (after login, and for "/" when its role may not open it); `may_open(user, path)` says whether it may.
     Cookies are Secure over TLS, and always with `secure_cookies`."""
@@ -92,6 +93,7 @@ def install(server: Flask, ctx: PortalContext, key: str, landing=lambda user: "/
                          SESSION_COOKIE_SECURE=secure_cookies,
                          PERMANENT_SESSION_LIFETIME=timedelta(hours=IDLE_HOURS), REMEMBER_COOKIE_DURATION=0)
     server.session_interface = _SessionInterface()
+    throttle = throttle or LoginThrottle()
     manager = LoginManager(server)
 
     @server.after_request
@@ -139,19 +141,29 @@ def install(server: Flask, ctx: PortalContext, key: str, landing=lambda user: "/
     def login():
         lang = request.args.get("lang") or request.cookies.get("lang") or ctx.settings.language
         lang = lang if lang in ("zh-CN", "en") else "zh-CN"
-        error = ""
+        error, status = "", 200
         if request.method == "POST":
             # No token in the session (a form posted from another site, or a session that expired): refused.
             expected, sent = session.get("login_csrf"), request.form.get("csrf", "")
             if not expected or not sent or not secrets.compare_digest(sent, expected):
                 abort(400, "the login form expired; reload the page")
-            username = request.form.get("username", "").strip()
+            username, address = request.form.get("username", "").strip(), request.remote_addr
+            wait = throttle.wait(address, username)
             try:
+                if wait > 0:  # the same answer for a name that exists and one that does not
+                    status = 429
+                    raise AuthError(f"too many failed logins from this address: try again in {wait / 60:.0f} min"
+                                    if wait >= 60 else f"too many failed logins from this address: try again in "
+                                    f"{wait:.0f} s")
                 user = authenticate(ctx.engine, username, request.form.get("password", ""))
             except AuthError as exc:
-                audit.record(ctx.engine, username or "?", "login_failed", detail=str(exc), ip=request.remote_addr)
+                if status != 429:
+                    throttle.failed(address, username)
+                audit.record(ctx.engine, username or "?", "login_throttled" if status == 429 else "login_failed",
+                             detail=str(exc), ip=address)
                 error = str(exc)
             else:
+                throttle.succeeded(address, username)
                 session.clear()
                 login_user(user)
                 session["csrf"] = secrets.token_urlsafe(32)
@@ -166,7 +178,7 @@ def install(server: Flask, ctx: PortalContext, key: str, landing=lambda user: "/
                 return resp
         # One token per browser session: a second tab or a stray request must not invalidate the first form.
         token = session.setdefault("login_csrf", secrets.token_urlsafe(32))
-        return Response(_login_page(lang, token, error), mimetype="text/html")
+        return Response(_login_page(lang, token, error), status=status, mimetype="text/html")
 
     @server.route("/logout")
     def logout():

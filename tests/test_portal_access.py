@@ -84,12 +84,13 @@ def test_the_login_form_needs_its_csrf_token(ctx):
     assert client.post("/login", data={"username": "admin", "password": PASSWORD, "csrf": "forged"}).status_code == 400
 
 
-def test_five_failed_logins_lock_the_account(ctx):
-    for _ in range(5):
+def test_failed_logins_never_lock_the_account(ctx):
+    """A lockout would let anyone lock the rightful user out (issue 11); failures are throttled per address
+    instead (portal.auth.LoginThrottle, tests/test_portal_security.py)."""
+    for _ in range(10):
         with pytest.raises(AuthError, match="wrong"):
             authenticate(ctx.engine, "alpha", "not the password")
-    with pytest.raises(AuthError, match="locked until"):
-        authenticate(ctx.engine, "alpha", PASSWORD)
+    assert authenticate(ctx.engine, "alpha", PASSWORD).username == "alpha"
 
 
 def dash_render(client, pathname: str, headers: dict | None = None):

@@ -23,7 +23,7 @@ from park.store.embedded import EmbeddedStore
 from park.units import Carrier
 from portal import audit
 from portal.app import create_app
-from portal.auth import AuthError, add_user
+from portal.auth import AuthError, LoginThrottle, add_user
 from portal.context import PortalContext
 from portal.web import safe_next, secret_key
 from tests.support import portal as support
@@ -256,3 +256,56 @@ def test_the_secret_key_file_is_private(tmp_path):
     key = secret_key(tmp_path, None)
     assert len(key) > 40 and (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
     assert secret_key(tmp_path, None) == key
+
+
+# ---- throttling instead of lockout --------------------------------------------------------------------------------
+
+def login_from(app, address: str, username: str, password: str):
+    client = client_of(app)
+    env = {"REMOTE_ADDR": address}
+    client.get("/login", environ_overrides=env)
+    with client.session_transaction() as s:
+        token = s["login_csrf"]
+    return client.post("/login", data={"username": username, "password": password, "csrf": token},
+                       environ_overrides=env)
+
+
+def test_guessing_one_account_is_throttled_at_that_address_only_and_unknown_names_answer_the_same(app):
+    for _ in range(5):
+        assert login_from(app, "203.0.113.7", "alpha", "wrong password!").status_code == 200
+    held = login_from(app, "203.0.113.7", "alpha", PASSWORD)  # even the right password waits at that address
+    assert held.status_code == 429 and "too many failed logins" in held.get_data(as_text=True)
+    for _ in range(5):
+        login_from(app, "203.0.113.8", "nobody-here", "wrong password!")
+    unknown = login_from(app, "203.0.113.8", "nobody-here", "wrong password!")
+    assert unknown.status_code == 429 and unknown.get_data(as_text=True).replace("nobody-here", "") \
+        .split("role=\"alert\">")[1][:40] == held.get_data(as_text=True).split("role=\"alert\">")[1][:40]
+    rightful = login_from(app, "198.51.100.20", "alpha", PASSWORD)  # the real user, elsewhere: not locked out
+    assert rightful.status_code == 302
+    actions = audit.events(app[1].engine, limit=20)["action"].tolist()
+    assert "login_throttled" in actions
+
+
+def test_password_spraying_from_one_address_is_throttled(app):
+    for i in range(20):
+        assert login_from(app, "203.0.113.50", f"user{i}", "Winter2024!!").status_code == 200
+    assert login_from(app, "203.0.113.50", "alpha", PASSWORD).status_code == 429
+    assert login_from(app, "203.0.113.51", "alpha", PASSWORD).status_code == 302
+
+
+def test_the_throttle_forgets_after_its_window_and_a_success_clears_the_name():
+    now = [0.0]
+    throttle = LoginThrottle(per_name=2, per_address=5, window_s=60, clock=lambda: now[0])
+    throttle.failed("a", "x")
+    throttle.failed("a", "X ")
+    assert throttle.wait("a", "x") == 60 and throttle.wait("b", "x") == 0 and throttle.wait("a", "y") == 0
+    now[0] = 61
+    assert throttle.wait("a", "x") == 0
+    throttle.failed("a", "x")
+    throttle.succeeded("a", "x")
+    throttle.failed("a", "x")
+    assert throttle.wait("a", "x") == 0
+    small = LoginThrottle(max_keys=10)
+    for i in range(100):
+        small.failed(f"10.0.0.{i}", "x")
+    assert len(small._failures) <= 10
