@@ -170,7 +170,7 @@ def test_an_enterprise_without_any_reading_says_so(ctx):
     status = scope(ctx, "gamma", "E3").device_status(NOW)
     text = shown(page.render_status(status, PARK, NOW, "en"))
     assert TEXT["eq.no_readings"]["en"] in text and "E3-D1 空压机: no reading ever" in text
-    assert "Low-battery warnings are not available" in text
+    assert TEXT["eq.health.battery"]["en"] in text
 
 
 def test_a_day_without_planned_shifts_says_so(ctx):

@@ -97,9 +97,9 @@ TEXT = {
                          "en": "{device}: no reading for {minutes} min (more than {n} intervals)"},
     "eq.health.never": {"zh-CN": "{device}：从未上报数据", "en": "{device}: no reading ever"},
     "eq.health.ok": {"zh-CN": "所有设备均按时上报", "en": "All devices are reporting"},
-    "eq.health.battery": {"zh-CN": "低电量预警暂不可用：手环上报的电池电量 (battery_pct) 未写入存储，存储只保存电流",
-                          "en": "Low-battery warnings are not available: the bracelets' battery level (battery_pct) "
-                                "is not written to the store, which keeps current only"},
+    "eq.health.battery": {"zh-CN": "暂不提供手环低电量预警：平台目前只记录手环的电流读数，不记录电池电量",
+                          "en": "No low-battery warnings yet: the platform records the bracelets' current readings, "
+                                "not their battery level"},
 }
 register_text(TEXT)
 
