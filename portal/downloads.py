@@ -244,12 +244,11 @@ def filename(name: str, park: str, export: Export, at: str, fmt: str) -> str:
 
 
 def buttons(prefix: str, lang: str, frame: pd.DataFrame | None = None) -> html.Div:
-    """The CSV and Excel buttons of a table.  Given the table and it has no rows, the buttons are hidden and a
-    note says there is no data (no header-only files)."""
+    """The CSV and Excel buttons of a table.  Given the table and it has no rows, the buttons are hidden: nothing
+    to download (the table, portal.components.data_table, says there is no data), no header-only files."""
     empty = frame is not None and frame.empty
     hidden = {"display": "none"} if empty else None
     return html.Div(className="downloads", children=[
-        *([html.Span(t("download.no_data", lang), className="note")] if empty else []),
         html.Button(t("download.csv", lang), id=f"{prefix}-dl-csv", className="dl", style=hidden),
         html.Button(t("download.xlsx", lang), id=f"{prefix}-dl-xlsx", className="dl", style=hidden),
         dcc.Download(id=f"{prefix}-download"),

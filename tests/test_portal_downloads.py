@@ -166,3 +166,14 @@ def test_the_overview_download_is_named_after_its_period_and_opens_in_excel(admi
     energy = ws.cell(row=header + 1, column=3).value
     assert energy == pytest.approx(4 * 24 * 9 + 4 * 12)  # 1 kWh per quarter hour, 1 March 00:00 to 10 March 12:00
     assert audit.events(ctx.engine)["target"].iloc[0] == data["filename"]
+
+
+def test_an_empty_table_offers_no_buttons_and_the_table_says_so():
+    from portal.components import data_table
+    from portal.downloads import buttons
+
+    shown = buttons("x", "en", FRAME)
+    assert all(getattr(c, "style", None) is None for c in shown.children if c.id in ("x-dl-csv", "x-dl-xlsx"))
+    empty = buttons("x", "en", FRAME.iloc[0:0])
+    assert [c.style for c in empty.children if c.id in ("x-dl-csv", "x-dl-xlsx")] == [{"display": "none"}] * 2
+    assert data_table("x-table", FRAME.iloc[0:0], lang="en").children == "no data"

@@ -57,7 +57,7 @@ def render_overview(ov: Overview, park: Park, lang: str) -> list:
         dcc.Graph(figure=fig, id="daily-energy", config={"displaylogo": False}),
         html.H3(t("table.enterprises", lang)),
         html.P(period + t("coverage.note", lang), className="note"),
-        downloads.buttons("overview", lang),
+        downloads.buttons("overview", lang, table),
         data_table("enterprise-table", table, percent=[t("col.coverage", lang)]),
     ]
 
@@ -152,7 +152,7 @@ def render_carbon(co: CarbonOverview, park: Park, lang: str, now: pd.Timestamp |
         html.H3([t("table.ranking", lang), completeness_badge(co.ranking_accounts, lang, "ranking-complete")]),
         html.P(f"{t('period', lang)}: {co.ranking_period} ({park.timezone}); {t('ranking.note', lang)}",
                className="note"),
-        downloads.buttons("ranking", lang),
+        downloads.buttons("ranking", lang, table),
         data_table("ranking-table", table, percent=[t("col.coverage", lang), t("col.quota_used", lang)]),
     ]
 

@@ -182,7 +182,7 @@ def _table(table_id: str, frame: pd.DataFrame, lang: str):
 
 
 def _section(title: str, note: str, name: str, frame: pd.DataFrame, lang: str) -> list:
-    return [html.H3(title), html.P(note, className="note"), downloads.buttons(f"quality-{name}", lang),
+    return [html.H3(title), html.P(note, className="note"), downloads.buttons(f"quality-{name}", lang, frame),
             _table(f"quality-{name}-table", frame, lang)]
 
 
