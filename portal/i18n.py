@@ -68,6 +68,7 @@ TEXT: dict[str, dict[str, str]] = {
     "coverage.note": {"zh-CN": "完整率 = 实测区间数 / 应有区间数", "en": "coverage = measured intervals / expected"},
     "tz.note": {"zh-CN": "时间为园区当地时间", "en": "times in park local time"},
     "no_data": {"zh-CN": "无数据", "en": "no data"},
+    "updated": {"zh-CN": "更新于 {time}", "en": "updated {time}"},
     # AG Grid's own words (portal.components.data_table)
     "grid.page": {"zh-CN": "页", "en": "Page"},
     "grid.of": {"zh-CN": "/", "en": "of"},

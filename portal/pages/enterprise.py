@@ -352,8 +352,9 @@ def render_power(power: pd.DataFrame, park: Park, now: pd.Timestamp, lang: str) 
         when = f"{row['start']:%H:%M}–{row['start'] + pd.Timedelta('15min'):%H:%M}"
         cards.append(kpi(f"{t('ent.power.latest', lang)} · {t('carrier.' + carrier, lang)}", fmt(row["kw"]), "kW",
                          f"{when} · {t('kpi.coverage', lang)} {pct(row['coverage'])}", f"ent-power-{carrier}"))
-    return [title, html.P(period_text(today, now.floor("15min"), park, lang) + "; " + t("ent.power.note", lang),
-                          className="note"),
+    updated = t("updated", lang).format(time=f"{now.tz_convert(park.tz):%H:%M:%S}")
+    return [title, html.P(period_text(today, now.floor("15min"), park, lang) + "; " + t("ent.power.note", lang)
+                          + " · " + updated, className="note", id="ent-power-updated"),
             html.Div(cards, className="kpis"), _graph(fig, "ent-power-chart", t("ent.chart.power", lang),
                                                              height=300)]
 

@@ -21,7 +21,6 @@ TITLE_KEY = "nav.overview"
 ROLES = {Role.ADMIN, Role.REGULATOR}
 
 TEXT = {
-    "ov.updated": {"zh-CN": "更新于 {time}", "en": "updated {time}"},
     "ov.live.gap": {"zh-CN": "{interval} 无读数", "en": "no readings {interval}"},
     "ov.live.partial": {"zh-CN": "仅部分表计上报", "en": "only some meters reported"},
     "ov.partial": {"zh-CN": "进行中（截至 {time}）", "en": "partial (to {time})"},
@@ -78,7 +77,7 @@ def enterprise_table(ov: Overview, park: Park, lang: str) -> pd.DataFrame:
 def _live_tile(live: pd.DataFrame, lang: str, now: pd.Timestamp | None = None, threshold: float = 0.9) -> html.Div:
     """The latest complete quarter hour's load, never an older one shown as current: a quarter hour without
     readings is "—" (a gap); one that only some meters reported says so.  With the time it was updated."""
-    updated = t("ov.updated", lang).format(time=f"{now:%H:%M:%S}") if now is not None else ""
+    updated = t("updated", lang).format(time=f"{now:%H:%M:%S}") if now is not None else ""
     if live.empty:
         return kpi(t("kpi.live_power", lang), "—", "kW", " · ".join(x for x in (t("no_data", lang), updated) if x),
                    "live-power-tile")
