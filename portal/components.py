@@ -95,7 +95,8 @@ def data_table(table_id: str, frame: pd.DataFrame, percent: tuple[str, ...] | li
             fmt, texts = None, [str(v) for v in sample]
         if fmt:
             gap = "params.value == null || !Number.isFinite(params.value)"  # a gap is "—", never 0
-            col.update(type="rightAligned", cellClass="num", valueFormatter={"function": f"{gap} ? '\u2014' : {fmt}"},
+            col.update(type="rightAligned", cellClass=["ag-right-aligned-cell", "num"],  # keep the type's class
+                       valueFormatter={"function": f"{gap} ? '\u2014' : {fmt}"},
                        minWidth=_shown_width(str(name), texts))
         elif name in wrap:  # long text: a wide column whose rows grow
             col.update(wrapText=True, autoHeight=True, minWidth=240, width=320, maxWidth=480)
