@@ -58,10 +58,14 @@ def future_index(index: pd.DatetimeIndex, horizon: int) -> pd.DatetimeIndex:
 
 
 def _frame(index: pd.DatetimeIndex, p50: np.ndarray, q: dict[float, np.ndarray]) -> pd.DataFrame:
-    """Forecast frame; quantiles sorted per row so intervals never cross the median."""
-    stack = np.sort(np.vstack([q[0.025], q[0.1], p50, q[0.9], q[0.975]]), axis=0)
-    return pd.DataFrame({"p50": stack[2], "lo80": stack[1], "hi80": stack[3], "lo95": stack[0],
-                         "hi95": stack[4]}, index=index)
+    """Forecast frame. The median is kept as given; the intervals are widened where needed so that
+    lo95 <= lo80 <= p50 <= hi80 <= hi95 (crossing quantile estimates, or a biased model whose errors all lie on
+    one side: its interval then reaches from the point forecast to where the errors say)."""
+    lo80 = np.minimum(q[0.1], p50)
+    hi80 = np.maximum(q[0.9], p50)
+    lo95 = np.minimum(q[0.025], lo80)
+    hi95 = np.maximum(q[0.975], hi80)
+    return pd.DataFrame({"p50": p50, "lo80": lo80, "hi80": hi80, "lo95": lo95, "hi95": hi95}, index=index)
 
 
 def _residual_quantiles(errors: np.ndarray) -> dict[float, float]:
