@@ -193,6 +193,6 @@ def test_an_enterprise_user_sees_its_own_enterprise_and_devices_only(portal, chr
     page.wait_for_selector("#eq-timeline", timeout=30_000)
     text = page.locator("#page").inner_text()
     assert "E001-W1-D1" in text and "E002" not in text and "E007" not in text
-    assert "Low-battery warnings are not available" in text
+    assert "No low-battery warnings yet" in text
     page.screenshot(path=str(ARTIFACTS / "equipment-e001-en.png"), full_page=True)
     page.close()
