@@ -169,4 +169,4 @@ def backtest(y: pd.Series, horizon: int, origins: int = 8, step: int | None = No
 
 def _freq(index: pd.DatetimeIndex) -> str:
     step = pd.Timedelta(index.freq) if index.freq is not None else pd.Timedelta(index[1] - index[0])
-    return pd.tseries.frequencies.to_offset(step).freqstr
+    return "D" if step == pd.Timedelta(days=1) else pd.tseries.frequencies.to_offset(step).freqstr

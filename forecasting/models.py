@@ -239,12 +239,18 @@ class ExponentialSmoothing(Model):
 class GradientBoosting(Model):
     """scikit-learn HistGradientBoostingRegressor with quantile loss, one model per quantile (2.5, 10, 50, 90,
     97.5 %), on calendar features and lags. Direct strategy: every lag is at least the horizon rounded up to
-    whole days, so one model serves every step and never needs a value after the forecast origin."""
+    whole days, so one model serves every step and never needs a value after the forecast origin. The median
+    is fitted on all the data; the interval quantiles on all but the last 4 weeks (at most a quarter of the
+    data), and those weeks calibrate the intervals
+    (conformalized quantile regression: each interval is widened, or narrowed, by the quantile of how far the
+    held-out actuals fell outside it)."""
 
     name = "gradient_boosting"
 
-    def __init__(self, horizon: int = 24, window_days: int = 365, max_iter: int = 50) -> None:
+    def __init__(self, horizon: int = 24, window_days: int = 365, max_iter: int = 50,
+                 calibration_days: int = 28) -> None:
         self.horizon, self.window_days, self.max_iter = horizon, window_days, max_iter
+        self.calibration_days = calibration_days
 
     def _lags(self, spd: int, n: int) -> list[int]:
         unit = spd if spd > 1 else 1
@@ -278,13 +284,26 @@ class GradientBoosting(Model):
         start = self.lags[-1] if self.lags else 0
         x, target = x.iloc[start:], self.values[start:]
         self.columns = list(x.columns)
+        # split conformal (CQR): fit on all but the last `calibration_days`, widen each interval by the
+        # conformity quantile of the held-out days, since in-sample quantile fits are too narrow
+        cal_n = min(self.calibration_days * spd, len(x) // 4)
+        xa = x.to_numpy()
         self.models: dict[float, Callable] = {}
         for q in QUANTILES:  # one thread each: the backtest and the nightly job parallelise across series
             reg = HistGradientBoostingRegressor(loss="quantile", quantile=q, max_iter=self.max_iter,
                                                 learning_rate=0.1, max_leaf_nodes=31, early_stopping=False,
                                                 random_state=0)
+            rows = slice(None) if q == 0.5 else slice(None, -cal_n)  # the median learns from the latest weeks
             with threadpool_limits(1):
-                self.models[q] = reg.fit(x.to_numpy(), target)
+                self.models[q] = reg.fit(xa[rows], target[rows])
+        self.widen = {}
+        with threadpool_limits(1):
+            held = {q: m.predict(xa[-cal_n:]) for q, m in self.models.items() if q != 0.5}
+        truth = target[-cal_n:]
+        for lo, hi, level in ((0.1, 0.9, 0.8), (0.025, 0.975, 0.95)):
+            score = np.maximum(held[lo] - truth, truth - held[hi])
+            rank = min(math.ceil((cal_n + 1) * level) / cal_n, 1.0)
+            self.widen[level] = float(np.quantile(score, rank))
         return self
 
     def predict(self, horizon: int) -> pd.DataFrame:
@@ -296,6 +315,8 @@ class GradientBoosting(Model):
         x = self._features(values, full, self.lags, self.spd).iloc[-horizon:]
         with threadpool_limits(1):
             out = {q: m.predict(x[self.columns].to_numpy()) for q, m in self.models.items()}
+        for lo, hi, level in ((0.1, 0.9, 0.8), (0.025, 0.975, 0.95)):
+            out[lo], out[hi] = out[lo] - self.widen[level], out[hi] + self.widen[level]
         return _frame(idx, out[0.5], out)
 
 
