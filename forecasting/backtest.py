@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from forecasting.models import Model, candidates, mase_season
+from forecasting.models import Model, candidates, mase_season, steps_per_day
 from forecasting.series import fill_for_fit
 
 REFERENCE = "seasonal_naive_daily"
@@ -110,8 +110,7 @@ def backtest(y: pd.Series, horizon: int, origins: int = 8, step: int | None = No
              models: Callable[[int], Sequence[Model]] = candidates, min_train: int | None = None) -> Backtest:
     """Rolling-origin backtest of every candidate on `y` (a regular series, NaN = missing)."""
     m = mase_season(y.index)
-    spd_week = 7 * (m if m > 1 else 1)
-    min_train = min_train if min_train is not None else 2 * spd_week
+    min_train = min_train if min_train is not None else 14 * steps_per_day(y.index)  # two weeks
     values = y.to_numpy(dtype=float)
     pos = origin_positions(len(y), horizon, origins, step, min_train)
     notes: list[str] = []

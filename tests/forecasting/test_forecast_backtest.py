@@ -147,3 +147,11 @@ def test_similar_day_interval_calibration_uses_only_earlier_days():
     y = _plant(20, "2026-03-02")
     a = SimilarDay().fit(y)
     assert all(np.isfinite(v) for v in a._rq.values())
+
+
+def test_a_daily_series_needs_two_weeks_of_training_not_two_months():
+    idx = pd.date_range("2026-03-02", periods=40, freq="D", tz="Asia/Shanghai")
+    y = pd.Series(100 + np.random.default_rng(2).normal(0, 5, 40), index=idx)
+    bt = backtest(y, 7, origins=3, models=lambda h: [SeasonalNaive("day"), SeasonalNaive("week"), SimilarDay()])
+    assert bt.freq == "D" and bt.season == 7 and len(bt.origins) == 3
+    assert bt.origins[0] == idx[19].isoformat()
