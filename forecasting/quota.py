@@ -105,3 +105,23 @@ def burn_down(ytd: pd.Series, forecast: pd.DataFrame, allocation_t: float, rho: 
         heading_for_deficit=q[0.5] > allocation_t, rho=float(rho), paths=int(paths),
         assumption=(f"daily errors normal with the spread of each day's 80 % interval, AR(1) correlated across "
                     f"days with rho = {rho:.2f}; daily emissions clipped at 0; {paths} simulated paths"))
+
+
+def burn_down_from_forecast(ytd: pd.Series, result, allocation_t: float, paths: int = 2000,
+                            seed: int = 0) -> BurnDown:
+    """`burn_down` for a daily `forecasting.forecast.ForecastResult`: rho is the lag-1 autocorrelation of its
+    model's backtest errors (0.5 when the result has no backtest, e.g. a fallback; said in the assumption)."""
+    score = None
+    if result.backtest is not None and not result.fallback:
+        score = result.backtest.score(result.model)
+    acf = score.residual_acf1 if score is not None else None
+    rho = 0.5 if acf is None else float(np.clip(acf, 0.0, 0.95))
+    frame = result.frame()
+    frame.index = pd.DatetimeIndex(frame.index).tz_localize(None).normalize() if frame.index.tz is None else (
+        pd.DatetimeIndex(frame.index).tz_convert("Asia/Shanghai").tz_localize(None).normalize())
+    out = burn_down(ytd, frame, allocation_t, rho=rho, paths=paths, seed=seed)
+    if acf is None:
+        out.assumption += " (rho 0.5 assumed: no backtest of this model)"
+    else:
+        out.assumption += f" (rho from the backtest errors of {result.model}, clipped to [0, 0.95])"
+    return out

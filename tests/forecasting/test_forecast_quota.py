@@ -78,3 +78,22 @@ def test_year_end_quantiles_are_ordered_and_never_below_the_year_to_date(level, 
     assert q == sorted(q) and q[0] >= ytd - 1e-9
     paths = simulate_paths(fc, rho, 50)
     assert paths.shape == (50, n) and (paths >= 0).all()
+
+
+def test_burn_down_from_a_daily_forecast_result_takes_rho_from_its_backtest():
+    from forecasting.forecast import forecast_series
+
+    idx = pd.date_range("2026-01-01", periods=240, freq="D", tz="Asia/Shanghai")
+    rng = np.random.default_rng(4)
+    daily = pd.Series(10 + 3 * (idx.day_of_week < 5) + rng.normal(0, 0.5, len(idx)), index=idx)
+    result = forecast_series(daily, 365 - 240, origins=2)
+    assert result.index[-1].startswith("2026-12-31")
+    ytd = pd.Series(daily.to_numpy(), index=idx.tz_localize(None))
+    from forecasting.quota import burn_down_from_forecast
+
+    b = burn_down_from_forecast(ytd, result, allocation_t=4000.0)
+    acf = result.backtest.score(result.model).residual_acf1
+    assert b.rho == pytest.approx(min(max(acf, 0.0), 0.95))
+    assert b.year_end_p10_t < b.year_end_p50_t < b.year_end_p90_t
+    assert b.ytd_t == pytest.approx(daily.sum())
+    assert b.heading_for_deficit == (b.year_end_p50_t > 4000.0)
