@@ -1,0 +1,1 @@
+"""Energy and emission forecasts with their backtest, and the quota burn-down (docs/forecasting.md)."""

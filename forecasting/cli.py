@@ -45,6 +45,11 @@ def _parse_times(text: pd.Series, lines: pd.Series, fmt: str | None, path: Path)
         raise _fail(path, f"line {int(lines[empty].iloc[0])}: the time is empty")
     if fmt is None:
         has_offset = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)
+        if has_offset.any() and not has_offset.all():
+            i = int(np.flatnonzero((has_offset != has_offset.iloc[0]).to_numpy())[0])
+            raise _fail(path, f"line {int(lines.iloc[i])}: time {text.iloc[i]!r} "
+                        f"{'has no' if has_offset.iloc[0] else 'has a'} UTC offset unlike line "
+                        f"{int(lines.iloc[0])}; give every time an offset or none (then Asia/Shanghai)")
         t = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=bool(has_offset.any()))
         if t.isna().any():
             fits = [f for f in _GUESS_FORMATS if pd.to_datetime(text, format=f, errors="coerce").notna().all()]

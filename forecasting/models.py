@@ -123,8 +123,7 @@ class SeasonalNaive(Model):
         n, m = len(self.y), self.m
         h = np.arange(1, horizon + 1)
         k = np.ceil(h / m).astype(int)
-        src = n - 1 + h - k * m
-        src = np.where(src < 0, (src % m) + max(n - m, 0), src)  # not reached when n >= m
+        src = n - 1 + h - k * m  # >= n - m >= 0
         p50 = self.y[src]
         q = {qq: np.empty(horizon) for qq in QUANTILES if qq != 0.5}
         for kk in np.unique(k):

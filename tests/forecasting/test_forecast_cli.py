@@ -84,6 +84,7 @@ def test_text_report_lists_models_against_seasonal_naive(tmp_path, capsys):
     ("time,value\n2026-01-01 01:00,1\n2026-01-01 00:00,2\n", "line 3: time '2026-01-01 00:00' goes backwards"),
     ("time,value\n2026-01-01 00:00,1\n2026-01-01 00:00,2\n", "repeats"),
     ("time,value\n", "no rows"),
+    ("time,value\n2026-01-01T00:00+08:00,1\n2026-01-01T01:00,2\n", "line 3: time '2026-01-01T01:00' has no UTC"),
     ("time,name\n2026-01-01 00:00,a\n", "no numeric value column"),
     ("time,value\n2026-01-01 00:00,1\n2026-01-01 01:00,2\n", "too short for a backtest"),
 ])
