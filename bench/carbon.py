@@ -83,7 +83,7 @@ def record_inputs(engine: Engine, park: Park, year: int) -> None:
         if rng.random() < 0.3:
             inst_rows.append({"enterprise": e.id, "kind": "gec", "quantity_mwh": float(rng.integers(50, 500)),
                               "period_start": date(year, 1, 1), "period_end": date(year + 1, 1, 1),
-                              "reference": f"GEC-{e.id}-{year}"})
+                              "reference": f"GEC-{e.id}-{year}", "vintage": year})
     records.record_output_values(engine, park.id, pd.DataFrame(out_rows), actor="bench")
     records.record_product_output(engine, park.id, pd.DataFrame(prod_rows), actor="bench")
     records.record_instruments(engine, park.id, pd.DataFrame(inst_rows), actor="bench")

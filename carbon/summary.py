@@ -156,9 +156,10 @@ def unit_intensity_summary(this: Accounts, last: Accounts, product_output: pd.Da
 
 
 # ---- burn-down -----------------------------------------------------------------------------------------------
-def daily_burn(day_totals: pd.DataFrame) -> pd.DataFrame:
-    """Location-based Scope 1 + 2 per day and cumulated, from enterprise totals per day (period_start,
-    total_location_t_co2e, coverage): day, t_co2e, cumulative_t_co2e, coverage.  Days without data stay NaN."""
-    return pd.DataFrame({"day": day_totals["period_start"], "t_co2e": day_totals["total_location_t_co2e"],
-                         "cumulative_t_co2e": day_totals["total_location_t_co2e"].cumsum(),
+def daily_burn(day_totals: pd.DataFrame, column: str = "total_location_t_co2e") -> pd.DataFrame:
+    """Scope 1 + 2 per day (`column`: location-based unless a quota basis says otherwise) and cumulated, from
+    enterprise totals per day (period_start, the column, coverage): day, t_co2e, cumulative_t_co2e, coverage.
+    Days without data stay NaN."""
+    return pd.DataFrame({"day": day_totals["period_start"], "t_co2e": day_totals[column],
+                         "cumulative_t_co2e": day_totals[column].cumsum(),
                          "coverage": day_totals["coverage"]}).reset_index(drop=True)

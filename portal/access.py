@@ -117,15 +117,19 @@ class DataAccess:
         return self.store.points(measurement, start, end, where=self._where(user, where))
 
     # ---- carbon figures: computed park-wide once (cached briefly), then cut to the user's scope ----------------
-    def accounts(self, user: User, start, end, period_kind: str = "month") -> Accounts:
+    def accounts(self, user: User, start, end, period_kind: str = "month", quota_basis: str | None = None
+                 ) -> Accounts:
         """Energy and Scope 1 + 2 accounts over [start, end); an enterprise user gets its own rows only (no park
-        totals, which would reveal the others' sum)."""
-        from carbon.pipeline import account_park
+        totals, which would reveal the others' sum).  `quota_basis`: on a quota plan's basis (its factor policy,
+        carbon.quota.QUOTA_BASES) instead of the default policy."""
+        from carbon.pipeline import DEFAULT_POLICY, account_park
+        from carbon.quota import quota_basis_policy
 
-        key = ("accounts", pd.Timestamp(start).isoformat(), pd.Timestamp(end).isoformat(), period_kind)
+        policy = quota_basis_policy(quota_basis)[0] if quota_basis else DEFAULT_POLICY
+        key = ("accounts", pd.Timestamp(start).isoformat(), pd.Timestamp(end).isoformat(), period_kind, quota_basis)
         as_of = self._now() if self._now else None
         acc = self._cache.get(key, lambda: account_park(self.store, self.engine, self.park, start, end, period_kind,
-                                                        strict=False, as_of=as_of))
+                                                        policy, strict=False, as_of=as_of))
         allowed = self.scope(user)
         if allowed is None:
             return acc
@@ -166,8 +170,10 @@ class DataAccess:
 
     def quota_positions(self, user: User, year: int, now, carbon_price_cny_per_t: float,
                         projection: pd.DataFrame | None = None) -> pd.DataFrame:
-        """Each visible enterprise's quota position for `year`, emissions (location-based Scope 1 + 2) to `now`."""
+        """Each visible enterprise's quota position for `year`, emissions to `now` on the basis its quota plan sets
+        (carbon.pipeline.quota_emissions: the ETS rules by default), with their completeness."""
         from carbon import records
+        from carbon.pipeline import quota_emissions
         from carbon.quota import position
 
         start = pd.Timestamp(year, 1, 1, tz=self.park.tz)
@@ -177,13 +183,13 @@ class DataAccess:
         if end <= start:
             emissions = pd.DataFrame({"enterprise": ledger["enterprise"].unique(), "year": year,
                                       "emissions_t_co2e": 0.0})
-        else:
-            ent = self.accounts(user, start, end, "month").totals_at("enterprise")
-            emissions = (ent.groupby("enterprise")["total_location_t_co2e"].sum(min_count=1)
-                         .rename("emissions_t_co2e").reset_index().assign(year=year))
         plans = records.load_quota_plans(self.engine, self.park.id, year)
         allowed = self.scope(user)
         plans = [p for p in plans if allowed is None or p.enterprise in allowed]
+        if end > start:
+            emissions = quota_emissions(self.store, self.engine, self.park, year, end, plans)
+            if allowed is not None:
+                emissions = emissions[emissions["enterprise"].isin(allowed)].reset_index(drop=True)
         out = position(ledger, emissions, carbon_price_cny_per_t, plans, projection=projection)
         return out if allowed is None else out[out["enterprise"].isin(allowed)].reset_index(drop=True)
 

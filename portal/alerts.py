@@ -3,9 +3,10 @@
 The engine computes the warnings current at a moment from the store and the carbon records, always through the
 data access layer (an enterprise user gets its own only):
 
-* quota_80 / quota_100: the share of the year's allowances used (carbon.quota.position, emissions = location-based
-  Scope 1 + 2 from 1 January to now) reached 80 % or 100 %; one warning per enterprise, for the highest threshold;
-  `since` is the day the cumulative emissions crossed it, against today's allowances;
+* quota_80 / quota_100: the share of the year's allowances used (carbon.quota.position, emissions on the quota
+  plan's basis (carbon.pipeline.quota_emissions: the ETS rules by default) from 1 January to now) reached 80 % or
+  100 %; one warning per enterprise, for the highest threshold; `since` is the day the cumulative emissions
+  crossed it, against today's allowances;
 * meter_silent: a meter without a reading for more than `SILENT_AFTER_INTERVALS` of its intervals;
 * quarantine: readings of a meter quarantined (rejected with a rule code) in the last 24 hours, per meter and day.
 
@@ -24,6 +25,7 @@ import pandas as pd
 from sqlalchemy import Engine, ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from carbon.quota import DEFAULT_QUOTA_BASIS, quota_basis_policy
 from park.metadata import Base, UTCDateTime
 from park.migrations import upgrade_schema
 from park.model import Meter, Park
@@ -126,9 +128,10 @@ def in_quota_scheme(positions: pd.DataFrame) -> pd.Series:
 def first_reached(totals: pd.DataFrame, enterprise: str, target_t: float, before_t: float = 0.0
                   ) -> tuple[pd.Timestamp | None, float]:
     """The first period in which the enterprise's cumulative emissions (starting from `before_t`) reached
-    `target_t`, and the cumulative emissions before that period.  totals: carbon accounts' enterprise totals."""
+    `target_t`, and the cumulative emissions before that period.  totals: carbon accounts' enterprise totals with
+    `quota_t_co2e`, the emissions on the enterprise's quota basis."""
     e = totals[totals["enterprise"] == enterprise].sort_values("period_start")
-    cum = before_t + e["total_location_t_co2e"].fillna(0.0).cumsum()
+    cum = before_t + e["quota_t_co2e"].fillna(0.0).cumsum()
     hit = ((cum >= target_t * (1 - 1e-9)) & (cum > 0)).to_numpy()  # sums in another order may differ in the last bit
     if not hit.any():
         return None, before_t
@@ -140,7 +143,7 @@ def quota_alerts(positions: pd.DataFrame, monthly: pd.DataFrame, daily: dict[pd.
                  ) -> list[Alert]:
     """Warnings for enterprises in the scheme whose used share reached a threshold (carbon.quota.position rows).
 
-    monthly: enterprise totals per month of the year to date (period_start, enterprise, total_location_t_co2e,
+    monthly: enterprise totals per month of the year to date (period_start, enterprise, quota_t_co2e,
     measured, expected); daily: enterprise totals per day of the months in which a threshold was crossed, by
     month start (without them, `since` is the month's first day)."""
     out = []
@@ -232,11 +235,22 @@ def _quota(access: DataAccess, user: User, now: pd.Timestamp) -> list[Alert]:
     crossed = positions[positions["threshold"].notna() & in_quota_scheme(positions)]
     if crossed.empty:
         return []
-    monthly = access.accounts(user, start, end, "month").totals_at("enterprise")
+    bases = crossed["basis"] if "basis" in crossed.columns else pd.Series(DEFAULT_QUOTA_BASIS, crossed.index)
+
+    def totals(s, e, period_kind: str) -> pd.DataFrame:
+        """Enterprise totals with each enterprise's emissions on its own plan's basis as `quota_t_co2e`."""
+        frames = []
+        for basis in sorted(set(bases)):
+            column = quota_basis_policy(basis)[1]
+            ent = access.accounts(user, s, e, period_kind, quota_basis=basis).totals_at("enterprise")
+            mine = set(crossed.loc[bases == basis, "enterprise"])
+            frames.append(ent[ent["enterprise"].isin(mine)].assign(quota_t_co2e=ent[column]))
+        return pd.concat(frames, ignore_index=True)
+
+    monthly = totals(start, end, "month")
     months = {first_reached(monthly, r.enterprise, r.threshold * (r.allowances_t + r.ccer_usable_t))[0]
               for r in crossed.itertuples()} - {None}
-    daily = {m: access.accounts(user, m, min(m + pd.DateOffset(months=1), end), "day").totals_at("enterprise")
-             for m in months}
+    daily = {m: totals(m, min(m + pd.DateOffset(months=1), end), "day") for m in months}
     return quota_alerts(crossed, monthly, daily)
 
 

@@ -239,4 +239,5 @@ def seed_carbon(engine: Engine, store: TimeSeriesStore, park: Park, now: pd.Time
         e = park.enterprises[3 % len(park.enterprises)].id
         records.record_instruments(engine, park.id, pd.DataFrame(
             [{"enterprise": e, "kind": "gec", "quantity_mwh": 200.0, "period_start": start.date(),
-              "period_end": pd.Timestamp(year + 1, 1, 1).date(), "reference": "demo GEC batch"}]), actor="demo")
+              "period_end": pd.Timestamp(year + 1, 1, 1).date(), "reference": "demo GEC batch", "vintage": year}]),
+            actor="demo")

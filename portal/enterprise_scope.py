@@ -14,6 +14,7 @@ from carbon import compare
 from carbon.costs import CARBON_PRICE_CNY_PER_T, DEFAULT_TARIFFS, Tariff, cost_structure
 from carbon.emissions import Accounts
 from carbon.errors import InputError
+from carbon.quota import DEFAULT_QUOTA_BASIS, quota_basis_policy
 from carbon.summary import (
     UNIT_INTENSITY_COLUMNS,
     by_workshop,
@@ -73,11 +74,12 @@ class QuotaView:
     year: int
     start: pd.Timestamp
     end: pd.Timestamp
-    daily: pd.DataFrame  # day, t_co2e, cumulative_t_co2e, coverage (metered, location-based Scope 1 + 2)
-    emissions_t_co2e: float  # year to date, location-based, metered and recorded (the position's figure)
+    daily: pd.DataFrame  # day, t_co2e, cumulative_t_co2e, coverage (metered Scope 1 + 2 on the quota basis)
+    emissions_t_co2e: float  # year to date on the quota basis, metered and recorded (the position's figure)
     coverage: float
     position: dict | None  # this enterprise's row of carbon.quota.position; None without a ledger for the year
     accounts: Accounts | None = None
+    basis: str = DEFAULT_QUOTA_BASIS  # carbon.quota.QUOTA_BASES
 
 
 @dataclass(frozen=True)
@@ -101,8 +103,8 @@ class EnterpriseScope:
     def latest(self, measurement: str, where: dict | None = None) -> pd.DataFrame:
         return self.scope.latest(measurement, where=self._where(where))
 
-    def accounts(self, start, end, kind: str = "month") -> Accounts:
-        return cut(self.scope.accounts(start, end, kind), self.enterprise)
+    def accounts(self, start, end, kind: str = "month", quota_basis: str | None = None) -> Accounts:
+        return cut(self.scope.accounts(start, end, kind, quota_basis), self.enterprise)
 
     def ledger(self, year: int) -> pd.DataFrame:
         ledger = self.scope.ledger(year)
@@ -185,10 +187,11 @@ class EnterpriseScope:
         agg["kw"] = (agg["value"] / INTERVAL_H).where(agg["coverage"] > 0)
         return agg[cols]
 
-    def daily_emissions(self, start, end) -> pd.DataFrame:
-        """Location-based Scope 1 + 2 per park-local day from metered activity (bills are monthly, so they are not
-        in it): day, t_co2e, cumulative_t_co2e, coverage.  Days without data stay NaN."""
-        return daily_burn(self.accounts(start, end, "day").totals_at("enterprise"))
+    def daily_emissions(self, start, end, quota_basis: str | None = None) -> pd.DataFrame:
+        """Scope 1 + 2 per park-local day from metered activity (bills are monthly, so they are not in it),
+        location-based or on a quota basis: day, t_co2e, cumulative_t_co2e, coverage.  Days without data stay NaN."""
+        column = quota_basis_policy(quota_basis)[1] if quota_basis else "total_location_t_co2e"
+        return daily_burn(self.accounts(start, end, "day", quota_basis).totals_at("enterprise"), column)
 
     def quota_view(self, now=None, carbon_price_cny_per_t: float = CARBON_PRICE_CNY_PER_T) -> QuotaView | None:
         """The burn-down of this year to now; None in the first quarter hour of the year."""
@@ -196,12 +199,16 @@ class EnterpriseScope:
         start, end = period_bounds("year", now, self.scope.park.tz)
         if end <= start:
             return None
-        acc = self.accounts(start, end)
+        position = self.quota_position(start.year, now, carbon_price_cny_per_t)
+        # The burn-down is on the basis the quota plan compares with its allowances (the ETS rules by default).
+        basis = (position or {}).get("basis")
+        basis = basis if isinstance(basis, str) else DEFAULT_QUOTA_BASIS
+        acc = self.accounts(start, end, quota_basis=basis)
         ent = acc.totals_at("enterprise")
-        return QuotaView(start.year, start, end, self.daily_emissions(start, end),
-                         float(ent["total_location_t_co2e"].sum(min_count=1)), coverage(ent["measured"],
-                                                                                         ent["expected"]),
-                         self.quota_position(start.year, now, carbon_price_cny_per_t), acc)
+        column = quota_basis_policy(basis)[1]
+        return QuotaView(start.year, start, end, self.daily_emissions(start, end, basis),
+                         float(ent[column].sum(min_count=1)), coverage(ent["measured"], ent["expected"]),
+                         position, acc, basis)
 
     # ---- equipment -----------------------------------------------------------------------------------------
     def devices(self) -> list[Device]:

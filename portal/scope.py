@@ -110,8 +110,8 @@ class Scope:
         return self._access.memo(self.user, name, compute)
 
     # ---- carbon records and accounts, through the access layer -----------------------------------------------
-    def accounts(self, start, end, period_kind: str = "month") -> Accounts:
-        return self._access.accounts(self.user, start, end, period_kind)
+    def accounts(self, start, end, period_kind: str = "month", quota_basis: str | None = None) -> Accounts:
+        return self._access.accounts(self.user, start, end, period_kind, quota_basis)
 
     def ledger(self, year: int) -> pd.DataFrame:
         return self._access.ledger(self.user, year)

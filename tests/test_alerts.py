@@ -41,6 +41,9 @@ PARK = Park(
 NOW = pd.Timestamp("2024-03-10 12:00", tz=TZ)
 PASSWORD = "correct horse battery"
 GRID_T_PER_KWH = 0.5366e-3  # national average grid factor of data year 2022, used for 2024 (two years' lag)
+# Quota positions are on the plan's basis, by default the national ETS rules: grid electricity at 0.5703 t/MWh
+# (MEE, applicable from emission year 2022; docs/methodology.md 6.3).
+ETS_T_PER_KWH = 0.5703e-3
 
 
 def build_ctx(tmp: Path) -> PortalContext:
@@ -79,23 +82,24 @@ def by_key(alerts):
 
 def test_quota_thresholds_at_80_and_100_percent(ctx):
     alerts = by_key(current_alerts(ctx.access, load_user(ctx.engine, "admin"), NOW))
-    # E1: (1824 + 900) kWh x 0.5366 t/MWh = 1.4616984 t of 1.7 t = 86.0 %; crossed 80 % (1.36 t = 2534.5 kWh) on
-    # 9 March (288 kWh a day: 2304 kWh by 8 March, 2592 kWh by 9 March).
+    # E1: (1824 + 900) kWh x 0.5703 t/MWh (ETS basis) = 1.5534972 t of 1.7 t = 91.4 %; crossed 80 % (1.36 t =
+    # 2384.7 kWh) on 9 March (288 kWh a day: 2304 kWh by 8 March, 2592 kWh by 9 March).
     e1 = alerts["quota_80|E1|2024"]
     assert (e1.severity, e1.enterprise, e1.since, e1.since_text()) == (
         "warning", "E1", pd.Timestamp("2024-03-09", tz=TZ), "2024-03-09")
-    assert e1.detail["emissions_t"] == pytest.approx(2724 * GRID_T_PER_KWH)
-    assert e1.detail["used"] == pytest.approx(2724 * GRID_T_PER_KWH / 1.7)
+    assert e1.detail["emissions_t"] == pytest.approx(2724 * ETS_T_PER_KWH)
+    assert e1.detail["used"] == pytest.approx(2724 * ETS_T_PER_KWH / 1.7)
     # Coverage of 1 January to now: 1824 + 900 measured of 2 x 6672 expected quarter hours.
     assert e1.detail["coverage"] == pytest.approx((912 + 900) / (2 * 6672))
-    assert e1.what("en") == ("86.0% of the 2024 allowances used: 1.46 tCO2e to date against 1.70 t "
+    assert e1.what("en") == ("91.4% of the 2024 allowances used: 1.55 tCO2e to date against 1.70 t "
                              "(data coverage 13.6%)")
-    # E2: 3648 kWh = 1.9575168 t of 1.5 t = 130.5 %: only the highest threshold; crossed on 8 March (384 kWh a day).
+    # E2: 3648 kWh = 2.0804544 t of 1.5 t = 138.7 %: only the highest threshold; crossed (1.5 t = 2630.2 kWh) on
+    # 7 March (384 kWh a day: 2688 kWh by 7 March).
     e2 = alerts["quota_100|E2|2024"]
-    assert (e2.severity, e2.since) == ("critical", pd.Timestamp("2024-03-08", tz=TZ))
-    assert e2.detail["used"] == pytest.approx(3648 * GRID_T_PER_KWH / 1.5)
+    assert (e2.severity, e2.since) == ("critical", pd.Timestamp("2024-03-07", tz=TZ))
+    assert e2.detail["used"] == pytest.approx(3648 * ETS_T_PER_KWH / 1.5)
     assert "quota_80|E2|2024" not in alerts
-    assert e2.what("zh-CN").startswith("2024 年配额已使用 130.5%")
+    assert e2.what("zh-CN").startswith("2024 年配额已使用 138.7%")
     # E3 emits without a plan or allowances: not in the quota scheme, no warning.
     assert not [k for k in alerts if k.startswith("quota") and "E3" in k]
 
@@ -104,7 +108,7 @@ def test_a_plan_without_allowances_yet_is_an_over_emission(ctx):
     records.record_quota_plan(ctx.engine, "p", QuotaPlan.absolute("E3", 2024, 1.0), actor="test")  # not allocated
     e3 = by_key(current_alerts(ctx.access, load_user(ctx.engine, "admin"), NOW))["quota_100|E3|2024"]
     assert (e3.severity, e3.since) == ("critical", pd.Timestamp("2024-03-01", tz=TZ))
-    assert e3.what("en") == "No 2024 allowances yet: 0.49 tCO2e to date (data coverage 13.7%)"
+    assert e3.what("en") == "No 2024 allowances yet: 0.52 tCO2e to date (data coverage 13.7%)"
 
 
 def test_a_silent_meter_and_one_that_never_reported(ctx):
