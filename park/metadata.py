@@ -77,6 +77,7 @@ class ParkRow(_Lifecycle, Base):
     timezone: Mapped[str] = mapped_column(String(64))
     province: Mapped[str | None]
     grid_region: Mapped[str | None]
+    coverage_threshold: Mapped[float] = mapped_column(Double, default=0.9, server_default="0.9")
 
 
 class EnterpriseRow(_Lifecycle, Base):

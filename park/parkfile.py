@@ -43,7 +43,7 @@ _CARRIER_VALUES = [c.value for c in Carrier]
 _CARRIERS = ", ".join(_CARRIER_VALUES)
 
 _ROOT_KEYS = ("park", "enterprises")
-_PARK_KEYS = ("id", "name", "name_en", "timezone", "province", "grid_region")
+_PARK_KEYS = ("id", "name", "name_en", "timezone", "province", "grid_region", "coverage_threshold")
 _ENTERPRISE_KEYS = (
     "id", "name", "name_en", "industry", "credit_code", "province", "meters", "devices", "workshops",
 )  # fmt: skip
@@ -273,6 +273,12 @@ class _Parser:
         timezone = self.text(park_values, "timezone", "park", head_line)
         province = self.text(park_values, "province", "park", head_line)
         grid_region = self.text(park_values, "grid_region", "park", head_line)
+        threshold = self.number(park_values, "coverage_threshold", "park")
+        if threshold is not None and not 0 < threshold <= 1:
+            self.report(_line(park_values["coverage_threshold"]),
+                        f"park: 'coverage_threshold' is a share of the expected intervals between 0 and 1 (0.9 is "
+                        f"90 %), not {threshold:g}")
+            threshold = None
         if timezone is not None and not _valid_timezone(timezone):
             self.report(
                 _line(park_values["timezone"]),
@@ -289,6 +295,7 @@ class _Parser:
             timezone=timezone or Park.timezone,
             province=province,
             grid_region=grid_region,
+            coverage_threshold=Park.coverage_threshold if threshold is None else threshold,
             enterprises=tuple(self.enterprises),
             workshops=tuple(self.workshops),
             meters=tuple(self.meters),

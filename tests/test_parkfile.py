@@ -261,6 +261,16 @@ def test_timezone_must_be_an_iana_name(tmp_path: Path) -> None:
     ]
 
 
+def test_coverage_threshold_is_the_parks_and_a_share(tmp_path: Path) -> None:
+    assert load_park_file(write(tmp_path, VALID)).coverage_threshold == 0.9
+    park = load_park_file(write(tmp_path, changed(3, "name: 示范园区\n  coverage_threshold: 0.95")))
+    assert park.coverage_threshold == 0.95
+    assert load_park_file(write(tmp_path, dump_park(park), "again.yaml")).coverage_threshold == 0.95
+    assert problems_of(tmp_path, changed(3, "name: 示范园区\n  coverage_threshold: 90")) == [
+        (4, "park: 'coverage_threshold' is a share of the expected intervals between 0 and 1 (0.9 is 90 %), not 90")
+    ]
+
+
 @pytest.mark.parametrize(
     ("line", "replacement", "expected"),
     [
