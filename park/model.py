@@ -79,12 +79,12 @@ class Park:
     timezone: str = "Asia/Shanghai"
     province: str | None = None
     grid_region: str | None = None
-    # Below this share of expected intervals a figure is flagged incomplete and a comparison against it hidden.
-    coverage_threshold: float = 0.9
     enterprises: tuple[Enterprise, ...] = ()
     workshops: tuple[Workshop, ...] = ()
     meters: tuple[Meter, ...] = ()
     devices: tuple[Device, ...] = ()
+    # Below this share of expected intervals a figure is flagged incomplete and a comparison against it hidden.
+    coverage_threshold: float = 0.9
 
     @property
     def tz(self) -> ZoneInfo:
