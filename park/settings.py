@@ -28,6 +28,12 @@ class Settings:
     embedded_path: Path | None = None  # default: data_dir / "timeseries.duckdb"
     influx: dict = field(default_factory=dict)  # keys of park.store.influx.InfluxConfig
     collect: dict = field(default_factory=dict)  # [collect.modbus], [collect.mqtt], ... (collectors/service.py)
+    serve: dict = field(default_factory=dict)  # [serve]: WSGI server, workers, TLS cookies (docs/deploy.md)
+    jobs: dict = field(default_factory=dict)  # [jobs]: the scheduled-jobs process (park/jobs.py)
+    reports: dict = field(default_factory=dict)  # [reports]: regulator reports, schedule and recipients
+    smtp: dict = field(default_factory=dict)  # [smtp]: mail delivery (password from the environment)
+    forecast: dict = field(default_factory=dict)  # [forecast]: nightly training, horizons
+    evidence: dict = field(default_factory=dict)  # [evidence]: bank evidence packs, signing keys
     host: str = "127.0.0.1"
     port: int = 8050
     language: str = "zh-CN"
