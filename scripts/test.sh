@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Set up everything the test suite needs on a fresh Debian machine, then run it:
 #   Debian packages: influxdb (a real influxd for the store tests), postgresql (metadata database tests),
-#   mosquitto (MQTT broker for the bracelet tests), chromium + fonts-noto-cjk (browser tests, Chinese text);
+#   mosquitto (MQTT broker for the bracelet tests), chromium + fonts-noto-cjk (browser tests, Chinese text; the
+#   CJK font is also embedded, subset, in PDF reports), poppler-utils (tests render and read the PDFs);
 #   a Python virtual environment in .venv with the project and its test extras.
 # Arguments are passed to pytest (e.g. bash scripts/test.sh -k contract).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(influxdb postgresql mosquitto chromium fonts-noto-cjk)
+packages=(influxdb postgresql mosquitto chromium fonts-noto-cjk poppler-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
