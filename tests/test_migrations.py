@@ -70,6 +70,12 @@ def columns(engine: Engine) -> dict[str, list[str]]:
             if t != "alembic_version"}
 
 
+def kept_rows(after: dict[str, int], before: dict[str, int]) -> bool:
+    """Every table of before keeps its rows; tables made by later revisions are empty."""
+    return ({k: after.get(k) for k in before} == before
+            and all(n == 0 for k, n in after.items() if k not in before))
+
+
 def assert_ledger_refuses_changes_in_the_database(engine: Engine) -> None:
     for statement in ("UPDATE carbon_quota_ledger SET amount_t = 1", "DELETE FROM carbon_quota_ledger"):
         with pytest.raises(DatabaseError, match="append-only"), engine.begin() as connection:
@@ -107,7 +113,7 @@ def test_a_release_0_1_0_database_is_upgraded_keeping_its_rows(tmp_path: Path) -
     assert upgrade_schema(engine) == head_revision()
 
     assert schema_differences(engine) == []
-    assert row_counts(engine) == before
+    assert kept_rows(row_counts(engine), before)
     park = load_park(engine)
     assert park.id == "demo" and park.meters and all(m.max_kw is None for m in park.meters)  # new columns: NULL
     assert_ledger_refuses_changes_in_the_database(engine)
@@ -267,7 +273,7 @@ def test_postgres_release_0_1_0_database_is_upgraded_keeping_its_rows(postgres: 
     assert upgrade_schema(postgres) == head_revision()
 
     assert schema_differences(postgres) == []
-    assert row_counts(postgres) == before
+    assert kept_rows(row_counts(postgres), before)
     assert_ledger_refuses_changes_in_the_database(postgres)
     from carbon import records
 
