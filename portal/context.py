@@ -13,7 +13,7 @@ from park.model import Park
 from park.settings import Settings
 from park.store import TimeSeriesStore
 from portal.access import DataAccess
-from portal.scope import ConsentProvider, no_consents
+from portal.scope import ConsentProvider
 
 
 @dataclass
@@ -23,10 +23,14 @@ class PortalContext:
     park: Park
     store: TimeSeriesStore
     clock: object = field(default=lambda: pd.Timestamp.now(tz="UTC"))  # injectable for tests and demos
-    consents: ConsentProvider = no_consents  # a bank's enterprises with consent in force (none until recorded)
+    consents: ConsentProvider | None = None  # a bank's enterprises with consent in force (portal.evidence.consent)
     access: DataAccess = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.consents is None:
+            from portal.evidence.consent import provider
+
+            self.consents = provider(self.engine, self.now)
         self.access = DataAccess(self.store, self.park, self.engine, consents=self.consents, now=self.now)
 
     def now(self) -> datetime:
