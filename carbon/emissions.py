@@ -271,7 +271,9 @@ def _scope2_market(lines: pd.DataFrame, lookup: FactorLookup, instruments: pd.Da
                             f"{(r.instrument_kwh - r.covered_kwh) / 1000:.3f} MWh unused", enterprise=r.enterprise,
                             period=r.period_start.date().isoformat(), carrier="electricity"))
     merged = out[keys].merge(per_window[[*keys, "imp", "covered_kwh"]], on=keys, how="left")
-    share = np.where(imports & grid, out["q_base"].to_numpy() / merged["imp"].replace(0.0, np.nan).to_numpy(), 0.0)
+    q_base, window_imp = out["q_base"].to_numpy(dtype=float), merged["imp"].to_numpy(dtype=float)
+    divisible = np.asarray(imports & grid) & np.isfinite(window_imp) & (window_imp != 0.0)
+    share = np.divide(q_base, window_imp, out=np.zeros_like(q_base), where=divisible)
     covered_line = np.nan_to_num(share) * merged["covered_kwh"].fillna(0.0).to_numpy()
     market = np.where(imports, out["q_base"].to_numpy() - covered_line, 0.0) * residual
     heat_like = out["role"].isin([HEAT, STEAM]).to_numpy()
