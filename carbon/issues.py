@@ -1,4 +1,5 @@
-"""The catalogue of issue codes that accounting results carry beside their figures (SEED style).
+"""The issue codes that accounting results carry beside their figures (SEED style): the "carbon" family of the
+one finding catalogue (park/findings.py), documented in docs/findings.md.
 
 A result never hides a gap as a zero: what is missing, estimated or fallen back on is listed in the result's
 `issues` frame with a stable code, a severity and a sentence naming the entity, period and carrier.
@@ -7,36 +8,15 @@ A result never hides a gap as a zero: what is missing, estimated or fallen back 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import pandas as pd
 
+from park.findings import Finding, codes
+
 ERROR, WARNING, INFO = "error", "warning", "info"
 
-# code -> (severity, what it means)
-ISSUES: dict[str, tuple[str, str]] = {
-    "activity.no_data": (ERROR, "no activity data for the period: its figures are missing (NaN), not zero"),
-    "activity.carrier_missing": (WARNING, "a metered carrier has no data in the period: the totals leave it out"),
-    "activity.low_coverage": (WARNING, "data coverage below the threshold: the figures undercount"),
-    "activity.not_energy": (INFO, "carrier is not an energy carrier (water): not accounted"),
-    "factor.missing": (ERROR, "no factor applies: the line's emissions are missing (NaN)"),
-    "factor.region_fallback": (INFO, "no factor for the most specific region: a wider region's factor was used"),
-    "factor.prior_year": (WARNING, "no factor for the wanted year: the closest prior year was used"),
-    "factor.level_fallback": (WARNING, "no grid factor at the geographic level the policy fixes: a wider one was used"),
-    "factor.split": (INFO, "a factor changes inside a window: the window is split there, its quantity by time"),
-    "factor.unverified": (WARNING, "a factor used is not verified against its primary source"),
-    "instrument.excess": (INFO, "green certificates / PPAs exceed grid purchases: the excess is not carried over"),
-    "instrument.estimated_basis": (WARNING, "grid purchases of part of an instrument's claim period are not known "
-                                            "yet: its allocation is estimated and will change"),
-    "instrument.no_vintage": (WARNING, "a green certificate without a vintage (generation year)"),
-    "output.missing": (WARNING, "no output value / product output for (part of) the period: no intensity"),
-    "output.zero": (WARNING, "output is zero: the intensity is undefined"),
-    "grade.no_group": (INFO, "industry group too small: graded against the whole park"),
-    "quota.threshold": (WARNING, "allowance use crossed a warning threshold"),
-    "quota.deficit": (ERROR, "emissions exceed the allowances and usable offsets: a deficit"),
-    "quota.ccer_over_cap": (WARNING, "CCER offsets beyond the cap do not count towards compliance"),
-    "quota.no_plan": (INFO, "no allocation plan recorded for the enterprise and year"),
-}
+# code -> (severity, what it means): the carbon family of the one catalogue (park/findings.py).
+ISSUES: dict[str, tuple[str, str]] = {c: (e.severity, e.sentence) for c, e in codes("carbon").items()}
 
 # Codes that make a figure incomplete: a totals row with any of them has complete=False and lists them in
 # `reasons` (docs/methodology.md 1.1).  The others inform (a region fall-back is the documented chain working).
@@ -47,20 +27,9 @@ INCOMPLETE = frozenset({"activity.no_data", "activity.carrier_missing", "activit
 ISSUE_COLUMNS = ["code", "severity", "enterprise", "workshop", "period", "carrier", "message"]
 
 
-@dataclass(frozen=True)
-class Issue:
-    """One flagged condition of a result."""
-
-    code: str
-    message: str
-    enterprise: str | None = None
-    workshop: str | None = None
-    period: str | None = None
-    carrier: str | None = None
-
-    @property
-    def severity(self) -> str:
-        return ISSUES[self.code][0]
+# One flagged condition of a result: the project's one finding type (code, message, enterprise, workshop,
+# period, carrier, ...); its severity comes from the catalogue.
+Issue = Finding
 
 
 def issue_frame(issues: Iterable[Issue]) -> pd.DataFrame:
@@ -69,3 +38,40 @@ def issue_frame(issues: Iterable[Issue]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=ISSUE_COLUMNS)
     return frame.sort_values(["code", "enterprise", "period"], na_position="first", kind="stable").reset_index(
         drop=True)
+
+
+def quota_findings(positions: pd.DataFrame) -> list[Finding]:
+    """Findings of quota positions (carbon.quota.position rows): a threshold crossed, a deficit, CCER beyond the
+    cap, and an enterprise with no plan ('no quota', never a deficit: has_plan False and no allowances)."""
+    out: list[Finding] = []
+    for r in positions.itertuples():
+        period = str(int(r.year))
+        allowances = float(getattr(r, "allowances_t", 0.0) or 0.0)
+        has_plan = getattr(r, "has_plan", None)
+        if has_plan is not None and not pd.isna(has_plan) and not bool(has_plan) and allowances <= 0:
+            out.append(Finding("quota.no_plan", f"{r.enterprise}: no allocation plan for {period}",
+                               enterprise=r.enterprise, period=period, subject=r.enterprise))
+            continue
+        if getattr(r, "ccer_over_cap_t", 0.0) and r.ccer_over_cap_t > 0:
+            out.append(Finding("quota.ccer_over_cap", f"{r.enterprise}: {r.ccer_over_cap_t:,.2f} t CCER beyond the "
+                                                      f"cap do not count in {period}", enterprise=r.enterprise,
+                               period=period, subject=r.enterprise, observed=float(r.ccer_over_cap_t)))
+        if r.status == "deficit":
+            out.append(Finding("quota.deficit", f"{r.enterprise}: deficit of {-r.remaining_t:,.2f} tCO2e in {period}",
+                               enterprise=r.enterprise, period=period, subject=r.enterprise,
+                               expected=float(r.allowances_t + r.ccer_usable_t),
+                               observed=float(r.emissions_t_co2e)))
+        elif not pd.isna(r.threshold):
+            out.append(Finding("quota.threshold", f"{r.enterprise}: {r.used_share:.0%} of the {period} allowances "
+                                                  f"used", enterprise=r.enterprise, period=period,
+                               subject=r.enterprise, expected=float(r.threshold), observed=float(r.used_share)))
+    return out
+
+
+def grade_findings(graded: pd.DataFrame) -> list[Finding]:
+    """Findings of an intensity grading (carbon.intensity grade rows): enterprises graded against the whole park
+    because their industry group is too small."""
+    rows = graded[(graded["group"] == "park") & graded["efficiency_index"].notna()] if len(graded) else graded
+    return [Finding("grade.no_group", f"{r.enterprise}: industry group too small, graded against the whole park",
+                    enterprise=r.enterprise, period=str(r.period_start)[:10], subject=r.enterprise)
+            for r in rows.itertuples()]

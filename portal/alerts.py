@@ -26,6 +26,7 @@ from sqlalchemy import Engine, ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from carbon.quota import DEFAULT_QUOTA_BASIS, quota_basis_policy
+from park import findings
 from park.metadata import Base, UTCDateTime
 from park.migrations import upgrade_schema
 from park.model import Meter, Park
@@ -37,6 +38,11 @@ from portal.i18n import register, t
 SILENT_AFTER_INTERVALS = 4
 QUARANTINE_WINDOW = pd.Timedelta(hours=24)
 SEVERITIES = ("critical", "warning", "info")  # most severe first
+# Each kind's code in the one finding catalogue (park/findings.py; documented in docs/warnings.md).  A kind
+# spelled as a code (anomaly.*) is its own code.
+KIND_CODES = {"quota_80": "warning.quota_80", "quota_100": "warning.quota_100",
+              "meter_silent": "warning.meter_silent", "quarantine": "warning.quarantine",
+              "bracelet_silent": "warning.bracelet_silent", "off_shift": "warning.off_shift"}
 ACK_ROLES = {Role.ADMIN, Role.ENTERPRISE}
 
 TEXT = {
@@ -79,6 +85,19 @@ class Alert:
     sentence: str
     detail: dict[str, object] = field(default_factory=dict)
     since_resolution: str = "minute"  # "day": known to the day only (quota crossings)
+
+    def __post_init__(self) -> None:
+        findings.entry(self.code)  # every warning is a catalogued finding
+
+    @property
+    def code(self) -> str:
+        """The warning's code in the finding catalogue (park/findings.py)."""
+        return KIND_CODES.get(self.kind, self.kind)
+
+    def finding(self, lang: str = "en") -> findings.Finding:
+        """The warning as the project's one finding type."""
+        return findings.Finding(self.code, self.what(lang), enterprise=self.enterprise, period=self.period,
+                                subject=self.subject, extra=dict(self.detail))
 
     @property
     def key(self) -> str:
