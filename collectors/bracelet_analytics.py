@@ -15,6 +15,7 @@ import pandas as pd
 from collectors.bracelet import (
     DEFAULT_CALENDAR,
     DEFAULT_PARAMS,
+    RUNNING,
     UNKNOWN,
     Reconciliation,
     ShiftCalendar,
@@ -124,3 +125,39 @@ def recent_days(now, tz, n: int = 14) -> list[str]:
     """The last `n` park-local dates, newest first, as ISO strings."""
     today = pd.Timestamp(now).tz_convert(tz).floor("D")
     return [(today - pd.DateOffset(days=i)).date().isoformat() for i in range(n)]
+
+
+OFF_SHIFT_COLUMNS = ["device", "start", "end", "seconds"]
+
+
+def off_shift_runs(points: pd.DataFrame, devices: list[Device], start: pd.Timestamp, end: pd.Timestamp,
+                   calendar: ShiftCalendar = DEFAULT_CALENDAR, min_seconds: float = 15 * 60) -> pd.DataFrame:
+    """Runs of `running` outside the planned shifts within [start, end), per device, of at least `min_seconds`
+    (a machine left running over the night or a Sunday).  Unknown time is never counted as running.
+
+    points: current readings (ts, series, value) from `lead_time` before `start` to `end`."""
+    planned = calendar.planned(start, end)
+    rows = []
+    for d in devices:
+        runs = states(_readings(points, d.id), d, start, end)
+        for a, b in zip(runs.loc[runs["state"] == RUNNING, "start"],
+                        runs.loc[runs["state"] == RUNNING, "end"], strict=True):
+            for lo, hi in _outside(a, b, planned):
+                if (hi - lo).total_seconds() >= min_seconds:
+                    rows.append({"device": d.id, "start": lo, "end": hi, "seconds": (hi - lo).total_seconds()})
+    return pd.DataFrame(rows, columns=OFF_SHIFT_COLUMNS)
+
+
+def _outside(a: pd.Timestamp, b: pd.Timestamp, planned: list[tuple[pd.Timestamp, pd.Timestamp]]
+             ) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """The parts of [a, b) outside the sorted, disjoint `planned` intervals."""
+    out, cursor = [], a
+    for lo, hi in planned:
+        if hi <= cursor or lo >= b:
+            continue
+        if lo > cursor:
+            out.append((cursor, lo))
+        cursor = max(cursor, hi)
+    if cursor < b:
+        out.append((cursor, b))
+    return out

@@ -8,7 +8,10 @@ data access layer (an enterprise user gets its own only):
   100 %; one warning per enterprise, for the highest threshold; `since` is the day the cumulative emissions
   crossed it, against today's allowances;
 * meter_silent: a meter without a reading for more than `SILENT_AFTER_INTERVALS` of its intervals;
-* quarantine: readings of a meter quarantined (rejected with a rule code) in the last 24 hours, per meter and day.
+* quarantine: readings of a meter quarantined (rejected with a rule code) in the last 24 hours, per meter and day;
+* bracelet_silent: an equipment bracelet without a reading for longer than its gap limit, or never;
+* off_shift: a machine that ran outside its shifts in the last 24 hours, per device and day
+  (collectors.bracelet_analytics).
 
 A warning's key is kind|subject|period, so the same situation computed again has the same key and an
 acknowledgement (who, when: table `alert_acks`, and the audit log) stays attached to it; a new situation (a
@@ -26,10 +29,11 @@ from sqlalchemy import Engine, ForeignKey, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from carbon.quota import DEFAULT_QUOTA_BASIS, quota_basis_policy
+from collectors import bracelet_analytics as bracelets
 from park import findings
 from park.metadata import Base, UTCDateTime
 from park.migrations import upgrade_schema
-from park.model import Meter, Park
+from park.model import Device, Meter, Park
 from portal import audit
 from portal.access import DataAccess, Forbidden
 from portal.auth import Role, User
@@ -37,6 +41,7 @@ from portal.i18n import register, t
 
 SILENT_AFTER_INTERVALS = 4
 QUARANTINE_WINDOW = pd.Timedelta(hours=24)
+OFF_SHIFT_WINDOW = pd.Timedelta(hours=24)
 SEVERITIES = ("critical", "warning", "info")  # most severe first
 # Each kind's code in the one finding catalogue (park/findings.py; documented in docs/warnings.md).  A kind
 # spelled as a code (anomaly.*) is its own code.
@@ -66,6 +71,14 @@ TEXT = {
         "en": "{meter} ({carrier}): no reading for {missed} intervals of {interval_min} min"},
     "alert.what.meter_never": {"zh-CN": "{meter}（{carrier}）从未上报读数",
                                "en": "{meter} ({carrier}): no reading ever received"},
+    "alert.kind.bracelet_silent": {"zh-CN": "设备手环无数据", "en": "Silent bracelet"},
+    "alert.kind.off_shift": {"zh-CN": "班外运行", "en": "Running outside shifts"},
+    "alert.what.bracelet_silent": {"zh-CN": "{device}（{name}）已 {minutes:,.0f} 分钟无读数",
+                                   "en": "{device} ({name}): no reading for {minutes:,.0f} min"},
+    "alert.what.bracelet_never": {"zh-CN": "{device}（{name}）从未上报读数",
+                                  "en": "{device} ({name}): no reading ever received"},
+    "alert.what.off_shift": {"zh-CN": "{device}（{name}）在班次外运行 {hours:,.1f} 小时（{first}–{last}）",
+                             "en": "{device} ({name}) ran {hours:,.1f} h outside its shifts ({first}–{last})"},
     "alert.what.quarantine": {"zh-CN": "{meter}：{rows} 条读数被隔离（{codes}），来源 {sources}",
                               "en": "{meter}: {rows} readings quarantined ({codes}), source {sources}"},
 }
@@ -228,6 +241,54 @@ def quarantine_alerts(quarantined: pd.DataFrame, series_enterprise: dict[str, st
     return out
 
 
+def bracelet_alerts(status: pd.DataFrame, devices: list[Device]) -> list[Alert]:
+    """Silent bracelets: status rows (collectors.bracelet_analytics.device_status) marked silent, or never seen."""
+    by_id = {d.id: d for d in devices}
+    out = []
+    for r in status[status["silent"]].itertuples():
+        d = by_id[r.device]
+        detail = {"device": d.id, "name": d.name or d.id}
+        if r.last_seen is None or pd.isna(r.last_seen):
+            out.append(Alert("bracelet_silent", d.id, "never", "warning", d.enterprise, None,
+                             "alert.what.bracelet_never", detail))
+        else:
+            seen = pd.Timestamp(r.last_seen)
+            out.append(Alert("bracelet_silent", d.id, seen.isoformat(), "warning", d.enterprise, seen,
+                             "alert.what.bracelet_silent", {**detail, "minutes": float(r.silent_min)}))
+    return out
+
+
+def off_shift_alerts(runs: pd.DataFrame, devices: list[Device], tz: tzinfo) -> list[Alert]:
+    """One warning per device and park-local day of the runs outside shifts
+    (collectors.bracelet_analytics.off_shift_runs)."""
+    if runs.empty:
+        return []
+    by_id = {d.id: d for d in devices}
+    r = runs.assign(local=runs["start"].dt.tz_convert(tz))
+    r["day"] = r["local"].dt.strftime("%Y-%m-%d")
+    out = []
+    for (device, day), g in r.groupby(["device", "day"], sort=True):
+        d = by_id[device]
+        out.append(Alert("off_shift", device, day, "warning", d.enterprise, g["local"].min(), "alert.what.off_shift",
+                         {"device": device, "name": d.name or device, "hours": g["seconds"].sum() / 3600,
+                          "first": f"{g['local'].min():%H:%M}",
+                          "last": f"{g['end'].max().tz_convert(tz):%H:%M}"}))
+    return out
+
+
+def _equipment(access: DataAccess, user: User, now: pd.Timestamp, visible: set[str]) -> list[Alert]:
+    """Silent bracelets now, and machines that ran outside shifts in the last `OFF_SHIFT_WINDOW`."""
+    devices = [d for d in access.park.devices if d.enterprise in visible]
+    if not devices:
+        return []
+    start = now - OFF_SHIFT_WINDOW
+    points = access.points(user, "current", start - bracelets.lead_time(devices), now + pd.Timedelta("1s"))
+    recent = points[points["ts"] >= now - pd.Timedelta("1h")]
+    status = bracelets.device_status(access.latest(user, "current"), recent, devices, now)
+    return (bracelet_alerts(status, devices)
+            + off_shift_alerts(bracelets.off_shift_runs(points, devices, start, now), devices, access.park.tz))
+
+
 # ---- the engine: reads through the access layer ----------------------------------------------------------------
 
 
@@ -241,6 +302,7 @@ def current_alerts(access: DataAccess, user: User, now: datetime) -> list[Alert]
     alerts += silent_meter_alerts(access.latest(user, "energy"), meters, now)
     series_enterprise = {m.id: m.enterprise for m in park.meters}
     alerts += quarantine_alerts(access.quarantined(user), series_enterprise, now, park.tz)
+    alerts += _equipment(access, user, now, visible)
     return sorted(alerts, key=lambda a: (SEVERITIES.index(a.severity), a.enterprise or "", a.kind, a.subject))
 
 
