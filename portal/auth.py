@@ -2,17 +2,19 @@
 
 - Passwords are hashed with scrypt (RFC 7914, memory-hard; Python's hashlib) with a per-user salt; the stored
   string names its parameters, so they can be raised later without breaking old hashes.
-- Sessions are Flask-Login sessions in a signed cookie (HttpOnly, SameSite=Lax) that expire after
-  `SESSION_HOURS` without activity.
+- Sessions are server-side records (`SessionRow`, table portal_sessions): the signed cookie (HttpOnly,
+  SameSite=Lax) carries only a random token whose SHA-256 names the record, so any portal worker can serve any
+  request (workers keep nothing), and logout or a password reset revokes the record: a replayed cookie is refused.
 - CSRF: the login form carries a token bound to the session; Dash's own requests carry the `_csrf_token`
   cookie back in the `X-CSRFToken` header (the Dash renderer does this by itself), and every POST to a Dash
   endpoint without a matching header is refused (double-submit cookie).
-- Failed logins are throttled, never locked (`LoginThrottle`): per address (password spraying from one place) and
-  per address and user name (guessing one account), so an attacker elsewhere cannot lock the rightful user out,
-  and the answer is the same for unknown and known names.
+- Failed logins are throttled, never locked (`LoginThrottle`, counted in the metadata database, so every worker
+  sees the same counts): per address (password spraying from one place), per address and user name (guessing one
+  account), and per account from everywhere as a slowdown (one try per `ACCOUNT_SPACING` once an account has
+  had `MAX_FAILED_PER_ACCOUNT` failures) that a browser the user has signed in from before is spared, so an
+  attacker elsewhere cannot lock the rightful user out.  The answer is the same for unknown and known names.
 - Sessions end `SESSION_HOURS` after login whatever the activity (absolute lifetime), after `IDLE_HOURS` without
-  activity, and as soon as the user's password is reset: a session carries a stamp of the password hash it
-  started with (`User.stamp`), and the login guard (portal.web) refuses a session whose stamp is not current.
+  activity, at logout, and as soon as the user's password is reset (every record of the user is revoked).
 - Passwords: at least 10 characters, not whitespace, not a common or trivial password (`password_problem`).
 """
 
@@ -27,15 +29,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import Engine, ForeignKeyConstraint, String, select
+from sqlalchemy import Engine, ForeignKey, ForeignKeyConstraint, String, delete, func, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from park.metadata import Base, UTCDateTime
 
 SESSION_HOURS = 8  # absolute: a session ends this long after login
 IDLE_HOURS = 2  # and after this long without a request
+TOUCH_EVERY = timedelta(minutes=1)  # how stale a session's last_seen_at may get before a request rewrites it
 MAX_FAILED_PER_NAME = 5  # failed logins for one user name from one address within THROTTLE_WINDOW
 MAX_FAILED_PER_ADDRESS = 20  # failed logins from one address, whatever the names
+MAX_FAILED_PER_ACCOUNT = 10  # failed logins for one user name from anywhere: then the account slows down
+ACCOUNT_SPACING = timedelta(seconds=10)  # one try per this long for a slowed-down account (unknown browsers)
 THROTTLE_WINDOW = timedelta(minutes=15)
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
@@ -62,6 +67,34 @@ class UserRow(Base):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class SessionRow(Base):
+    """A signed-in browser: the cookie holds a random token, this row its SHA-256 (a copy of the table yields no
+    usable cookie).  Revoked at logout and password reset; refused after `expires_at` (absolute) and after
+    `IDLE_HOURS` since `last_seen_at`."""
+
+    __tablename__ = "portal_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), ForeignKey("users.username"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    address: Mapped[str] = mapped_column(String(64), default="")
+
+
+class LoginFailureRow(Base):
+    """One failed (or throttled) login: when, from which address, for which user name (lower case, bounded).
+    Rows older than the throttle window are deleted as new ones come."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
 
 
 @dataclass(frozen=True)
@@ -174,6 +207,8 @@ def add_user(engine: Engine, park_id: str, username: str, password: str, role: R
         row.display_name, row.password_hash = display_name, hash_password(password)
         row.active, row.failed_logins, row.locked_until = True, 0, None
         s.add(row)
+        s.flush()
+        _revoke(s, username, datetime.now(UTC))  # a reset password ends every session begun with the old one
     return User(username, park_id, role, enterprise_id, display_name)
 
 
@@ -209,53 +244,112 @@ def list_users(engine: Engine, park_id: str) -> list[UserRow]:
         return list(s.scalars(select(UserRow).where(UserRow.park_id == park_id).order_by(UserRow.username)))
 
 
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _revoke(s: Session, username: str, now: datetime) -> int:
+    return s.execute(update(SessionRow).where(SessionRow.username == username, SessionRow.revoked_at.is_(None))
+                     .values(revoked_at=now)).rowcount
+
+
+def start_session(engine: Engine, user: User, address: str | None = None, now: datetime | None = None) -> str:
+    """A new session for `user`: the token for its cookie (the database keeps only the token's SHA-256).
+    Sessions that ended more than a day ago are deleted on the way."""
+    now = now or datetime.now(UTC)
+    token = secrets.token_urlsafe(32)
+    with Session(engine) as s, s.begin():
+        s.execute(delete(SessionRow).where(SessionRow.expires_at < now - timedelta(days=1)))
+        s.add(SessionRow(id=_digest(token), username=user.username, created_at=now, last_seen_at=now,
+                         expires_at=now + timedelta(hours=SESSION_HOURS), address=(address or "")[:64]))
+    return token
+
+
+def session_user(engine: Engine, token: str | None, now: datetime | None = None) -> User | None:
+    """The user of a live session, or None: unknown token, revoked (logout, password reset), past its absolute
+    lifetime, idle for longer than IDLE_HOURS, or its user deactivated.  Marks the session seen (at most once per
+    TOUCH_EVERY, to spare the database a write per request)."""
+    if not token or not isinstance(token, str) or len(token) > 200:
+        return None
+    now = now or datetime.now(UTC)
+    with Session(engine) as s, s.begin():
+        row = s.get(SessionRow, _digest(token))
+        if (row is None or row.revoked_at is not None or now >= row.expires_at
+                or now - row.last_seen_at >= timedelta(hours=IDLE_HOURS)):
+            return None
+        user_row = s.get(UserRow, row.username)
+        if user_row is None or not user_row.active:
+            return None
+        if now - row.last_seen_at >= TOUCH_EVERY:
+            row.last_seen_at = now
+        return _user(user_row)
+
+
+def end_session(engine: Engine, token: str | None, now: datetime | None = None) -> None:
+    """Revoke one session (logout): its cookie is refused from now on, wherever it is replayed."""
+    if token and isinstance(token, str):
+        with Session(engine) as s, s.begin():
+            s.execute(update(SessionRow).where(SessionRow.id == _digest(token), SessionRow.revoked_at.is_(None))
+                      .values(revoked_at=now or datetime.now(UTC)))
+
+
+def revoke_sessions(engine: Engine, username: str, now: datetime | None = None) -> int:
+    """Revoke every live session of a user; how many there were."""
+    with Session(engine) as s, s.begin():
+        return _revoke(s, username, now or datetime.now(UTC))
+
+
 class LoginThrottle:
-    """Failed logins counted over a sliding window per address and per (address, user name), in this process.
-    `wait(address, name)` is how many seconds that pair must wait (0: it may try), the same for a name that exists
-    and one that does not; a success clears its pair.  The rightful user, at another address, is never held up by
-    someone guessing its password elsewhere.  Bounded: at most `max_keys` keys are kept (the oldest go first)."""
+    """Failed logins counted over a sliding window in the metadata database (shared by every portal worker).
 
-    def __init__(self, per_name: int = MAX_FAILED_PER_NAME, per_address: int = MAX_FAILED_PER_ADDRESS,
-                 window_s: float = THROTTLE_WINDOW.total_seconds(), max_keys: int = 100_000, clock=None) -> None:
-        import threading
-        import time
+    `wait(address, name, known_browser)` is how many seconds that attempt must wait (0: it may try), the same for
+    a name that exists and one that does not:
+    - per address: `per_address` failures from one address, whatever the names (password spraying);
+    - per address and name: `per_name` failures for one name from one address (guessing one account);
+    - per account, from everywhere: once a name has had `per_account` failures, one try per `account_spacing`
+      (a slowdown, not a lock), skipped for a browser that has signed in as that user before (`known_browser`),
+      so a distributed guesser cannot keep the rightful user out.
+    A success clears its (address, name) failures."""
 
-        self.per_name, self.per_address, self.window_s, self.max_keys = per_name, per_address, window_s, max_keys
-        self._clock = clock or time.monotonic
-        self._failures: dict[tuple, list[float]] = {}
-        self._lock = threading.Lock()
+    def __init__(self, engine: Engine, per_name: int = MAX_FAILED_PER_NAME, per_address: int = MAX_FAILED_PER_ADDRESS,
+                 per_account: int = MAX_FAILED_PER_ACCOUNT, window: timedelta = THROTTLE_WINDOW,
+                 account_spacing: timedelta = ACCOUNT_SPACING, clock=None) -> None:
+        self.engine, self.per_name, self.per_address, self.per_account = engine, per_name, per_address, per_account
+        self.window, self.account_spacing = window, account_spacing
+        self._clock = clock or (lambda: datetime.now(UTC))
 
     @staticmethod
-    def _keys(address: str | None, name: str) -> tuple[tuple, tuple]:
-        address = address or "?"
-        return ("address", address), ("name", address, name.strip().lower()[:64])
+    def _key(address: str | None, name: str) -> tuple[str, str]:
+        return (address or "?")[:64], name.strip().lower()[:64]
 
-    def _recent(self, key: tuple, now: float) -> list[float]:
-        times = [t for t in self._failures.get(key, []) if now - t < self.window_s]
-        if times:
-            self._failures[key] = times
-        else:
-            self._failures.pop(key, None)
-        return times
-
-    def wait(self, address: str | None, name: str) -> float:
+    def wait(self, address: str | None, name: str, known_browser: bool = False) -> float:
         now = self._clock()
-        with self._lock:
-            waits = [0.0]
-            for key, limit in zip(self._keys(address, name), (self.per_address, self.per_name), strict=True):
-                times = self._recent(key, now)
-                if len(times) >= limit:
-                    waits.append(times[-limit] + self.window_s - now)
-            return max(waits)
+        address, name = self._key(address, name)
+        since = now - self.window
+        recent = select(LoginFailureRow.at).where(LoginFailureRow.at > since)
+        waits = [0.0]
+        with Session(self.engine) as s:
+            for where, limit in (((LoginFailureRow.address == address,), self.per_address),
+                                 ((LoginFailureRow.address == address, LoginFailureRow.name == name), self.per_name)):
+                times = s.scalars(recent.where(*where).order_by(LoginFailureRow.at.desc()).limit(limit)).all()
+                if len(times) >= limit:  # wait until the oldest of the last `limit` leaves the window
+                    waits.append((times[-1] + self.window - now).total_seconds())
+            if not known_browser:
+                count, last = s.execute(select(func.count(), func.max(LoginFailureRow.at))
+                                        .where(LoginFailureRow.at > since, LoginFailureRow.name == name)).one()
+                if count >= self.per_account and last is not None:
+                    last = last if last.tzinfo else last.replace(tzinfo=UTC)
+                    waits.append((last + self.account_spacing - now).total_seconds())
+        return max(waits)
 
     def failed(self, address: str | None, name: str) -> None:
         now = self._clock()
-        with self._lock:
-            for key in self._keys(address, name):
-                self._failures.setdefault(key, []).append(now)
-            while len(self._failures) > self.max_keys:
-                self._failures.pop(next(iter(self._failures)))
+        address, name = self._key(address, name)
+        with Session(self.engine) as s, s.begin():
+            s.execute(delete(LoginFailureRow).where(LoginFailureRow.at <= now - self.window))
+            s.add(LoginFailureRow(at=now, address=address, name=name))
 
     def succeeded(self, address: str | None, name: str) -> None:
-        with self._lock:
-            self._failures.pop(self._keys(address, name)[1], None)
+        address, name = self._key(address, name)
+        with Session(self.engine) as s, s.begin():
+            s.execute(delete(LoginFailureRow).where(LoginFailureRow.address == address, LoginFailureRow.name == name))

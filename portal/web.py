@@ -1,8 +1,13 @@
 """The Flask side of the portal: login and logout pages, session settings, the login guard and CSRF checks.
 
-Everything but the login page and static assets needs a signed-in user; Dash's callback endpoint refuses
-POSTs whose `X-CSRFToken` header does not match the session's token (the Dash renderer copies it from the
-`_csrf_token` cookie set at login)."""
+Everything but the login page, /healthz and static assets needs a signed-in user; Dash's callback endpoint
+refuses POSTs whose `X-CSRFToken` header does not match the session's token (the Dash renderer copies it from the
+`_csrf_token` cookie set at login).  The signed session cookie carries only the session's token: the session
+itself is a record in the metadata database (portal.auth.SessionRow), so the portal's workers keep nothing
+between requests and logout or a password reset ends the session for every copy of the cookie.
+
+A browser that has signed in as a user carries a signed `pc_known` cookie naming it: the per-account slowdown of
+the login throttle spares that browser, so a guesser elsewhere cannot keep the rightful user out."""
 
 from __future__ import annotations
 
@@ -10,7 +15,6 @@ import html
 import os
 import re
 import secrets
-import time
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
@@ -18,15 +22,26 @@ from urllib.parse import urlencode, urlsplit
 from flask import Flask, Response, abort, redirect, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, current_user, login_user, logout_user
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from portal import audit
-from portal.auth import IDLE_HOURS, SESSION_HOURS, AuthError, LoginThrottle, authenticate, load_user
+from portal.auth import (
+    SESSION_HOURS,
+    AuthError,
+    LoginThrottle,
+    authenticate,
+    end_session,
+    session_user,
+    start_session,
+)
 from portal.context import PortalContext
 from portal.i18n import t
 
 OPEN_PATHS = frozenset({"/login", "/_favicon.ico", "/favicon.ico", "/healthz"})  # exactly these paths
 OPEN_PREFIXES = ("/assets/",)  # and what lies under these folders
 MAX_NEXT = 2048
+KNOWN_COOKIE, KNOWN_DAYS, KNOWN_MAX = "pc_known", 90, 5  # browsers a user signed in from (the throttle spares them)
+WORKER_HEADER = "X-ParkCarbon-Worker"  # the serving process id, only with PARKCARBON_EXPOSE_WORKER=1 (tests)
 # What a redirect target may not contain: control characters and whitespace (browsers drop tabs and newlines
 # from URLs, so "/\t/evil" becomes "//evil"), backslashes (read as "/"), and "//" (another host).
 _UNSAFE_NEXT = re.compile(r"[\x00-\x20\x7f-\xa0\u1680\u2000-\u200f\u2028-\u202f\u205f\u3000\ufeff\\]|//")
@@ -37,7 +52,7 @@ def secret_key(data_dir: Path, env_value: str | None) -> str:
     if env_value:
         return env_value
     path = Path(data_dir) / "secret_key"
-    if not path.exists():
+    if not path.exists():  # (several workers may race here: O_EXCL makes one of them the writer)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:  # created 0600 in one step: no moment where another user could read it
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -50,8 +65,8 @@ def secret_key(data_dir: Path, env_value: str | None) -> str:
 
 
 class _SessionInterface(SecureCookieSessionInterface):
-    """Flask's signed-cookie sessions, with the cookie marked Secure whenever the request came over TLS (or
-    always, with SESSION_COOKIE_SECURE)."""
+    """Flask's signed cookie (it carries the session's token and CSRF tokens, nothing else), marked Secure
+    whenever the request came over TLS (or always, with SESSION_COOKIE_SECURE)."""
 
     def get_cookie_secure(self, app) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
@@ -83,48 +98,59 @@ def safe_next(target: str | None) -> str | None:
     return target
 
 
+def _cookie_secure(server: Flask) -> bool:
+    return bool(server.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
+
 def install(server: Flask, ctx: PortalContext, key: str, landing=lambda user: "/",
             may_open=lambda user, path: True, secure_cookies: bool = False,
             throttle: LoginThrottle | None = None) -> None:
     """Sessions, login and logout, the login guard and CSRF check.  `landing(user)` is the path a user starts on
     (after login, and for "/" when its role may not open it); `may_open(user, path)` says whether it may.
-    Cookies are Secure over TLS, and always with `secure_cookies`."""
+    Cookies are Secure over TLS, and always with `secure_cookies` (or SESSION_COOKIE_SECURE set later, as
+    `parkcarbon serve` does from [serve] secure_cookies)."""
     server.config.update(SECRET_KEY=key, SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                          SESSION_COOKIE_SECURE=secure_cookies,
-                         PERMANENT_SESSION_LIFETIME=timedelta(hours=IDLE_HOURS), REMEMBER_COOKIE_DURATION=0)
+                         PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS), REMEMBER_COOKIE_DURATION=0)
     server.session_interface = _SessionInterface()
-    throttle = throttle or LoginThrottle()
+    throttle = throttle or LoginThrottle(ctx.engine)
+    known_signer = URLSafeTimedSerializer(key, salt="parkcarbon-known-browser")
     manager = LoginManager(server)
+    expose_worker = os.environ.get("PARKCARBON_EXPOSE_WORKER") == "1"
 
     @server.after_request
     def headers(resp: Response) -> Response:
         for name, value in SECURITY_HEADERS.items():
             resp.headers.setdefault(name, value)
+        if expose_worker:
+            resp.headers[WORKER_HEADER] = str(os.getpid())
         return resp
-
-    def session_over() -> bool:
-        """A session past its absolute lifetime, or begun with a password that has since been reset."""
-        started = session.get("login_at")
-        return (not isinstance(started, int | float) or time.time() - started > SESSION_HOURS * 3600
-                or session.get("stamp") != current_user.stamp)
 
     @manager.user_loader
     def _load(username: str):
-        return load_user(ctx.engine, username)
+        """The session's user when its server-side record is live (not revoked, not expired, not idle)."""
+        user = session_user(ctx.engine, session.get("sid"))
+        return user if user is not None and user.username == username else None
+
+    def known_names() -> list[str]:
+        try:
+            names = known_signer.loads(request.cookies.get(KNOWN_COOKIE, ""), max_age=KNOWN_DAYS * 86400)
+        except BadSignature:
+            return []
+        return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
 
     @server.before_request
     def guard():
         path = request.path
         if is_open(path):
             return None
-        if current_user.is_authenticated and session_over():
-            logout_user()
-            session.clear()
         if not current_user.is_authenticated:
+            if session.get("sid"):  # a revoked, expired or idle session: forget it
+                session.clear()
             if path.startswith("/_dash-update-component"):
                 abort(401)
             return redirect("/login?" + urlencode({"next": request.full_path if request.query_string else path}))
-        session.permanent = True  # idle expiry: each request renews the cookie, up to the absolute lifetime
+        session.permanent = True
         if request.method == "GET" and path == "/" and not may_open(current_user, "/"):
             return redirect(landing(current_user))
         if request.method == "POST" and path.startswith("/_dash-"):
@@ -135,7 +161,10 @@ def install(server: Flask, ctx: PortalContext, key: str, landing=lambda user: "/
 
     @server.route("/healthz")
     def healthz():
-        return {"status": "ok", "park": ctx.park.id, "store": ctx.store.backend}
+        from portal.serve import health
+
+        report = health(ctx)
+        return report, (200 if report["status"] == "ok" else 503)
 
     @server.route("/login", methods=["GET", "POST"])
     def login():
@@ -148,7 +177,8 @@ def install(server: Flask, ctx: PortalContext, key: str, landing=lambda user: "/
             if not expected or not sent or not secrets.compare_digest(sent, expected):
                 abort(400, "the login form expired; reload the page")
             username, address = request.form.get("username", "").strip(), request.remote_addr
-            wait = throttle.wait(address, username)
+            known = known_names()
+            wait = throttle.wait(address, username, known_browser=username.lower() in known)
             try:
                 if wait > 0:  # the same answer for a name that exists and one that does not
                     status = 429
@@ -166,15 +196,19 @@ def install(server: Flask, ctx: PortalContext, key: str, landing=lambda user: "/
                 throttle.succeeded(address, username)
                 session.clear()
                 login_user(user)
+                session["sid"] = start_session(ctx.engine, user, address)
                 session["csrf"] = secrets.token_urlsafe(32)
-                session["login_at"], session["stamp"] = int(time.time()), user.stamp
-                audit.record(ctx.engine, user.username, "login", ip=request.remote_addr)
+                session.permanent = True
+                audit.record(ctx.engine, user.username, "login", ip=address)
                 target = safe_next(request.args.get("next"))
                 if target is None or target == "/":
                     target = landing(user)
                 resp = redirect(target)
-                resp.set_cookie("_csrf_token", session["csrf"], samesite="Lax", httponly=False,
-                                secure=secure_cookies or request.is_secure)
+                secure = _cookie_secure(server)
+                resp.set_cookie("_csrf_token", session["csrf"], samesite="Lax", httponly=False, secure=secure)
+                names = [user.username.lower()] + [n for n in known if n != user.username.lower()][: KNOWN_MAX - 1]
+                resp.set_cookie(KNOWN_COOKIE, known_signer.dumps(names), max_age=KNOWN_DAYS * 86400,
+                                samesite="Lax", httponly=True, secure=secure)
                 return resp
         # One token per browser session: a second tab or a stray request must not invalidate the first form.
         token = session.setdefault("login_csrf", secrets.token_urlsafe(32))
@@ -184,6 +218,7 @@ def install(server: Flask, ctx: PortalContext, key: str, landing=lambda user: "/
     def logout():
         if current_user.is_authenticated:
             audit.record(ctx.engine, current_user.username, "logout")
+        end_session(ctx.engine, session.get("sid"))  # the cookie, wherever it was copied, is worth nothing now
         logout_user()
         session.clear()
         resp = redirect("/login")

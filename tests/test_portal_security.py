@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import io
 import json
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urljoin, urlsplit
 
 import openpyxl
@@ -15,6 +17,8 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from park.metadata import create_engine_from_url, import_park
 from park.model import Enterprise, Meter, Park
@@ -23,7 +27,7 @@ from park.store.embedded import EmbeddedStore
 from park.units import Carrier
 from portal import audit
 from portal.app import create_app
-from portal.auth import AuthError, LoginThrottle, add_user
+from portal.auth import AuthError, LoginFailureRow, LoginThrottle, SessionRow, add_user
 from portal.context import PortalContext
 from portal.web import safe_next, secret_key
 from tests.support import portal as support
@@ -223,24 +227,84 @@ def login(client, username: str, password: str = PASSWORD):
     return support.login(client, username, password)
 
 
+def session_row(app, client) -> SessionRow:
+    with client.session_transaction() as s:
+        token = s["sid"]
+    with Session(app[1].engine) as db:
+        return db.get(SessionRow, hashlib.sha256(token.encode()).hexdigest())
+
+
+def shift_session(app, client, **columns: timedelta) -> None:
+    """Move the client's server-side session times back (as if they had passed)."""
+    row = session_row(app, client)
+    with Session(app[1].engine) as db, db.begin():
+        db.execute(update(SessionRow).where(SessionRow.id == row.id)
+                   .values({c: getattr(row, c) - d for c, d in columns.items()}))
+
+
 def test_a_session_ends_at_its_absolute_lifetime_however_active(app):
     client = client_of(app)
     login(client, "alpha")
     assert client.get("/enterprise").status_code == 200
-    with client.session_transaction() as s:
-        s["login_at"] -= 8 * 3600 + 1  # logged in more than 8 hours ago, active all along
+    row = session_row(app, client)
+    assert row.expires_at - row.created_at == timedelta(hours=8) and row.revoked_at is None
+    shift_session(app, client, expires_at=timedelta(hours=8, seconds=1))  # active all along, but 8 h are up
     assert client.get("/enterprise").status_code == 302
     assert client.post("/_dash-update-component", json={}).status_code == 401
-    assert app[0].server.config["PERMANENT_SESSION_LIFETIME"].total_seconds() == 2 * 3600  # idle limit
+
+
+def test_a_session_ends_after_two_idle_hours(app):
+    client = client_of(app)
+    login(client, "alpha")
+    shift_session(app, client, last_seen_at=timedelta(hours=1, minutes=59))
+    assert client.get("/enterprise").status_code == 200  # still in time: and now seen again
+    assert datetime.now(UTC) - session_row(app, client).last_seen_at < timedelta(minutes=1)
+    shift_session(app, client, last_seen_at=timedelta(hours=2, seconds=1))
+    assert client.get("/enterprise").status_code == 302
+
+
+def test_a_cookie_replayed_after_logout_is_refused(app):
+    """The stolen copy of a cookie is worth nothing once its owner logs out (it used to keep working and renew
+    itself)."""
+    client = client_of(app)
+    login(client, "alpha")
+    stolen = client.get_cookie("session").value
+    assert client.get("/logout").status_code == 302
+    thief = client_of(app)
+    thief.set_cookie("session", stolen)
+    assert thief.get("/enterprise").status_code == 302
+    assert thief.post("/_dash-update-component", json={}).status_code == 401
+    assert session_row_by_cookie(app, stolen).revoked_at is not None
+
+
+def session_row_by_cookie(app, cookie: str) -> SessionRow:
+    data = app[0].server.session_interface.get_signing_serializer(app[0].server).loads(cookie)
+    with Session(app[1].engine) as db:
+        return db.get(SessionRow, hashlib.sha256(data["sid"].encode()).hexdigest())
+
+
+def test_a_session_is_served_by_any_portal_process_sharing_the_database(app, tmp_path):
+    """Two apps on the same metadata database stand for two workers: signed in through one, served by the other,
+    and a logout through the second ends the session in the first."""
+    ctx = app[1]
+    other = create_app(PortalContext(ctx.settings, ctx.engine, ctx.park, ctx.store, clock=ctx.clock), "k" * 32)
+    one, two = client_of(app), other.server.test_client()
+    login(one, "alpha")
+    two.set_cookie("session", one.get_cookie("session").value)
+    assert two.get("/enterprise").status_code == 200
+    two.get("/logout")
+    assert one.get("/enterprise").status_code == 302
 
 
 def test_a_password_reset_ends_the_users_sessions(app):
     add_user(app[1].engine, "p", "bob", PASSWORD, "enterprise", "E1")
-    client = client_of(app)
+    client, laptop = client_of(app), client_of(app)
     login(client, "bob")
+    login(laptop, "bob")
     assert client.get("/enterprise").status_code == 200
     add_user(app[1].engine, "p", "bob", "another long passphrase", "enterprise", "E1", replace=True)
     assert client.get("/enterprise").status_code == 302  # the stolen or old cookie is worth nothing now
+    assert laptop.get("/enterprise").status_code == 302
     login(client, "bob", "another long passphrase")
     assert client.get("/enterprise").status_code == 200
 
@@ -293,19 +357,59 @@ def test_password_spraying_from_one_address_is_throttled(app):
     assert login_from(app, "203.0.113.51", "alpha", PASSWORD).status_code == 302
 
 
-def test_the_throttle_forgets_after_its_window_and_a_success_clears_the_name():
-    now = [0.0]
-    throttle = LoginThrottle(per_name=2, per_address=5, window_s=60, clock=lambda: now[0])
-    throttle.failed("a", "x")
-    throttle.failed("a", "X ")
-    assert throttle.wait("a", "x") == 60 and throttle.wait("b", "x") == 0 and throttle.wait("a", "y") == 0
-    now[0] = 61
-    assert throttle.wait("a", "x") == 0
-    throttle.failed("a", "x")
-    throttle.succeeded("a", "x")
-    throttle.failed("a", "x")
-    assert throttle.wait("a", "x") == 0
-    small = LoginThrottle(max_keys=10)
-    for i in range(100):
-        small.failed(f"10.0.0.{i}", "x")
-    assert len(small._failures) <= 10
+def test_the_throttle_forgets_after_its_window_and_a_success_clears_the_name(app):
+    now = [datetime(2024, 3, 10, 4, tzinfo=UTC)]
+    throttle = LoginThrottle(app[1].engine, per_name=2, per_address=5, per_account=100,
+                             window=timedelta(seconds=60), clock=lambda: now[0])
+    throttle.failed("10.9.0.1", "x")
+    throttle.failed("10.9.0.1", "X ")
+    assert throttle.wait("10.9.0.1", "x") == 60 and throttle.wait("10.9.0.2", "x") == 0
+    assert throttle.wait("10.9.0.1", "y") == 0
+    now[0] += timedelta(seconds=61)
+    assert throttle.wait("10.9.0.1", "x") == 0
+    throttle.failed("10.9.0.1", "x")
+    throttle.succeeded("10.9.0.1", "x")
+    throttle.failed("10.9.0.1", "x")
+    assert throttle.wait("10.9.0.1", "x") == 0
+    with Session(app[1].engine) as db:  # the old rows went as new ones came: the table stays small
+        assert db.scalar(select(func.count()).select_from(LoginFailureRow)
+                         .where(LoginFailureRow.at <= now[0] - timedelta(seconds=60))) == 0
+
+
+def test_the_throttle_is_shared_by_every_process_on_the_database(app):
+    """Counted in the metadata database: a second throttle object (another worker) sees the first one's failures."""
+    one, two = LoginThrottle(app[1].engine, per_name=3), LoginThrottle(app[1].engine, per_name=3)
+    for _ in range(3):
+        one.failed("10.8.0.1", "carol")
+    assert two.wait("10.8.0.1", "carol") > 0
+
+
+def test_guessing_from_many_addresses_slows_the_account_but_not_a_browser_it_signed_in_from(app):
+    """A distributed guesser (a new address per try) gets one try per 10 s at the account; the rightful user's
+    browser, which signed in before, is not held up; an unknown name answers the same."""
+    add_user(app[1].engine, "p", "dora", PASSWORD, "enterprise", "E1")
+    rightful = client_of(app)
+    env = {"REMOTE_ADDR": "198.51.100.77"}
+    rightful.get("/login", environ_overrides=env)
+    with rightful.session_transaction() as s:
+        token = s["login_csrf"]
+    assert rightful.post("/login", data={"username": "dora", "password": PASSWORD, "csrf": token},
+                         environ_overrides=env).status_code == 302
+    rightful.get("/logout")
+    answers = [login_from(app, f"192.0.2.{i}", name, "wrong password!").status_code
+               for name in ("dora", "ghost-of-dora") for i in range(12)]
+    assert answers[:10] == [200] * 10 and answers[10:12] == [429, 429]  # the 11th try of dora waits
+    assert answers[12:22] == [200] * 10 and answers[22:] == [429, 429]  # the same for a name nobody has
+    assert login_from(app, "192.0.2.200", "dora", PASSWORD).status_code == 429  # a stranger's browser waits
+    rightful.get("/login", environ_overrides=env)
+    with rightful.session_transaction() as s:
+        token = s["login_csrf"]
+    back = rightful.post("/login", data={"username": "dora", "password": PASSWORD, "csrf": token},
+                         environ_overrides=env)
+    assert back.status_code == 302  # the browser dora signed in from before
+    forged = client_of(app)
+    forged.set_cookie("pc_known", "dora")  # not signed: counts for nothing
+    forged.get("/login")
+    with forged.session_transaction() as s:
+        token = s["login_csrf"]
+    assert forged.post("/login", data={"username": "dora", "password": PASSWORD, "csrf": token}).status_code == 429
