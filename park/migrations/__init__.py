@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 BASELINE = "0001"  # the schema of release 0.1.0, the last release without migrations
 # Every module that declares tables on park.metadata.Base: the models the migrations must match.
-MODEL_MODULES = ("park.metadata", "carbon.records", "portal.alerts", "portal.audit", "portal.auth")
+MODEL_MODULES = ("park.metadata", "carbon.records", "portal.alerts", "portal.audit", "portal.auth",
+                 "forecasting.cache", "portal.evidence.tables", "park.jobs",
+                 "portal.reports.archive")
 
 
 class SchemaError(RuntimeError):
