@@ -67,3 +67,30 @@ def ctx(tmp_path_factory):
     c = build(tmp_path_factory.mktemp("evidence"))
     yield c
     c.store.close()
+
+
+@pytest.fixture(scope="module")
+def granted(ctx):
+    """ctx with the bank's consent to E1's energy, emissions and utilisation for 2024, in force at NOW."""
+    from portal.evidence import consent
+
+    c = consent.request(ctx.engine, "p", "bank", "E1", "loan_application", ["energy", "emissions", "utilisation"],
+                        "2024-01", "2024-12", NOW + pd.Timedelta(days=60), now=NOW)
+    consent.grant(ctx.engine, c.id, "alpha", now=NOW)
+    return ctx
+
+
+def bank_scope(ctx, name: str = "bank"):
+    from portal.auth import load_user
+    from portal.scope import scope_for
+
+    return scope_for(ctx, load_user(ctx.engine, name), "test")
+
+
+@pytest.fixture(scope="module")
+def pack_blob(granted) -> bytes:
+    """E1's pack of March 2024 for the bank (PDF included)."""
+    from portal.evidence import pack
+
+    blob, _ = pack.issue(granted, bank_scope(granted), "E1", "2024-03", now=NOW)
+    return blob

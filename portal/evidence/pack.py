@@ -1,0 +1,485 @@
+"""The evidence pack: one zip per enterprise and period, signed with the park's Ed25519 key.
+
+Files (docs/evidence.md):
+
+    README.txt              how to verify, with our command and with openssl + sha256sum alone
+    report.pdf              the bilingual report (portal/evidence/report.py over portal/pdf.py)
+    summary.json            headline figures, as the report shows them
+    energy_daily.csv        energy per meter and park-local day, intervals measured / estimated / missing, quality
+    emissions_monthly.csv   Scope 1, Scope 2 location- and market-based, tce per month (the enterprise's totals)
+    emissions_lines.csv     the accounting lines (carrier, flow, month) with activity, factor ids and results
+    factors.csv             every factor row used, with value, unit, value per base unit, source, publication
+    output_monthly.csv      declared output value per month (自证: declared by the enterprise)
+    utilisation_daily.csv   equipment utilisation per bracelet and day
+    restatements.csv        figures that differ from those in a pack issued before
+    signing_key.pem         the public key that signed (compare its key id with the park's published list)
+    SHA256SUMS              `sha256sum -c` format, every file above
+    manifest.json           enterprise, period, consent, generated-at, versions, key id, SHA-256 of every file
+    manifest.sig            Ed25519 signature of manifest.json (64 raw bytes)
+
+Deterministic: the data files, the report and their hashes depend only on the data (the report's date is the data's
+"as of", not the build time; CSV numbers are written as the shortest text that reads back to the same float);
+only manifest.json (generated_at) and manifest.sig change between two builds of unchanged data.  The zip itself
+has fixed member times and order.
+
+Data is read through the request's scope (portal.scope.Scope and its EnterpriseScope): a bank's scope holds only
+enterprises that granted it consent, and `issue` checks the consent covers the period before reading anything.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import zipfile
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from importlib import metadata
+
+import pandas as pd
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portal.evidence import consent as consents
+from portal.evidence import keys
+from portal.evidence.tables import PackLogRow
+
+FORMAT = "parkcarbon-evidence-pack/1"
+METHODOLOGY = "ParkCarbon carbon methodology (docs/methodology.md): GB/T 32150, GB/T 2589-2020, GHG Protocol Scope 2"
+DATA_FILES = ("energy_daily.csv", "emissions_monthly.csv", "emissions_lines.csv", "factors.csv", "output_monthly.csv",
+              "utilisation_daily.csv", "restatements.csv")
+HEADLINE = ("energy_tce", "scope1_t_co2e", "scope2_location_t_co2e", "scope2_market_t_co2e", "total_location_t_co2e",
+            "total_market_t_co2e")
+ZIP_TIME = (2000, 1, 1, 0, 0, 0)
+TOLERANCE = 1e-9  # relative: what counts as "the same figure" when comparing with an earlier pack
+
+
+class PackError(ValueError):
+    """A pack that cannot be built as asked (period, enterprise, data); the message says why."""
+
+
+@dataclass(frozen=True)
+class PackPeriod:
+    label: str  # "2024" or "2024-03"
+    start: pd.Timestamp  # park-local
+    end: pd.Timestamp  # exclusive; the last complete quarter hour when the period is still running
+    months: tuple[date, ...]
+    complete: bool
+
+
+def parse_period(text: str, tz, now) -> PackPeriod:
+    """'YYYY' (a year) or 'YYYY-MM' (a month), to the last complete quarter hour when it is still running."""
+    text = str(text).strip()
+    try:
+        if len(text) == 4 and text.isdigit():
+            start = pd.Timestamp(int(text), 1, 1, tz=tz)
+            full_end = start + pd.DateOffset(years=1)
+        elif len(text) == 7 and text[4] == "-":
+            start = pd.Timestamp(int(text[:4]), int(text[5:]), 1, tz=tz)
+            full_end = start + pd.DateOffset(months=1)
+        else:
+            raise ValueError
+    except ValueError:
+        raise PackError(f"period {text!r} must be a year (2024) or a month (2024-03)") from None
+    last = pd.Timestamp(now).tz_convert(tz).floor("15min")
+    end = min(full_end, last)
+    if end <= start:
+        raise PackError(f"period {text} has not begun yet")
+    months = tuple(d.date() for d in pd.date_range(start.tz_localize(None), end.tz_localize(None) - pd.Timedelta(1),
+                                                   freq="MS"))
+    if not months or months[0] != start.date():
+        months = (start.date(), *months)
+    return PackPeriod(text, start, end, tuple(dict.fromkeys(months)), end == full_end)
+
+
+# ---- CSV -------------------------------------------------------------------------------------------------------
+def number(v) -> str:
+    """A number as the shortest text that reads back to the same float; '' for a missing one."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    return "" if math.isnan(f) else repr(f)
+
+
+def cell(v) -> str:
+    if isinstance(v, float | int) or (hasattr(v, "dtype") and pd.api.types.is_number(v)):
+        return number(v)
+    if v is None or v is pd.NaT or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, pd.Timestamp | datetime):
+        return pd.Timestamp(v).isoformat()
+    if isinstance(v, date):
+        return v.isoformat()
+    try:
+        if pd.isna(v):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return str(v)
+
+
+def to_csv(columns: list[str], rows) -> bytes:
+    """UTF-8 with a byte-order mark (Excel on Windows reads the Chinese), LF line ends, minimal quoting."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for r in rows:
+        w.writerow([cell(v) for v in r])
+    return b"\xef\xbb\xbf" + buf.getvalue().encode("utf-8")
+
+
+def frame_csv(frame: pd.DataFrame, columns: list[str]) -> bytes:
+    return to_csv(columns, frame[columns].itertuples(index=False, name=None) if len(frame) else [])
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ---- the data ----------------------------------------------------------------------------------------------------
+ENERGY_COLUMNS = ["date", "meter", "carrier", "workshop", "unit", "quantity", "intervals_expected", "intervals_present",
+                  "intervals_measured", "intervals_estimated", "intervals_missing", "coverage", "quality"]
+MONTHLY_COLUMNS = ["month", *HEADLINE, "renewable_tce", "biogenic_t_co2", "coverage", "complete", "reasons"]
+LINE_COLUMNS = ["month", "workshop", "carrier", "flow", "source", "role", "quantity", "unit", "q_base", "sign",
+                "share", "coverage", "heat_gj", "tce_factor", "tce", "emission_factors", "scope1_t_co2e",
+                "biogenic_t_co2", "scope2_location_t_co2e", "grid_kwh", "green_kwh", "market_factors",
+                "scope2_market_t_co2e"]
+FACTOR_COLUMNS = ["id", "kind", "key", "parameter", "region", "value", "unit", "per_base", "valid_from", "valid_to",
+                  "data_year", "source", "publication", "published", "verified", "origin", "note"]
+OUTPUT_COLUMNS = ["month", "output_value_10k_cny", "trust"]
+UTILISATION_COLUMNS = ["date", "device", "name", "running_h", "idle_h", "off_h", "unknown_h", "planned_h",
+                       "running_in_shift_h", "utilisation", "coverage", "energy_kwh"]
+RESTATEMENT_COLUMNS = ["month", "figure", "previously_issued", "now", "difference", "previous_pack_manifest_sha256",
+                       "previous_pack_generated_at"]
+
+
+def quality_code(expected: float, present: float, measured: float) -> str:
+    """One code per meter-day: measured (every expected interval read), estimated (some estimated or entered by
+    hand), partial (some missing), no_data."""
+    if present <= 0:
+        return "no_data"
+    if present < expected:
+        return "partial"
+    return "measured" if measured >= present else "estimated"
+
+
+@dataclass
+class PackData:
+    """Everything a pack holds, read through the scope."""
+
+    enterprise: object  # park.model.Enterprise
+    period: PackPeriod
+    accounts: object  # carbon.emissions.Accounts, cut to the enterprise
+    energy_daily: pd.DataFrame  # ENERGY_COLUMNS
+    monthly: pd.DataFrame  # MONTHLY_COLUMNS
+    lines: pd.DataFrame  # LINE_COLUMNS
+    factors: pd.DataFrame  # FACTOR_COLUMNS
+    output: pd.DataFrame  # OUTPUT_COLUMNS
+    utilisation: pd.DataFrame  # UTILISATION_COLUMNS
+    carriers: pd.DataFrame  # carbon.summary.carrier_figures
+    totals: dict
+    intensities: dict
+    meters: list
+    devices: list
+
+
+def gather(es, period: PackPeriod) -> PackData:
+    """Read and compute what the pack holds for the enterprise scope `es` (portal.enterprise_scope.EnterpriseScope)."""
+    from carbon.summary import carrier_figures, totals
+    from collectors.bracelet import utilisation
+
+    scope = es.scope
+    park = scope.park
+    ent = next(e for e in park.enterprises if e.id == es.enterprise)
+    start, end = period.start, period.end
+    acc = es.accounts(start, end, "month")
+    meters = [m for m in park.meters if m.enterprise == ent.id]
+    carrier_of = {m.id: (str(m.carrier), m.workshop or "", m.unit) for m in meters}
+    daily = es.aggregate("energy", start, end, "day", by=["series"])
+    daily = daily[daily["series"].isin(carrier_of)].sort_values(["start", "series"]).reset_index(drop=True)
+    energy = pd.DataFrame({
+        "date": daily["start"].dt.strftime("%Y-%m-%d"), "meter": daily["series"],
+        "carrier": daily["series"].map(lambda s: carrier_of[s][0]),
+        "workshop": daily["series"].map(lambda s: carrier_of[s][1]),
+        "unit": daily["series"].map(lambda s: carrier_of[s][2]),
+        "quantity": daily["value"].where(daily["count"] > 0),
+        "intervals_expected": daily["expected"].astype(int), "intervals_present": daily["count"].astype(int),
+        "intervals_measured": daily["measured"].astype(int),
+        "intervals_estimated": (daily["count"] - daily["measured"]).astype(int),
+        "intervals_missing": (daily["expected"] - daily["count"]).clip(lower=0).astype(int),
+        "coverage": daily["coverage"]})
+    energy["quality"] = [quality_code(e, p, m) for e, p, m in zip(energy["intervals_expected"],
+                                                                   energy["intervals_present"],
+                                                                   energy["intervals_measured"], strict=True)]
+    tot = acc.totals_at("enterprise").sort_values("period_start").reset_index(drop=True)
+    monthly = tot.assign(month=tot["period_start"].dt.strftime("%Y-%m"),
+                         reasons=tot["reasons"].map(lambda r: ", ".join(r) if isinstance(r, list | tuple) else r))
+    lines = acc.lines.sort_values(["period_start", "workshop", "carrier", "flow", "on"], na_position="first")
+    lines = lines.assign(month=lines["period_start"].dt.strftime("%Y-%m"), workshop=lines["workshop"].fillna(""))
+    lines = lines.reset_index(drop=True)
+    used = set()
+    for col in ("tce_factor", "emission_factors", "market_factors", "heat_factors"):
+        for ids in lines.get(col, pd.Series(dtype=object)).fillna(""):
+            used.update(i for i in str(ids).split("|") if i)
+    factors = acc.factors[acc.factors["id"].isin(used)].sort_values("id").reset_index(drop=True)
+    ov = es.output_values(start, end)
+    ov = ov.assign(month=pd.to_datetime(ov["month"]).dt.strftime("%Y-%m")).sort_values("month")
+    output = ov.assign(trust="declared")[["month", "output_value_10k_cny", "trust"]].reset_index(drop=True)
+    devices = es.devices()
+    util = []
+    if devices:
+        from collectors.bracelet_analytics import lead_time
+
+        pts = es.points("current", start - lead_time(devices), end)
+        days = pd.date_range(start, end, freq="D", inclusive="left")
+        for d in devices:
+            r = pts[pts["series"] == d.id].sort_values("ts").reset_index(drop=True)
+            ts = r["ts"]
+            for a in days:
+                b = min(a + pd.DateOffset(days=1), end)
+                lo, hi = ts.searchsorted(a - lead_time(devices)), ts.searchsorted(b)
+                u = utilisation(r.iloc[lo:hi], d, a, b)
+                util.append({"date": a.strftime("%Y-%m-%d"), "name": d.name, **u.__dict__})
+    utilisation_frame = pd.DataFrame(util, columns=UTILISATION_COLUMNS)
+    carriers = carrier_figures(acc).sort_values("carrier").reset_index(drop=True)
+    t = totals(acc)
+    return PackData(ent, period, acc, energy, monthly, lines, factors, output, utilisation_frame, carriers,
+                    t, intensities(t, monthly, output, period), meters, devices)
+
+
+def intensities(totals: dict, monthly: pd.DataFrame, output: pd.DataFrame, period: PackPeriod) -> dict:
+    """t CO2e (location-based) and tce per 10k CNY of declared output value over the period; None unless every
+    month of the period has its output value (a partial sum would flatter the ratio)."""
+    months = [m.strftime("%Y-%m") for m in period.months]
+    have = dict(zip(output["month"], output["output_value_10k_cny"], strict=True))
+    missing = [m for m in months if m not in have or not math.isfinite(have[m])]
+    value = sum(have[m] for m in months) if not missing else math.nan
+    ok = not missing and value > 0
+    return {"output_value_10k_cny": value if not missing else None,
+            "t_co2e_per_10k_cny": totals["total_location_t_co2e"] / value if ok else None,
+            "tce_per_10k_cny": totals["energy_tce"] / value if ok else None,
+            "missing_output_months": missing}
+
+
+def _clean(v):
+    if isinstance(v, float):
+        return None if math.isnan(v) else v
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_clean(x) for x in v]
+    return v
+
+
+def month_figures(monthly: pd.DataFrame) -> dict:
+    return {r["month"]: {h: _clean(float(r[h])) for h in HEADLINE} for _, r in monthly.iterrows()}
+
+
+def summary(data: PackData, restated: pd.DataFrame) -> dict:
+    e = data.enterprise
+    return _clean({
+        "enterprise": {"id": e.id, "name": e.name, "name_en": e.name_en, "credit_code": e.credit_code,
+                       "industry": e.industry},
+        "period": {"label": data.period.label, "start": data.period.start.isoformat(),
+                   "end": data.period.end.isoformat(), "complete": data.period.complete},
+        "totals": {h: float(data.totals[h]) for h in HEADLINE} | {"coverage": float(data.totals["coverage"])},
+        "by_carrier": [{"carrier": r.carrier, "quantity": float(r.quantity), "unit": r.unit,
+                        "energy_tce": float(r.energy_tce), "scope1_t_co2e": float(r.scope1_t_co2e),
+                        "scope2_location_t_co2e": float(r.scope2_location_t_co2e),
+                        "scope2_market_t_co2e": float(r.scope2_market_t_co2e), "coverage": float(r.coverage)}
+                       for r in data.carriers.itertuples()],
+        "intensities": data.intensities,
+        "monthly": month_figures(data.monthly),
+        "complete": bool(data.monthly["complete"].all()) if len(data.monthly) else False,
+        "restated_figures": len(restated),
+        "trust": {"energy": "measured (他证: the park's meters)", "emissions": "measured x published factors",
+                  "output_value": "declared (自证: by the enterprise)",
+                  "utilisation": "measured (他证: the park's bracelets)"},
+    })
+
+
+# ---- restatements --------------------------------------------------------------------------------------------------
+def restatements(engine, park_id: str, enterprise: str, figures: dict) -> pd.DataFrame:
+    """Figures of this pack that differ from the latest earlier pack that issued them (same month and figure)."""
+    with Session(engine) as s:
+        rows = s.scalars(select(PackLogRow).where(PackLogRow.park_id == park_id,
+                                                  PackLogRow.enterprise_id == enterprise)
+                         .order_by(PackLogRow.id)).all()
+        issued = {}
+        for r in rows:
+            for month, figs in json.loads(r.figures).items():
+                for name, v in figs.items():
+                    issued[(month, name)] = (v, r.manifest_sha256, r.generated_at.isoformat())
+    out = []
+    for month, figs in sorted(figures.items()):
+        for name in HEADLINE:
+            if (month, name) not in issued:
+                continue
+            before, sha, at = issued[(month, name)]
+            now = figs.get(name)
+            same = (before is None and now is None) or (
+                before is not None and now is not None and abs(now - before) <= TOLERANCE * max(1.0, abs(before)))
+            if not same:
+                diff = now - before if before is not None and now is not None else None
+                out.append([month, name, before, now, diff, sha, at])
+    return pd.DataFrame(out, columns=RESTATEMENT_COLUMNS)
+
+
+# ---- the archive ---------------------------------------------------------------------------------------------------
+def readme(manifest_base: dict, public_keys_url: str) -> bytes:
+    from portal.evidence.instructions import readme_text
+
+    return readme_text(manifest_base, public_keys_url).encode("utf-8")
+
+
+def build(data: PackData, *, park, consent_row, issued_to: str, key_id: str, private_key: Ed25519PrivateKey,
+          generated_at: datetime, restated: pd.DataFrame, public_keys_url: str,
+          report: bool = True) -> tuple[bytes, dict]:
+    """The signed zip and its manifest."""
+    files: dict[str, bytes] = {}
+    as_of = data.period.end.tz_convert("UTC").to_pydatetime()
+    summ = summary(data, restated)
+    if report:
+        from portal.evidence.report import report_pdf
+
+        files["report.pdf"] = report_pdf(data, summ, restated, park=park, key_id=key_id, as_of=as_of,
+                                         consent_row=consent_row)
+    files["summary.json"] = (json.dumps(summ, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode()
+    files["energy_daily.csv"] = frame_csv(data.energy_daily, ENERGY_COLUMNS)
+    files["emissions_monthly.csv"] = frame_csv(data.monthly, MONTHLY_COLUMNS)
+    files["emissions_lines.csv"] = frame_csv(data.lines, LINE_COLUMNS)
+    files["factors.csv"] = frame_csv(data.factors, FACTOR_COLUMNS)
+    files["output_monthly.csv"] = frame_csv(data.output, OUTPUT_COLUMNS)
+    files["utilisation_daily.csv"] = frame_csv(data.utilisation, UTILISATION_COLUMNS)
+    files["restatements.csv"] = frame_csv(restated, RESTATEMENT_COLUMNS)
+    files["signing_key.pem"] = keys.public_pem(private_key.public_key()).encode()
+    e = data.enterprise
+    base = {
+        "format": FORMAT, "park": {"id": park.id, "name": park.name, "name_en": park.name_en},
+        "enterprise": {"id": e.id, "name": e.name, "name_en": e.name_en, "credit_code": e.credit_code},
+        "period": {"label": data.period.label, "start": data.period.start.isoformat(),
+                   "end": data.period.end.isoformat(), "complete": data.period.complete},
+        "consent": {"id": consent_row.id, "bank": consent_row.bank, "purpose": consent_row.purpose,
+                    "data": list(consent_row.data), "expires_at": consent_row.expires_at.isoformat()},
+        "issued_to": issued_to, "key_id": key_id, "algorithm": "Ed25519", "public_keys_url": public_keys_url,
+    }
+    files["README.txt"] = readme(base, public_keys_url)
+    names = sorted(files)
+    files["SHA256SUMS"] = "".join(f"{sha256(files[n])}  {n}\n" for n in names).encode()
+    manifest = {
+        **base,
+        "generated_at": generated_at.astimezone(UTC).isoformat(),
+        "data_as_of": as_of.isoformat(),
+        "software": {"name": "parkcarbon", "version": _version()},
+        "methodology": {"description": METHODOLOGY, "factor_registry": data.accounts.registry_fingerprint,
+                        "policy": str(data.accounts.policy)},
+        "files": {n: sha256(files[n]) for n in sorted(files)},
+    }
+    manifest_bytes = (json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode()
+    files["manifest.json"] = manifest_bytes
+    files["manifest.sig"] = private_key.sign(manifest_bytes)
+    return zip_files(files), manifest
+
+
+def zip_files(files: dict[str, bytes]) -> bytes:
+    """A zip with fixed member times and order (README first, the manifest and signature last)."""
+    order = sorted(files, key=lambda n: (n != "README.txt", n in ("manifest.json", "manifest.sig"), n))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name in order:
+            info = zipfile.ZipInfo(f"{name}", ZIP_TIME)
+            info.compress_type = zipfile.ZIP_STORED if name.endswith(".pdf") else zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            z.writestr(info, files[name])
+    return buf.getvalue()
+
+
+def _version() -> str:
+    try:
+        return metadata.version("parkcarbon")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# ---- issuing: consent, data through the scope, sign, log ------------------------------------------------------
+def pack_name(park_id: str, enterprise: str, period: str) -> str:
+    return f"evidence-{park_id}-{enterprise}-{period}.zip"
+
+
+def issue(ctx, scope, enterprise: str, period: str, *, bank: str | None = None, report: bool = True,
+          public_keys_url: str = keys.PUBLIC_KEYS_PATH, now: datetime | None = None) -> tuple[bytes, dict]:
+    """Build, sign and log the pack of `enterprise` and `period` for the scope's user.
+
+    A bank gets a pack only under a consent in force covering the enterprise, every month of the period and the
+    data kinds energy and emissions (NoConsent otherwise, logged `refused`); the park administrator issues one on
+    a bank's behalf (`bank`), under that bank's consent.  Every pack issued is an export in the consent's history
+    and the audit log, and a row of the pack log."""
+    from portal.auth import Role
+
+    user = scope.user
+    who = bank if user.role is Role.ADMIN else user.username
+    if user.role not in (Role.BANK, Role.ADMIN) or who is None:
+        scope.record("refused", f"evidence:{enterprise}:{period}", reason="only a bank (or the administrator for "
+                     "a bank) receives evidence packs")
+        raise consents.NoConsent("only a bank (or the park administrator on a bank's behalf: --bank) receives "
+                                 "evidence packs")
+    at = consents._now(now)
+    tz = ctx.park.tz
+    p = parse_period(period, tz, scope.now())
+    try:
+        grant = consents.covering(ctx.engine, who, enterprise, list(p.months), "emissions", now=at)
+        if "energy" not in grant.data:
+            raise consents.NoConsent(f"consent {grant.id} does not cover energy data")
+    except consents.NoConsent as exc:
+        scope.record("refused", f"evidence:{enterprise}:{period}", reason=str(exc), bank=who)
+        raise
+    if user.role is Role.BANK and enterprise not in scope.consents:  # the scope agrees with the consent
+        raise consents.NoConsent(f"enterprise {enterprise} is not in the scope of {who}")
+    es = scope.enterprise(enterprise)
+    if es is None:
+        raise consents.NoConsent(f"enterprise {enterprise} is not visible to {user.username}")
+    key_id, private = keys.active_key(ctx.engine, ctx.park.id, ctx.settings.data_dir)
+    data = gather(es, p)
+    figures = month_figures(data.monthly)
+    restated = restatements(ctx.engine, ctx.park.id, enterprise, figures)
+    blob, manifest = build(data, park=ctx.park, consent_row=grant, issued_to=who, key_id=key_id,
+                           private_key=private, generated_at=at, restated=restated,
+                           public_keys_url=public_keys_url, report=report)
+    manifest_sha = sha256(_manifest_bytes(blob))
+    with Session(ctx.engine) as s, s.begin():
+        s.add(PackLogRow(park_id=ctx.park.id, enterprise_id=enterprise, period=p.label, consent_id=grant.id,
+                         issued_to=who, key_id=key_id, generated_at=at, manifest_sha256=manifest_sha,
+                         figures=json.dumps(figures)))
+    consents.record_export(ctx.engine, grant, user.username, f"evidence pack {enterprise} {p.label}", now=at,
+                           key_id=key_id, manifest_sha256=manifest_sha)
+    return blob, manifest
+
+
+def _manifest_bytes(blob: bytes) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(blob)) as z:
+        return z.read("manifest.json")
+
+
+def pack_log(engine, park_id: str, *, issued_to: str | None = None, enterprise: str | None = None) -> pd.DataFrame:
+    q = select(PackLogRow).where(PackLogRow.park_id == park_id)
+    if issued_to is not None:
+        q = q.where(PackLogRow.issued_to == issued_to)
+    if enterprise is not None:
+        q = q.where(PackLogRow.enterprise_id == enterprise)
+    with Session(engine) as s:
+        rows = s.scalars(q.order_by(PackLogRow.id.desc())).all()
+        return pd.DataFrame([{"id": r.id, "enterprise": r.enterprise_id, "period": r.period, "consent": r.consent_id,
+                              "issued_to": r.issued_to, "key_id": r.key_id, "generated_at": r.generated_at,
+                              "manifest_sha256": r.manifest_sha256} for r in rows],
+                            columns=["id", "enterprise", "period", "consent", "issued_to", "key_id", "generated_at",
+                                     "manifest_sha256"])

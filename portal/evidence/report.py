@@ -1,0 +1,155 @@
+"""report.pdf of an evidence pack: bilingual (zh-CN and English), the CJK font embedded as a subset (portal/pdf.py).
+
+Every number in it comes from the pack's own data (PackData and summary.json), so an auditor can find it in the
+CSV files; its date is the data's "as of", so the same data gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from portal.pdf import Column, PdfDocument
+
+CARRIER_NAMES = {"electricity": "电力", "natural_gas": "天然气", "pv": "光伏", "heat": "热力", "steam": "蒸汽",
+                 "coal": "煤", "diesel": "柴油", "water": "水", "lpg": "液化石油气"}
+QUALITY_NAMES = {"measured": ("实测", "measured"), "estimated": ("估算/补录", "estimated or entered"),
+                 "partial": ("部分缺失", "partly missing"), "no_data": ("无数据", "no data")}
+
+
+def _v(x):
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
+
+
+def report_pdf(data, summ: dict, restated: pd.DataFrame, *, park, key_id: str, as_of, consent_row) -> bytes:
+    e = data.enterprise
+    p = data.period
+    doc = PdfDocument("绿色信贷证据报告", "Green-loan evidence report",
+                      subtitle=f"{e.name} / {e.name_en or e.name} · {p.label}", generated_at=as_of)
+    doc.heading("基本信息", "About this report")
+    doc.kv([
+        ("园区", "Park", f"{park.name} ({park.name_en})"),
+        ("企业", "Enterprise", f"{e.name} ({e.name_en or e.name}, {e.id})"),
+        ("统一社会信用代码", "Credit code", e.credit_code or "—"),
+        ("统计期", "Period", f"{p.start:%Y-%m-%d %H:%M} – {p.end:%Y-%m-%d %H:%M} ({park.timezone})"
+                          + ("" if p.complete else " · 截至当前 to date")),
+        ("数据截至", "Data as of", f"{as_of:%Y-%m-%d %H:%M} UTC"),
+        ("授权", "Consent", f"#{consent_row.id} · {consent_row.bank} · {consent_row.purpose}"),
+        ("签名密钥", "Signing key", key_id[:32] + "…"),
+    ])
+    doc.table([Column("计量表", "Meter"), Column("能源品种", "Carrier"), Column("车间", "Workshop"),
+               Column("单位", "Unit")],
+              [[m.id, f"{CARRIER_NAMES.get(str(m.carrier), str(m.carrier))} {m.carrier}", m.workshop or "—", m.unit]
+               for m in data.meters])
+
+    t = summ["totals"]
+    doc.heading("能耗与碳排放", "Energy and emissions")
+    doc.kv([
+        ("综合能耗", "Energy", f"{t['energy_tce']:,.3f} tce" if _v(t["energy_tce"]) is not None else "—"),
+        ("范围一", "Scope 1", _fmt(t["scope1_t_co2e"], "t CO2e")),
+        ("范围二（基于位置）", "Scope 2 location-based", _fmt(t["scope2_location_t_co2e"], "t CO2e")),
+        ("范围二（基于市场）", "Scope 2 market-based", _fmt(t["scope2_market_t_co2e"], "t CO2e")),
+        ("合计（基于位置）", "Total location-based", _fmt(t["total_location_t_co2e"], "t CO2e")),
+        ("合计（基于市场）", "Total market-based", _fmt(t["total_market_t_co2e"], "t CO2e")),
+        ("数据完整率", "Data coverage", _pct(t["coverage"])),
+    ])
+    doc.table([Column("能源品种", "Carrier"), Column("实物量", "Quantity", numeric=True, decimals=3),
+               Column("单位", "Unit"), Column("折标煤", "Energy", "tce", True, 3),
+               Column("范围一", "Scope 1", "t CO2e", True, 3),
+               Column("范围二 位置", "Scope 2 loc.", "t CO2e", True, 3),
+               Column("范围二 市场", "Scope 2 mkt.", "t CO2e", True, 3),
+               Column("完整率", "Coverage", "%", True, 1)],
+              [[c["carrier"], _v(c["quantity"]), c["unit"], _v(c["energy_tce"]), _v(c["scope1_t_co2e"]),
+                _v(c["scope2_location_t_co2e"]), _v(c["scope2_market_t_co2e"]),
+                None if _v(c["coverage"]) is None else c["coverage"] * 100] for c in summ["by_carrier"]],
+              note="出口（上网）电量为负数 Exports are negative.")
+    months = list(summ["monthly"])
+    doc.table([Column("月份", "Month"), Column("折标煤", "Energy", "tce", True, 3),
+               Column("范围一", "Scope 1", "t CO2e", True, 3), Column("范围二 位置", "Scope 2 loc.", "t CO2e", True, 3),
+               Column("范围二 市场", "Scope 2 mkt.", "t CO2e", True, 3),
+               Column("合计 位置", "Total loc.", "t CO2e", True, 3)],
+              [[m, *(summ["monthly"][m][k] for k in ("energy_tce", "scope1_t_co2e", "scope2_location_t_co2e",
+                                                     "scope2_market_t_co2e", "total_location_t_co2e"))]
+               for m in months])
+    if len(months) > 1:
+        doc.bar_chart("每月碳排放（基于位置）", "Emissions per month (location-based)", months,
+                      [summ["monthly"][m]["total_location_t_co2e"] for m in months], "t CO2e")
+
+    i = summ["intensities"]
+    doc.heading("强度", "Intensities")
+    doc.kv([("产值（企业申报，自证）", "Output value (declared)", _fmt(i["output_value_10k_cny"], "万元 10k CNY")),
+            ("单位产值碳排放", "Emissions per output value", _fmt(i["t_co2e_per_10k_cny"], "t CO2e / 万元", 4)),
+            ("单位产值能耗", "Energy per output value", _fmt(i["tce_per_10k_cny"], "tce / 万元", 4))])
+    if i["missing_output_months"]:
+        doc.paragraph("缺少以下月份的产值，不计算强度：" + "、".join(i["missing_output_months"]),
+                      "Output value missing for " + ", ".join(i["missing_output_months"]) +
+                      ": no intensity is given.")
+
+    doc.heading("设备开工率", "Equipment utilisation")
+    u = data.utilisation
+    if u.empty:
+        doc.paragraph("本企业未安装设备手环。", "The enterprise has no equipment bracelets.")
+    else:
+        rows = []
+        for dev, g in u.groupby("device", sort=True):
+            vals = g["utilisation"].astype(float)
+            half = len(vals) // 2
+            first, second = vals.iloc[:half].mean(), vals.iloc[half:].mean()
+            idle_days = int((g["running_h"].astype(float) == 0).sum())
+            signal = ("开工率下降 utilisation falling" if half and second < first * 0.8 else
+                      "持续停机 machine idle" if idle_days >= max(7, len(g) // 2) else "—")
+            rows.append([dev, g["name"].iloc[0], vals.mean() * 100, first * 100 if half else None,
+                         second * 100, idle_days, signal])
+        doc.table([Column("设备", "Device"), Column("名称", "Name"), Column("平均开工率", "Utilisation", "%", True),
+                   Column("前半期", "First half", "%", True), Column("后半期", "Second half", "%", True),
+                   Column("停机天数", "Idle days", "", True, 0), Column("停产风险信号", "Shutdown-risk signal")], rows,
+                  note="开工率 = 班次内运行时间 / 计划班次时间；数据不全时为下限。Utilisation = running in shift / "
+                       "planned shift hours; a lower bound when coverage is below 100 %.")
+
+    doc.heading("数据完整率与质量", "Data coverage and quality")
+    q = data.energy_daily["quality"].value_counts()
+    doc.table([Column("质量代码", "Quality code"), Column("说明", "Meaning"),
+               Column("表日数", "Meter-days", "", True, 0)],
+              [[code, f"{QUALITY_NAMES[code][0]} {QUALITY_NAMES[code][1]}", int(q.get(code, 0))]
+               for code in QUALITY_NAMES])
+    if not summ["complete"]:
+        reasons = sorted({r for r in data.monthly["reasons"] if isinstance(r, str) and r})
+        doc.paragraph("部分数字不完整：" + "；".join(reasons), "Some figures are incomplete: " + "; ".join(reasons))
+
+    doc.heading("方法与排放因子", "Methodology and factors")
+    doc.paragraph("能耗按 GB/T 2589-2020 折标准煤；范围一、范围二按 GB/T 32150 与 GHG Protocol 计算，"
+                  "范围二同时给出基于位置和基于市场两种方法。"
+                  "每一核算行所用因子编号见 emissions_lines.csv，因子值及来源见 factors.csv。",
+                  "Energy in tonnes of standard coal equivalent (GB/T 2589-2020); Scope 1 and 2 per GB/T 32150 and "
+                  "the GHG Protocol, Scope 2 both location- and market-based. The factor ids of every accounting line "
+                  "are in emissions_lines.csv, the factor rows with their sources in factors.csv.")
+    doc.table([Column("因子编号", "Factor id", width=4), Column("数值", "Value", numeric=True, decimals=4),
+               Column("单位", "Unit"), Column("来源", "Source", width=3)],
+              [[f.id, f.value, f.unit, f"{f.source} {f.publication or ''}".strip()] for f in data.factors.itertuples()])
+
+    doc.heading("数据重述", "Restatements")
+    if restated.empty:
+        doc.paragraph("与此前签发的证据包相比，本期数字没有变化。",
+                      "No figure differs from a pack issued before.")
+    else:
+        doc.table([Column("月份", "Month"), Column("指标", "Figure"),
+                   Column("原数", "Issued", numeric=True, decimals=3), Column("现数", "Now", numeric=True, decimals=3),
+                   Column("差额", "Difference", numeric=True, decimals=3)],
+                  [[r.month, r.figure, r.previously_issued, r.now, r.difference] for r in restated.itertuples()])
+    doc.heading("数据可信度", "Trust tier of the figures")
+    doc.table([Column("数据", "Figure"), Column("可信度", "Tier")],
+              [["能耗 Energy", "他证 measured by the park's meters"],
+               ["碳排放 Emissions", "他证 metered activity x published factors"],
+               ["产值 Output value", "自证 declared by the enterprise"],
+               ["开工率 Utilisation", "他证 measured by the park's bracelets"]])
+    doc.paragraph("如何验证：见证据包中的 README.txt。", "How to verify: see README.txt in the pack.")
+    return doc.to_bytes()
+
+
+def _fmt(v, unit: str, decimals: int = 3) -> str:
+    return "—" if _v(v) is None else f"{v:,.{decimals}f} {unit}"
+
+
+def _pct(v) -> str:
+    return "—" if _v(v) is None else f"{v * 100:.1f} %"
