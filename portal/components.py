@@ -149,3 +149,20 @@ def completeness_badge(result, lang: str, badge_id: str | None = None):
 
 BADGE_STYLE = {"display": "inline-block", "background": "#fff4e5", "color": "#8a4b00", "border": "1px solid #e0a526",
                "borderRadius": "4px", "padding": "0 6px", "fontSize": "12px", "marginLeft": "8px", "cursor": "help"}
+
+
+def graph(fig, graph_id: str, lang: str | None = None, title: str | None = None, height: int | None = None,
+          dark: bool = False, **kwargs):
+    """A figure themed the portal's one way (portal.theme: park palette, readable axes, thousands separators,
+    date labels in the page's language), as a dcc.Graph.  `lang` defaults to the title's script."""
+    from dash import dcc
+
+    from portal import theme
+
+    if title is not None:
+        fig.update_layout(title=title)
+    if height is not None:
+        fig.update_layout(height=height)
+    shown = title if title is not None else str(fig.layout.title.text or "")
+    theme.apply(fig, lang or ("zh-CN" if _CJK.search(shown) else "en"), dark=dark)
+    return dcc.Graph(figure=fig, id=graph_id, config={"displaylogo": False, **kwargs.pop("config", {})}, **kwargs)

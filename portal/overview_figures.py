@@ -135,3 +135,60 @@ def live(scope) -> pd.DataFrame:
     now = scope.now().floor("15min")
     return live_load(scope.aggregate("energy", now - pd.Timedelta("2h"), now, "15min",
                                      where={"carrier": "electricity"}))
+
+
+# ---- the big screen (驾驶舱) ------------------------------------------------------------------------------------
+@dataclass
+class Cockpit:
+    """What the control-room screen shows, computed for one moment (park-local)."""
+
+    now: pd.Timestamp  # when it was computed
+    to: pd.Timestamp  # the last complete quarter hour: today's figures run to it
+    load: pd.DataFrame  # start, kw, coverage: park electricity per quarter hour today (a gap is NaN)
+    energy_today: pd.DataFrame  # carrier, value, unit, coverage
+    today: pd.Series  # the park's accounts totals row of today (energy_tce, total_location_t_co2e, coverage...)
+    month: pd.Series  # the park's accounts totals row of this month to date
+    top: pd.DataFrame  # enterprise, total_location_t_co2e, coverage: this month's top emitters, largest first
+    quota: pd.DataFrame  # enterprise, used_share, status: enterprises at or beyond 80 % of their allowances
+    coverage_today: float  # measured / expected intervals of every metered carrier today
+    complete: bool  # today's and this month's accounts complete
+
+
+def compute_cockpit(scope, top_n: int = 8) -> Cockpit:
+    """The big screen's figures through the scope: today's load curve, energy and emissions, this month's top
+    emitters, the enterprises at or beyond 80 % of their allowances, and data completeness."""
+    now = pd.Timestamp(scope.now()).tz_convert(scope.park.tz)
+    to = now.floor("15min")
+    today = now.floor("D")
+    month = pd.Timestamp(now.year, now.month, 1, tz=scope.park.tz)
+    load = live_load(scope.aggregate("energy", today, to, "15min", where={"carrier": "electricity"})) if to > today \
+        else pd.DataFrame(columns=["start", "kw", "coverage"])
+    energy = _by_carrier(scope.aggregate, today, to, ["carrier"]) if to > today else pd.DataFrame(
+        columns=["carrier", "value", "unit", "coverage", "measured", "expected"])
+    empty = pd.Series(dtype=object)
+    day_acc = scope.accounts(today, to, "day") if to > today else None
+    day_park = day_acc.totals_at("park") if day_acc is not None else pd.DataFrame()
+    month_acc = scope.accounts(month, to, "month") if to > month else None
+    month_park = month_acc.totals_at("park") if month_acc is not None else pd.DataFrame()
+    ent = month_acc.totals_at("enterprise") if month_acc is not None else pd.DataFrame(
+        columns=["enterprise", "total_location_t_co2e", "coverage"])
+    top = (ent.dropna(subset=["total_location_t_co2e"]).sort_values(["total_location_t_co2e", "enterprise"],
+                                                                     ascending=[False, True])
+           [["enterprise", "total_location_t_co2e", "coverage"]].head(top_n).reset_index(drop=True))
+    quota = quota_status(scope.quota_positions(now.year, now, CARBON_PRICE_CNY_PER_T))
+    if len(quota):
+        quota = (quota[quota["used_share"] >= 0.8].sort_values("used_share", ascending=False)
+                 [["enterprise", "used_share", "status"]].reset_index(drop=True))
+    else:
+        quota = pd.DataFrame(columns=["enterprise", "used_share", "status"])
+    exp = float(energy["expected"].sum()) if len(energy) else 0.0
+    complete = all(a is None or a.complete for a in (day_acc, month_acc))
+    return Cockpit(now, to, load, energy[["carrier", "value", "unit", "coverage"]],
+                   day_park.iloc[0] if len(day_park) else empty, month_park.iloc[0] if len(month_park) else empty,
+                   top, quota, float(energy["measured"].sum()) / exp if exp > 0 else float("nan"), complete)
+
+
+def cockpit(scope) -> Cockpit:
+    """The big screen's figures at the current minute, shared briefly by users of the same scope."""
+    now = pd.Timestamp(scope.now())
+    return scope.memo(f"cockpit@{now.floor('1min').isoformat()}", lambda: compute_cockpit(scope))

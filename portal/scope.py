@@ -145,6 +145,12 @@ class Scope:
 
         return live(self)
 
+    def cockpit(self):
+        """The big screen's figures (portal.overview_figures.compute_cockpit), shared briefly within the scope."""
+        from portal.overview_figures import cockpit
+
+        return cockpit(self)
+
     # ---- one enterprise --------------------------------------------------------------------------------------
     def enterprise(self, asked: str | None):
         """The enterprise-bound scope of `asked` (an enterprise user asking for nothing: its own), or None after

@@ -13,7 +13,7 @@ from types import ModuleType
 
 from portal.auth import Role
 
-PAGE_MODULES = ["overview", "enterprise", "equipment", "quality", "warnings", "consents", "admin"]
+PAGE_MODULES = ["overview", "cockpit", "enterprise", "equipment", "quality", "warnings", "consents", "admin"]
 LANDING = {Role.ADMIN: "/", Role.REGULATOR: "/", Role.ENTERPRISE: "/enterprise", Role.BANK: "/consents"}
 
 

@@ -22,7 +22,7 @@ from carbon.summary import PERIODS, SCOPE_COLUMNS
 from park.model import Park
 from portal import downloads
 from portal.auth import Role
-from portal.components import completeness_badge, data_table, fmt, kpi, pct
+from portal.components import completeness_badge, data_table, fmt, graph, kpi, pct
 from portal.enterprise_scope import EnterpriseFigures, QuotaView
 from portal.i18n import register as register_text
 from portal.i18n import t
@@ -245,9 +245,9 @@ def cost_table(f: EnterpriseFigures, lang: str) -> pd.DataFrame:
 
 # ---- rendering -----------------------------------------------------------------------------------------------
 def _graph(fig: go.Figure, graph_id: str, title: str, height: int = 320) -> dcc.Graph:
-    fig.update_layout(title=title, height=height, margin={"l": 60, "r": 20, "t": 60, "b": 40},
+    fig.update_layout(margin={"l": 60, "r": 20, "t": 60, "b": 40},
                       legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"})
-    return dcc.Graph(figure=fig, id=graph_id, config={"displaylogo": False})
+    return graph(fig, graph_id, title=title, height=height)
 
 
 def render_summary(f: EnterpriseFigures, park: Park, lang: str) -> list:

@@ -18,7 +18,7 @@ from collectors.bracelet_analytics import EquipmentDay, recent_days
 from park.model import Park
 from portal import downloads
 from portal.auth import Role
-from portal.components import data_table, fmt, kpi, pct
+from portal.components import data_table, fmt, graph, kpi, pct
 from portal.i18n import register as register_text
 from portal.i18n import t
 from portal.pages.enterprise import enterprise_control, local, name_of, period_text, refused
@@ -170,9 +170,9 @@ def energy_table(e: EquipmentDay, park: Park, lang: str) -> pd.DataFrame:
 
 # ---- rendering -----------------------------------------------------------------------------------------------
 def _graph(fig: go.Figure, graph_id: str, title: str, height: int) -> dcc.Graph:
-    fig.update_layout(title=title, height=height, margin={"l": 160, "r": 20, "t": 60, "b": 40},
+    fig.update_layout(margin={"l": 160, "r": 20, "t": 60, "b": 40},
                       legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"})
-    return dcc.Graph(figure=fig, id=graph_id, config={"displaylogo": False})
+    return graph(fig, graph_id, title=title, height=height)
 
 
 def render_status(status: pd.DataFrame, park: Park, now: pd.Timestamp, lang: str) -> list:

@@ -11,7 +11,7 @@ from dash import Input, Output, dcc, html
 from park.model import Park
 from portal import downloads
 from portal.auth import Role
-from portal.components import completeness_badge, data_table, fmt, kpi, pct
+from portal.components import completeness_badge, data_table, fmt, graph, kpi, pct
 from portal.i18n import register as register_text
 from portal.i18n import t
 from portal.overview_figures import NO_QUOTA, CarbonOverview, Overview
@@ -53,7 +53,7 @@ def render_overview(ov: Overview, park: Park, lang: str) -> list:
     period = f"{t('period', lang)}: {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} ({park.timezone}); "
     return [
         html.Div(cards, className="kpis", id="kpis"),
-        dcc.Graph(figure=fig, id="daily-energy", config={"displaylogo": False}),
+        graph(fig, "daily-energy", lang),
         html.H3(t("table.enterprises", lang)),
         html.P(period + t("coverage.note", lang), className="note"),
         downloads.buttons("overview", lang, table),
@@ -147,7 +147,7 @@ def render_carbon(co: CarbonOverview, park: Park, lang: str, now: pd.Timestamp |
     return [
         html.Div(completeness_badge(co.accounts, lang, "carbon-complete"), className="note"),
         cards,
-        dcc.Graph(figure=mix, id="energy-mix", config={"displaylogo": False}),
+        graph(mix, "energy-mix", lang),
         html.H3([t("table.ranking", lang), completeness_badge(co.ranking_accounts, lang, "ranking-complete")]),
         html.P(f"{t('period', lang)}: {co.ranking_period} ({park.timezone}); {t('ranking.note', lang)}",
                className="note"),
