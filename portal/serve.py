@@ -12,9 +12,9 @@ process, a SQLite metadata file one writer at a time: `serve` refuses more than 
 (`check_workers`).
 
 [serve] settings (docs/deploy.md): workers (1), threads (4), timeout_s (60), graceful_timeout_s (30),
-access_log ("-": standard output; a path; or "" for none), secure_cookies (true: the session cookie is only
-sent over HTTPS; the demo serves plain HTTP without), proxies (0: how many reverse proxies in front, whose
-X-Forwarded-For/-Proto headers are trusted; 1 behind nginx).
+access_log ("-": standard output; a path, relative to the settings file; or "" for none), secure_cookies (true:
+the session cookie is only sent over HTTPS; the demo serves plain HTTP without), proxies (0: how many reverse
+proxies in front, whose X-Forwarded-For/-Proto headers are trusted; 1 behind nginx).
 """
 
 from __future__ import annotations
@@ -224,9 +224,12 @@ def portal_wsgi(settings: Settings, *, wait_s: float = 0.0):
 
 def gunicorn_options(settings: Settings, host: str, port: int, workers: int) -> dict[str, Any]:
     o = serve_options(settings)
+    access = o["access_log"]
+    if access and access != "-" and not Path(access).is_absolute() and settings.source != "defaults":
+        access = str(Path(settings.source).parent / access)  # relative to the settings file, like data_dir
     return {"bind": f"{host}:{port}", "workers": workers, "worker_class": "gthread", "threads": o["threads"],
             "timeout": o["timeout_s"], "graceful_timeout": o["graceful_timeout_s"],
-            "accesslog": o["access_log"] or None, "access_log_format": ACCESS_LOG_FORMAT, "errorlog": "-",
+            "accesslog": access or None, "access_log_format": ACCESS_LOG_FORMAT, "errorlog": "-",
             "proc_name": "parkcarbon-serve", "preload_app": False,
             # X-Forwarded-Proto from the proxy decides whether a request came over TLS (ProxyFix does the rest)
             "forwarded_allow_ips": "*" if o["proxies"] else "127.0.0.1"}
