@@ -161,11 +161,11 @@ def backtest(y: pd.Series, horizon: int, origins: int = 8, step: int | None = No
     chosen = min(usable, key=lambda s: s.mase).model if usable else None
     if any(s.mape_skipped for s in scores):
         notes.append("MAPE skips actuals equal to zero (undefined); mape_skipped counts them")
-    return Backtest(freq=_freq(y.index), horizon=horizon, season=m,
+    return Backtest(freq=freq_label(y.index), horizon=horizon, season=m,
                     origins=[y.index[o].isoformat() for o in pos], scores=scores, chosen=chosen, notes=notes,
                     chosen_errors=errors_by_model.get(chosen, []) if chosen else [])
 
 
-def _freq(index: pd.DatetimeIndex) -> str:
+def freq_label(index: pd.DatetimeIndex) -> str:
     step = pd.Timedelta(index.freq) if index.freq is not None else pd.Timedelta(index[1] - index[0])
     return "D" if step == pd.Timedelta(days=1) else pd.tseries.frequencies.to_offset(step).freqstr

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 
 from forecasting import calendar
-from forecasting.backtest import Backtest, backtest
+from forecasting.backtest import Backtest, backtest, freq_label
 from forecasting.models import COLUMNS, Model, baselines, candidates
-from forecasting.series import SeriesError, fill_for_fit, problems, regular
+from forecasting.series import SeriesError, fill_for_fit, level_change, problems, regular
 
 
 @dataclass
@@ -70,25 +70,40 @@ def _result(model: Model, y: pd.Series, horizon: int, bt: Backtest | None, fallb
         notes = [*notes, note]
     return ForecastResult(
         model=model.name, trained_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        freq=bt.freq if bt else (pd.tseries.frequencies.to_offset(y.index.freq).freqstr),
+        freq=bt.freq if bt else freq_label(y.index),
         horizon=horizon, index=[t.isoformat() for t in f.index], backtest=bt, fallback=fallback, notes=notes,
         **{c: [float(v) for v in f[c]] for c in COLUMNS})
 
 
-def forecast_series(y: pd.Series, horizon: int, origins: int = 6) -> ForecastResult:
-    """Backtest the candidates on `y`, fit the chosen one on all of it and forecast `horizon` steps."""
+def forecast_series(y: pd.Series, horizon: int, origins: int = 6,
+                    backtest_horizon: int | None = None) -> ForecastResult:
+    """Backtest the candidates on `y`, fit the chosen one on all of it and forecast `horizon` steps.
+
+    `backtest_horizon` (default: `horizon`) scores only the first steps of each backtest forecast, with the
+    models set up for the whole horizon: a forecast to the year end (up to 365 days) is chosen by how well the
+    same models forecast the next month, which a year of history can score at several origins."""
     y = regular(y)
     notes = problems(y)
     if y.notna().sum() == 0:
         raise SeriesError("the series has no values")
     degenerate = any(n.startswith(("the series is all zero", "the series is constant")) for n in notes)
+    change = None if degenerate else level_change(y)
+    if change is not None:  # the older level would mislead every model: learn from the new level only
+        notes.append(f"history before {y.index[change].isoformat()} left out: the level changed there (a new "
+                     f"line or a replaced meter?); models learn from the {len(y) - change} points after it")
+        y = y.iloc[change:]
     bt: Backtest | None = None
     reason: str | None = None
     if degenerate:
         reason = notes[0]
     else:
         try:
-            bt = backtest(y, horizon, origins=origins)
+            if backtest_horizon is not None and backtest_horizon < horizon:
+                bt = backtest(y, backtest_horizon, origins=origins, models=lambda _h: candidates(horizon))
+                bt.notes.append(f"backtest of the first {backtest_horizon} of {horizon} steps (models set up for "
+                                f"{horizon})")
+            else:
+                bt = backtest(y, horizon, origins=origins)
         except ValueError as exc:
             reason = str(exc)
         else:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 Z80 = 1.2815515655446004  # standard normal quantile at 0.90
+FAN = {0.025: "p2_5", 0.1: "p10", 0.5: "p50", 0.9: "p90", 0.975: "p97_5"}  # quantile -> name
 
 
 @dataclass
@@ -37,6 +38,9 @@ class BurnDown:
     rho: float
     paths: int
     assumption: str
+    # the fan: per forecast day, quantiles of cumulative emissions over the paths (t CO2e); the last day's are
+    # the year-end figures above
+    fan: dict[str, list] | None = None  # day (ISO dates), p2_5, p10, p50, p90, p97_5
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -92,7 +96,10 @@ def burn_down(ytd: pd.Series, forecast: pd.DataFrame, allocation_t: float, rho: 
     ytd_t = float(ytd_cum[-1]) if len(ytd_cum) else 0.0
     cum = ytd_t + np.cumsum(sim, axis=1)  # (paths, days), nondecreasing per path
     totals = cum[:, -1] if cum.shape[1] else np.full(paths, ytd_t)
-    q = {p: float(np.quantile(totals, p)) for p in (0.025, 0.1, 0.5, 0.9, 0.975)}
+    q = {p: float(np.quantile(totals, p)) for p in FAN}
+    fan = {"day": [d.isoformat() for d in fc_days]}
+    for p, name in FAN.items():
+        fan[name] = [float(v) for v in np.quantile(cum, p, axis=0)] if cum.shape[1] else []
     # a day's p-quantile over paths of a nondecreasing cumulative is itself nondecreasing over days
     dates = ytd_days + fc_days
     med = np.concatenate([ytd_cum, np.quantile(cum, 0.5, axis=0)]) if cum.shape[1] else ytd_cum
@@ -104,7 +111,7 @@ def burn_down(ytd: pd.Series, forecast: pd.DataFrame, allocation_t: float, rho: 
         runs_out_p90=_first_crossing(dates, high, allocation_t),
         heading_for_deficit=q[0.5] > allocation_t, rho=float(rho), paths=int(paths),
         assumption=(f"daily errors normal with the spread of each day's 80 % interval, AR(1) correlated across "
-                    f"days with rho = {rho:.2f}; daily emissions clipped at 0; {paths} simulated paths"))
+                    f"days with rho = {rho:.2f}; daily emissions clipped at 0; {paths} simulated paths"), fan=fan)
 
 
 def burn_down_from_forecast(ytd: pd.Series, result, allocation_t: float, paths: int = 2000,
