@@ -15,6 +15,7 @@ import dash_mantine_components as dmc
 from dash import Input, Output, State, dcc, html
 from flask_login import current_user
 
+from park.store import StoreError
 from portal import web
 from portal.alerts import create_tables
 from portal.callbacks import PageCallbacks
@@ -73,7 +74,10 @@ def create_app(ctx: PortalContext, secret: str | None = None) -> dash.Dash:
         elif user.role not in page.ROLES:
             body = dmc.Alert(t("page.forbidden", lang), color="red", id="forbidden")
         else:
-            body = page.layout(scope_for(ctx, user, page.PATH), lang)
+            try:
+                body = page.layout(scope_for(ctx, user, page.PATH), lang)
+            except StoreError as exc:  # the store is down: header, navigation and a banner; retries by itself
+                body = web.store_down(exc, lang, admin=user.role == "admin")
         nav = [dmc.NavLink(label=t(p.TITLE_KEY, lang), href=p.PATH, active=pathname == p.PATH,
                            id=f"nav-{p.__name__.rsplit('.', 1)[-1]}") for p in pages if user.role in p.ROLES]
         park = ctx.park.name if lang == "zh-CN" else ctx.park.name_en or ctx.park.name

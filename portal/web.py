@@ -35,10 +35,12 @@ from portal.auth import (
     start_session,
 )
 from portal.context import PortalContext
+from portal.evidence.api import register_routes as register_evidence_routes
+from portal.i18n import register as register_text
 from portal.i18n import t
 
 OPEN_PATHS = frozenset({"/login", "/_favicon.ico", "/favicon.ico", "/healthz"})  # exactly these paths
-OPEN_PREFIXES = ("/assets/",)  # and what lies under these folders
+OPEN_PREFIXES = ("/assets/", "/api/v1/evidence", "/evidence/public/")  # and under these (evidence API: its own tokens)
 MAX_NEXT = 2048
 KNOWN_COOKIE, KNOWN_DAYS, KNOWN_MAX = "pc_known", 90, 5  # browsers a user signed in from (the throttle spares them)
 WORKER_HEADER = "X-ParkCarbon-Worker"  # the serving process id, only with PARKCARBON_EXPOSE_WORKER=1 (tests)
@@ -159,6 +161,8 @@ def install(server: Flask, ctx: PortalContext, key: str, landing=lambda user: "/
                 abort(403)
         return None
 
+    register_evidence_routes(server, ctx)  # bank API (token) and published keys: portal/evidence/api.py
+
     @server.route("/healthz")
     def healthz():
         from portal.serve import health
@@ -224,6 +228,30 @@ def install(server: Flask, ctx: PortalContext, key: str, landing=lambda user: "/
         resp = redirect("/login")
         resp.delete_cookie("_csrf_token")
         return resp
+
+
+STORE_RETRY_S = 30
+register_text({
+    "store.down.title": {"zh-CN": "数据存储暂时无法访问", "en": "The data store cannot be reached"},
+    "store.down.body": {"zh-CN": f"暂时无法读取能耗和碳排放数据。存储恢复后，本页会自动显示数据"
+                                 f"（每 {STORE_RETRY_S} 秒重试一次）。",
+                        "en": f"Energy and carbon figures cannot be read right now. This page shows them again by "
+                              f"itself once the store is back (it retries every {STORE_RETRY_S} s)."},
+})
+
+
+def store_down(exc: Exception, lang: str, admin: bool = False):
+    """The page body while the time-series store is unavailable: a banner saying so (the header and navigation
+    stay), the store's own message for an administrator, and a reload every STORE_RETRY_S seconds, so the page
+    recovers by itself when the store is back (a refresh <meta> works in the body; no callback needed)."""
+    import dash_mantine_components as dmc
+    from dash import html
+
+    detail = [html.Pre(str(exc)[:500], className="store-down-detail")] if admin else []
+    return html.Div(id="store-down", children=[
+        dmc.Alert(title=t("store.down.title", lang), color="orange", children=[t("store.down.body", lang), *detail]),
+        html.Meta(httpEquiv="refresh", content=str(STORE_RETRY_S)),
+    ])
 
 
 def _login_page(lang: str, token: str, error: str) -> str:

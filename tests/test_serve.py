@@ -89,9 +89,10 @@ class Portal:
         stop_process(self.proc, timeout_s=40)
 
 
-def write_config(root: Path, body: str) -> Path:
+def write_config(root: Path, body: str, secure_cookies: bool = False) -> Path:
     config = root / "parkcarbon.toml"
-    config.write_text(f'data_dir = "state"\n{body}\n[serve]\nsecure_cookies = false\naccess_log = "access.log"\n')
+    secure = "" if secure_cookies else "secure_cookies = false\n"  # on by default
+    config.write_text(f'data_dir = "state"\n{body}\n[serve]\n{secure}access_log = "access.log"\n')
     return config
 
 
@@ -217,13 +218,24 @@ def test_several_workers_on_the_embedded_store_or_sqlite_are_refused_with_what_w
 
 
 def test_the_embedded_store_is_served_by_one_gunicorn_worker_that_a_reload_replaces(tmp_path):
-    """SIGHUP starts the new worker while the old one still holds the DuckDB file: the new one waits for it."""
-    config = write_config(tmp_path, "")
+    """SIGHUP starts the new worker while the old one still holds the DuckDB file: the new one waits for it.
+    Meanwhile `import` and `collect` say plainly why they cannot run and what to do (no DuckDB traceback); the
+    cookies are Secure by default (TLS is expected in front of `serve`)."""
+    config = write_config(tmp_path, "", secure_cookies=True)
     prepare(config)
     portal = Portal(config, 1, tmp_path / "serve.log")
     try:
         cookies, resp = portal.login("alpha", PASSWORD)
         assert resp.status_code == 302
+        set_cookies = resp.headers["Set-Cookie"]
+        assert set_cookies.count("Secure") >= 3  # session, _csrf_token, pc_known
+        readings = tmp_path / "readings.csv"
+        readings.write_text("ts,meter,value\n2024-03-01T00:00:00+08:00,E001-M-GAS,1.5\n")
+        for command, status in ((["import", str(readings)], 3), (["collect"], 2)):
+            done = run(config, *command)
+            assert done.returncode == status, done.stderr
+            assert "in use by another process" in done.stderr and "parkcarbon serve" in done.stderr
+            assert "InfluxDB + PostgreSQL" in done.stderr and "Traceback" not in done.stderr
         old = portal.get("/healthz").json()["pid"]
         portal.proc.send_signal(signal.SIGHUP)
         deadline, pid = time.monotonic() + 60, old
@@ -243,3 +255,42 @@ def test_the_sqlite_metadata_database_is_created_private(tmp_path):
     config = write_config(tmp_path, "")
     prepare(config)
     assert (tmp_path / "state" / "parkcarbon.db").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.influx
+def test_store_down_shows_the_page_with_a_banner_and_recovers_by_itself(influx_server, tmp_path):
+    """With influxd stopped the page keeps its header and navigation and says the store is down (it used to go
+    blank); once influxd is back the same request shows the page again, without a restart."""
+    from park.metadata import create_engine_from_url, import_park_file, load_park
+    from park.settings import Settings
+    from park.store.influx import InfluxConfig, InfluxStore
+    from portal.app import create_app
+    from portal.auth import add_user
+    from portal.context import PortalContext
+    from tests.support import portal as support
+
+    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'meta.db'}")
+    import_park_file(engine, DEMO_PARK_FILE, actor="test")
+    park = load_park(engine)
+    add_user(engine, park.id, "admin", PASSWORD, "admin")
+    store = InfluxStore(InfluxConfig(url=influx_server.url, database="store_down", retries=0, timeout_s=2),
+                        park.catalog(), park.timezone)
+    app = create_app(PortalContext(Settings(data_dir=tmp_path), engine, park, store), "k" * 32)
+    client = app.server.test_client()
+    token = support.login_token(client, "admin", PASSWORD)
+
+    def render() -> str:
+        resp = client.post("/_dash-update-component", json=support.render_body("/"),
+                           headers={"X-CSRFToken": token})
+        assert resp.status_code == 200
+        return resp.get_data(as_text=True)
+
+    influx_server.stop()  # (before any render: figures are cached for a minute, portal.access)
+    try:
+        down = render()
+        assert "store-down" in down and "The data store cannot be reached" in down
+        assert '"http-equiv"' in down.lower() or "httpEquiv" in down  # reloads by itself
+        assert "NavLink" in down  # the navigation stays
+    finally:
+        influx_server.start()
+    assert "store-down" not in render()

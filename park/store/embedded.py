@@ -64,8 +64,10 @@ class EmbeddedStore(TimeSeriesStore):
             holder = re.search(r"PID \d+", str(exc))
             raise StoreUnavailable(
                 f"the embedded store {self.path} is in use by another process"
-                f"{f' ({holder.group(0)})' if holder else ''}, such as a running `parkcarbon collect` or "
-                "`parkcarbon serve`; stop it, or import through it, and try again") from None
+                f"{f' ({holder.group(0)})' if holder else ''}, such as a running `parkcarbon serve` or "
+                "`parkcarbon collect`: the embedded store takes one process at a time. Stop that process and try "
+                "again, or move the park to InfluxDB + PostgreSQL, where the portal, the collectors and imports run "
+                "side by side (docs/deploy.md)") from None
         self._con.execute("SET TimeZone = 'UTC'")
         self._con.execute(SCHEMA)
         self._write_lock = threading.Lock()
