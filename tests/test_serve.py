@@ -294,3 +294,63 @@ def test_store_down_shows_the_page_with_a_banner_and_recovers_by_itself(influx_s
     finally:
         influx_server.start()
     assert "store-down" not in render()
+
+
+# ---- deploy/ -----------------------------------------------------------------------------------------------------
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+UNITS = sorted((DEPLOY / "systemd").glob("*.service"))
+
+
+def unit(path: Path):
+    import configparser
+
+    parser = configparser.ConfigParser(interpolation=None, strict=True, delimiters=("=",))
+    parser.optionxform = str  # systemd keys are case-sensitive
+    parser.read_string(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_the_three_processes_have_systemd_units():
+    assert [p.name for p in UNITS] == ["parkcarbon-collect.service", "parkcarbon-jobs.service",
+                                       "parkcarbon-serve.service"]
+
+
+@pytest.mark.parametrize("path", UNITS, ids=lambda p: p.name)
+def test_each_unit_starts_a_command_the_cli_has_as_an_unprivileged_user(path):
+    import shlex
+
+    from portal.cli import build_parser
+
+    u = unit(path)
+    assert set(u.sections()) == {"Unit", "Service", "Install"}
+    service = u["Service"]
+    argv = shlex.split(service["ExecStart"])
+    assert Path(argv[0]).name == "parkcarbon" and argv[0].startswith("/")
+    args = build_parser().parse_args(argv[1:])  # an unknown command or option exits here
+    assert args.command == path.stem.removeprefix("parkcarbon-")
+    assert service["User"] not in ("", "root") and service["UMask"] == "0077"
+    assert service["Environment"] == "PARKCARBON_CONFIG=/etc/parkcarbon/parkcarbon.toml"
+    assert service["Restart"] in ("always", "on-failure") and u["Install"]["WantedBy"] == "multi-user.target"
+    assert not any(k.lower() in ("password", "token") or "PASSWORD=" in v for k, v in service.items())
+
+
+def test_the_serve_unit_reloads_gracefully_and_tells_systemd_when_ready():
+    service = unit(DEPLOY / "systemd" / "parkcarbon-serve.service")["Service"]
+    assert service["Type"] == "notify"  # gunicorn's master sends READY=1
+    assert service["ExecReload"] == "/bin/kill -HUP $MAINPID" and service["KillMode"] == "mixed"
+
+
+def test_the_example_settings_are_valid_and_allow_their_workers():
+    from park.settings import load_settings
+    from portal.serve import check_workers, serve_options
+
+    settings = load_settings(DEPLOY / "parkcarbon.toml.example", env={})
+    options = serve_options(settings)
+    check_workers(settings, options["workers"])
+    assert options["workers"] > 1 and options["proxies"] == 1 and options["secure_cookies"] is True
+    served = unit(DEPLOY / "systemd" / "parkcarbon-serve.service")["Service"]["ExecStart"]
+    assert f"--workers {options['workers']}" in served
+    nginx = (DEPLOY / "nginx" / "parkcarbon.conf").read_text()
+    assert f"server 127.0.0.1:{settings.port};" in nginx and "X-Forwarded-Proto $scheme" in nginx
+    assert "ssl_certificate " in nginx and "return 301 https://" in nginx and "server_tokens off" in nginx
