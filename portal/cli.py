@@ -11,6 +11,7 @@ import pandas as pd
 
 from collectors.sources.files import FileFormatError
 from forecasting.cli import register as register_forecast
+from park.jobs import register_jobs
 from park.metadata import create_engine_from_url, import_park_file, load_park
 from park.migrations import SchemaError, check_schema
 from park.model import Park
@@ -18,6 +19,9 @@ from park.parkfile import DEMO_PARK_FILE, ParkFileError, load_park_file
 from park.settings import Settings, SettingsError, load_settings
 from park.store import StoreError, TimeSeriesStore, open_store
 from portal.auth import AuthError, Role, add_user
+from portal.evidence.cli import key_line as evidence_key_line
+from portal.evidence.cli import register as register_evidence
+from portal.reports.cli import register as register_reports
 
 log = logging.getLogger("parkcarbon")
 
@@ -38,6 +42,9 @@ variables; secrets (PARKCARBON_INFLUX_PASSWORD, PARKCARBON_INFLUX_TOKEN) only fr
 def _engine(settings: Settings, *, upgrade: bool = False):
     """The metadata database.  `init` and `demo` upgrade its schema to this release's (park.migrations); the other
     commands refuse a database that is behind (SchemaError) rather than change it behind the operator's back."""
+    from portal.serve import private_sqlite_file
+
+    private_sqlite_file(settings.metadata_url)  # a new SQLite file (password hashes) is made 0600 in one step
     engine = create_engine_from_url(settings.metadata_url, create_tables=upgrade)
     if not upgrade:
         check_schema(engine)
@@ -65,6 +72,7 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     report = import_park_file(_engine(settings, upgrade=True), park_file, actor="cli")
     print(report.summary())
+    print(evidence_key_line(settings))  # the park's Ed25519 signing key (portal/evidence/keys.py)
     park, store = _open(settings)
     store.close()
     print(f"time-series store: {settings.store_backend} "
@@ -191,8 +199,9 @@ def cmd_collect(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    park, store = _open(settings)
-    return _serve(store, park, settings, args)
+    from portal.serve import serve_command  # gunicorn with [serve] workers (docs/deploy.md)
+
+    return serve_command(args, settings)
 
 
 def _serve(store: TimeSeriesStore, park: Park, settings: Settings, args: argparse.Namespace) -> int:
@@ -206,7 +215,12 @@ def _serve(store: TimeSeriesStore, park: Park, settings: Settings, args: argpars
     app = create_app(ctx, secret_key(settings.data_dir, os.environ.get("PARKCARBON_SECRET_KEY")))
     host, port = args.host or settings.host, args.port or settings.port
     print(f"portal: http://{host}:{port}/  (Ctrl-C stops)", flush=True)
-    app.run(host=host, port=port, debug=False)
+    from werkzeug.serving import WSGIRequestHandler
+
+    class _Handler(WSGIRequestHandler):  # the demo's one process: no server version in the answers
+        server_version, sys_version = "ParkCarbon", ""
+
+    app.run(host=host, port=port, debug=False, request_handler=_Handler)
     return 0
 
 
@@ -293,10 +307,15 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=helptext, description="Serve the Dash portal on the configured store.")
         s.set_defaults(func=cmd_serve)
     register_forecast(sub)  # `forecast backtest FILE` (forecasting/cli.py)
+    register_jobs(sub)  # `jobs`, `jobs list`, `jobs run JOB_ID` (park/jobs_cli.py)
+    register_reports(sub)  # `report run|list|show|get` (portal/reports/cli.py)
+    register_evidence(sub)  # `evidence request|grant|...|build|verify|keys|token` (portal/evidence/cli.py)
 
     for s in (demo, sub.choices["serve"]):
         s.add_argument("--host", help="address to listen on (default 127.0.0.1)")
         s.add_argument("--port", type=int, help="port (default 8050)")
+    sub.choices["serve"].add_argument("--workers", type=int, help="worker processes (default [serve] workers, 1); "
+                                      "more than 1 needs InfluxDB and PostgreSQL (docs/deploy.md)")
     return p
 
 
