@@ -161,3 +161,23 @@ def _outside(a: pd.Timestamp, b: pd.Timestamp, planned: list[tuple[pd.Timestamp,
     if cursor < b:
         out.append((cursor, b))
     return out
+
+
+def utilisation_by_day(devices: list[Device], points: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
+                       calendar: ShiftCalendar = DEFAULT_CALENDAR) -> pd.DataFrame:
+    """Utilisation per device per park-local day over [start, end) (start and end at park-local midnights): day,
+    device and the Utilisation fields, the input of carbon.risk.capacity_scale and shutdown_signals.
+
+    points: current readings from `lead_time(devices)` before `start` to `end`.  A day without readings is all
+    unknown (coverage 0), never all off."""
+    lead = lead_time(devices)
+    rows = []
+    for d in devices:
+        r = _readings(points, d.id)
+        day = pd.Timestamp(start)
+        while day < end:
+            nxt = min(day + pd.DateOffset(days=1), pd.Timestamp(end))
+            span = r[(r["ts"] >= day - lead) & (r["ts"] < nxt)]
+            rows.append({"day": day, **utilisation(span, d, day, nxt, calendar).__dict__})
+            day = nxt
+    return pd.DataFrame(rows)

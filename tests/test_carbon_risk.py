@@ -170,3 +170,33 @@ def test_energy_falling_signal():
     assert list(out["code"]) == ["energy.falling"] and out["value"].iloc[0] == pytest.approx(0.6)
     energy.iloc[-3:] = 60.0
     assert shutdown_signals(_by_day({"a": [8.0] * 35}), _day("2025-07-05"), monthly_energy=energy).empty
+
+
+def test_bracelet_readings_to_capacity_scale_and_idle_signal():
+    """collectors.bracelet_analytics.utilisation_by_day feeds capacity_scale and shutdown_signals."""
+    from datetime import time
+
+    from collectors.bracelet import Shift, ShiftCalendar
+    from collectors.bracelet_analytics import utilisation_by_day
+    from park.model import Device
+
+    cal = ShiftCalendar({d: (Shift(time(8), time(16)),) for d in range(7)})
+    press = Device("P1", "E1", idle_current_a=1.0, run_current_a=5.0, interval_s=600)
+    lathe = Device("L1", "E1", idle_current_a=1.0, run_current_a=5.0, interval_s=600)
+    start, end = _day("2025-06-01"), _day("2025-06-11")
+    ts = pd.date_range(start - pd.Timedelta(hours=1), end, freq="10min", inclusive="left")
+    local_h = ts.hour
+    # the press runs 08:00-12:00 every day (half its shift); the lathe idles at 2 A all the time
+    press_a = np.where((local_h >= 8) & (local_h < 12), 20.0, 0.0)
+    points = pd.concat([pd.DataFrame({"ts": ts, "series": "P1", "value": press_a}),
+                        pd.DataFrame({"ts": ts, "series": "L1", "value": 2.0})], ignore_index=True)
+    by_day = utilisation_by_day([press, lathe], points, start, end, cal)
+    assert len(by_day) == 20 and set(by_day["device"]) == {"P1", "L1"}
+    press_days = by_day[by_day["device"] == "P1"]
+    assert press_days["utilisation"].to_numpy() == pytest.approx(np.full(10, 0.5), abs=0.03)
+    cap = capacity_scale(by_day, {"P1": 30.0, "L1": 10.0}).iloc[0]
+    # rated-power weighted: (30 x 0.5 + 10 x 0) / 40 = 0.375
+    assert cap["utilisation"] == pytest.approx(0.375, abs=0.02)
+    assert cap["capacity_kw"] == pytest.approx(15.0, abs=0.8)
+    signals = shutdown_signals(by_day, _day("2025-06-10")).set_index("code")
+    assert signals.loc["machines.idle", "subject"] == "L1"
