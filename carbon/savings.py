@@ -135,6 +135,7 @@ class Savings:
     co2_factor_id: str
     uncertainty: dict[float, Uncertainty]
     meets_guideline14: bool
+    data: pd.DataFrame  # the periods used: period_start, role (baseline | reporting), consumption, regressors
     notes: tuple[str, ...] = field(default=())
 
     def summary(self) -> dict:
@@ -309,6 +310,8 @@ def measured_savings(data: pd.DataFrame, project_start, *, carrier: str, unit: s
         uncertainty[level] = Uncertainty(confidence=level, fsu=fsu, fsu_half_width=fsu * saved,
                                          interval_lower=float(saved - t_pi * se_total),
                                          interval_upper=float(saved + t_pi * se_total))
+    used_data = pd.concat([base.assign(role="baseline"), rep.assign(role="reporting")])[
+        ["period_start", "role", "consumption", *regressors]].reset_index(drop=True)
     fsu68 = uncertainty[0.68].fsu
     meets = bool(all(fit.criteria.values()) and math.isfinite(fsu68) and fsu68 <= G14_MAX_FSU_68)
     return Savings(
@@ -318,7 +321,8 @@ def measured_savings(data: pd.DataFrame, project_start, *, carrier: str, unit: s
         adjusted_baseline=adjusted_total, reporting_consumption=reporting_total, energy_saved=saved,
         fractional_savings=fraction, energy_saved_tce=saved * tce.tce_per_unit, tce_factor_id=tce.factor_id,
         co2_avoided_t_co2e=saved * t_co2e_per_unit, co2_factor_t_co2e_per_unit=t_co2e_per_unit,
-        co2_factor_id=co2_factor_id, uncertainty=uncertainty, meets_guideline14=meets, notes=tuple(notes))
+        co2_factor_id=co2_factor_id, uncertainty=uncertainty, meets_guideline14=meets, data=used_data,
+        notes=tuple(notes))
 
 
 def fractional_savings_uncertainty(cv_rmse: float, n: int, n_eff: float, m: int, p: int, fraction: float,

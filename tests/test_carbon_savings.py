@@ -281,3 +281,32 @@ def test_guideline_14_criteria_fail_on_a_noisy_model():
     data, start, _ = _synthetic(4, 0.05, 100000)
     s = _run(data, start)
     assert s.fit.cv_rmse > 0.15 and not s.fit.criteria["cv_rmse"] and not s.meets_guideline14
+
+
+def test_daily_data_get_the_day_off_calendar_term():
+    rng = np.random.default_rng(8)
+    starts = pd.date_range("2024-03-01", periods=120, freq="D", tz=TZ)
+    day_off = calendar_terms(pd.Series(starts), "daily").to_numpy()
+    assert day_off[:3].tolist() == [0, 1, 1]  # 2024-03-01 Friday, then the weekend
+    output = rng.uniform(10, 40, 120)  # weekend orders too: output does not follow the calendar
+    kwh = 3000 - 1500 * day_off + 100 * output + rng.normal(0, 100, 120)
+    kwh[90:] -= 300
+    data = pd.DataFrame({"period_start": starts, "consumption": kwh, "output": output})
+    s = _run(data, starts[90])
+    assert s.regressors == ("output", "day_off")
+    assert s.fit.coefficients.set_index("term").loc["day_off", "estimate"] == pytest.approx(-1500, rel=0.2)
+    assert s.energy_saved == pytest.approx(30 * 300, rel=0.3)
+
+
+def test_summary_is_plain_json_and_the_data_used_are_kept_for_recomputing():
+    import json
+
+    data, start, _ = _synthetic(2, 0.1, 2000)
+    s = _run(data, start)
+    text = json.dumps(s.summary())
+    assert '"energy_saved_kWh"' in text and '"fsu_68"' in text
+    assert list(s.data.columns) == ["period_start", "role", "consumption", "output", "working_days"]
+    assert (s.data["role"] == "baseline").sum() == s.fit.n == 24
+    again = measured_savings(s.data.drop(columns="role"), start, carrier="electricity", unit="kWh", tce=KWH_TCE,
+                             t_co2e_per_unit=0.0)
+    assert again.energy_saved == s.energy_saved and again.fit.r2 == s.fit.r2
