@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 
@@ -67,13 +68,16 @@ def _is_year(name: str, values: pd.Series) -> bool:
 
 def data_table(table_id: str, frame: pd.DataFrame, percent: tuple[str, ...] | list[str] = (),
                lang: str | None = None, page_size: int = 20, percent_digits: int = 1,
-               wrap: tuple[str, ...] | list[str] | set[str] = (), empty: str | None = None) -> dag.AgGrid | html.P:
+               wrap: tuple[str, ...] | list[str] | set[str] = (), empty: str | None = None,
+               links: dict[str, list[str | None]] | None = None,
+               colours: dict[str, dict[str, str]] | None = None) -> dag.AgGrid | html.P:
     """A sortable grid (dash-ag-grid) whose wide tables scroll instead of being cut off: numbers right-aligned
     with thousands separators (gaps "—", never 0), shares as percentages (the download keeps the numbers), column
     widths fitted to the content, AG Grid's own words in the page's language (`lang`, else the language of the
     headers, which the pages have translated).  Text columns in `wrap` wrap at a wider width; a long table is
     paged (`page_size`) and filterable.  A table without rows is a note (`empty`, else "no data"), not an empty
-    grid."""
+    grid.  `links`: column -> one path per row (None: no link), shown as links (drill down: an enterprise to its
+    page, a workshop to its meters); `colours`: column -> {shown value: colour} (quota status in colour)."""
     from portal.i18n import t
 
     lang = lang or ("zh-CN" if any(_CJK.search(str(c)) for c in frame.columns) else "en")
@@ -102,8 +106,20 @@ def data_table(table_id: str, frame: pd.DataFrame, percent: tuple[str, ...] | li
             col.update(wrapText=True, autoHeight=True, minWidth=240, width=320, maxWidth=480)
         else:
             col.update(minWidth=_shown_width(str(name), texts), maxWidth=480)
+        if links and name in links:
+            col.update(cellRenderer="markdown", linkTarget="_self")
+        if colours and name in colours:
+            col["cellStyle"] = {"styleConditions": [
+                {"condition": f"params.value === {json.dumps(v)}", "style": {"color": c, "fontWeight": 600}}
+                for v, c in colours[name].items() if v in set(values.dropna())]}  # only values shown
         columns.append(col)
-    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")  # a gap is null, not NaN
+    shown = frame
+    if links:
+        shown = frame.copy()
+        for name, hrefs in links.items():
+            shown[name] = [f"[{_md(v)}]({h})" if h and isinstance(v, str) else v
+                           for v, h in zip(frame[name], hrefs, strict=True)]
+    rows = shown.astype(object).where(shown.notna(), None).to_dict("records")  # a gap is null, not NaN
     return dag.AgGrid(
         id=table_id, rowData=rows, columnDefs=columns, columnSize="autoSize",
         defaultColDef={"sortable": True, "resizable": True, "minWidth": 72, "filter": len(frame) > page_size},
@@ -113,6 +129,11 @@ def data_table(table_id: str, frame: pd.DataFrame, percent: tuple[str, ...] | li
                          "enableCellTextSelection": True,
                          "ensureDomOrder": True, "localeText": grid_locale(lang)},
         className="data-grid", style={"width": "100%"})
+
+
+def _md(text: str) -> str:
+    """Text safe inside a markdown link's label."""
+    return re.sub(r"([\\\[\]()*_`<>])", r"\\\1", text)
 
 
 def completeness(result) -> tuple[bool, list[str]]:

@@ -82,6 +82,29 @@ class QuotaView:
     basis: str = DEFAULT_QUOTA_BASIS  # carbon.quota.QUOTA_BASES
 
 
+METER_COLUMNS = ["meter", "name", "carrier", "workshop", "value", "unit", "coverage", "estimated", "quarantined"]
+
+
+@dataclass
+class MeterView:
+    """One meter over park-local [start, end): its readings, their quality, and what was quarantined."""
+
+    meter: object  # park.model.Meter
+    start: pd.Timestamp
+    end: pd.Timestamp
+    readings: pd.DataFrame  # ts (park-local), value, quality
+    value: float  # the sum of the readings (NaN without any), in `unit`
+    unit: str
+    expected: int  # intervals expected over the period
+    measured: int  # intervals read as measured
+    qualities: dict[str, int]  # quality -> readings
+    quarantined: pd.DataFrame  # received, ts, value, code, severity, sentence, reason, source, line
+
+    @property
+    def coverage(self) -> float:
+        return self.measured / self.expected if self.expected else float("nan")
+
+
 @dataclass(frozen=True)
 class EnterpriseScope:
     """The request's scope bound to one enterprise it may read."""
@@ -232,3 +255,73 @@ class EnterpriseScope:
         points = self.points("current", start - pd.DateOffset(days=6) - bracelets.lead_time(devices), end)
         metered = self.aggregate("energy", start, end, "day", where={"carrier": "electricity"})
         return bracelets.equipment_day(self.enterprise, devices, points, metered, start, end)
+
+    # ---- meters (drill down: workshop -> its meters -> one meter's readings and quality codes) --------------
+    def meters(self, workshop: str | None = None) -> list:
+        """The enterprise's meters (of one workshop when given), in park order."""
+        return [m for m in self.scope.park.meters if m.enterprise == self.enterprise
+                and (workshop is None or m.workshop == workshop)]
+
+
+    def meter_table(self, start, end, workshop: str | None = None) -> pd.DataFrame:
+        """Each meter's energy (in its carrier's unit), coverage, estimated readings and quarantined rows over
+        [start, end)."""
+        from park.units import canonical_unit
+
+        meters = self.meters(workshop)
+        if not meters:
+            return pd.DataFrame(columns=METER_COLUMNS)
+        ids = [m.id for m in meters]
+        cov = self.scope.coverage("energy", start, end, by=("series",), where=self._where({"series": ids}))
+        cov = cov.set_index("series") if len(cov) else pd.DataFrame(columns=["expected", "measured"])
+        pts = self.points("energy", start, end, where={"series": ids})
+        value = pts.groupby("series")["value"].sum(min_count=1) if len(pts) else pd.Series(dtype=float)
+        estimated = (pts[pts["quality"] != "measured"].groupby("series").size() if len(pts)
+                     else pd.Series(dtype=int))
+        q = self._quarantined(ids, start, end)
+        bad = q.groupby("series").size() if len(q) else pd.Series(dtype=int)
+        rows = []
+        for m in meters:
+            exp = float(cov["expected"].get(m.id, 0) or 0)
+            rows.append({"meter": m.id, "name": m.name, "carrier": m.carrier.value, "workshop": m.workshop,
+                         "value": float(value.get(m.id, float("nan"))), "unit": canonical_unit(m.carrier.value),
+                         "coverage": float(cov["measured"].get(m.id, 0) or 0) / exp if exp else float("nan"),
+                         "estimated": int(estimated.get(m.id, 0)), "quarantined": int(bad.get(m.id, 0))})
+        return pd.DataFrame(rows, columns=METER_COLUMNS)
+
+
+    def _quarantined(self, ids: list[str], start, end) -> pd.DataFrame:
+        """Quarantined rows of these meters whose reading time (else time received) falls in [start, end)."""
+        q = self.scope.quarantined()
+        q = q[q["series"].isin(ids)].copy()
+        if q.empty:
+            return q
+        tz = self.scope.park.tz
+        when = pd.to_datetime(q["ts"], utc=True, errors="coerce").fillna(pd.to_datetime(q["received"], utc=True))
+        when = when.dt.tz_convert(tz)
+        return q[(when >= pd.Timestamp(start)) & (when < pd.Timestamp(end))].reset_index(drop=True)
+
+
+    def meter_view(self, meter_id: str, start, end) -> MeterView:
+        """One meter of this enterprise over [start, end); Forbidden for a meter of another enterprise."""
+        from park import findings
+        from park.units import canonical_unit
+        from portal.access import Forbidden
+
+        meter = next((m for m in self.meters() if m.id == meter_id), None)
+        if meter is None:
+            raise Forbidden(f"meter {meter_id!r} is not a meter of enterprise {self.enterprise}")
+        pts = self.points("energy", start, end, where={"series": [meter.id]})
+        cov = self.scope.coverage("energy", start, end, by=("series",), where=self._where({"series": [meter.id]}))
+        expected = int(cov["expected"].sum()) if len(cov) else 0
+        measured = int(cov["measured"].sum()) if len(cov) else 0
+        q = self._quarantined([meter.id], start, end)
+        if len(q):
+            q["severity"] = [findings.CATALOGUE[c].severity if c in findings.CATALOGUE else "" for c in q["code"]]
+            q["sentence"] = [findings.CATALOGUE[c].sentence if c in findings.CATALOGUE else "" for c in q["code"]]
+        cols = ["received", "ts", "value", "code", "severity", "sentence", "reason", "source", "line"]
+        q = q.reindex(columns=cols)
+        return MeterView(meter, pd.Timestamp(start), pd.Timestamp(end), pts[["ts", "value", "quality"]],
+                         float(pts["value"].sum(min_count=1)) if len(pts) else float("nan"),
+                         canonical_unit(meter.carrier.value), expected, measured,
+                         pts["quality"].value_counts().sort_index().to_dict() if len(pts) else {}, q)

@@ -13,7 +13,8 @@ from types import ModuleType
 
 from portal.auth import Role
 
-PAGE_MODULES = ["overview", "cockpit", "enterprise", "equipment", "quality", "warnings", "consents", "admin"]
+PAGE_MODULES = ["overview", "cockpit", "enterprise", "meters", "equipment", "quality", "warnings", "consents",
+                "sharing", "admin"]
 LANDING = {Role.ADMIN: "/", Role.REGULATOR: "/", Role.ENTERPRISE: "/enterprise", Role.BANK: "/consents"}
 
 

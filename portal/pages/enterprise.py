@@ -11,11 +11,12 @@ enterprise user asking for another one gets a refusal, recorded in the audit log
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import parse_qs, quote
 
 import dash_mantine_components as dmc
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, State, dcc, html
+from dash import Input, Output, State, dcc, html, no_update
 
 from carbon.costs import CARBON_PRICE_CNY_PER_T
 from carbon.summary import PERIODS, SCOPE_COLUMNS
@@ -208,6 +209,13 @@ def workshop_table(f: EnterpriseFigures, park: Park, lang: str) -> pd.DataFrame:
     return pd.DataFrame({t("ent.col.workshop", lang): names, **_scope_columns(d, lang)})
 
 
+def workshop_links(f: EnterpriseFigures) -> list[str]:
+    """Each workshop's meters (drill down), in the workshop table's order; enterprise-level meters: all meters."""
+    e = quote(f.enterprise)
+    return [f"/meters?e={e}&w={quote(w)}" if isinstance(w, str) else f"/meters?e={e}"
+            for w in f.by_workshop["workshop"]]
+
+
 def intensity_table(f: EnterpriseFigures, lang: str) -> pd.DataFrame:
     d = f.intensity
     metric = d["metric"].map(lambda m: t("col.coverage", lang) if m == "coverage" else t(f"ent.metric.{m}", lang))
@@ -312,7 +320,7 @@ def render_details(f: EnterpriseFigures, park: Park, lang: str) -> list:
         html.P(period, className="note"),
         _graph(ws_fig, "ent-workshops", t("ent.chart.workshops", lang)),
         downloads.buttons("ent-workshop", lang),
-        data_table("ent-workshop-table", ws, percent=share[:1]),
+        data_table("ent-workshop-table", ws, percent=share[:1], links={ws.columns[0]: workshop_links(f)}),
         html.H3(t("ent.intensity.title", lang)),
         html.P(period + "; " + t("ent.intensity.note", lang).format(
             start=f"{ly_start:%Y-%m-%d %H:%M}", end=f"{ly_end:%Y-%m-%d %H:%M}",
@@ -447,6 +455,13 @@ def register(callbacks) -> None:
         if f is None:
             return dmc.Alert(t("ent.empty_period", lang), color="gray"), []
         return render_summary(f, scope.park, lang), render_details(f, scope.park, lang)
+
+    @callbacks.callback(Output("ent-enterprise", "value"), Input("url", "search"), State("ent-enterprise", "value"),
+                        action="open from a link")
+    def from_link(scope, lang: str, search: str | None, current: str | None):
+        """/enterprise?e=E1 (a click in the overview's ranking) opens that enterprise when the user may see it."""
+        asked = parse_qs((search or "").lstrip("?")).get("e", [None])[0]
+        return asked if asked and asked != current and scope.may_see(asked) else no_update
 
     @callbacks.callback(Output("ent-power", "children"), Input("ent-enterprise", "value"),
                         Input("ent-tick", "n_intervals"), action="power")

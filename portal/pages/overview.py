@@ -4,12 +4,14 @@ grades and quota status; energy by carrier with units, periods and data coverage
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
 
 from park.model import Park
-from portal import downloads
+from portal import downloads, theme
 from portal.auth import Role
 from portal.components import completeness_badge, data_table, fmt, graph, kpi, pct
 from portal.i18n import register as register_text
@@ -152,8 +154,24 @@ def render_carbon(co: CarbonOverview, park: Park, lang: str, now: pd.Timestamp |
         html.P(f"{t('period', lang)}: {co.ranking_period} ({park.timezone}); {t('ranking.note', lang)}",
                className="note"),
         downloads.buttons("ranking", lang, table),
-        data_table("ranking-table", table, percent=[t("col.coverage", lang), t("col.quota_used", lang)]),
+        data_table("ranking-table", table, percent=[t("col.coverage", lang), t("col.quota_used", lang)],
+                   links={t("col.enterprise", lang): ranking_links(co)},
+                   colours={t("col.quota_status", lang): quota_colours(lang)}),
     ]
+
+
+def ranking_links(co: CarbonOverview) -> list[str]:
+    """Each ranked enterprise's page, in the ranking table's order (drill down: click an enterprise)."""
+    if co.ranking.empty:
+        return []
+    r = co.ranking.sort_values("emissions_t_co2e", ascending=False)
+    return [f"/enterprise?e={quote(str(e))}" for e in r["enterprise"]]
+
+
+def quota_colours(lang: str) -> dict[str, str]:
+    """Quota status in colour: a deficit red, a surplus green, no quota grey."""
+    return {t("quota.deficit", lang): theme.BAD, t("quota.surplus", lang): theme.GOOD,
+            t("quota.none", lang): theme.NEUTRAL, t("quota.unknown", lang): theme.NEUTRAL}
 
 
 def layout(scope, lang: str) -> html.Div:
