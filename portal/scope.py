@@ -165,6 +165,22 @@ class Scope:
         self.record("access_denied", f"{self.page}:{asked}", role=str(self.user.role))
         return None
 
+    # ---- forecasts: the nightly job's cache (forecasting.cache); nothing is trained in a request -----------------
+    def forecasts(self, quantity: str | None = None) -> list:
+        """Cached forecasts of the visible enterprises (and the park's own series for a park-wide scope)."""
+        from forecasting.cache import load_forecasts
+
+        subjects = None if self.park_wide else set(self.enterprise_ids)
+        return load_forecasts(self._ctx.engine, self._ctx.park.id, quantity, subjects)
+
+    def quota_forecast(self, enterprise: str):
+        """The cached quota-basis forecast and burn-down of one visible enterprise, or None."""
+        from forecasting.cache import load_forecast, series_key
+
+        if not self.may_see(enterprise):
+            raise Forbidden(f"user {self.user.username} may not read enterprise {enterprise}")
+        return load_forecast(self._ctx.engine, self._ctx.park.id, series_key(enterprise, "quota_t_co2e", "D"))
+
     # ---- warnings ----------------------------------------------------------------------------------------------
     def alerts(self) -> list:
         from portal.alerts import current_alerts
@@ -231,6 +247,51 @@ class Scope:
     def audit_events(self, limit: int) -> pd.DataFrame:
         self.require(Role.ADMIN)
         return audit.events(self._ctx.engine, limit)
+
+    # ---- green-loan evidence: consents and packs (portal/evidence, docs/evidence.md) ---------------------------
+    def consent_list(self) -> list:
+        """The consents the user is party to: a bank's own, its enterprise's, every one for the administrator."""
+        from portal.evidence import consent
+
+        if self.role is Role.BANK:
+            return consent.consents(self._ctx.engine, self._ctx.park.id, bank=self.user.username)
+        if self.role is Role.ENTERPRISE:
+            return consent.consents(self._ctx.engine, self._ctx.park.id, enterprise=self.user.enterprise_id or "")
+        self.require(Role.ADMIN)
+        return consent.consents(self._ctx.engine, self._ctx.park.id)
+
+    def consent_request(self, enterprise: str, purpose: str, data: list[str], period_from: str, period_to: str,
+                        expires_at) -> object:
+        """A bank asks an enterprise for consent (portal.evidence.consent.request)."""
+        from portal.evidence import consent
+
+        self.require(Role.BANK)
+        return consent.request(self._ctx.engine, self._ctx.park.id, self.user.username, enterprise, purpose, data,
+                               period_from, period_to, expires_at, now=self.now())
+
+    def consent_decide(self, consent_id: int, action: str, reason: str = "") -> object:
+        """grant, refuse or revoke a consent as this user (the consent module checks the user is a party)."""
+        from portal.evidence import consent
+
+        if action not in ("grant", "refuse", "revoke"):
+            raise Forbidden(f"unknown consent action {action!r}")
+        return getattr(consent, action)(self._ctx.engine, int(consent_id), self.user.username, now=self.now(),
+                                        reason=reason)
+
+    def evidence_pack(self, enterprise: str, period: str) -> tuple[bytes, dict]:
+        """The signed evidence pack of an enterprise and period, under this bank's consent in force (NoConsent
+        otherwise, audit-logged)."""
+        from portal.evidence.pack import issue
+
+        return issue(self._ctx, self, enterprise, period, now=self.now())
+
+    def evidence_packs(self) -> pd.DataFrame:
+        """The packs issued to this bank (every pack for the administrator), newest first."""
+        from portal.evidence.pack import pack_log
+
+        self.require(Role.BANK, Role.ADMIN)
+        mine = self.user.username if self.role is Role.BANK else None
+        return pack_log(self._ctx.engine, self._ctx.park.id, issued_to=mine)
 
 
 def scope_for(ctx, user: User, page: str = "") -> Scope:

@@ -125,8 +125,13 @@ def request(engine: Engine, park_id: str, bank: str, enterprise: str, purpose: s
             raise ConsentError(f"user {bank!r} is not a bank (role {user.role})")
         from park.metadata import EnterpriseRow
 
-        if s.get(EnterpriseRow, (park_id, enterprise)) is None:
-            raise ConsentError(f"no enterprise {enterprise!r} in park {park_id}")
+        enterprise = (enterprise or "").strip()
+        if s.get(EnterpriseRow, (park_id, enterprise)) is None:  # a unified social credit code names it too
+            by_code = s.scalars(select(EnterpriseRow.id).where(EnterpriseRow.park_id == park_id,
+                                                               EnterpriseRow.credit_code == enterprise)).first()
+            if not enterprise or by_code is None:
+                raise ConsentError(f"no enterprise {enterprise!r} in park {park_id}")
+            enterprise = by_code
         row = ConsentRow(park_id=park_id, bank=bank, enterprise_id=enterprise, purpose=purpose, data=",".join(data),
                          period_from=first, period_to=last, expires_at=expires, state="requested", requested_at=at,
                          requested_by=actor or bank, note=note)

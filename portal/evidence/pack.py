@@ -433,7 +433,7 @@ def issue(ctx, scope, enterprise: str, period: str, *, bank: str | None = None, 
                      "a bank) receives evidence packs")
         raise consents.NoConsent("only a bank (or the park administrator on a bank's behalf: --bank) receives "
                                  "evidence packs")
-    at = consents._now(now)
+    at = consents._now(scope.now() if now is None else now)  # the portal's clock (injectable), not the wall's
     tz = ctx.park.tz
     p = parse_period(period, tz, scope.now())
     try:
