@@ -475,6 +475,49 @@ def test_the_lease_has_one_holder_and_passes_on_when_it_expires_postgresql(postg
 # --- two real `parkcarbon jobs` processes ------------------------------------------------------------------------
 
 
+def write_config(tmp_path: Path, metadata_url: str, jobs: str = "") -> Path:
+    """A settings file with only this file's provider's jobs scheduled (the real providers' jobs disabled)."""
+    others = [s.id for s in job_specs(Settings(data_dir=tmp_path))]
+    config = tmp_path / "parkcarbon.toml"
+    config.write_text(f'data_dir = "{tmp_path}"\nmetadata_url = "{metadata_url}"\n\n[jobs]\n{jobs}'
+                      f'providers = ["tests.test_jobs"]\ndisabled = {others!r}\n'.replace("'", '"'), encoding="utf-8")
+    return config
+
+
+def test_jobs_list_run_and_log_on_the_command_line(tmp_path: Path, engine: Engine, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from portal.cli import main
+
+    every_quarter_hour = 'cron = { "test.every_second" = { second = "0", minute = "*/15" } }\n'
+    config = write_config(tmp_path, str(engine.url), every_quarter_hour)
+    monkeypatch.setenv(RUNS_FILE_ENV, str(tmp_path / "executions.txt"))
+    assert main(["--config", str(config), "jobs", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "test.every_second\n  counts its runs\n  cron (Asia/Shanghai): second=0, minute=*/15\n" in listing
+    assert "next run: " in listing and "CST (not yet in the job store: computed)" in listing
+    assert "last run: never" in listing and "leader: none has run yet" in listing
+
+    assert main(["--config", str(config), "jobs", "run", "test.every_second", "--at", "2028-02-29T23:45"]) == 0
+    assert capsys.readouterr().out.startswith("test.every_second due 2028-02-29 23:45:00 CST (attempt 1): success")
+    assert main(["--config", str(config), "jobs", "run", "test.every_second", "--at", "2028-02-29T15:45:00+00:00"]) == 0
+    assert "(attempt 2)" in capsys.readouterr().out  # the same due time again: a new attempt, both logged
+    assert executions(tmp_path / "executions.txt") == [
+        ("test.every_second", "2028-02-29T15:45:00+00:00", os.getpid())] * 2
+    assert [(r.trigger, r.attempt) for r in job_runs(engine, "test.every_second")] == [("manual", 2), ("manual", 1)]
+
+    assert main(["--config", str(config), "jobs", "run", "test.every_second"]) == 0  # its latest due time
+    latest = job_runs(engine, "test.every_second", limit=1)[0].scheduled_for.astimezone(SHANGHAI)
+    assert latest.second == 0 and latest.minute % 15 == 0 and datetime.now(UTC) - latest < timedelta(minutes=15)
+    capsys.readouterr()
+    assert main(["--config", str(config), "jobs", "log", "--job", "test.every_second"]) == 0
+    assert capsys.readouterr().out.count("test.every_second  due ") == 3
+
+    assert main(["--config", str(config), "jobs", "run", "no.such.job"]) == 2
+    assert "no job 'no.such.job'; jobs: test.every_second" in capsys.readouterr().err
+    assert main(["--config", str(config), "jobs", "run", "test.every_second", "--at", "29/02/2028"]) == 2
+    assert "is not an ISO time" in capsys.readouterr().err
+
+
 def start_jobs(config: Path, runs_file: Path) -> subprocess.Popen:
     env = {**os.environ, RUNS_FILE_ENV: str(runs_file), "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-m", "portal.cli", "--config", str(config), "jobs"], cwd=ROOT,
@@ -498,9 +541,7 @@ def executions(runs_file: Path) -> list[tuple[str, str, int]]:
 
 def two_processes_one_leader(tmp_path: Path, metadata_url: str) -> None:
     engine = create_engine_from_url(metadata_url)  # upgraded, as `parkcarbon init` does
-    config = tmp_path / "parkcarbon.toml"
-    config.write_text(f'data_dir = "{tmp_path}"\nmetadata_url = "{metadata_url}"\n\n[jobs]\nlease_seconds = 3\n'
-                      'heartbeat_seconds = 0.5\nproviders = ["tests.test_jobs"]\n', encoding="utf-8")
+    config = write_config(tmp_path, metadata_url, "lease_seconds = 3\nheartbeat_seconds = 0.5\n")
     runs_file = tmp_path / "executions.txt"
     first = start_jobs(config, runs_file)
     second = None
