@@ -16,6 +16,7 @@ from carbon.risk import (
     elasticity,
     elasticity_windows,
     peer_stats,
+    rated_kw_estimate,
     risk_indicators,
     shutdown_signals,
     trend,
@@ -200,3 +201,13 @@ def test_bracelet_readings_to_capacity_scale_and_idle_signal():
     assert cap["capacity_kw"] == pytest.approx(15.0, abs=0.8)
     signals = shutdown_signals(by_day, _day("2025-06-10")).set_index("code")
     assert signals.loc["machines.idle", "subject"] == "L1"
+
+
+def test_rated_kw_estimate_from_running_currents():
+    from park.model import Device
+
+    d = Device("P1", "E1", rated_voltage_v=380.0, power_factor=0.85, run_current_a=5.0)
+    never = Device("N1", "E1")
+    points = pd.DataFrame({"series": ["P1"] * 4 + ["N1"], "value": [2.0, 20.0, 20.0, 20.0, 1.0]})
+    got = rated_kw_estimate(points, [d, never])
+    assert got == {"P1": pytest.approx(math.sqrt(3) * 380 * 20 * 0.85 / 1000)}  # 11.19 kW; idle 2 A ignored
