@@ -616,7 +616,11 @@ class ParkScheduler(BackgroundScheduler):
     def _process_jobs(self) -> float | None:
         if self.state == STATE_PAUSED:
             return None
-        return self.tick()
+        try:
+            return self.tick()
+        except Exception:  # the metadata database failing must not end the scheduler thread: try again later
+            log.exception("jobs: processing due jobs failed; retrying in %s s", self.jobstore_retry_interval)
+            return self.jobstore_retry_interval
 
     def tick(self) -> float | None:
         """Run what is due now; seconds until the next due run (None when nothing is scheduled)."""
@@ -646,6 +650,10 @@ class ParkScheduler(BackgroundScheduler):
                                 log.warning("%s: stopping without advancing the schedule", exc)
                                 self.state = STATE_PAUSED
                                 return None
+                            except Exception:  # not claimed or not logged (database down): keep it due
+                                log.exception("job %s due %s could not be run; retrying in %s s", job.id,
+                                              run_time, self.jobstore_retry_interval)
+                                return self.jobstore_retry_interval
                         following = job.trigger.get_next_fire_time(run_times[-1], now) if run_times else None
                         if following is not None:
                             job._modify(next_run_time=following)

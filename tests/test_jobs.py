@@ -296,6 +296,36 @@ def test_a_changed_schedule_replaces_the_stored_job_and_an_unchanged_one_keeps_i
     h.close()
 
 
+def test_a_run_that_cannot_be_claimed_or_logged_stays_due(settings: Settings, engine: Engine) -> None:
+    """The metadata database failing, or the lease lost, leaves the run due instead of advancing past it."""
+    from apscheduler.schedulers.base import STATE_PAUSED, STATE_RUNNING
+    from sqlalchemy.exc import OperationalError
+
+    from park.jobs import LeaseLost
+
+    calls: list[datetime] = []
+    failures = [OperationalError("INSERT INTO job_runs", {}, Exception("database is locked")), LeaseLost("gone")]
+
+    def run(job_id: str, due: datetime) -> None:
+        calls.append(due)
+        if failures:
+            raise failures.pop(0)
+
+    clock = Clock(local(2028, 1, 20))
+    scheduler = make_scheduler(settings, engine, run, clock=clock)
+    scheduler.start(paused=True)
+    sync_jobs(scheduler, [JobSpec("m", "tests.test_jobs:stamp", {"day": 1, "hour": 6})], settings.timezone)
+    clock.now = local(2028, 2, 1, 7).astimezone(UTC)
+    assert scheduler.tick() == scheduler.jobstore_retry_interval  # database error: retry soon, still due
+    assert scheduler.get_job("m").next_run_time == local(2028, 2, 1, 6)
+    scheduler.state = STATE_RUNNING  # as if running, without waking its thread (the test ticks)
+    assert scheduler.tick() is None and scheduler.state == STATE_PAUSED  # lease lost: stop, still due
+    assert scheduler.get_job("m").next_run_time == local(2028, 2, 1, 6)
+    assert scheduler.tick() > 0 and scheduler.get_job("m").next_run_time == local(2028, 3, 1, 6)
+    assert calls == [local(2028, 2, 1, 6)] * 3
+    scheduler.shutdown(wait=False)
+
+
 @hsettings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     day=st.sampled_from([1, 3, 15, 28, 29, 30, 31, "last"]),
