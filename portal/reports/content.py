@@ -501,17 +501,12 @@ def key_units(reader: Reader, period: ReportPeriod) -> Report:
     # Output, unit consumption and output value.
     products = reader.product_output(start, end)
     products = products[products["enterprise"].isin(who)]
-    unit_use = unit_intensities(acc, products) if len(products) else pd.DataFrame(
-        columns=["enterprise", "product", "unit", "quantity", "tce_per_unit"])
-    unit_use = unit_use.groupby(["enterprise", "product", "unit"], as_index=False).agg(
-        quantity=("quantity", "sum"), energy_tce=("energy_tce", lambda v: v.sum(min_count=1))) \
-        if len(unit_use) else unit_use.assign(energy_tce=[])
-    unit_use["tce_per_unit"] = unit_use["energy_tce"] / unit_use["quantity"].where(unit_use["quantity"] > 0)
+    unit_use = unit_consumption(acc, products)
     ov = reader.output_values(start, end)
     value = ov[ov["enterprise"].isin(who)].groupby("enterprise")["output_value_10k_cny"].sum()
     out_frame = units[["enterprise"]].copy()
-    out_frame["energy_tce"] = out_frame["enterprise"].map(ent["energy_tce"] if len(ent) else {})
-    out_frame["output_value_10k_cny"] = out_frame["enterprise"].map(value)
+    out_frame["energy_tce"] = out_frame["enterprise"].map(ent["energy_tce"] if len(ent) else {}).astype(float)
+    out_frame["output_value_10k_cny"] = out_frame["enterprise"].map(value).astype(float)
     out_frame["tce_per_10k_cny"] = out_frame["energy_tce"] / out_frame["output_value_10k_cny"].where(
         out_frame["output_value_10k_cny"] > 0)
     out_frame["complete"] = out_frame["enterprise"].map(ent["complete"] if len(ent) else {}).fillna(False).astype(
@@ -550,7 +545,7 @@ def key_units(reader: Reader, period: ReportPeriod) -> Report:
                  Column("quantity", "产量", "Output"), TCE, Column("tce_per_unit", "单位产品能耗", "Unit consumption",
                                                                  "tce/unit")],
                 _order(reader, _with_names(reader, unit_use), "product") if len(unit_use) else unit_use.assign(
-                    name=[]), keys=("enterprise", "product"),
+                    name=pd.Series(dtype=object)), keys=("enterprise", "product"),
                 note="企业能耗按产量分摊到产品 (docs/methodology.md). Energy allocated to products by output."),
         Section("rules", "监测规则检查", "Monitoring rules",
                 [ENT, NAME, Column("rule", "规则", "Rule", kind="text"), CARRIER,
@@ -566,6 +561,22 @@ def key_units(reader: Reader, period: ReportPeriod) -> Report:
     if not who:
         notes.append("本月无重点用能单位. No key energy-consuming unit this month.")
     return _report(reader, "key-units", period, sections, failures, notes)
+
+
+def unit_consumption(acc, products: pd.DataFrame) -> pd.DataFrame:
+    """Per enterprise and product over the accounts' periods: output, the enterprise's energy and emissions
+    (location-based) allocated by output (carbon.intensity.unit_intensities), and per unit."""
+    cols = ["enterprise", "product", "unit", "quantity", "energy_tce", "tce_per_unit", "t_co2e_per_unit"]
+    if products.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object if c in ("enterprise", "product", "unit") else float)
+                             for c in cols})
+    u = unit_intensities(acc, products)
+    g = u.groupby(["enterprise", "product", "unit"], as_index=False).agg(
+        quantity=("quantity", "sum"), energy_tce=("energy_tce", lambda v: v.sum(min_count=1)),
+        emissions=("emissions_t_co2e", lambda v: v.sum(min_count=1)))
+    q = g["quantity"].where(g["quantity"] > 0)
+    g["tce_per_unit"], g["t_co2e_per_unit"] = g["energy_tce"] / q, g["emissions"] / q
+    return g[cols]
 
 
 def _status_section(reader: Reader, acc, start, end) -> Section:
@@ -595,18 +606,8 @@ def _status_section(reader: Reader, acc, start, end) -> Section:
 
 
 def _products_section(reader: Reader, acc, start, end) -> Section:
-    products = reader.product_output(start, end)
-    cols = ["enterprise", "product", "unit", "quantity", "energy_tce", "tce_per_unit", "t_co2e_per_unit"]
-    if len(products):
-        u = unit_intensities(acc, products)
-        g = u.groupby(["enterprise", "product", "unit"], as_index=False).agg(
-            quantity=("quantity", "sum"), energy_tce=("energy_tce", lambda v: v.sum(min_count=1)),
-            emissions=("emissions_t_co2e", lambda v: v.sum(min_count=1)))
-        q = g["quantity"].where(g["quantity"] > 0)
-        g["tce_per_unit"], g["t_co2e_per_unit"] = g["energy_tce"] / q, g["emissions"] / q
-        frame = _order(reader, _with_names(reader, g[cols]), "product")
-    else:
-        frame = pd.DataFrame(columns=[*cols, "name"])
+    g = unit_consumption(acc, reader.product_output(start, end))
+    frame = _order(reader, _with_names(reader, g), "product") if len(g) else g.assign(name=[])
     return Section("products", "产品产量与单位产品能耗", "Product output and unit consumption",
                    [ENT, NAME, Column("product", "产品", "Product", kind="text"), Column("unit", "单位", "Unit",
                                                                                      kind="text"),
