@@ -138,7 +138,19 @@ _CODES: list[Code] = [
     _warning("warning.bracelet_silent", "warning", "a bracelet (equipment sensor) without a reading for longer "
                                                    "than its silence limit, or one that never reported"),
     _warning("warning.off_shift", "warning", "a machine ran outside its workshop's shifts"),
+    _warning("warning.quota_projected", "warning", "the median year-end projection of the year's emissions is "
+                                                   "above the allowances (forecasting burn-down)"),
     # ---- anomaly: forecast anomalies (forecasting, docs/warnings.md) -----------------------------------------
+    Code("anomaly.spike", "anomaly", "warning", "a reading far from what the meter's history expects at that time"),
+    Code("anomaly.level_shift", "anomaly", "warning", "a meter's level moved and stayed moved for days"),
+    Code("anomaly.off_hours", "anomaly", "warning", "consumption at night or on a day off unlike the history"),
+    Code("anomaly.flatline", "anomaly", "warning", "a meter that used to vary reads zero or one value for hours"),
+    Code("anomaly.profile_mismatch", "anomaly", "info", "a meter's daily energy no longer follows its "
+                                                        "enterprise's"),
+    Code("anomaly.unusual_day", "anomaly", "info", "a day whose load profile is unlike the meter's history "
+                                                   "(isolation forest)"),
+    Code("anomaly.outage", "anomaly", "critical", "many meters of the park dropped at once (an outage): one "
+                                                  "warning for all of them"),
     # ---- report: report rule failures (portal/reports, docs/findings.md) -------------------------------------
     Code("report.completeness", "report", "error", "an enterprise's data completeness in the period is below 90 % "
                                                    "(key energy-consuming units' monitoring rule): its figures fail "

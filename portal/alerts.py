@@ -47,7 +47,8 @@ SEVERITIES = ("critical", "warning", "info")  # most severe first
 # spelled as a code (anomaly.*) is its own code.
 KIND_CODES = {"quota_80": "warning.quota_80", "quota_100": "warning.quota_100",
               "meter_silent": "warning.meter_silent", "quarantine": "warning.quarantine",
-              "bracelet_silent": "warning.bracelet_silent", "off_shift": "warning.off_shift"}
+              "bracelet_silent": "warning.bracelet_silent", "off_shift": "warning.off_shift",
+              "quota_projected": "warning.quota_projected"}
 ACK_ROLES = {Role.ADMIN, Role.ENTERPRISE}
 
 TEXT = {
@@ -303,6 +304,9 @@ def current_alerts(access: DataAccess, user: User, now: datetime) -> list[Alert]
     series_enterprise = {m.id: m.enterprise for m in park.meters}
     alerts += quarantine_alerts(access.quarantined(user), series_enterprise, now, park.tz)
     alerts += _equipment(access, user, now, visible)
+    from portal.forecast_figures import forecast_alerts  # the nightly forecast's cache: projections, anomalies
+
+    alerts += forecast_alerts(access, user, now)
     return sorted(alerts, key=lambda a: (SEVERITIES.index(a.severity), a.enterprise or "", a.kind, a.subject))
 
 
