@@ -285,6 +285,35 @@ class Scope:
 
         return issue(self._ctx, self, enterprise, period, now=self.now())
 
+    def peer_months(self, enterprise: str, start, end) -> pd.DataFrame:
+        """Monthly energy (tce) and declared output value of `enterprise` and of the other enterprises of its
+        industry in the park, the others anonymised (peer-1, peer-2, ...): the input of carbon.risk's peer
+        statistics, which show only their count, median and a percentile rank (nothing below 3 peers).  Computed
+        park-wide like the overview's figures; Forbidden unless the user may see `enterprise`."""
+        from portal.auth import User
+
+        if not self.may_see(enterprise):
+            raise Forbidden(f"user {self.user.username} may not read enterprise {enterprise}")
+        industry = next(e.industry for e in self._ctx.park.enterprises if e.id == enterprise)
+        group = [e.id for e in self._ctx.park.enterprises if e.industry == industry]
+        park_wide = User(username=f"{self.user.username}:peers", park_id=self._ctx.park.id, role=Role.REGULATOR,
+                         enterprise_id=None)
+        tot = self._access.accounts(park_wide, start, end, "month").totals_at("enterprise")
+        tot = tot[tot["enterprise"].isin(group)]
+        out = self._access.output_values(park_wide, start, end)
+        out = out[out["enterprise"].isin(group)].assign(month=lambda f: pd.to_datetime(f["month"]))
+        frame = pd.DataFrame({"enterprise": tot["enterprise"], "month": tot["period_start"],
+                              "energy_tce": tot["energy_tce"]})
+        out["month"] = out["month"].dt.tz_localize(self._ctx.park.tz)
+        frame = frame.merge(out[["enterprise", "month", "output_value_10k_cny"]], on=["enterprise", "month"],
+                            how="left").rename(columns={"output_value_10k_cny": "output"})
+        alias = {e: (e if e == enterprise else f"peer-{i}") for i, e in enumerate(sorted(set(group) - {enterprise}),
+                                                                                  start=1)}
+        alias[enterprise] = enterprise
+        frame["enterprise"] = frame["enterprise"].map(alias)
+        frame["industry"] = industry
+        return frame.reset_index(drop=True)
+
     def evidence_packs(self) -> pd.DataFrame:
         """The packs issued to this bank (every pack for the administrator), newest first."""
         from portal.evidence.pack import pack_log

@@ -52,7 +52,11 @@ emissions_monthly.csv  每月范围一、范围二（基于位置、基于市场
 emissions_lines.csv    核算明细：活动量、所用因子编号、结果 / accounting lines: activity, factor ids, results
 factors.csv            所用排放因子及来源 / the factor rows used, with their sources
 output_monthly.csv     企业申报的月度产值（自证）/ output value declared by the enterprise
-utilisation_daily.csv  设备手环每日开工率 / equipment utilisation per bracelet and day
+utilisation_daily.csv  设备手环每日开工率（如授权）/ utilisation per bracelet and day (if consented)
+trust.csv              每个数字的可信度（自证/互证/他证）/ trust tier of each figure
+risk_indicators.csv    产能、产量、能耗规模与弹性系数（如授权）/ risk indicators with peers (if consented)
+capacity_monthly.csv   每月有效产能（如授权）/ effective capacity per month (if consented)
+shutdown_signals.csv   停产风险信号（如授权）/ shutdown-risk signals (if consented)
 restatements.csv       与此前证据包不同的数字 / figures that differ from an earlier pack
 signing_key.pem        签名公钥 / the public key that signed
 SHA256SUMS             每个文件的 SHA-256 / SHA-256 of every file

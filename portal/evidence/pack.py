@@ -159,6 +159,9 @@ FACTOR_COLUMNS = ["id", "kind", "key", "parameter", "region", "value", "unit", "
 OUTPUT_COLUMNS = ["month", "output_value_10k_cny", "trust"]
 UTILISATION_COLUMNS = ["date", "device", "name", "running_h", "idle_h", "off_h", "unknown_h", "planned_h",
                        "running_in_shift_h", "utilisation", "coverage", "energy_kwh"]
+CAPACITY_COLUMNS = ["month", "devices", "rated_kw", "utilisation", "capacity_kw", "running_rated_kwh", "coverage"]
+SIGNAL_COLUMNS = ["code", "severity", "subject", "value", "threshold", "message"]
+TRUST_COLUMNS = ["figure", "value", "unit", "tier", "tier_zh", "reason"]
 RESTATEMENT_COLUMNS = ["month", "figure", "previously_issued", "now", "difference", "previous_pack_manifest_sha256",
                        "previous_pack_generated_at"]
 
@@ -191,6 +194,11 @@ class PackData:
     intensities: dict
     meters: list
     devices: list
+    rated_kw: dict | None = None  # per bracelet-monitored device (carbon.risk.rated_kw_estimate)
+    trust: pd.DataFrame | None = None  # portal.evidence.indicators.TRUST_COLUMNS
+    risk: pd.DataFrame | None = None  # carbon.risk.INDICATOR_COLUMNS
+    capacity: pd.DataFrame | None = None  # carbon.risk.capacity_scale
+    signals: pd.DataFrame | None = None  # carbon.risk.SIGNAL_COLUMNS
 
 
 def gather(es, period: PackPeriod) -> PackData:
@@ -253,8 +261,18 @@ def gather(es, period: PackPeriod) -> PackData:
     utilisation_frame = pd.DataFrame(util, columns=UTILISATION_COLUMNS)
     carriers = carrier_figures(acc).sort_values("carrier").reset_index(drop=True)
     t = totals(acc)
-    return PackData(ent, period, acc, energy, monthly, lines, factors, output, utilisation_frame, carriers,
-                    t, intensities(t, monthly, output, period), meters, devices)
+    rated = {}
+    if devices:
+        from carbon.risk import rated_kw_estimate
+
+        rated = rated_kw_estimate(pts, devices)
+    data = PackData(ent, period, acc, energy, monthly, lines, factors, output, utilisation_frame, carriers,
+                    t, intensities(t, monthly, output, period), meters, devices, rated)
+    from portal.evidence.indicators import risk_tables, trust_table
+
+    data.trust = trust_table(data)
+    data.risk, data.capacity, data.signals = risk_tables(scope, data, rated)
+    return data
 
 
 def intensities(totals: dict, monthly: pd.DataFrame, output: pd.DataFrame, period: PackPeriod) -> dict:
@@ -302,9 +320,12 @@ def summary(data: PackData, restated: pd.DataFrame) -> dict:
         "monthly": month_figures(data.monthly),
         "complete": bool(data.monthly["complete"].all()) if len(data.monthly) else False,
         "restated_figures": len(restated),
-        "trust": {"energy": "measured (他证: the park's meters)", "emissions": "measured x published factors",
-                  "output_value": "declared (自证: by the enterprise)",
-                  "utilisation": "measured (他证: the park's bracelets)"},
+        "trust": {r.figure: {"tier": r.tier, "tier_zh": r.tier_zh} for r in data.trust.itertuples()}
+        if data.trust is not None else {},
+        "risk": [{"indicator": r.indicator, "latest": r.latest, "change": r.change, "peer_count": r.peer_count,
+                  "peer_median": r.peer_median, "peer_percentile_rank": r.peer_percentile_rank, "flag": r.flag}
+                 for r in data.risk.itertuples()] if data.risk is not None else [],
+        "signals": list(data.signals["code"]) if data.signals is not None else [],
     })
 
 
@@ -360,7 +381,16 @@ def build(data: PackData, *, park, consent_row, issued_to: str, key_id: str, pri
     files["emissions_lines.csv"] = frame_csv(data.lines, LINE_COLUMNS)
     files["factors.csv"] = frame_csv(data.factors, FACTOR_COLUMNS)
     files["output_monthly.csv"] = frame_csv(data.output, OUTPUT_COLUMNS)
-    files["utilisation_daily.csv"] = frame_csv(data.utilisation, UTILISATION_COLUMNS)
+    if "utilisation" in consent_row.data:  # only the data kinds the consent covers
+        files["utilisation_daily.csv"] = frame_csv(data.utilisation, UTILISATION_COLUMNS)
+    if "risk" in consent_row.data:
+        from carbon.risk import INDICATOR_COLUMNS
+
+        files["risk_indicators.csv"] = frame_csv(data.risk, INDICATOR_COLUMNS)
+        files["capacity_monthly.csv"] = frame_csv(data.capacity.assign(
+            month=data.capacity["month"].map(lambda m: pd.Timestamp(m).strftime("%Y-%m"))), CAPACITY_COLUMNS)
+        files["shutdown_signals.csv"] = frame_csv(data.signals, SIGNAL_COLUMNS)
+    files["trust.csv"] = frame_csv(data.trust, TRUST_COLUMNS)
     files["restatements.csv"] = frame_csv(restated, RESTATEMENT_COLUMNS)
     files["signing_key.pem"] = keys.public_pem(private_key.public_key()).encode()
     e = data.enterprise

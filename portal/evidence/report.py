@@ -86,26 +86,42 @@ def report_pdf(data, summ: dict, restated: pd.DataFrame, *, park, key_id: str, a
                       "Output value missing for " + ", ".join(i["missing_output_months"]) +
                       ": no intensity is given.")
 
-    doc.heading("设备开工率", "Equipment utilisation")
+    doc.heading("设备开工率与停产风险", "Equipment utilisation and shutdown risk")
     u = data.utilisation
-    if u.empty:
+    if "utilisation" not in consent_row.data:
+        doc.paragraph("授权不含设备数据。", "The consent does not cover equipment data.")
+    elif u.empty:
         doc.paragraph("本企业未安装设备手环。", "The enterprise has no equipment bracelets.")
     else:
         rows = []
         for dev, g in u.groupby("device", sort=True):
             vals = g["utilisation"].astype(float)
-            half = len(vals) // 2
-            first, second = vals.iloc[:half].mean(), vals.iloc[half:].mean()
-            idle_days = int((g["running_h"].astype(float) == 0).sum())
-            signal = ("开工率下降 utilisation falling" if half and second < first * 0.8 else
-                      "持续停机 machine idle" if idle_days >= max(7, len(g) // 2) else "—")
-            rows.append([dev, g["name"].iloc[0], vals.mean() * 100, first * 100 if half else None,
-                         second * 100, idle_days, signal])
+            rows.append([dev, g["name"].iloc[0], vals.mean() * 100, float(g["running_h"].astype(float).sum()),
+                         int((g["running_h"].astype(float) == 0).sum()), (data.rated_kw or {}).get(dev)])
         doc.table([Column("设备", "Device"), Column("名称", "Name"), Column("平均开工率", "Utilisation", "%", True),
-                   Column("前半期", "First half", "%", True), Column("后半期", "Second half", "%", True),
-                   Column("停机天数", "Idle days", "", True, 0), Column("停产风险信号", "Shutdown-risk signal")], rows,
+                   Column("运行时长", "Running", "h", True), Column("未运行天数", "Days not running", "", True, 0),
+                   Column("额定功率（估）", "Rated power (est.)", "kW", True)], rows,
                   note="开工率 = 班次内运行时间 / 计划班次时间；数据不全时为下限。Utilisation = running in shift / "
                        "planned shift hours; a lower bound when coverage is below 100 %.")
+    if "risk" in consent_row.data and data.signals is not None:
+        if data.signals.empty:
+            doc.paragraph("无停产风险信号。", "No shutdown-risk signal.")
+        else:
+            doc.table([Column("信号", "Signal"), Column("级别", "Severity"), Column("说明", "Message", width=4)],
+                      [[r.code, r.severity, r.message] for r in data.signals.itertuples()])
+
+    if "risk" in consent_row.data and data.risk is not None and len(data.risk):
+        doc.heading("生产经营风险指标", "Production and energy risk indicators")
+        doc.table([Column("指标", "Indicator"), Column("最近3个月", "Last 3 months", numeric=True, decimals=3),
+                   Column("同比", "vs last year", "%", True), Column("同业企业数", "Peers", "", True, 0),
+                   Column("同业中位数", "Peer median", numeric=True, decimals=3),
+                   Column("同业百分位", "Peer percentile", "%", True), Column("说明", "Note", width=3)],
+                  [[f"{r.indicator_zh} {r.indicator}", _v(r.latest), None if _v(r.change) is None else r.change * 100,
+                    _v(r.peer_count), _v(r.peer_median),
+                    None if _v(r.peer_percentile_rank) is None else r.peer_percentile_rank * 100,
+                    r.flag or r.peer_note or ""] for r in data.risk.itertuples()],
+                  note="同业为园区内同行业的其他企业，只给出数量、中位数和百分位，不显示名称；少于3家不给出。"
+                       "Peers: the other enterprises of the same industry in the park, anonymised; withheld below 3.")
 
     doc.heading("数据完整率与质量", "Data coverage and quality")
     q = data.energy_daily["quality"].value_counts()
@@ -138,11 +154,10 @@ def report_pdf(data, summ: dict, restated: pd.DataFrame, *, park, key_id: str, a
                    Column("差额", "Difference", numeric=True, decimals=3)],
                   [[r.month, r.figure, r.previously_issued, r.now, r.difference] for r in restated.itertuples()])
     doc.heading("数据可信度", "Trust tier of the figures")
-    doc.table([Column("数据", "Figure"), Column("可信度", "Tier")],
-              [["能耗 Energy", "他证 measured by the park's meters"],
-               ["碳排放 Emissions", "他证 metered activity x published factors"],
-               ["产值 Output value", "自证 declared by the enterprise"],
-               ["开工率 Utilisation", "他证 measured by the park's bracelets"]])
+    doc.table([Column("数据", "Figure"), Column("可信度", "Tier"), Column("依据", "Why", width=4)],
+              [[r.figure, f"{r.tier_zh} {r.tier}", r.reason] for r in data.trust.itertuples()],
+              note="他证：园区计量；互证：与独立记录核对一致；自证：企业申报。Measured by the park (他证), "
+                   "cross-checked (互证), declared by the enterprise (自证).")
     doc.paragraph("如何验证：见证据包中的 README.txt。", "How to verify: see README.txt in the pack.")
     return doc.to_bytes()
 

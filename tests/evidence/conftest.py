@@ -20,7 +20,8 @@ from portal.evidence import keys
 
 TZ = "Asia/Shanghai"
 PARK = Park(id="p", name="测试园区", name_en="Test Park", province="Jiangsu", grid_region="east_china",
-            enterprises=(Enterprise("E1", "甲公司", "Alpha Co."), Enterprise("E2", "乙公司", "Beta Co.")),
+            enterprises=(Enterprise("E1", "甲公司", "Alpha Co.", "machinery", "91320500MA1E1E1E1X"),
+                         Enterprise("E2", "乙公司", "Beta Co.", "machinery", "91320500MA2E2E2E2Y")),
             meters=(Meter("E1-M1", Carrier.ELECTRICITY, "E1"), Meter("E1-G1", Carrier.NATURAL_GAS, "E1"),
                     Meter("E2-M1", Carrier.ELECTRICITY, "E2")),
             devices=(Device("E1-D1", "E1", None, "切割机"),))
@@ -71,11 +72,12 @@ def ctx(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def granted(ctx):
-    """ctx with the bank's consent to E1's energy, emissions and utilisation for 2024, in force at NOW."""
+    """ctx with the bank's consent to E1's energy, emissions, utilisation and risk for 2024, in force at NOW."""
     from portal.evidence import consent
 
-    c = consent.request(ctx.engine, "p", "bank", "E1", "loan_application", ["energy", "emissions", "utilisation"],
-                        "2024-01", "2024-12", NOW + pd.Timedelta(days=60), now=NOW)
+    c = consent.request(ctx.engine, "p", "bank", "E1", "loan_application",
+                        ["energy", "emissions", "utilisation", "risk"], "2024-01", "2024-12",
+                        NOW + pd.Timedelta(days=60), now=NOW)
     consent.grant(ctx.engine, c.id, "alpha", now=NOW)
     return ctx
 

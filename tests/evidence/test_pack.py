@@ -36,7 +36,8 @@ def test_the_pack_holds_every_file_and_the_manifest_lists_them(pack_blob):
     files = members(pack_blob)
     assert set(files) == {"README.txt", "report.pdf", "summary.json", "energy_daily.csv", "emissions_monthly.csv",
                           "emissions_lines.csv", "factors.csv", "output_monthly.csv", "utilisation_daily.csv",
-                          "restatements.csv", "signing_key.pem", "SHA256SUMS", "manifest.json", "manifest.sig"}
+                          "restatements.csv", "signing_key.pem", "SHA256SUMS", "manifest.json", "manifest.sig",
+                          "trust.csv", "risk_indicators.csv", "capacity_monthly.csv", "shutdown_signals.csv"}
     manifest = json.loads(files["manifest.json"])
     assert set(manifest["files"]) == set(files) - {"manifest.json", "manifest.sig"}
     assert manifest["enterprise"]["id"] == "E1" and manifest["period"]["label"] == "2024-03"
@@ -69,7 +70,14 @@ def test_the_monthly_figures_are_the_portals(pack_blob, granted):
         assert float(month[0][col]) == ent[col]
     summary = json.loads(files["summary.json"])
     assert summary["intensities"]["t_co2e_per_10k_cny"] == pytest.approx(ent["total_location_t_co2e"] / 120.0)
-    assert summary["trust"]["output_value"].startswith("declared")
+    trust = {r["figure"]: r for r in rows(files["trust.csv"])}
+    assert trust["energy_tce"]["tier_zh"] == "他证" and trust["output_value_10k_cny"]["tier_zh"] == "自证"
+    assert trust["t_co2e_per_10k_cny"]["tier"] == "declared"  # as weak as its declared output value
+    assert summary["trust"]["scope1_t_co2e"] == {"tier": "measured", "tier_zh": "他证"}
+    risk = {r["indicator"]: r for r in rows(files["risk_indicators.csv"])}
+    # a one-month pack cannot give a 3-month window: flagged, not a partial sum
+    assert risk["energy_tce"]["latest"] == "" and risk["energy_tce"]["flag"] == "months.missing"
+    assert risk["energy_tce"]["peer_count"] == ""  # one peer in the industry: withheld, never shown
 
 
 def test_the_same_data_gives_the_same_files_and_hashes(granted):
@@ -144,6 +152,7 @@ def test_the_report_shows_the_utilisation_signal(pack_blob, tmp_path):
     assert 0 < len(planned) < len(util)
     mean = sum(planned) / len(planned)
     assert re.search(rf"E1-D1\s+切割机\s+{mean * 100:.1f}", text), text[text.find("E1-D1") - 50:][:300]
+    assert "生产经营风险指标" in text and "能耗规模" in text and "他证" in text and "自证" in text
 
 
 # ---- the key -----------------------------------------------------------------------------------------------------
