@@ -10,6 +10,8 @@ import dash_ag_grid as dag
 import pandas as pd
 from dash import html
 
+from portal import theme  # noqa: F401  (sets the park chart template as plotly's default before any figure is made)
+
 
 def fmt(value: float | None, digits: int = 1) -> str:
     return "—" if value is None or pd.isna(value) else f"{value:,.{digits}f}"
@@ -177,8 +179,6 @@ def graph(fig, graph_id: str, lang: str | None = None, title: str | None = None,
     """A figure themed the portal's one way (portal.theme: park palette, readable axes, thousands separators,
     date labels in the page's language), as a dcc.Graph.  `lang` defaults to the title's script."""
     from dash import dcc
-
-    from portal import theme
 
     if title is not None:
         fig.update_layout(title=title)

@@ -325,3 +325,22 @@ class EnterpriseScope:
                          float(pts["value"].sum(min_count=1)) if len(pts) else float("nan"),
                          canonical_unit(meter.carrier.value), expected, measured,
                          pts["quality"].value_counts().sort_index().to_dict() if len(pts) else {}, q)
+
+    # ---- trend -------------------------------------------------------------------------------------------------
+    def monthly_trend(self, now=None, months: int = 12) -> pd.DataFrame:
+        """Energy and emissions per calendar month, the last `months` months to now: month (park-local start),
+        energy_tce, total_location_t_co2e, total_market_t_co2e, coverage, complete, partial (the running month,
+        to the last complete quarter hour).  A month without data has NaN figures, never 0."""
+        tz = self.scope.park.tz
+        local = pd.Timestamp(self.scope.now() if now is None else now).tz_convert(tz)
+        end = local.floor("15min")
+        first = pd.Timestamp(local.year, local.month, 1, tz=tz) - pd.DateOffset(months=months - 1)
+        ent = self.accounts(first, end, "month").totals_at("enterprise")
+        cols = ["month", "energy_tce", "total_location_t_co2e", "total_market_t_co2e", "coverage", "complete",
+                "partial"]
+        if ent.empty:
+            return pd.DataFrame(columns=cols)
+        out = ent.assign(month=ent["period_start"],
+                         coverage=(ent["measured"] / ent["expected"].where(ent["expected"] > 0)).clip(upper=1.0))
+        out["partial"] = out["month"] == pd.Timestamp(local.year, local.month, 1, tz=tz)
+        return out.sort_values("month")[cols].reset_index(drop=True)

@@ -105,3 +105,25 @@ def register(table: dict[str, dict[str, str]]) -> None:
 def t(key: str, lang: str = DEFAULT_LANGUAGE) -> str:
     """The text of `key` in `lang`; an unknown key or language raises KeyError (caught by the tests)."""
     return TEXT[key][lang]
+
+
+# Industry names (park file `industry` keys: the demo park's and park.synth's) in both languages.
+INDUSTRIES = {
+    "machinery": ("机械", "Machinery"), "steel_structures": ("钢结构", "Steel structures"),
+    "steel": ("钢铁", "Steel"), "electronics": ("电子", "Electronics"),
+    "electronics_assembly": ("电子装配", "Electronics assembly"), "chemicals": ("化工", "Chemicals"),
+    "textiles": ("纺织印染", "Textiles and dyeing"), "textile_dyeing": ("纺织印染", "Textile dyeing"),
+    "food": ("食品", "Food"), "food_processing": ("食品加工", "Food processing"), "plastics": ("塑胶", "Plastics"),
+    "auto_parts": ("汽车零部件", "Auto parts"), "pharma": ("医药", "Pharmaceuticals"),
+    "building_materials": ("建材", "Building materials"), "logistics": ("物流", "Logistics"),
+    "cold_chain_logistics": ("冷链物流", "Cold-chain logistics"), "printing": ("包装印刷", "Packaging and printing"),
+    "paper": ("造纸", "Paper"),
+}
+
+
+def industry_name(key: str | None, lang: str = DEFAULT_LANGUAGE) -> str:
+    """An industry's name in `lang`; an unknown key as written, its underscores as spaces ("" for none)."""
+    if not key:
+        return ""
+    names = INDUSTRIES.get(key)
+    return (names[0] if lang == "zh-CN" else names[1]) if names else key.replace("_", " ")

@@ -70,7 +70,11 @@ def _is_time(values) -> bool:
 
 def apply(fig: go.Figure, lang: str, dark: bool = False) -> go.Figure:
     """Theme `fig` in place (and return it): the park template, and date axes labelled in `lang`."""
-    fig.update_layout(template="parkcarbon_dark" if dark else "parkcarbon")
+    # A figure made after this module was imported already has the park template (the default): setting it again
+    # costs a deep copy per figure, so only the dark screen's and stray figures get it set.
+    if dark or tuple(fig.layout.template.layout.colorway or ()) != PALETTE or fig.layout.template.layout.paper_bgcolor \
+            == DARK_PANEL:
+        fig.update_layout(template="parkcarbon_dark" if dark else "parkcarbon")
     if any(_is_time(getattr(tr, "x", None)) for tr in fig.data):
         stops = [{"dtickrange": [lo, hi], "value": f} for lo, hi, f in DATE_FORMATS.get(lang, DATE_FORMATS["en"])]
         fig.update_xaxes(tickformatstops=stops, hoverformat=HOVER_DATE.get(lang, HOVER_DATE["en"]))

@@ -87,3 +87,18 @@ def test_the_meter_view_over_http_shows_the_readings_and_refuses_other_enterpris
     assert post_detail(client, "E1", "E2-M1").status_code == 403  # E2's meter under E1
     refused = post_detail(client, "E2", "E2-M1")
     assert refused.status_code == 200 and "E2-M1" not in json.dumps(refused.get_json())
+
+
+def test_the_monthly_trend_is_the_months_readings_and_marks_the_running_month_partial(ctx):
+    from portal.pages.enterprise import render_trend
+    from tests.test_alerts import GRID_T_PER_KWH
+
+    trend = e1(ctx).monthly_trend(NOW)
+    march = trend[trend["month"] == pd.Timestamp("2024-03-01", tz=TZ)].iloc[0]
+    # 1-10 March 12:00: E1-M1 2 kWh x 912 quarter hours, E1-M2 1 kWh x 900.
+    assert march["total_location_t_co2e"] == pytest.approx((2 * 912 + 900) * GRID_T_PER_KWH)
+    assert bool(march["partial"]) and trend["partial"].sum() == 1
+    earlier = trend[trend["month"] < pd.Timestamp("2024-03-01", tz=TZ)]
+    assert earlier["total_location_t_co2e"].isna().all()  # no data is a gap, never 0
+    bars = render_trend(trend, "en")[2].figure.data[0]
+    assert bars.marker.pattern.shape[-1] == "/" and set(bars.marker.pattern.shape[:-1]) <= {""}

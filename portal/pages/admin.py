@@ -19,8 +19,8 @@ from carbon.quota import MOVEMENTS, balances
 from portal import downloads
 from portal.auth import AuthError, Role
 from portal.components import data_table
+from portal.i18n import industry_name, t
 from portal.i18n import register as register_text
-from portal.i18n import t
 
 PATH = "/admin"
 TITLE_KEY = "nav.admin"
@@ -250,7 +250,7 @@ def enterprises_table(scope, lang: str) -> pd.DataFrame:
         t("admin.col.id", lang): [e.id for e in scope.park.enterprises],
         t("admin.col.name", lang): [e.name for e in scope.park.enterprises],
         t("admin.col.name_en", lang): [e.name_en for e in scope.park.enterprises],
-        t("admin.col.industry", lang): [e.industry for e in scope.park.enterprises],
+        t("admin.col.industry", lang): [industry_name(e.industry, lang) for e in scope.park.enterprises],
         t("admin.col.credit_code", lang): [e.credit_code for e in scope.park.enterprises],
         t("admin.col.province", lang): [e.province or scope.park.province or "" for e in scope.park.enterprises],
     })
@@ -440,8 +440,9 @@ def audit_table(scope, lang: str) -> pd.DataFrame:
 
 
 def _audit_panel(scope, lang: str) -> list:
-    return [html.H3(t("admin.audit", lang).format(n=AUDIT_ROWS)), downloads.buttons("admin-audit", lang),
-            html.Div(_table("admin-audit-table", audit_table(scope, lang), lang, page_size=25), id="admin-audit")]
+    table = audit_table(scope, lang)
+    return [html.H3(t("admin.audit", lang).format(n=AUDIT_ROWS)), downloads.buttons("admin-audit", lang, table),
+            html.Div(_table("admin-audit-table", table, lang, page_size=25), id="admin-audit")]
 
 
 # ---- page ------------------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from dash import Input, Output, State, dcc, html, no_update
 from carbon.costs import CARBON_PRICE_CNY_PER_T
 from carbon.summary import PERIODS, SCOPE_COLUMNS
 from park.model import Park
-from portal import downloads
+from portal import downloads, forecast_figures
 from portal.auth import Role
 from portal.components import completeness_badge, data_table, fmt, graph, kpi, pct
 from portal.enterprise_scope import EnterpriseFigures, QuotaView
@@ -79,6 +79,14 @@ TEXT = {
     "ent.quota.warn_none": {"zh-CN": "有排放但没有配额", "en": "emissions without any allowances"},
     "ent.quota.no_ledger": {"zh-CN": "{year} 年未登记配额分配", "en": "No allocation recorded for {year}"},
     "ent.quota.cumulative": {"zh-CN": "累计碳排放", "en": "Cumulative emissions"},
+    "ent.trend.title": {"zh-CN": "月度趋势（近 12 个月）", "en": "Monthly trend (last 12 months)"},
+    "ent.chart.trend": {"zh-CN": "每月碳排放与综合能耗", "en": "Emissions and energy per month"},
+    "ent.trend.emissions": {"zh-CN": "碳排放（基于位置，tCO2e）", "en": "Emissions (location-based, tCO2e)"},
+    "ent.trend.energy": {"zh-CN": "综合能耗 (tce)", "en": "Energy (tce)"},
+    "ent.trend.partial": {"zh-CN": "（本月进行中）", "en": "(month in progress)"},
+    "ent.trend.note": {"zh-CN": "本月柱为斜纹：截至最近完整的 15 分钟，并非整月",
+                       "en": "this month's bar is hatched: to the last complete quarter hour, not a whole month"},
+    "ent.trend.none": {"zh-CN": "近 12 个月无该企业的数据", "en": "No data of this enterprise in the last 12 months"},
     "ent.chart.quota": {"zh-CN": "累计碳排放与配额 (tCO2e)", "en": "Cumulative emissions and allowances (tCO2e)"},
     "ent.quota.threshold": {"zh-CN": "预警线 {share}", "en": "Warning at {share}"},
     "ent.quota.note": {"zh-CN": "碳排放为范围一 + 范围二（基于位置）；曲线为每日计量数据（不含手工录入账单）；"
@@ -314,12 +322,12 @@ def render_details(f: EnterpriseFigures, park: Park, lang: str) -> list:
         html.H3(t("ent.carrier.title", lang)),
         html.P(period, className="note"),
         _graph(mix_fig, "ent-mix", t("ent.chart.mix", lang)),
-        downloads.buttons("ent-carrier", lang),
-        data_table("ent-carrier-table", carrier_table(f, lang), percent=share[:1]),
+        downloads.buttons("ent-carrier", lang, carriers := carrier_table(f, lang)),
+        data_table("ent-carrier-table", carriers, percent=share[:1]),
         html.H3(t("ent.workshop.title", lang)),
         html.P(period, className="note"),
         _graph(ws_fig, "ent-workshops", t("ent.chart.workshops", lang)),
-        downloads.buttons("ent-workshop", lang),
+        downloads.buttons("ent-workshop", lang, ws),
         data_table("ent-workshop-table", ws, percent=share[:1], links={ws.columns[0]: workshop_links(f)}),
         html.H3(t("ent.intensity.title", lang)),
         html.P(period + "; " + t("ent.intensity.note", lang).format(
@@ -330,16 +338,16 @@ def render_details(f: EnterpriseFigures, park: Park, lang: str) -> list:
             threshold=pct(getattr(park, "coverage_threshold", 0.9))), color="yellow", id="ent-compare-low")]
           if any(f.comparison_flags) else []),
         *([dmc.Alert(flags, color="yellow", id="ent-intensity-flags")] if flags else []),
-        downloads.buttons("ent-intensity", lang),
-        data_table("ent-intensity-table", intensity_table(f, lang),
+        downloads.buttons("ent-intensity", lang, intensity := intensity_table(f, lang)),
+        data_table("ent-intensity-table", intensity,
                    percent=(t("ent.col.change", lang), t("ent.col.change_previous", lang))),
         html.H3(t("ent.unit.title", lang)),
         *unit,
         html.H3(t("ent.cost.title", lang)),
         html.P(period + "; " + t("ent.cost.note", lang), className="note"),
         _graph(cost_fig, "ent-cost", t("ent.chart.cost", lang)),
-        downloads.buttons("ent-cost", lang),
-        data_table("ent-cost-table", cost_table(f, lang), percent=share),
+        downloads.buttons("ent-cost", lang, costs := cost_table(f, lang)),
+        data_table("ent-cost-table", costs, percent=share),
     ]
 
 
@@ -419,6 +427,28 @@ def render_quota(q: QuotaView, park: Park, lang: str) -> list:
             _graph(fig, "ent-quota-chart", t("ent.chart.quota", lang))]
 
 
+def render_trend(trend: pd.DataFrame, lang: str) -> list:
+    """Emissions (location-based) and energy per month for the last 12 months; the running month hatched and
+    marked partial; a month without data is a gap."""
+    title = html.H3(t("ent.trend.title", lang))
+    if trend.empty or trend["energy_tce"].isna().all():
+        return [title, dmc.Alert(t("ent.trend.none", lang), color="gray", id="ent-trend-none")]
+    partial = trend["partial"].tolist()
+    months = local(trend["month"])
+    fig = go.Figure()
+    fig.add_bar(x=months, y=trend["total_location_t_co2e"], name=t("ent.trend.emissions", lang),
+                marker={"pattern": {"shape": ["/" if p else "" for p in partial]},
+                        "opacity": [0.55 if p else 1.0 for p in partial]},
+                customdata=[t("ent.trend.partial", lang) if p else "" for p in partial],
+                hovertemplate="%{x|%Y-%m}: %{y:,.2f} tCO2e %{customdata}<extra></extra>")
+    fig.add_scatter(x=months, y=trend["energy_tce"], name=t("ent.trend.energy", lang), yaxis="y2",
+                    mode="lines+markers", hovertemplate="%{x|%Y-%m}: %{y:,.2f} tce<extra></extra>")
+    fig.update_layout(yaxis_title="tCO2e", yaxis2={"overlaying": "y", "side": "right", "title": "tce",
+                                                   "rangemode": "tozero"}, xaxis={"dtick": "M1"})
+    return [title, html.P(t("ent.trend.note", lang), className="note"),
+            _graph(fig, "ent-trend-chart", t("ent.chart.trend", lang))]
+
+
 # ---- page ----------------------------------------------------------------------------------------------------
 def layout(scope, lang: str) -> html.Div:
     enterprises = scope.enterprises()
@@ -432,6 +462,7 @@ def layout(scope, lang: str) -> html.Div:
         dcc.Loading(html.Div(id="ent-summary"), delay_show=300),
         html.Div(id="ent-power"),
         dcc.Loading(html.Div(id="ent-quota"), delay_show=300),
+        dcc.Loading(html.Div(id="ent-trend"), delay_show=300),
         dcc.Loading(html.Div(id="ent-details"), delay_show=300),
     ])
 
@@ -478,7 +509,21 @@ def register(callbacks) -> None:
         if ent is None:
             return refused(lang, "ent-quota-refused")
         q = ent.quota_view()
-        return render_quota(q, scope.park, lang) if q else dmc.Alert(t("ent.empty_period", lang), color="gray")
+        if not q:
+            return dmc.Alert(t("ent.empty_period", lang), color="gray")
+        # beside the ledger: the nightly forecast's fan chart (read from its cache, never trained here)
+        fan = forecast_figures.render_quota_forecast(scope.quota_forecast(ent.enterprise), q.year, scope.now(),
+                                                     scope.park.tz, lang)
+        return [*render_quota(q, scope.park, lang), *fan]
+
+    @callbacks.callback(Output("ent-trend", "children"), Input("ent-enterprise", "value"), action="trend")
+    def trend(scope, lang: str, asked: str | None):
+        ent = scope.enterprise(asked)
+        if ent is None:
+            return refused(lang, "ent-trend-refused")
+        now = scope.now()
+        return render_trend(ent.memo(f"trend:{now.floor('15min').isoformat()}", lambda: ent.monthly_trend(now)),
+                            lang)
 
     tables: dict[str, tuple[str, Callable]] = {
         "ent-carrier": ("enterprise-carriers", lambda f, park, lang: carrier_table(f, lang)),

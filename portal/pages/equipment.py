@@ -188,8 +188,8 @@ def render_status(status: pd.DataFrame, park: Park, now: pd.Timestamp, lang: str
         html.H3(t("eq.devices.title", lang)),
         html.P(f"{t('eq.col.last_seen', lang)} · {now:%Y-%m-%d %H:%M} ({park.timezone}, {t('tz.note', lang)}); "
                f"{t('eq.devices.note', lang)}", className="note"),
-        downloads.buttons("eq-devices", lang),
-        data_table("eq-devices-table", device_table(status, park, lang)),
+        downloads.buttons("eq-devices", lang, devices := device_table(status, park, lang)),
+        data_table("eq-devices-table", devices),
         html.H3(t("eq.health.title", lang)),
         html.Div(id="eq-health", children=[
             dmc.Alert(w, color="red", className="eq-warning") for w in warnings] or [
@@ -240,8 +240,9 @@ def render_day(e: EquipmentDay, park: Park, lang: str) -> list:
     out += [html.H3(t("eq.util.day.title", lang)), html.P(week + "; " + t("eq.util.note", lang), className="note")]
     pct_cols = (t("eq.col.utilisation", lang), t("eq.col.running_share", lang), t("col.coverage", lang))
     if week_known:
-        out += [_util_chart(e, park, lang), downloads.buttons("eq-util-day", lang),
-                data_table("eq-day-table", day_table(e, park, lang), percent=pct_cols)]
+        days = day_table(e, park, lang)
+        out += [_util_chart(e, park, lang), downloads.buttons("eq-util-day", lang, days),
+                data_table("eq-day-table", days, percent=pct_cols)]
     else:
         out.append(dmc.Alert(t("eq.no_readings_week", lang), color="gray"))
     if not e.has_readings:
@@ -250,8 +251,9 @@ def render_day(e: EquipmentDay, park: Park, lang: str) -> list:
     if e.by_shift.empty:
         out.append(dmc.Alert(t("eq.no_shifts", lang), color="gray", id="eq-no-shifts"))
     else:
-        out += [downloads.buttons("eq-util-shift", lang),
-                data_table("eq-shift-table", shift_table(e, park, lang), percent=pct_cols)]
+        shifts = shift_table(e, park, lang)
+        out += [downloads.buttons("eq-util-shift", lang, shifts),
+                data_table("eq-shift-table", shifts, percent=pct_cols)]
     rec = e.reconciliation
     cov = f"{t('kpi.coverage', lang)} {pct(e.metered_coverage)}"
     cards = [kpi(t("eq.energy.metered", lang), fmt(e.metered_kwh, 1), "kWh", cov, "eq-metered"),
@@ -262,8 +264,9 @@ def render_day(e: EquipmentDay, park: Park, lang: str) -> list:
                   kpi(t("eq.energy.unattributed", lang), fmt(rec.unattributed_kwh, 1), "kWh", "", "eq-unattributed")]
     out += [html.H3(t("eq.energy.title", lang)), html.P(period + "; " + t("eq.energy.note", lang), className="note"),
             *([] if rec else [dmc.Alert(t("eq.energy.no_meter", lang), color="yellow")]),
-            html.Div(cards, className="kpis"), downloads.buttons("eq-energy", lang),
-            data_table("eq-energy-table", energy_table(e, park, lang), percent=(t("col.coverage", lang),))]
+            html.Div(cards, className="kpis"),
+            downloads.buttons("eq-energy", lang, energy := energy_table(e, park, lang)),
+            data_table("eq-energy-table", energy, percent=(t("col.coverage", lang),))]
     return out
 
 

@@ -159,15 +159,15 @@ def render_detail(view, scope, lang: str) -> list:
                             hovertemplate="%{x|%Y-%m-%d %H:%M}: %{y:,.3f} " + view.unit + "<extra></extra>")
         fig.update_layout(barmode="overlay", yaxis_title=view.unit, bargap=0)
         out += [graph(fig, "mt-chart", lang, title=f"{t('mt.chart', lang)} ({view.unit})", height=320),
-                downloads.buttons("mt-readings", lang),
-                data_table("mt-readings-table", readings_table(view, lang))]
+                downloads.buttons("mt-readings", lang, readings := readings_table(view, lang)),
+                data_table("mt-readings-table", readings)]
     out.append(html.H3(t("mt.quarantine.title", lang)))
     if view.quarantined.empty:
         out.append(html.P(t("mt.quarantine.none", lang), className="note", id="mt-quarantine-none"))
     else:
-        out += [downloads.buttons("mt-quarantine", lang),
-                data_table("mt-quarantine-table", quarantine_table(view, lang, tz), wrap=(t("mt.col.rule", lang),
-                                                                                          t("mt.col.reason", lang)))]
+        bad = quarantine_table(view, lang, tz)
+        out += [downloads.buttons("mt-quarantine", lang, bad),
+                data_table("mt-quarantine-table", bad, wrap=(t("mt.col.rule", lang), t("mt.col.reason", lang)))]
     return out
 
 

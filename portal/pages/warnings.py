@@ -90,9 +90,9 @@ def _row(alert: Alert, ack: Ack | None, names: dict[str, str], scope, lang: str)
     ])
 
 
-def warnings_list(scope, lang: str) -> list:
+def warnings_list(scope, lang: str, alerts: list | None = None) -> list:
     """The summary and the table of the user's current warnings with their acknowledgements."""
-    alerts = scope.alerts()
+    alerts = scope.alerts() if alerts is None else alerts
     acks = scope.acknowledgements()
     if not alerts:
         return [dmc.Alert(t("warnings.none", lang), color="green", id="warnings-none")]
@@ -112,13 +112,14 @@ def warnings_list(scope, lang: str) -> list:
 
 def layout(scope, lang: str) -> html.Div:
     now = scope.now().strftime("%Y-%m-%d %H:%M")
+    alerts = scope.alerts()
     rules = t("warnings.rules", lang).format(n=SILENT_AFTER_INTERVALS,
                                              hours=int(QUARANTINE_WINDOW.total_seconds() // 3600))
     return html.Div([
         html.H3(t("warnings.title", lang)),
         html.P([t("warnings.as_of", lang).format(now=now), html.Br(), rules], className="note"),
-        downloads.buttons("warnings", lang),
-        html.Div(warnings_list(scope, lang), id="warnings-list"),
+        downloads.buttons("warnings", lang, pd.DataFrame(index=range(len(alerts)))),  # none: no header-only file
+        html.Div(warnings_list(scope, lang, alerts), id="warnings-list"),
     ])
 
 
