@@ -358,19 +358,33 @@ def _allocate_instruments(instruments: pd.DataFrame, windows: pd.DataFrame,
     return alloc, issues, flagged
 
 
-def _carrier_lists(f: pd.DataFrame, groups: list[str]) -> pd.DataFrame:
-    """Per group: the carriers with data and the carriers without any, as ', '-joined text (vectorised)."""
-    has = f.assign(has=f["quantity"].notna()).groupby([*groups, "carrier"], sort=True)["has"].any().unstack(
-        "carrier")
-    present = np.full(len(has), "", dtype=object)
-    missing = np.full(len(has), "", dtype=object)
-    for carrier in has.columns:  # columns are sorted: the lists come out sorted
-        col = has[carrier]
-        yes, no = (col == True).to_numpy(), (col == False).to_numpy()  # noqa: E712 (NaN: not metered)
-        present = np.where(yes, present + np.where(present == "", "", ", ") + carrier, present)
-        missing = np.where(no, missing + np.where(missing == "", "", ", ") + carrier, missing)
-    index = has.index.to_frame(index=False)
-    return index.assign(carriers=present, missing_carriers=missing)
+def _group_extras(f: pd.DataFrame, groups: list[str], index: pd.Index, threshold: float) -> dict[str, list]:
+    """Per group of `index` (the groups of `f` by `groups`, sorted): the carriers with data and those without any
+    (', '-joined, sorted), whether a carrier's coverage is below `threshold`, and the codes of its lines.
+
+    One group-by per (group, carrier) serves the lists and the coverage; only the few lines with codes are grouped
+    for those."""
+    per_carrier = f.groupby([*groups, "carrier"], sort=True)[["has", "measured", "expected"]].sum(min_count=1)
+    pos = index.get_indexer(per_carrier.index.droplevel("carrier")).tolist()
+    expected = per_carrier["expected"]
+    low = (per_carrier["measured"] / expected.where(expected > 0) < threshold).tolist()
+    present: list[list[str]] = [[] for _ in range(len(index))]
+    missing: list[list[str]] = [[] for _ in range(len(index))]
+    low_coverage = [False] * len(index)
+    for p, carrier, has, is_low in zip(pos, per_carrier.index.get_level_values("carrier").tolist(),
+                                       (per_carrier["has"] > 0).tolist(), low, strict=True):
+        (present if has else missing)[p].append(carrier)  # carriers come sorted within a group
+        if is_low:
+            low_coverage[p] = True
+    line_reasons = [""] * len(index)
+    flagged = f[f["reasons"] != ""]  # few lines carry codes: group only those
+    if len(flagged):
+        codes = flagged.groupby(groups, sort=True)["reasons"].agg(
+            lambda x: "|".join(sorted({c for v in x for c in v.split("|") if c})))
+        for p, c in zip(index.get_indexer(codes.index).tolist(), codes.tolist(), strict=True):
+            line_reasons[p] = c
+    return {"carriers": [", ".join(c) for c in present], "missing_carriers": [", ".join(c) for c in missing],
+            "line_reasons": line_reasons, "low_coverage": low_coverage}
 
 
 def _totals(lines: pd.DataFrame, kind: Period, threshold: float = 0.9) -> pd.DataFrame:
@@ -384,22 +398,18 @@ def _totals(lines: pd.DataFrame, kind: Period, threshold: float = 0.9) -> pd.Dat
         grid_export_kwh=lines["q_base"].where((lines["role"] == GRID) & (lines["flow"] != IMPORT), 0.0).where(
             lines["role"] == GRID),
         pv_kwh=lines["q_base"].where(lines["role"] == ONSITE),
+        has=lines["quantity"].notna(),
     )
     f["period_start"] = period_start(f["period_start"], kind)
     f["workshop"] = f["workshop"].fillna("")
     out = []
     for level, keys in (("workshop", ["enterprise", "workshop"]), ("enterprise", ["enterprise"]), ("park", [])):
         groups = [*keys, "period_start"]
-        t = f.groupby(groups, sort=True)[[*METRICS, "measured", "expected"]].sum(min_count=1).reset_index()
-        lists = _carrier_lists(f, groups)
-        t = t.merge(lists, on=groups, how="left")
-        flagged = f[f["reasons"] != ""]  # few lines carry codes: group only those
-        line_codes = flagged.groupby(groups, sort=True)["reasons"].agg(
-            lambda x: "|".join(sorted({c for v in x for c in v.split("|") if c}))).rename("line_reasons")
-        per_carrier = f.groupby([*groups, "carrier"], sort=True)[["measured", "expected"]].sum(min_count=1)
-        cov = per_carrier["measured"] / per_carrier["expected"].where(per_carrier["expected"] > 0)
-        low = (cov < threshold).groupby(level=list(range(len(groups)))).any().rename("low_coverage")
-        t = t.merge(line_codes.reset_index(), on=groups, how="left").merge(low.reset_index(), on=groups, how="left")
+        t = f.groupby(groups, sort=True)[[*METRICS, "measured", "expected"]].sum(min_count=1)
+        extras = _group_extras(f, groups, t.index, threshold)
+        t = t.reset_index()
+        for name, values in extras.items():
+            t[name] = values
         t["level"] = level
         for k in ("enterprise", "workshop"):
             if k not in t.columns:
@@ -413,9 +423,13 @@ def _totals(lines: pd.DataFrame, kind: Period, threshold: float = 0.9) -> pd.Dat
     totals["total_market_t_co2e"] = totals["scope1_t_co2e"] + totals["scope2_market_t_co2e"]
     totals["coverage"] = (totals["measured"] / totals["expected"].replace(0, np.nan)).clip(upper=1.0)
     reasons = []
-    for no_data, missing, low, codes in zip(totals["energy_tce"].isna(), totals["missing_carriers"] != "",
-                                            totals["low_coverage"].fillna(False).astype(bool),
-                                            totals["line_reasons"].fillna(""), strict=True):
+    for no_data, missing, low, codes in zip(totals["energy_tce"].isna().tolist(),
+                                            (totals["missing_carriers"] != "").tolist(),
+                                            totals["low_coverage"].tolist(), totals["line_reasons"].tolist(),
+                                            strict=True):
+        if not (no_data or missing or low or codes):
+            reasons.append(())
+            continue
         r = {c for c in codes.split("|") if c}
         if no_data:
             r.add("activity.no_data")

@@ -32,8 +32,23 @@ def coarser_or_equal(target: Period, native: Period) -> bool:
     return _ORDER.index(target) >= _ORDER.index(native)
 
 
+def _per_unique(starts: pd.Series, fn) -> pd.Series:
+    """`fn` of a series of timestamps, computed once per distinct value (activity repeats a few window starts
+    across thousands of lines) and spread back; the same values, dtype, index and name as `fn(starts)`."""
+    codes, uniques = pd.factorize(starts)
+    if len(uniques) * 2 > len(starts) or (codes < 0).any():
+        return fn(starts)
+    out = fn(pd.Series(uniques, name=starts.name)).take(codes)
+    out.index = starts.index
+    return out
+
+
 def period_start(starts: pd.Series, kind: Period) -> pd.Series:
     """The park-local start of the period holding each (park-local, aware) window start."""
+    return _per_unique(starts, lambda s: _period_start(s, kind))
+
+
+def _period_start(starts: pd.Series, kind: Period) -> pd.Series:
     if kind is Period.DAY:
         return starts.dt.normalize()
     local = starts.dt.tz_localize(None)
@@ -44,6 +59,10 @@ def period_start(starts: pd.Series, kind: Period) -> pd.Series:
 
 def period_end(starts: pd.Series, kind: Period) -> pd.Series:
     """The exclusive end of each period starting at `starts`."""
+    return _per_unique(starts, lambda s: _period_end(s, kind))
+
+
+def _period_end(starts: pd.Series, kind: Period) -> pd.Series:
     step = {Period.DAY: pd.DateOffset(days=1), Period.MONTH: pd.DateOffset(months=1),
             Period.QUARTER: pd.DateOffset(months=3), Period.YEAR: pd.DateOffset(years=1)}[kind]
     return starts + step
@@ -51,6 +70,10 @@ def period_end(starts: pd.Series, kind: Period) -> pd.Series:
 
 def period_label(starts: pd.Series, kind: Period) -> pd.Series:
     """'2024-03-05', '2024-03', '2024Q1' or '2024'."""
+    return _per_unique(starts, lambda s: _period_label(s, kind))
+
+
+def _period_label(starts: pd.Series, kind: Period) -> pd.Series:
     fmt = {Period.DAY: "%Y-%m-%d", Period.MONTH: "%Y-%m", Period.YEAR: "%Y"}
     if kind is Period.QUARTER:
         return starts.dt.year.astype(str) + "Q" + starts.dt.quarter.astype(str)
