@@ -46,7 +46,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from park.metadata import Base, UTCDateTime
-from park.settings import Settings, SettingsError
+from park.settings import Settings, SettingsError, register_section
 
 if TYPE_CHECKING:
     from park.model import Park
@@ -265,7 +265,13 @@ def _names(value: Any, where: str, key: str) -> tuple[str, ...]:
 
 def jobs_config(settings: Settings) -> JobsConfig:
     """The [jobs] section checked: SettingsError naming the file, the key and what is allowed."""
-    raw, where = dict(settings.jobs or {}), settings.source
+    return validate_jobs(settings.jobs or {}, settings.source, settings.timezone)
+
+
+def validate_jobs(table: dict, where: str, timezone: str = "Asia/Shanghai") -> JobsConfig:
+    """The [jobs] table of the settings file `where` checked (registered with park.settings, so every command
+    checks it before doing anything): SettingsError naming the file, the key and what is allowed."""
+    raw = dict(table)
     unknown = sorted(set(raw) - set(JOBS_SETTINGS))
     if unknown:
         raise SettingsError(f"{where}: unknown key(s) in [jobs]: {', '.join(unknown)}; allowed: "
@@ -292,11 +298,14 @@ def jobs_config(settings: Settings) -> JobsConfig:
                                 f"{', '.join(CRON_FIELDS)}")
         for key, value in fields.items():  # one by one, to name the field a bad value is in
             try:
-                make_trigger({key: value}, settings.timezone)
+                make_trigger({key: value}, timezone)
             except ValueError as exc:
                 raise SettingsError(f"{where}: [jobs.cron.\"{job_id}\"] {key} = {value!r}: {exc}") from None
         cron[job_id] = dict(fields)
     return JobsConfig(lease, heartbeat, providers, disabled, cron)
+
+
+register_section("jobs", validate_jobs)
 
 
 # --- job declarations --------------------------------------------------------------------------------------------

@@ -440,6 +440,18 @@ def test_jobs_settings_are_checked_with_the_file_the_key_and_what_is_allowed(tmp
     assert config.providers == (*JOB_PROVIDERS, "tests.test_jobs") and config.disabled == {"x"}
 
 
+def test_every_command_refuses_a_bad_jobs_section_before_doing_anything(tmp_path: Path) -> None:
+    from park.settings import load_settings
+
+    config = tmp_path / "parkcarbon.toml"
+    config.write_text('[jobs]\nlease_seconds = 60\nheartbeat = 5\n', encoding="utf-8")
+    with pytest.raises(SettingsError, match=rf"{config}: unknown key\(s\) in \[jobs\]: heartbeat; allowed: "):
+        load_settings(config, env={})
+    config.write_text('[jobs.cron."reports.monthly"]\nhour = 25\n', encoding="utf-8")
+    with pytest.raises(SettingsError, match=r'\[jobs.cron."reports.monthly"\] hour = 25'):
+        load_settings(config, env={})
+
+
 def test_providers_cron_overrides_disabled_jobs_and_missing_providers(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     settings = Settings(data_dir=tmp_path, jobs={
