@@ -97,3 +97,26 @@ def test_burn_down_from_a_daily_forecast_result_takes_rho_from_its_backtest():
     assert b.year_end_p10_t < b.year_end_p50_t < b.year_end_p90_t
     assert b.ytd_t == pytest.approx(daily.sum())
     assert b.heading_for_deficit == (b.year_end_p50_t > 4000.0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(ytd=st.lists(st.floats(0, 50), min_size=0, max_size=20), p50=st.lists(st.floats(-5, 50), min_size=1,
+                                                                              max_size=40),
+       width=st.floats(0, 30), rho=st.floats(-0.9, 0.95))
+def test_the_fan_is_monotone_ordered_and_starts_at_the_actual_year_to_date(ytd, p50, width, rho):
+    """Each quantile's cumulative path never decreases, the quantiles never cross, the first projected day lies at
+    or above the actual year to date, and the last day's quantiles are the year-end figures."""
+    ytd_s = pd.Series(ytd, index=_days("2026-12-01", len(ytd)), dtype=float)
+    start = (pd.Timestamp("2026-12-01") + pd.Timedelta(days=len(ytd))).strftime("%Y-%m-%d")
+    b = burn_down(ytd_s, _fc(start, p50, width), allocation_t=100.0, rho=rho, paths=300)
+    fan = b.fan
+    assert fan["day"][0] == start and len(fan["day"]) == len(p50)
+    actual = float(sum(ytd))
+    assert b.ytd_t == pytest.approx(actual)
+    names = ["p2_5", "p10", "p50", "p90", "p97_5"]
+    for name in names:
+        path = np.asarray(fan[name])
+        assert (np.diff(path) >= -1e-9).all() and path[0] >= actual - 1e-9
+    for lo, hi in zip(names, names[1:], strict=False):
+        assert (np.asarray(fan[lo]) <= np.asarray(fan[hi]) + 1e-9).all()
+    assert fan["p50"][-1] == pytest.approx(b.year_end_p50_t) and fan["p90"][-1] == pytest.approx(b.year_end_p90_t)
