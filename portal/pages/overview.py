@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, dcc, html
 
 from park.model import Park
-from portal import downloads, theme
+from portal import downloads, forecast_figures, theme
 from portal.auth import Role
 from portal.components import completeness_badge, data_table, fmt, graph, kpi, pct
 from portal.i18n import register as register_text
@@ -177,7 +177,10 @@ def quota_colours(lang: str) -> dict[str, str]:
 def layout(scope, lang: str) -> html.Div:
     ov, co = scope.overview()
     now = scope.now().tz_convert(scope.park.tz)
+    # enterprises heading for a deficit at the nightly forecasts (read from their cache)
+    deficits = forecast_figures.deficits(scope.forecasts("quota_t_co2e"), now.year, scope.park.tz)
     return html.Div([dcc.Interval(id="overview-tick", interval=60_000), *render_carbon(co, scope.park, lang, now),
+                     *forecast_figures.render_deficits(deficits, scope.names(lang), lang),
                      *render_overview(ov, scope.park, lang)])
 
 
