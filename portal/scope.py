@@ -198,6 +198,39 @@ class Scope:
 
         return acknowledge(self._ctx.engine, self._access, self.user, key, self.now())
 
+    # ---- regulator reports (portal/reports: the archive, the run log, the files) --------------------------------
+    def report_versions(self) -> pd.DataFrame:
+        """Every archived report version (kind, period, version, generated_at, outcome, failures, delivered)."""
+        from portal.reports.archive import versions
+
+        self.require(Role.REGULATOR, Role.ADMIN)
+        return versions(self._ctx.engine, self._ctx.park.id)
+
+    def report_runs(self, limit: int = 50) -> pd.DataFrame:
+        from portal.reports.archive import runs
+
+        self.require(Role.REGULATOR, Role.ADMIN)
+        return runs(self._ctx.engine, self._ctx.park.id, limit)
+
+    def report_files(self, version_id: int) -> pd.DataFrame:
+        """The files of one version of this park's archive (Forbidden for another park's)."""
+        from portal.reports.archive import files
+
+        self.require(Role.REGULATOR, Role.ADMIN)
+        if version_id not in set(self.report_versions()["id"]):
+            raise Forbidden(f"report version {version_id} is not in park {self._ctx.park.id}'s archive")
+        return files(self._ctx.engine, version_id)
+
+    def report_file(self, version_id: int, file_id: int) -> tuple[str, bytes]:
+        """A stored file's name and bytes, checked against its SHA-256; recorded in the audit log."""
+        from portal.reports.archive import read_file
+
+        if file_id not in set(self.report_files(version_id)["id"]):
+            raise Forbidden(f"report file {file_id} is not a file of report version {version_id}")
+        name, data = read_file(self._ctx.settings, self._ctx.engine, file_id)
+        self.record("download", name, report_version=version_id, bytes=len(data))
+        return name, data
+
     # ---- administration (the park administrator only) ------------------------------------------------------
     def users(self) -> list:
         from portal.auth import list_users

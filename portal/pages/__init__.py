@@ -14,7 +14,7 @@ from types import ModuleType
 from portal.auth import Role
 
 PAGE_MODULES = ["overview", "cockpit", "enterprise", "meters", "equipment", "quality", "warnings", "consents",
-                "sharing", "admin"]
+                "sharing", "reports", "admin"]
 LANDING = {Role.ADMIN: "/", Role.REGULATOR: "/", Role.ENTERPRISE: "/enterprise", Role.BANK: "/consents"}
 
 
