@@ -7,6 +7,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import numpy as np
 import pandas as pd
 import pytest
 import requests
@@ -143,16 +144,202 @@ def test_line_protocol_matches_influxdb_client_escaping(influx_server):
     assert series_key("energy", {"workshop": None, "series": "M2"}) == "energy,series=M2"
 
 
-def test_rollups_are_refreshed_lazily_but_reads_are_never_stale(influx_server):
-    store = InfluxStore(InfluxConfig(url=influx_server.url, database="lazy"), CATALOG, TZ)
+def test_a_write_keeps_its_own_rollups_and_leaves_nothing_pending(influx_server):
+    store = InfluxStore(InfluxConfig(url=influx_server.url, database="own_rollups"), CATALOG, TZ)
     store.write("energy", batch(8))
-    assert len(store.pending_rollups()) == 1  # the write marked its range, durably, in the server
+    assert len(store.pending_rollups()) == 0  # marked before the write, done after its roll-ups
     day = store.aggregate("energy", pd.Timestamp("2024-03-01", tz=TZ), pd.Timestamp("2024-03-02", tz=TZ), "day")
     assert day["value"].sum() == 10.0
-    assert len(store.pending_rollups()) == 0
-    # A new store object (a restarted process) finds marks left by another and folds them in.
-    store.write("energy", batch(8, "M2"))
-    again = InfluxStore(InfluxConfig(url=influx_server.url, database="lazy"), CATALOG, TZ)
-    assert again.refresh_rollups() == 1
-    day = again.aggregate("energy", pd.Timestamp("2024-03-01", tz=TZ), pd.Timestamp("2024-03-02", tz=TZ), "day")
-    assert day["value"].sum() == 20.0
+
+
+def test_a_writer_that_dies_before_its_rollups_leaves_a_mark_that_refresh_folds_in(influx_server, monkeypatch):
+    config = InfluxConfig(url=influx_server.url, database="crashed_writer")
+    store = InfluxStore(config, CATALOG, TZ)
+    store.write("energy", batch(8))  # 00:00-01:45, 1.25 each
+    span = (pd.Timestamp("2024-03-01", tz=TZ), pd.Timestamp("2024-03-02", tz=TZ))
+
+    def die(*args, **kwargs):
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(store, "_post_rollups", die)
+    with pytest.raises(KeyboardInterrupt):
+        store.write("energy", batch(8).assign(value=2.5))  # the raw readings go in, the roll-ups do not
+    monkeypatch.undo()
+    assert store.aggregate("energy", *span, "day")["value"].sum() == 10.0  # stale: readers do not rebuild
+    # Another process (a restarted collector) folds it in, but only once the mark is older than the grace time
+    # (a live writer finishes its own).
+    other = InfluxStore(config, CATALOG, TZ)
+    assert other.refresh_rollups() == 0
+    assert len(other.pending_rollups()) == 1
+    assert other.refresh_rollups(grace_s=0) == 1
+    assert other.aggregate("energy", *span, "day")["value"].sum() == 20.0
+    assert other.aggregate("energy", *span, "hour")["value"].dropna().tolist() == [10.0, 10.0]
+    assert len(other.pending_rollups()) == 0
+
+
+class _Recorder:
+    """Every InfluxQL statement a store sends."""
+
+    def __init__(self, store: InfluxStore) -> None:
+        self.statements: list[str] = []
+        real = store.query
+
+        def query(q: str, **kw):
+            self.statements += [part.strip() for part in q.split(";")]
+            return real(q, **kw)
+
+        store.query = query
+
+
+def test_writes_reads_and_refresh_use_only_what_influxdb_2_and_3_serve(influx_server):
+    """InfluxDB 2.x and 3.x serve the 1.x /write and InfluxQL /query for reading, but not SELECT ... INTO,
+    DELETE or CREATE DATABASE: only deletion (and CREATE DATABASE, which is optional) may use them."""
+    store = InfluxStore(InfluxConfig(url=influx_server.url, database="compat"), CATALOG, TZ)
+    rec = _Recorder(store)
+    store.write("energy", batch(8))
+    store.write("energy", batch(8).assign(value=2.0))  # a rewrite: rebuilt from raw readings
+    store.write("energy", batch(16, "M2"))
+    span = (pd.Timestamp("2024-03-01", tz=TZ), pd.Timestamp("2024-04-01", tz=TZ))
+    for window in ("15min", "hour", "day", "month"):
+        store.aggregate("energy", *span, window, by=["enterprise"])
+    store.coverage("energy", *span)
+    store.latest("energy")
+    store.points("energy", *span)
+    store.refresh_rollups(grace_s=0)
+    assert rec.statements and all(q.startswith("SELECT ") and " INTO " not in q for q in rec.statements), [
+        q for q in rec.statements if not q.startswith("SELECT ") or " INTO " in q]
+    assert store.aggregate("energy", *span, "month")["value"].sum() == 8 * 2.0 + 16 * 1.25
+
+
+def test_a_server_that_refuses_create_database_is_noted_not_fatal(influx_server, caplog):
+    """InfluxDB 2.x answers CREATE DATABASE with an error: the store starts and says so."""
+    _RefuseCreate.upstream = influx_server.url
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _RefuseCreate)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        requests.post(influx_server.url + "/query", data={"q": 'CREATE DATABASE "made_by_admin"'}, timeout=5)
+        with caplog.at_level("WARNING", logger="park.store.influx"):
+            store = InfluxStore(InfluxConfig(url=f"http://127.0.0.1:{proxy.server_port}", database="made_by_admin"),
+                                CATALOG, TZ)
+        assert "could not create database 'made_by_admin'" in caplog.text
+        assert store.write("energy", batch()).written == 4
+    finally:
+        proxy.shutdown()
+
+
+class _RefuseCreate(BaseHTTPRequestHandler):
+    """A stand-in for InfluxDB 2.x's compatibility API, which does not serve CREATE DATABASE; forwards the rest."""
+
+    upstream = ""
+
+    def do_POST(self):  # noqa: N802 (http.server's naming)
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path.startswith("/query") and b"CREATE" in body:
+            self.send_response(422)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"error": "not implemented: CREATE DATABASE"}')
+            return
+        headers = {k: v for k, v in self.headers.items() if k.lower() in ("content-type", "content-encoding")}
+        resp = requests.post(self.upstream + self.path, data=body, headers=headers, timeout=10)
+        self.send_response(resp.status_code)
+        self.send_header("Content-Type", resp.headers.get("Content-Type", "application/json"))
+        self.end_headers()
+        self.wfile.write(resp.content)
+
+    def log_message(self, *args):
+        pass
+
+
+# ---- client-side roll-ups: batches cut anywhere give the roll-ups of one batch -------------------------------
+from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from park.store import rollup  # noqa: E402
+
+_SLOTS = pd.date_range(pd.Timestamp("2024-03-01 22:00", tz=TZ), periods=24, freq="15min")  # over local midnight
+
+
+@st.composite
+def _writes(draw):
+    """Readings of two series on 24 quarter-hours around a park-local midnight, cut into batches in any order;
+    some readings are written again with another value or quality (a correction), which must replace them."""
+    n = draw(st.integers(1, 40))
+    rows = [(draw(st.sampled_from(["M1", "M2"])), draw(st.integers(0, len(_SLOTS) - 1)),
+             draw(st.integers(1, 40)) / 4, draw(st.sampled_from(["measured", "estimated"]))) for _ in range(n)]
+    cuts = sorted(draw(st.sets(st.integers(1, max(1, n - 1)), max_size=6)))
+    bounds = [0, *cuts, n]
+    return [[rows[i] for i in range(a, b)] for a, b in zip(bounds, bounds[1:], strict=False) if a < b]
+
+
+def _frame(rows) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["series", "slot", "value", "quality"])
+    frame["ts"] = _SLOTS[frame["slot"].to_numpy()].tz_convert("UTC")
+    return frame.drop_duplicates(["series", "ts"], keep="last")[["series", "ts", "value", "quality"]]
+
+
+def _truth(batches) -> tuple[pd.DataFrame, pd.DataFrame]:
+    raw = _frame([r for b in batches for r in b])  # the last write of each (series, ts) wins
+    hours = rollup.bucket_stats(raw, "hour", TZ)
+    return hours, rollup.days_from_hours(hours, TZ)
+
+
+def _norm(frame: pd.DataFrame, last: bool = True) -> list[tuple]:
+    cols = ["series", "start", "sum", "count", "measured", "min", "max"] + (["last_ns"] if last else [])
+    return sorted(tuple(float(v) if isinstance(v, float | np.floating | int | np.integer) else v for v in row)
+                  for row in frame[cols].itertuples(index=False))
+
+
+def _upsert(stored: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    both = pd.concat([stored, new[list(rollup.COLUMNS)]], ignore_index=True)
+    return both.drop_duplicates(["series", "start"], keep="last").reset_index(drop=True)
+
+
+@settings(max_examples=150, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate))
+@given(_writes())
+def test_rollup_plan_of_batches_cut_anywhere_equals_one_batch(batches):
+    """The write path's roll-up plan, against an in-memory raw store: client-side buckets plus the buckets it
+    asks to rebuild (from raw readings, days from hours) end equal to the roll-ups of all readings at once."""
+    raw = pd.DataFrame(columns=["series", "ts", "value", "quality"])
+    hours = rollup.bucket_stats(raw, "hour", TZ)
+    days = hours.copy()
+    for rows in batches:
+        batch = _frame(rows)
+        p = rollup.plan(batch, hours.drop(columns="first_ns").assign(first_ns=np.nan), days, TZ)
+        raw = pd.concat([raw, batch]).drop_duplicates(["series", "ts"], keep="last")
+        hours, days = _upsert(hours, p.hours), _upsert(days, p.days)
+        rebuilt = rollup.bucket_stats(raw, "hour", TZ).merge(p.recompute_hours, on=["series", "start"])
+        hours = _upsert(hours, rebuilt)
+        day_keys = pd.concat([p.recompute_days, pd.DataFrame({
+            "series": p.recompute_hours["series"],
+            "start": rollup.day_starts(p.recompute_hours["start"].to_numpy(dtype="int64"), TZ)})])
+        days = _upsert(days, rollup.days_from_hours(hours, TZ).merge(day_keys.drop_duplicates(),
+                                                                     on=["series", "start"]))
+    want_h, want_d = _truth(batches)
+    assert _norm(hours) == _norm(want_h)
+    assert _norm(days, last=False) == _norm(want_d, last=False)
+
+
+_hyp_db = iter(range(10_000))
+
+
+@settings(max_examples=8, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate),
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batches=_writes())
+def test_influx_rollups_after_batches_cut_anywhere_equal_the_raw_totals(influx_server, batches):
+    """The same property on a real influxd: hour and day windows (read from the roll-ups) equal the raw data."""
+    store = InfluxStore(InfluxConfig(url=influx_server.url, database=f"cuts_{next(_hyp_db)}"), CATALOG, TZ)
+    for rows in batches:
+        store.write("energy", _frame(rows))
+    start, end = pd.Timestamp("2024-03-01", tz=TZ), pd.Timestamp("2024-03-03", tz=TZ)
+    want_h, want_d = _truth(batches)
+    for window, want in (("hour", want_h), ("day", want_d)):
+        got = store.aggregate("energy", start, end, window, by=["series"])
+        got = got[got["count"] > 0]
+        starts = got["start"].dt.tz_convert("UTC").astype("datetime64[ns, UTC]").astype("int64")
+        assert sorted(zip(got["series"], starts, got["value"], got["count"], got["measured"], strict=True)) == sorted(
+            zip(want["series"], want["start"], want["sum"], want["count"], want["measured"], strict=True))
+        mx = store.aggregate("energy", start, end, window, by=["series"], agg="max").dropna(subset=["value"])
+        assert sorted(mx["value"]) == sorted(want["max"])
+    store.query(f'DROP DATABASE "{store.config.database}"', db=False)
+    store.close()

@@ -12,21 +12,26 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import logging
 import re
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import requests
 from influxdb_client import Point
 
 from park.model import SeriesCatalog
+from park.store import rollup
 from park.store.base import TimeSeriesStore
 from park.store.errors import StoreRejected, StoreUnavailable
-from park.store.lineprotocol import best_precision, encode_body, series_keys
+from park.store.lineprotocol import best_precision, encode_body, encode_rollups, escape_tag, series_keys
 from park.store.schema import Rejection, Window
 
+log = logging.getLogger(__name__)
 RETRY_STATUS = {429, 500, 502, 503, 504}
 # Above this many series a roll-up refresh covers every series of the range rather than a regex of names.
 _MAX_SERIES_IN_REGEX = 200
@@ -46,7 +51,9 @@ class InfluxConfig:
     batch_size: int = 10_000  # lines per POST
     max_in_flight: int = 2
     gzip: bool = True
-    create_database: bool = True
+    create_database: bool = True  # CREATE DATABASE at start (1.x); a server that refuses it (2.x/3.x) is noted
+    rollup_grace_s: float = 300.0  # refresh_rollups() folds ranges marked longer ago: their writer has died
+    rollup_horizon_days: int = 31  # unfinished marks older than this are not looked for
 
 
 def _ns(t: pd.Timestamp) -> int:
@@ -55,6 +62,14 @@ def _ns(t: pd.Timestamp) -> int:
 
 def _quote(v: str) -> str:
     return "'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _anti(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
+    """Rows of `left` whose (series, start) is not in `right`."""
+    if not len(left):
+        return left
+    merged = left[["series", "start"]].merge(right[["series", "start"]], how="left", indicator=True)
+    return merged[merged["_merge"] == "left_only"][["series", "start"]]
 
 
 def _ident(name: str) -> str:
@@ -77,8 +92,24 @@ class InfluxStore(TimeSeriesStore):
         self._auth = {"u": config.username, "p": config.password} if config.username else {}
         self._seq = itertools.count()
         self._keys: dict[str, dict[str, str]] = {}
+        self._rollup_lock = threading.RLock()  # one roll-up update at a time in this process
+        self._check_whole_hour_offsets()
         if config.create_database:
-            self.query(f"CREATE DATABASE {_ident(config.database)}", db=False)
+            try:
+                self.query(f"CREATE DATABASE {_ident(config.database)}", db=False)
+            except StoreRejected as exc:
+                if exc.status == 401:
+                    raise
+                # InfluxDB 2.x/3.x do not serve CREATE DATABASE on the 1.x API (2.x: create the bucket and its
+                # DBRP mapping; 3.x creates the database on the first write); a 1.x user may lack the right.
+                log.warning("could not create database %r (%s); assuming it exists", config.database, exc)
+
+    def _check_whole_hour_offsets(self) -> None:
+        # Daily roll-ups are built from hourly ones: every hour must fall in one local day.
+        probes = pd.date_range("2000-01-01", "2040-01-01", freq="30D", tz="UTC").tz_convert(self.tz)
+        if any(p.utcoffset().total_seconds() % 3600 for p in probes):
+            raise ValueError(f"time zone {self.timezone} has a UTC offset that is not whole hours; "
+                             "the daily roll-ups are built from hourly ones and need whole-hour offsets")
 
     def close(self) -> None:
         self._http.close()
@@ -163,39 +194,70 @@ class InfluxStore(TimeSeriesStore):
     # ---- writing ---------------------------------------------------------------------------
     def _write_valid(self, measurement: str, frame: pd.DataFrame) -> int:
         precision = best_precision(frame["ts"])
-        keys = self._keys.get(measurement) or self._keys.setdefault(measurement,
-                                                                     series_keys(measurement, self.catalog))
+        keys = self._rollup_keys(measurement)
+        series = list(pd.unique(frame["series"]))
+        lo, hi = frame["ts"].min(), frame["ts"].max()
         size = self.config.batch_size
-        with ThreadPoolExecutor(self.config.max_in_flight) as pool:
-            futures = [pool.submit(self._post_body, encode_body(frame.iloc[i:i + size], keys, precision), precision)
-                       for i in range(0, len(frame), size)]  # encode the next batch while earlier ones are posted
-            for f in futures:
-                f.result()
-        self._mark_dirty(measurement, frame["ts"].min(), frame["ts"].max(), list(pd.unique(frame["series"])))
+        with self._rollup_lock:
+            mark = self._mark_dirty(measurement, lo, hi, series)
+            h0, h1 = _ns(lo.floor("h")), _ns(hi.floor("h")) + rollup.HOUR_NS
+            d0, d1 = _ns(self._day_floor(lo)), _ns(self._day_floor(self._day_floor(hi) + pd.Timedelta("25h")))
+            plan = rollup.plan(frame, self._stored(measurement + "_1h", h0, h1, series),
+                               self._stored(measurement + "_1d", d0, d1, series), self.timezone)
+            with ThreadPoolExecutor(self.config.max_in_flight) as pool:
+                futures = [pool.submit(self._post_body, encode_body(frame.iloc[i:i + size], keys, precision),
+                                       precision)
+                           for i in range(0, len(frame), size)]  # encode the next batch while earlier ones are posted
+                futures.append(pool.submit(self._post_rollups, measurement, plan.hours, plan.days))
+                for f in futures:
+                    f.result()
+            if len(plan.recompute_hours) or len(plan.recompute_days):
+                self._rebuild(measurement, plan.recompute_hours, plan.recompute_days)
+            self._mark_done(measurement, mark)
         return len(frame)
 
     # ---- roll-ups ---------------------------------------------------------------------------
-    # A write marks its range dirty (a point in `_rollup_dirty`, so a crash loses no mark); the roll-ups are
-    # recomputed by `refresh_rollups()`, which a scheduled job runs and every roll-up read runs first.
-    # Recomputing inside each write would cost InfluxDB 1.x more than the write itself (see docs/store.md).
-    def _mark_dirty(self, measurement: str, lo: pd.Timestamp, hi: pd.Timestamp, series: list[str]) -> None:
+    # A write folds its batch into the hourly and daily roll-ups itself (`park/store/rollup.py`): buckets the
+    # batch fills or appends to are computed on the client; buckets it rewrites are rebuilt from raw readings
+    # after the write.  Roll-up points are only ever overwritten in place (same series and time), so a reader
+    # sees the old or the new value of a bucket, never a half-rebuilt range; readers never rebuild anything.
+    # Before writing, the writer records its range in `_rollup_dirty` (in the server: a crash loses no mark)
+    # and marks it done afterwards; `refresh_rollups()` folds in the ranges of writers that died in between.
+    def _mark_dirty(self, measurement: str, lo: pd.Timestamp, hi: pd.Timestamp, series: list[str]) -> int:
         names = "*" if len(series) > _MAX_SERIES_IN_REGEX else "\n".join(series)
-        self.write_lines([self._record("_rollup_dirty", {"measurement": measurement},
-                                       {"lo": _ns(lo), "hi": _ns(hi), "series": names})], precision="ns")
+        line, stamp = self._stamped("_rollup_dirty", {"measurement": measurement},
+                                    {"lo": _ns(lo), "hi": _ns(hi), "series": names, "done": False})
+        self.write_lines([line], precision="ns")
+        return stamp
 
-    def pending_rollups(self) -> pd.DataFrame:
-        """Dirty ranges not yet folded into the roll-ups: time (ns), measurement, lo, hi, series."""
-        return self._frame(self.query('SELECT * FROM "_rollup_dirty"', epoch="ns"), [])
+    def _mark_done(self, measurement: str, stamp: int) -> None:
+        """Overwrite the mark's `done` field in place (no DELETE: InfluxDB 2.x/3.x do not serve it)."""
+        self.write_lines([f"_rollup_dirty,measurement={escape_tag(measurement)} done=true {stamp}"], precision="ns")
 
-    def refresh_rollups(self) -> int:
-        """Recompute the roll-ups of every pending dirty range; return how many ranges were done."""
-        pending = self.pending_rollups()
-        for row in pending.itertuples(index=False):
-            series = None if row.series == "*" else str(row.series).split("\n")
-            lo = pd.Timestamp(int(row.lo), unit="ns", tz="UTC")
-            hi = pd.Timestamp(int(row.hi), unit="ns", tz="UTC")
-            self._refresh_rollups(row.measurement, lo, hi, series)
-            self.query(f'DELETE FROM "_rollup_dirty" WHERE time = {int(row.time)}')
+    def pending_rollups(self, grace_s: float = 0.0) -> pd.DataFrame:
+        """Dirty ranges not yet folded into the roll-ups, marked more than `grace_s` ago within the horizon:
+        time (ns), measurement, lo, hi, series."""
+        horizon = f"{int(self.config.rollup_horizon_days)}d"
+        frame = self._frame(self.query(f'SELECT * FROM "_rollup_dirty" WHERE time > now() - {horizon}',
+                                       epoch="ns"), [])
+        if not len(frame):
+            return pd.DataFrame(columns=["time", "measurement", "lo", "hi", "series"])
+        done = frame["done"].fillna(False).astype(bool) if "done" in frame else pd.Series(False, index=frame.index)
+        due = frame["time"].astype("int64") <= time.time_ns() - int(grace_s * 1e9)
+        return frame[~done & due & frame["lo"].notna()].reset_index(drop=True)
+
+    def refresh_rollups(self, grace_s: float | None = None) -> int:
+        """Rebuild the roll-ups of ranges whose writer did not finish (marked more than `grace_s` ago, by default
+        `InfluxConfig.rollup_grace_s`: a live writer finishes its own); return how many ranges were done."""
+        grace = self.config.rollup_grace_s if grace_s is None else grace_s
+        with self._rollup_lock:
+            pending = self.pending_rollups(grace)
+            for row in pending.itertuples(index=False):
+                series = None if row.series == "*" else str(row.series).split("\n")
+                lo = pd.Timestamp(int(row.lo), unit="ns", tz="UTC")
+                hi = pd.Timestamp(int(row.hi), unit="ns", tz="UTC")
+                self._rebuild_range(row.measurement, lo, hi, series)
+                self._mark_done(row.measurement, int(row.time))
         return len(pending)
 
     def _series_clause(self, series: list[str] | None) -> str:
@@ -203,30 +265,98 @@ class InfluxStore(TimeSeriesStore):
             return ""
         return " AND \"series\" =~ /^(" + "|".join(re.escape(s).replace("/", "\\/") for s in series) + ")$/"
 
-    def _refresh_rollups(self, measurement: str, lo: pd.Timestamp, hi: pd.Timestamp,
-                         series: list[str] | None) -> None:
-        """Recompute the hours and park-local days in [lo, hi] of the given series (delete, then INTO)."""
-        sel = self._series_clause(series)
-        h0, h1 = lo.floor("h"), hi.floor("h") + pd.Timedelta("1h")
-        d0 = lo.tz_convert(self.tz).floor("D")
-        d1 = hi.tz_convert(self.tz).floor("D") + pd.DateOffset(days=1)
-        m, mh, md = _ident(measurement), _ident(measurement + "_1h"), _ident(measurement + "_1d")
-        hours = f"time >= {_ns(h0)} AND time < {_ns(h1)}{sel}"
-        days = f"time >= {_ns(d0)} AND time < {_ns(d1)}{sel}"
-        tz = f" tz({_quote(self.timezone)})"
-        self.query(";".join([
-            f"DELETE FROM {mh} WHERE {hours}",
-            f'SELECT sum("value") AS "sum", count("value") AS "count", min("value") AS "min", max("value") AS "max" '
-            f"INTO {mh} FROM {m} WHERE {hours} GROUP BY time(1h), *",
-            f'SELECT count("value") AS "measured" INTO {mh} FROM {m} WHERE "quality" = \'measured\' AND {hours} '
-            "GROUP BY time(1h), *",
-            f"DELETE FROM {md} WHERE {days}",
-            f'SELECT sum("sum") AS "sum", sum("count") AS "count", sum("measured") AS "measured", min("min") AS "min", '
-            f'max("max") AS "max" INTO {md} FROM {mh} WHERE {days} GROUP BY time(1d), *{tz}',
-        ]))
+    def _rollup_keys(self, measurement: str) -> dict[str, str]:
+        return self._keys.get(measurement) or self._keys.setdefault(measurement,
+                                                                     series_keys(measurement, self.catalog))
+
+    def _day_floor(self, t: pd.Timestamp) -> pd.Timestamp:
+        return t.tz_convert(self.tz).floor("D").tz_convert("UTC")
+
+    def _stored(self, name: str, lo_ns: int, hi_ns: int, series: list[str] | None) -> pd.DataFrame:
+        """Stored roll-up points of `name` in [lo, hi): rollup.COLUMNS (last_ns NaN where not stored)."""
+        res = self.query(f'SELECT "sum", "count", "measured", "min", "max", "last_ns" FROM {_ident(name)} '
+                         f"WHERE time >= {lo_ns} AND time < {hi_ns}{self._series_clause(series)} GROUP BY \"series\"",
+                         epoch="ns")
+        frame = self._frame(res, ["series"])
+        if not len(frame):
+            return rollup.bucket_stats(pd.DataFrame(), "hour", self.timezone)
+        frame = frame.rename(columns={"time": "start"})
+        if series is not None and len(series) > _MAX_SERIES_IN_REGEX:
+            frame = frame[frame["series"].isin(series)]
+        frame["first_ns"] = np.nan
+        return frame.reindex(columns=list(rollup.COLUMNS)).astype({"start": "int64"})
+
+    def _post_rollups(self, measurement: str, hours: pd.DataFrame, days: pd.DataFrame) -> None:
+        size = self.config.batch_size
+        for name, frame, with_last in ((measurement + "_1h", hours, True), (measurement + "_1d", days, False)):
+            keys = self._rollup_keys(name)
+            for i in range(0, len(frame), size):
+                self._post_body(encode_rollups(frame.iloc[i:i + size], keys, with_last), "s")
+
+    def _raw(self, measurement: str, lo_ns: int, hi_ns: int, series: list[str] | None) -> pd.DataFrame:
+        res = self.query(f'SELECT "value", "quality" FROM {_ident(measurement)} WHERE time >= {lo_ns} '
+                         f'AND time < {hi_ns}{self._series_clause(series)} GROUP BY "series"', epoch="ns")
+        frame = self._frame(res, ["series"])
+        if not len(frame):
+            return pd.DataFrame({"series": [], "ts": pd.Series([], dtype="int64"), "value": [], "quality": []})
+        return frame.rename(columns={"time": "ts"})
+
+    def _delete_points(self, name: str, keys: pd.DataFrame) -> None:
+        """Remove roll-up points whose bucket lost all its readings (only after a raw DELETE, so only where
+        DELETE is served: InfluxDB 1.x)."""
+        stmts = [f"DELETE FROM {_ident(name)} WHERE \"series\" = {_quote(s)} AND time >= {int(t)} "
+                 f"AND time < {int(t) + 1}" for s, t in zip(keys["series"], keys["start"], strict=True)]
+        for i in range(0, len(stmts), 100):
+            self.query(";".join(stmts[i:i + 100]))
+
+    def _rebuild(self, measurement: str, hour_keys: pd.DataFrame, day_keys: pd.DataFrame) -> None:
+        """Rebuild the given hour buckets from raw readings, then the given days (and the days of those hours)
+        from their hourly roll-ups; overwrite in place, and remove buckets left without readings."""
+        mh, md = measurement + "_1h", measurement + "_1d"
+        key = ["series", "start"]
+        if len(hour_keys):
+            series = sorted(set(hour_keys["series"]))
+            lo, hi = int(hour_keys["start"].min()), int(hour_keys["start"].max()) + rollup.HOUR_NS
+            hours = rollup.bucket_stats(self._raw(measurement, lo, hi, series), "hour", self.timezone)
+            hours = hours.merge(hour_keys[key], on=key)
+            stale = _anti(self._stored(mh, lo, hi, series).merge(hour_keys[key], on=key), hours)
+            self._post_rollups(measurement, hours, hours.iloc[:0])
+            if len(stale):
+                self._delete_points(mh, stale)
+            starts = rollup.day_starts(hour_keys["start"].to_numpy(dtype="int64"), self.timezone)
+            day_keys = pd.concat([day_keys[key], pd.DataFrame({"series": hour_keys["series"].to_numpy(),
+                                                               "start": starts})]).drop_duplicates()
+        if not len(day_keys):
+            return
+        series = sorted(set(day_keys["series"]))
+        lo = int(day_keys["start"].min())
+        hi = int(self._day_floor(pd.Timestamp(int(day_keys["start"].max()), tz="UTC") + pd.Timedelta("25h")).value)
+        days = rollup.days_from_hours(self._stored(mh, lo, hi, series), self.timezone).merge(day_keys[key], on=key)
+        stale = _anti(self._stored(md, lo, hi, series).merge(day_keys[key], on=key), days)
+        self._post_rollups(measurement, days.iloc[:0], days)
+        if len(stale):
+            self._delete_points(md, stale)
+
+    def _rebuild_range(self, measurement: str, lo: pd.Timestamp, hi: pd.Timestamp, series: list[str] | None) -> None:
+        """Rebuild every hour and day of [lo, hi] for the series (None: all of the measurement's kind), a day at
+        a time so that memory stays bounded."""
+        if series is None:
+            kind = self._spec(measurement).kind
+            series = [s.id for s in self.catalog.series if s.kind == kind]
+        first, last = lo.floor("h"), hi.floor("h")
+        day = self._day_floor(first)
+        while day <= last:
+            nxt = self._day_floor(day + pd.Timedelta("25h"))
+            hours = pd.date_range(max(first, day), min(last, nxt - pd.Timedelta("1h")), freq="h")
+            keys = pd.DataFrame([(s, int(h.value)) for s in series for h in hours], columns=["series", "start"])
+            self._rebuild(measurement, keys, keys.iloc[:0])
+            day = nxt
 
     def _record(self, measurement: str, tags: dict, fields: dict) -> str:
         """One bookkeeping point (quarantine, audit), timestamped now with a unique nanosecond."""
+        return self._stamped(measurement, tags, fields)[0]
+
+    def _stamped(self, measurement: str, tags: dict, fields: dict) -> tuple[str, int]:
         p = Point(measurement)
         for k, v in tags.items():
             if v not in (None, ""):
@@ -235,7 +365,7 @@ class InfluxStore(TimeSeriesStore):
             if v is not None:
                 p = p.field(k, v)
         stamp = time.time_ns() // 1000 * 1000 + next(self._seq) % 1000
-        return p.time(stamp).to_line_protocol()
+        return p.time(stamp).to_line_protocol(), stamp
 
     def _quarantine(self, measurement: str, rejected: list[Rejection], source: str) -> None:
         lines = [self._record("_quarantine", {"measurement": measurement, "source": source, "code": r.code},
@@ -245,13 +375,31 @@ class InfluxStore(TimeSeriesStore):
 
     # ---- reading ---------------------------------------------------------------------------
     def _frame(self, results: list[dict], by: list[str]) -> pd.DataFrame:
-        rows = []
+        """The rows of query results as one frame, with the `by` tags as columns (an empty tag is None).
+        Built column-wise: a roll-up rebuild may read back a hundred thousand rows."""
+        parts: list[pd.DataFrame] = []
         for r in results:
+            rows: list[list] = []
+            tags: dict[str, list] = {b: [] for b in by}
+            columns = None
             for s in r.get("series", []):
-                tags = {k: (v if v != "" else None) for k, v in (s.get("tags") or {}).items()}
-                for values in s["values"]:
-                    rows.append({**dict(zip(s["columns"], values, strict=True)), **{b: tags.get(b) for b in by}})
-        return pd.DataFrame(rows)
+                columns = columns or s["columns"]
+                if s["columns"] != columns:  # not seen within one statement; kept apart if ever
+                    parts.append(self._frame([{"series": [s]}], by))
+                    continue
+                rows += s["values"]
+                stags = s.get("tags") or {}
+                for b in by:
+                    v = stags.get(b)
+                    tags[b] += [v if v != "" else None] * len(s["values"])
+            if columns is not None and rows:
+                part = pd.DataFrame(rows, columns=columns)
+                for b in by:
+                    part[b] = pd.Series(tags[b], dtype=object)
+                parts.append(part)
+        if not parts:
+            return pd.DataFrame()
+        return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
     def _filters(self, where: dict[str, list[str]]) -> str:
         return "".join(" AND (" + " OR ".join(f"{_ident(k)} = {_quote(v)}" for v in vals) + ")"
@@ -278,8 +426,7 @@ class InfluxStore(TimeSeriesStore):
             keys = ["time", *by]
             if len(frame):
                 frame = frame.merge(measured, on=keys, how="left") if len(measured) else frame.assign(measured=0)
-        else:
-            self.refresh_rollups()
+        else:  # roll-ups are kept by the writers; a reader never rebuilds them
             source = _ident(measurement + ("_1h" if window is Window.HOUR or not day_aligned else "_1d"))
             frame = self._frame(self.query(
                 f'SELECT sum("sum") AS "sum", sum("count") AS "count", sum("measured") AS "measured", '
@@ -319,11 +466,16 @@ class InfluxStore(TimeSeriesStore):
 
     def _delete(self, measurement: str, series: str, start: pd.Timestamp, end: pd.Timestamp, actor: str,
                 reason: str, *, action: str = "delete", audit_rows: int | None = None) -> int:
+        """Needs InfluxQL DELETE, which InfluxDB 1.x serves and 2.x/3.x refuse on the compatibility API."""
         cond = f'"series" = {_quote(series)} AND time >= {_ns(start)} AND time < {_ns(end)}'
         counted = self._frame(self.query(f'SELECT count("value") AS "n" FROM {_ident(measurement)} WHERE {cond}'), [])
         n = int(counted["n"].iloc[0]) if len(counted) else 0
-        self.query(f"DELETE FROM {_ident(measurement)} WHERE {cond}")
-        self._mark_dirty(measurement, start, end - pd.Timedelta("1ns"), [series])
+        with self._rollup_lock:
+            last = end - pd.Timedelta("1ns")
+            mark = self._mark_dirty(measurement, start, last, [series])
+            self.query(f"DELETE FROM {_ident(measurement)} WHERE {cond}")
+            self._rebuild_range(measurement, start, last, [series])
+            self._mark_done(measurement, mark)
         self.write_lines([self._record("_audit", {"action": action, "measurement": measurement},
                                        {"actor": actor, "series": series, "start": start.isoformat(),
                                         "end": end.isoformat(), "rows": n if audit_rows is None else audit_rows,

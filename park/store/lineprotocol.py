@@ -91,3 +91,26 @@ def best_precision(ts: pd.Series) -> str:
         if not (ns % div).any():
             return precision
     return "ns"
+
+
+def encode_rollups(frame: pd.DataFrame, keys: Mapping[str, str], with_last: bool) -> bytes:
+    """Roll-up points (series, start in UTC ns, sum, count, measured, min, max[, last_ns]) as one request body,
+    timestamps in seconds; counts and `last_ns` are integer fields (`i`), as InfluxQL's count() writes them."""
+    if not len(frame):
+        return b""
+    codes, uniq = pd.factorize(frame["series"])
+    parts = [pc.take(pa.array([keys[s] for s in uniq], pa.string()), pa.array(codes))]
+
+    def num(col: str, integer: bool) -> pa.Array:
+        values = frame[col].to_numpy(dtype="int64" if integer else "float64")
+        return pc.cast(pa.array(values), pa.string())
+
+    parts += [" count=", num("count", True), "i"]
+    if with_last:
+        parts += [",last_ns=", num("last_ns", True), "i"]
+    parts += [",max=", num("max", False), ",measured=", num("measured", True), "i,min=", num("min", False),
+              ",sum=", num("sum", False), " ",
+              pc.cast(pa.array(frame["start"].to_numpy(dtype="int64") // 1_000_000_000), pa.string())]
+    lines = pc.binary_join_element_wise(*parts, "")
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(lines)], pa.int32()), lines), "\n")
+    return joined[0].as_buffer().to_pybytes()
