@@ -167,3 +167,28 @@ def _sheet(xlsx: bytes, name: str) -> list[dict]:
     rows = list(ws.iter_rows(values_only=True))
     h = next(i for i, r in enumerate(rows) if r[0] == "企业编号 Enterprise ID")
     return [dict(zip(rows[h], r, strict=True)) for r in rows[h + 1:]]
+
+
+def test_a_billed_month_fails_the_daily_monthly_rule_for_that_energy_type(park):
+    """A month's electricity bill on top of E1's meter: the monthly total has it, the days cannot (bills are
+    monthly): the daily sums fall short by the bill's share, more than 5 %, and the rule fails for E1's
+    electricity only, by name; the daily data is the metered part, and the report says so."""
+    settings, engine, store = park
+    from carbon import records
+
+    metered = len(readings("E1-EL")) * 2.5
+    bill = 0.1 * metered  # 10 % more than metered: the daily sums are 1/1.1 of the month, 9.1 % short
+    records.record_activity(engine, "p", pd.DataFrame([{
+        "enterprise": "E1", "carrier": "electricity", "flow": "import", "period_start": "2026-10-01",
+        "period_end": "2026-11-01", "quantity": bill, "unit": "kWh"}]), actor="test")
+    result = run_report(settings, engine, PARK, store, "key-units", "2026-10", now=NOW)
+    monthly_rule = [f for f in result.failures if "daily totals" in f]
+    assert len(monthly_rule) == 1 and monthly_rule[0].startswith("甲公司: electricity daily totals")
+    rules = {(r["企业名称 Enterprise"], r["规则 Rule"], r["能源品种 Energy type"]): r
+             for r in _sheet(_file(settings, engine, result.version_id, "xlsx"), "监测规则")}
+    row = rules[("甲公司", "report.daily_monthly", "电力 electricity")]
+    assert row["通过 Passed"] == "否 no"
+    assert row["实际值 Value (%)"] == pytest.approx(bill / (metered + bill), rel=1e-9)
+    assert rules[("甲公司", "report.daily_monthly", "天然气 natural gas")]["通过 Passed"] == "是 yes"
+    about = openpyxl.load_workbook(io.BytesIO(_file(settings, engine, result.version_id, "xlsx")))["说明 About"]
+    assert any("daily data is the metered part only" in str(c.value) for c in about["B"])
