@@ -522,22 +522,28 @@ class FactorLookup:
             "on": np.asarray(lines["on"], dtype=object),
         }
         enterprise = np.asarray(lines["enterprise"], dtype=object)
-        codes = pd.DataFrame({c: pd.factorize(v)[0] for c, v in cols.items()})
         if self._specific:
-            specific = np.array([(kind, k, p) in self._specific or (kind, k, alternative) in self._specific
-                                 for k, p in zip(cols["key"], cols["parameter"], strict=True)], dtype=bool)
+            pairs, pair_of = pd.factorize(pd.Series(list(zip(cols["key"], cols["parameter"], strict=True)),
+                                                    dtype=object))
+            mine = np.array([(kind, k, p) in self._specific or (kind, k, alternative) in self._specific
+                             for k, p in pair_of], dtype=bool)
+            specific = mine[pairs] if n else np.zeros(0, dtype=bool)
         else:
             specific = np.zeros(n, dtype=bool)
         cols["who"] = np.where(specific, enterprise, None)
-        codes["who"] = pd.factorize(cols["who"])[0]
         if dimension is not None:
             cols["dimension"] = np.asarray(dimension, dtype=object)
-            codes["dimension"] = pd.factorize(cols["dimension"])[0]
-        group = codes.groupby(list(codes.columns), sort=False).ngroup().to_numpy()
-        first = pd.Series(np.arange(n)).groupby(group, sort=True).first().to_numpy()
+        # One group per distinct (key, parameter, regions, on, who[, dimension]), numbered in order of first
+        # appearance: lookups (and what they record) run in the order of the lines.
+        group = np.zeros(n, dtype=np.int64)
+        for v in cols.values():
+            c = pd.factorize(v)[0].astype(np.int64) + 1  # None / NaN: 0
+            group = pd.factorize(group * (int(c.max(initial=0)) + 1) + c)[0].astype(np.int64)
+        first = np.unique(group, return_index=True)[1]
         values = np.full(len(first), np.nan)
         ids = np.full(len(first), "", dtype=object)
         flags: list[tuple[str, ...]] = []
+        fell_back: list[tuple[int, set[str]]] = []
         for g, i in enumerate(first):
             c = {k: v[i] for k, v in cols.items()}
             res = self._one(kind, c["key"], c["parameter"], c["regions"], c["on"], c["who"], alternative)
@@ -555,9 +561,15 @@ class FactorLookup:
                                                      ("factor.level_fallback", res.level_fallback)) if on))
             fb = self.fallbacks.get((kind, c["key"], c["parameter"], c["regions"], c["on"], c["who"]))
             if fb is not None:
-                fb[1].update(enterprise[group == g])
-        for g in [g for g, f in enumerate(flags) if f]:
-            for idx in lines.index[group == g]:
+                fell_back.append((g, fb[1]))
+        if fell_back:
+            members = pd.Series(enterprise, dtype=object).groupby(group, sort=False).unique()
+            for g, who in fell_back:
+                who.update(members[g])
+        flagged = np.array([bool(f) for f in flags], dtype=bool)
+        if flagged.any():
+            mask = flagged[group]
+            for idx, g in zip(lines.index[mask], group[mask].tolist(), strict=True):
                 self.line_codes.setdefault(idx, set()).update(flags[g])
         return values[group], ids[group]
 

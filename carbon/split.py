@@ -60,35 +60,48 @@ def split_lines(lines: pd.DataFrame, registry: FactorRegistry, policy: FactorPol
     """
     out = lines.copy()
     out["share"] = 1.0
-    long = (out["until"] - out["on"]).map(lambda t: t.days > 1).to_numpy(dtype=bool)
-    if not long.any():
-        return out
     specific = {r.key for r in registry.rows if r.enterprise}
     cache: dict[tuple, list[date]] = {}
-    parts: list[int] = []
-    bounds: list[tuple[date, date, float]] = []
-    for i, (carrier, on, until, regions, who) in enumerate(zip(out["carrier"], out["on"], out["until"],
-                                                                out["regions"], out["enterprise"], strict=True)):
-        days = []
-        if long[i]:
-            who = who if _keys(carrier) & specific else None
-            k = (carrier, on, until, regions, who)
-            if k not in cache:
-                cache[k] = split_days(registry, policy, carrier, on, until, regions, who)
-            days = cache[k]
+    split_at: dict[int, list[date]] = {}
+    ons, untils = out["on"].tolist(), out["until"].tolist()
+    for i, (carrier, on, until, regions, who) in enumerate(zip(out["carrier"].tolist(), ons, untils,
+                                                                out["regions"].tolist(), out["enterprise"].tolist(),
+                                                                strict=True)):
+        if (until - on).days <= 1:
+            continue
+        who = who if _keys(carrier) & specific else None
+        k = (carrier, on, until, regions, who)
+        days = cache.get(k)
+        if days is None:
+            days = cache[k] = split_days(registry, policy, carrier, on, until, regions, who)
+        if days:
+            split_at[i] = days
+    if not split_at:
+        return out
+    # Lines without a boundary stay one part with their own dates and a share of exactly 1.
+    parts = np.ones(len(out), dtype=np.int64)
+    new_on: list[date] = []
+    new_until: list[date] = []
+    share: list[float] = []
+    for i, (on, until) in enumerate(zip(ons, untils, strict=True)):
+        days = split_at.get(i)
+        if days is None:
+            new_on.append(on)
+            new_until.append(until)
+            share.append(1.0)
+            continue
         edges = [on, *days, until]
         total = (until - on).days
+        parts[i] = len(edges) - 1
         for a, b in zip(edges[:-1], edges[1:], strict=True):
-            parts.append(i)
-            bounds.append((a, b, (b - a).days / total if total else 1.0))
-    if len(parts) == len(out):
-        return out
-    split = out.iloc[parts].reset_index(drop=True)
-    split["on"] = [b[0] for b in bounds]
-    split["until"] = [b[1] for b in bounds]
-    share = np.array([b[2] for b in bounds])
-    split["share"] = share
+            new_on.append(a)
+            new_until.append(b)
+            share.append((b - a).days / total if total else 1.0)
+    split = out.iloc[np.repeat(np.arange(len(out)), parts)].reset_index(drop=True)
+    split["on"] = new_on
+    split["until"] = new_until
+    split["share"] = np.array(share)
     for col in SCALED:
         if col in split.columns:
-            split[col] = pd.to_numeric(split[col], errors="coerce") * share
+            split[col] = pd.to_numeric(split[col], errors="coerce") * split["share"].to_numpy()
     return split
