@@ -158,7 +158,7 @@ FACTOR_COLUMNS = ["id", "kind", "key", "parameter", "region", "value", "unit", "
                   "data_year", "source", "publication", "published", "verified", "origin", "note"]
 OUTPUT_COLUMNS = ["month", "output_value_10k_cny", "trust"]
 UTILISATION_COLUMNS = ["date", "device", "name", "running_h", "idle_h", "off_h", "unknown_h", "planned_h",
-                       "running_in_shift_h", "utilisation", "coverage", "energy_kwh"]
+                       "running_in_shift_h", "utilisation", "coverage"]
 CAPACITY_COLUMNS = ["month", "devices", "rated_kw", "utilisation", "capacity_kw", "running_rated_kwh", "coverage"]
 SIGNAL_COLUMNS = ["code", "severity", "subject", "value", "threshold", "message"]
 TRUST_COLUMNS = ["figure", "value", "unit", "tier", "tier_zh", "reason"]
@@ -204,8 +204,6 @@ class PackData:
 def gather(es, period: PackPeriod) -> PackData:
     """Read and compute what the pack holds for the enterprise scope `es` (portal.enterprise_scope.EnterpriseScope)."""
     from carbon.summary import carrier_figures, totals
-    from collectors.bracelet import utilisation
-
     scope = es.scope
     park = scope.park
     ent = next(e for e in park.enterprises if e.id == es.enterprise)
@@ -244,21 +242,16 @@ def gather(es, period: PackPeriod) -> PackData:
     ov = ov.assign(month=pd.to_datetime(ov["month"]).dt.strftime("%Y-%m")).sort_values("month")
     output = ov.assign(trust="declared")[["month", "output_value_10k_cny", "trust"]].reset_index(drop=True)
     devices = es.devices()
-    util = []
+    pts = pd.DataFrame(columns=["series", "ts", "value"])
     if devices:
         from collectors.bracelet_analytics import lead_time
+        from portal.evidence.utilisation import daily_utilisation
 
         pts = es.points("current", start - lead_time(devices), end)
-        days = pd.date_range(start, end, freq="D", inclusive="left")
-        for d in devices:
-            r = pts[pts["series"] == d.id].sort_values("ts").reset_index(drop=True)
-            ts = r["ts"]
-            for a in days:
-                b = min(a + pd.DateOffset(days=1), end)
-                lo, hi = ts.searchsorted(a - lead_time(devices)), ts.searchsorted(b)
-                u = utilisation(r.iloc[lo:hi], d, a, b)
-                util.append({"date": a.strftime("%Y-%m-%d"), "name": d.name, **u.__dict__})
-    utilisation_frame = pd.DataFrame(util, columns=UTILISATION_COLUMNS)
+        util = daily_utilisation(pts, devices, start, end)
+    else:
+        util = pd.DataFrame(columns=UTILISATION_COLUMNS)
+    utilisation_frame = util[UTILISATION_COLUMNS].reset_index(drop=True)
     carriers = carrier_figures(acc).sort_values("carrier").reset_index(drop=True)
     t = totals(acc)
     rated = {}
