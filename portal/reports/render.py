@@ -15,7 +15,7 @@ from datetime import datetime
 import pandas as pd
 
 from portal.downloads import MAX_WIDTH, Export, _text, _width, neutralise, safe_frame, to_csv
-from portal.reports.content import Report, Section
+from portal.reports.content import PARK_ROW, Report, Section
 
 PDF_KINDS = ("monthly", "quarterly", "annual")  # key-units is data for upload, not for reading
 SHEET_NAMES = {"emissions": "能耗与排放", "energy": "分品种能源", "intensity": "强度", "quota": "配额",
@@ -136,7 +136,12 @@ def to_csvs(report: Report) -> dict[str, bytes]:
                           "zh-CN").encode("utf-8") for s in sections}
 
 
-PDF_COLUMNS_LEFT_OUT = {"credit_code", "reasons", "measured", "expected", "industry"}
+PDF_COLUMNS_LEFT_OUT = {"enterprise", "credit_code", "reasons", "measured", "expected", "industry"}
+# The PDF is for reading: per-enterprise totals, quota and compliance, the park's energy by type; the detail
+# (energy by type per enterprise, coverage counts, quarantined readings) is in the Excel and CSV files.
+PDF_SECTIONS = {"monthly": ("emissions", "energy", "intensity", "quota"),
+                "quarterly": ("status", "energy", "compliance"), "annual": ("status", "energy", "compliance", "ets")}
+PDF_PARK_ROWS_ONLY = {"energy"}
 
 
 def to_pdf(report: Report, version: int, generated_at: datetime, content_hash: str, font: str | None = None
@@ -150,15 +155,24 @@ def to_pdf(report: Report, version: int, generated_at: datetime, content_hash: s
     doc.kv([(k.split(" ", 1)[0], k.split(" ", 1)[1] if " " in k else "", v)
             for k, v in summary_rows(report, version, generated_at, content_hash)])
     for section in report.sections:
-        doc.heading(section.zh, section.en)
-        cols = [c for c in section.columns if c.key not in PDF_COLUMNS_LEFT_OUT]
+        if section.key not in PDF_SECTIONS.get(report.kind, ()):
+            continue
         table = section.table()
+        if section.key in PDF_PARK_ROWS_ONLY:
+            table = table[(section.frame["enterprise"] == PARK_ROW).to_numpy()]
+            doc.heading(f"{section.zh} (园区合计)", f"{section.en} (park total)")
+        else:
+            doc.heading(section.zh, section.en)
+        cols = [c for c in section.columns if c.key not in PDF_COLUMNS_LEFT_OUT]
         rows = []
         for r in table[[c.header for c in cols]].itertuples(index=False, name=None):
             rows.append([None if (not isinstance(v, str) and pd.isna(v)) else
                          (v * 100 if c.kind == "share" else v) for c, v in zip(cols, r, strict=True)])
         doc.table([PdfColumn(c.zh, c.en, c.unit, c.numeric, decimals=1 if c.kind == "share" else 2)
                    for c in cols], rows, note=section.note or None)
+    doc.paragraph("各企业分品种能耗、数据完整率明细和异常数据见同版本的 Excel 与 CSV 文件。",
+                  "Energy by type per enterprise, coverage detail and anomalies: see the Excel and CSV files of "
+                  "this version.")
     if report.failures:
         doc.heading("未通过的规则", "Rule failures")
         doc.table([PdfColumn("企业", "Enterprise"), PdfColumn("规则", "Rule"), PdfColumn("说明", "Detail")],
