@@ -181,6 +181,15 @@ def _line_reasons(lines: pd.DataFrame, factor_codes: dict, instrument_codes: dic
     return pd.Series(out, index=lines.index, dtype=object)
 
 
+def _codes(frame: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    """One number per distinct combination of `keys`, in order of first appearance."""
+    out = np.zeros(len(frame), dtype=np.int64)
+    for k in keys:
+        c = pd.factorize(frame[k])[0].astype(np.int64) + 1  # missing: 0
+        out = pd.factorize(out * (int(c.max(initial=0)) + 1) + c)[0].astype(np.int64)
+    return out
+
+
 def _has_data(lines: pd.DataFrame) -> pd.Series:
     return lines["quantity"].notna()
 
@@ -257,10 +266,18 @@ def _scope2_market(lines: pd.DataFrame, lookup: FactorLookup, instruments: pd.Da
         residual[grid], rid[grid] = lookup.per_base("grid", "residual", out[grid])
     out["grid_kwh"] = out["q_base"].where(grid) * out["sign"]
     keys = ["enterprise", "period_start"]
+    # Each line's window (enterprise, window start) as a number; the windows of grid purchases in the order they
+    # first appear among the grid import lines.
+    window = _codes(out, keys)
     # Lines without data count as nothing here; their absence is reported (carrier_missing, low_coverage).
-    g = out[grid & imports]
-    per_window = g.groupby(keys, sort=False).agg(imp=("q_base", "sum"), period_end=("period_end", "first"))
-    per_window = per_window.reset_index()
+    buying = grid & imports
+    g = out[buying]
+    by_window = g.groupby(window[buying], sort=False)
+    imp = by_window["q_base"].sum()
+    first = by_window.head(1)
+    per_window = pd.DataFrame({"enterprise": first["enterprise"].to_numpy(),
+                               "period_start": first["period_start"].reset_index(drop=True),
+                               "imp": imp.to_numpy(), "period_end": first["period_end"].reset_index(drop=True)})
     alloc, issues, flagged = _allocate_instruments(instruments, per_window, basis)
     per_window["instrument_kwh"] = alloc
     per_window["covered_kwh"] = np.minimum(per_window["instrument_kwh"], per_window["imp"].fillna(0.0))
@@ -270,11 +287,17 @@ def _scope2_market(lines: pd.DataFrame, lookup: FactorLookup, instruments: pd.Da
                             f"{r.imp / 1000:.3f} MWh of grid purchases: "
                             f"{(r.instrument_kwh - r.covered_kwh) / 1000:.3f} MWh unused", enterprise=r.enterprise,
                             period=r.period_start.date().isoformat(), carrier="electricity"))
-    merged = out[keys].merge(per_window[[*keys, "imp", "covered_kwh"]], on=keys, how="left")
-    q_base, window_imp = out["q_base"].to_numpy(dtype=float), merged["imp"].to_numpy(dtype=float)
+    # Per line, its window's row in per_window (-1: a window without grid purchases)
+    row_of = np.full(int(window.max(initial=-1)) + 1, -1, dtype=np.int64)
+    row_of[imp.index.to_numpy()] = np.arange(len(per_window))
+    line_row = row_of[window]
+    has_row = line_row >= 0
+    window_imp = np.where(has_row, per_window["imp"].to_numpy(dtype=float)[line_row], np.nan)
+    window_covered = np.where(has_row, per_window["covered_kwh"].to_numpy(dtype=float)[line_row], np.nan)
+    q_base = out["q_base"].to_numpy(dtype=float)
     divisible = np.asarray(imports & grid) & np.isfinite(window_imp) & (window_imp != 0.0)
     share = np.divide(q_base, window_imp, out=np.zeros_like(q_base), where=divisible)
-    covered_line = np.nan_to_num(share) * merged["covered_kwh"].fillna(0.0).to_numpy()
+    covered_line = np.nan_to_num(share) * np.nan_to_num(window_covered, nan=0.0)
     market = np.where(imports, out["q_base"].to_numpy() - covered_line, 0.0) * residual
     heat_like = out["role"].isin([HEAT, STEAM]).to_numpy()
     heat_market = np.where(imports, out["scope2_location_t_co2e"].to_numpy(), 0.0)
@@ -284,10 +307,9 @@ def _scope2_market(lines: pd.DataFrame, lookup: FactorLookup, instruments: pd.Da
     out["market_factors"] = np.where(grid, rid, np.where(heat_like, out["emission_factors"], ""))
     codes: dict = {}
     if flagged:
-        window_codes = {k: c for k, c in flagged.items()}
-        for idx, e, ps, is_grid in zip(out.index, out["enterprise"], out["period_start"], grid, strict=True):
-            c = window_codes.get((e, ps))
-            if c and is_grid:
+        for idx, r in zip(out.index[grid & has_row], line_row[grid & has_row].tolist(), strict=True):
+            c = flagged.get(r)
+            if c:
                 codes[idx] = c
     return out, issues, codes
 
@@ -302,12 +324,67 @@ def _allocate_instruments(instruments: pd.DataFrame, windows: pd.DataFrame,
     the basis does not cover the whole claim period (future months, months without data) the purchases of the
     rest are estimated at the covered part's average rate and the windows it reaches are flagged
     `instrument.estimated_basis`; a certificate without a vintage flags them `instrument.no_vintage`.
-    Returns the allocation, issues and (enterprise, window start) -> codes."""
+    Returns the allocation, issues and window (row of `windows`) -> codes."""
     alloc = np.zeros(len(windows))
     issues: list[Issue] = []
-    flagged: dict[tuple, set[str]] = {}
+    flagged: dict[int, set[str]] = {}
     if instruments.empty or windows.empty:
         return alloc, issues, flagged
+    tz = windows["period_start"].dt.tz
+    w0 = pd.DatetimeIndex(windows["period_start"]).as_unit("ns").asi8
+    w1 = pd.DatetimeIndex(windows["period_end"]).as_unit("ns").asi8
+    imp = windows["imp"].fillna(0.0).to_numpy()
+    b = basis[basis["import_kwh"].notna()]
+    b0 = pd.DatetimeIndex(b["period_start"]).tz_convert(tz).as_unit("ns").asi8 if len(b) else np.zeros(0, "int64")
+    b1 = pd.DatetimeIndex(b["period_end"]).tz_convert(tz).as_unit("ns").asi8 if len(b) else np.zeros(0, "int64")
+    b_imp = b["import_kwh"].to_numpy(dtype=float)
+    b_len = np.maximum(b1 - b0, 1)
+    # Enterprises as numbers: one comparison per instrument over the windows and the basis.
+    w_names, b_names = windows["enterprise"].tolist(), b["enterprise"].tolist()
+    number = {e: i for i, e in enumerate(dict.fromkeys([*w_names, *b_names, *instruments["enterprise"].tolist()]))}
+    owner = np.array([number[e] for e in w_names], dtype=np.int64)
+    b_owner = np.array([number[e] for e in b_names], dtype=np.int64)
+    # A window still running (this month to date) spans only as far as its data: the basis knows where it ends.
+    span_end = dict(zip(zip(b_owner.tolist(), b0.tolist(), strict=True), b1.tolist(), strict=True))
+    w1 = np.array([min(e, span_end.get((o, s), e)) for o, s, e in zip(owner.tolist(), w0.tolist(), w1.tolist(),
+                                                                      strict=True)], dtype="int64")
+    w_len = w1 - w0
+    for inst in instruments.itertuples():
+        c0 = pd.Timestamp(inst.period_start).tz_localize(tz).as_unit("ns").value
+        c1 = pd.Timestamp(inst.period_end).tz_localize(tz).as_unit("ns").value
+        who = number[inst.enterprise]
+        mine = b_owner == who
+        b_overlap = np.clip(np.minimum(b1[mine], c1) - np.maximum(b0[mine], c0), 0, None)
+        covered = float(b_overlap.sum()) / (c1 - c0)
+        total = float((b_imp[mine] * b_overlap / b_len[mine]).sum())
+        overlap = np.clip(np.minimum(w1, c1) - np.maximum(w0, c0), 0, None) / w_len
+        weight = np.where(owner == who, imp * overlap, 0.0)
+        if weight.sum() <= 0:
+            continue
+        if total <= 0 or covered <= 0:
+            issues.append(Issue("instrument.excess", f"{inst.kind} {inst.reference}: no grid purchases of "
+                                f"{inst.enterprise} known in its claim period: unused",
+                                enterprise=inst.enterprise, carrier="electricity"))
+            continue
+        codes = set()
+        if covered < 1.0 - 1e-9:
+            codes.add("instrument.estimated_basis")
+            issues.append(Issue("instrument.estimated_basis",
+                                f"{inst.kind} {inst.reference} claims {inst.period_start} to {inst.period_end}; grid "
+                                f"purchases are known for {min(covered, 1.0):.1%} of it, the rest is estimated at "
+                                "the same rate: its allocation changes when they are known",
+                                enterprise=inst.enterprise, carrier="electricity"))
+            total = total / min(covered, 1.0)
+        if inst.kind == "gec" and pd.isna(inst.vintage):
+            codes.add("instrument.no_vintage")
+            issues.append(Issue("instrument.no_vintage", f"certificate {inst.reference} of {inst.enterprise} has no "
+                                "vintage: record the year its electricity was generated", enterprise=inst.enterprise,
+                                carrier="electricity"))
+        alloc += inst.quantity_mwh * 1000.0 * weight / total
+        if codes:
+            for i in np.flatnonzero(weight > 0).tolist():
+                flagged.setdefault(i, set()).update(codes)
+    return alloc, issues, flagged
     tz = windows["period_start"].dt.tz
     w0 = pd.DatetimeIndex(windows["period_start"]).as_unit("ns").asi8
     w1 = pd.DatetimeIndex(windows["period_end"]).as_unit("ns").asi8
