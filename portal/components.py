@@ -187,3 +187,39 @@ def graph(fig, graph_id: str, lang: str | None = None, title: str | None = None,
     shown = title if title is not None else str(fig.layout.title.text or "")
     theme.apply(fig, lang or ("zh-CN" if _CJK.search(shown) else "en"), dark=dark)
     return dcc.Graph(figure=fig, id=graph_id, config={"displaylogo": False, **kwargs.pop("config", {})}, **kwargs)
+
+
+COMPLETE_STYLE = {**BADGE_STYLE, "background": "#e8f3ec", "color": "#1f5e3a", "border": "1px solid #2e7d4f"}
+
+
+def coverage_findings(coverages: dict[str, float], threshold: float, lang: str) -> list[str]:
+    """'name: 64.5%' for each subject whose data coverage is below the park's threshold (a gap counts as 0)."""
+    return [f"{name}: {pct(c)}" for name, c in coverages.items() if not (pd.notna(c) and c >= threshold)]
+
+
+def coverage_badge(coverages: dict[str, float], threshold: float, lang: str, badge_id: str | None = None):
+    """Data completeness at a glance: 完整 / complete (green) when every subject's coverage reaches the park's
+    threshold, else 不完整 / incomplete with the subjects below it in its tooltip; nothing without subjects."""
+    from portal.i18n import t
+
+    extra = {"id": badge_id} if badge_id else {}
+    if not coverages:
+        return html.Span(**extra)
+    below = coverage_findings(coverages, threshold, lang)
+    limit = t("badge.threshold", lang).format(threshold=pct(threshold))
+    if not below:
+        return html.Span(t("badge.complete", lang), className="badge-complete", title=limit, style=COMPLETE_STYLE,
+                         **extra)
+    title = limit + "\n" + "\n".join(below[:20]) + ("\n…" if len(below) > 20 else "")
+    return html.Span(t("badge.incomplete", lang), className="badge-incomplete", title=title, style=BADGE_STYLE,
+                     **extra)
+
+
+def completeness_notes(coverages: dict[str, float], threshold: float, lang: str) -> tuple[str, ...]:
+    """The same as a download's note: which subjects are below the threshold (none: complete)."""
+    from portal.i18n import t
+
+    below = coverage_findings(coverages, threshold, lang)
+    limit = t("badge.threshold", lang).format(threshold=pct(threshold))
+    return (f"{t('badge.incomplete', lang)} ({limit}): " + "; ".join(below),) if below else (
+        f"{t('badge.complete', lang)} ({limit})",)

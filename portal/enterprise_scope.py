@@ -153,16 +153,22 @@ class EnterpriseScope:
 
     # ---- carbon figures ------------------------------------------------------------------------------------
     def figures(self, kind: str, now=None, tariffs: dict[str, Tariff] | None = None,
-                carbon_price_cny_per_t: float = CARBON_PRICE_CNY_PER_T) -> EnterpriseFigures | None:
-        """The figures of `kind` (carbon.summary.PERIODS) to now; None while the period has no complete interval."""
+                carbon_price_cny_per_t: float = CARBON_PRICE_CNY_PER_T,
+                bounds: tuple[pd.Timestamp, pd.Timestamp] | None = None) -> EnterpriseFigures | None:
+        """The figures of `kind` (carbon.summary.PERIODS) to now, or of a picked range `bounds` (park-local
+        [start, end)); None while the period has no complete interval."""
         now = self.scope.now() if now is None else now
-        start, end = period_bounds(kind, now, self.scope.park.tz)
+        start, end = bounds if bounds is not None else period_bounds(kind, now, self.scope.park.tz)
         if end <= start:
             return None
         accounts = self.accounts(start, end)
         # Like with like (carbon.compare): the same local days a year and a period earlier, output prorated.
-        ly_start, ly_end = compare.base_period(start, end, kind, "last_year")
-        pv_start, pv_end = compare.base_period(start, end, kind, "previous")
+        if bounds is not None:  # a picked range: the same days a year earlier, and the span just before it
+            ly_start, ly_end = compare.shift(start, 12), compare.shift(end, 12)
+            pv_start, pv_end = start - (end - start), start
+        else:
+            ly_start, ly_end = compare.base_period(start, end, kind, "last_year")
+            pv_start, pv_end = compare.base_period(start, end, kind, "previous")
         last = self.accounts(ly_start, ly_end)
         prev = last if (pv_start, pv_end) == (ly_start, ly_end) else self.accounts(pv_start, pv_end)
         tot = totals(accounts)

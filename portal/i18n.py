@@ -44,6 +44,8 @@ TEXT: dict[str, dict[str, str]] = {
     "quota.unknown": {"zh-CN": "未知", "en": "unknown"},
     "quota.none": {"zh-CN": "无配额", "en": "no quota"},
     "badge.incomplete": {"zh-CN": "不完整", "en": "incomplete"},
+    "badge.complete": {"zh-CN": "数据完整", "en": "complete"},
+    "badge.threshold": {"zh-CN": "数据完整率阈值 {threshold}", "en": "coverage threshold {threshold}"},
     "download.csv": {"zh-CN": "下载 CSV", "en": "Download CSV"},
     "download.xlsx": {"zh-CN": "下载 Excel", "en": "Download Excel"},
     "logout": {"zh-CN": "退出", "en": "Log out"},

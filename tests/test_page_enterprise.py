@@ -304,13 +304,15 @@ def test_the_admin_gets_any_enterprise_through_the_callbacks(app, ctx):
     client = app.server.test_client()
     token = login(client, "admin")
     resp = callback(client, token, ["ent-summary.children", "ent-details.children"],
-                    {"ent-enterprise.value": "E2", "ent-period.value": "month"}, {"lang.data": "en"})
+                    {"ent-enterprise.value": "E2", "ent-period.value": "month",
+                     "ent-range.value": None}, {"lang.data": "en"})
     text = json.dumps(resp.json, ensure_ascii=False)
     assert resp.status_code == 200 and "Beta Co." in text and all(n in text for n in e2_numbers(ctx))
 
 
 @pytest.mark.parametrize("outputs,inputs,state", [
-    (["ent-summary.children", "ent-details.children"], {"ent-enterprise.value": "E2", "ent-period.value": "month"},
+    (["ent-summary.children", "ent-details.children"], {"ent-enterprise.value": "E2", "ent-period.value": "month",
+                     "ent-range.value": None},
      {"lang.data": "en"}),
     (["ent-power.children"], {"ent-enterprise.value": "E2", "ent-tick.n_intervals": 1}, {"lang.data": "en"}),
     (["ent-quota.children"], {"ent-enterprise.value": "E2"}, {"lang.data": "zh-CN"}),
@@ -333,11 +335,13 @@ def test_a_crafted_download_of_another_enterprise_sends_nothing(app, ctx, prefix
     token = login(client, "alpha")
     resp = callback(client, token, [f"{prefix}-download.data"], {f"{prefix}-dl-csv.n_clicks": 1,
                                                                  f"{prefix}-dl-xlsx.n_clicks": None},
-                    {"lang.data": "en", "ent-enterprise.value": "E2", "ent-period.value": "month"})
+                    {"lang.data": "en", "ent-enterprise.value": "E2", "ent-period.value": "month",
+                     "ent-range.value": None})
     assert resp.status_code == 200 and resp.json["response"] == {}  # no_update: nothing sent
     own = callback(client, token, [f"{prefix}-download.data"], {f"{prefix}-dl-csv.n_clicks": 1,
                                                                 f"{prefix}-dl-xlsx.n_clicks": None},
-                   {"lang.data": "en", "ent-enterprise.value": "E1", "ent-period.value": "month"})
+                   {"lang.data": "en", "ent-enterprise.value": "E1", "ent-period.value": "month",
+                     "ent-range.value": None})
     content = own.json["response"][f"{prefix}-download"]["data"]
     assert own.status_code == 200 and content["filename"].startswith("enterprise-") and "-p-E1-" in content["filename"]
     assert not any(s in content["content"] for s in E2_SECRETS[:2])
@@ -352,7 +356,8 @@ def test_the_enterprise_users_page_has_no_selector_and_its_own_data(app, ctx):
     text = json.dumps(shell.json, ensure_ascii=False)
     assert '"type": "hidden"' in text and "Beta Co." not in text and "Select" not in text
     resp = callback(client, token, ["ent-summary.children", "ent-details.children"],
-                    {"ent-enterprise.value": None, "ent-period.value": "month"}, {"lang.data": "en"})
+                    {"ent-enterprise.value": None, "ent-period.value": "month",
+                     "ent-range.value": None}, {"lang.data": "en"})
     assert "Alpha Co." in json.dumps(resp.json, ensure_ascii=False)
 
 

@@ -102,3 +102,18 @@ def test_the_monthly_trend_is_the_months_readings_and_marks_the_running_month_pa
     assert earlier["total_location_t_co2e"].isna().all()  # no data is a gap, never 0
     bars = render_trend(trend, "en")[2].figure.data[0]
     assert bars.marker.pattern.shape[-1] == "/" and set(bars.marker.pattern.shape[:-1]) <= {""}
+
+
+def test_the_enterprise_page_accounts_a_picked_date_range_against_the_span_before_and_last_year(ctx):
+    from portal.pages.enterprise import RANGE, figures
+    from tests.test_alerts import GRID_T_PER_KWH
+
+    f = figures(e1(ctx), RANGE, ["2024-03-09", "2024-03-09"])
+    day = pd.Timestamp("2024-03-09", tz=TZ)
+    assert (f.start, f.end) == (day, day + pd.Timedelta(days=1))
+    assert f.previous == (day - pd.Timedelta(days=1), day)
+    assert f.last_year == (pd.Timestamp("2023-03-09", tz=TZ), pd.Timestamp("2023-03-10", tz=TZ))
+    # 9 March: E1-M1 2 kWh and E1-M2 1 kWh in each of 96 quarter hours.
+    assert f.totals["total_location_t_co2e"] == pytest.approx(3 * 96 * GRID_T_PER_KWH)
+    assert figures(e1(ctx), RANGE, ["2024-03-11", "2024-03-12"]) is None  # after now: nothing to account
+    assert figures(e1(ctx), RANGE, None) is None

@@ -125,3 +125,13 @@ def test_the_page_is_translated(ctx, lang):
                       default=lambda o: o.to_plotly_json(), ensure_ascii=False)
     assert ("Over-emission" in page) == (lang == "en") and ("超排预警" in page) == (lang == "zh-CN")
     assert "tCO2e" in page and "2024-03-07" in page  # E2 crossed 100 % on the ETS basis (tests/test_alerts.py)
+
+
+def test_the_warnings_say_when_the_quota_figures_stand_on_incomplete_data(ctx):
+    from tests.test_page_cockpit import find
+
+    page = warnings.layout(scope_for(ctx, load_user(ctx.engine, "admin"), warnings.PATH), "en")
+    badge = find(page, "warnings-complete")
+    # E1's year to date: 1824 + 900 of 2 x 6672 quarter hours (13.6 %); E2's 3648 of 6672 electricity and none of
+    # its gas meter's hours.
+    assert badge.children == "incomplete" and "Alpha Co.: 13.6%" in badge.title and "Beta Co.:" in badge.title

@@ -86,3 +86,15 @@ def test_the_grid_script_is_served_by_the_portal_not_a_cdn(tmp_path):
     assert not [s for s in scripts if s.startswith(("http:", "https:", "//"))]
     assert client.get(grid[0]).status_code == 200
     store.close()
+
+
+def test_the_coverage_badge_says_complete_or_names_who_is_below_the_threshold():
+    from portal.components import completeness_notes, coverage_badge
+
+    ok = coverage_badge({"甲公司": 0.95, "乙公司": 0.9}, 0.9, "zh-CN", "b")
+    assert ok.children == "数据完整" and "90.0%" in ok.title
+    low = coverage_badge({"Alpha": 0.95, "Beta": 0.136, "Gamma": float("nan")}, 0.9, "en")
+    assert low.children == "incomplete" and "Beta: 13.6%" in low.title and "Gamma: —" in low.title
+    assert "Alpha" not in low.title
+    assert completeness_notes({"Beta": 0.136}, 0.9, "en") == ("incomplete (coverage threshold 90.0%): Beta: 13.6%",)
+    assert coverage_badge({}, 0.9, "en").children is None

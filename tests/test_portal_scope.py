@@ -138,7 +138,8 @@ def test_every_page_callback_refuses_a_role_its_page_refuses(app, ctx, clients, 
 def test_the_regulator_can_no_longer_read_an_enterprise_through_its_callbacks(clients):
     client, token = clients["reg"]
     body = support.callback_body(["ent-summary.children", "ent-details.children"],
-                                  {"ent-enterprise.value": "E2", "ent-period.value": "month"}, {"lang.data": "en"})
+                                  {"ent-enterprise.value": "E2", "ent-period.value": "month",
+                     "ent-range.value": None}, {"lang.data": "en"})
     resp = client.post("/_dash-update-component", json=body, headers={"X-CSRFToken": token})
     assert resp.status_code == 403 and "Beta" not in resp.get_data(as_text=True)
 

@@ -23,12 +23,13 @@ from carbon.summary import PERIODS, SCOPE_COLUMNS
 from park.model import Park
 from portal import downloads, forecast_figures
 from portal.auth import Role
-from portal.components import completeness_badge, data_table, fmt, graph, kpi, pct
+from portal.components import completeness, completeness_badge, data_table, fmt, graph, kpi, pct
 from portal.enterprise_scope import EnterpriseFigures, QuotaView
 from portal.i18n import register as register_text
 from portal.i18n import t
 
 PATH = "/enterprise"
+RANGE = "range"  # the period selector's fourth choice: the date range picked beside it
 TITLE_KEY = "nav.enterprise"
 ROLES = {Role.ADMIN, Role.ENTERPRISE}
 
@@ -38,6 +39,8 @@ TEXT = {
     "ent.period.month": {"zh-CN": "本月", "en": "This month"},
     "ent.period.year": {"zh-CN": "本年", "en": "This year"},
     "ent.period.12m": {"zh-CN": "近 12 个月", "en": "Last 12 months"},
+    "ent.period.range": {"zh-CN": "自选日期", "en": "Picked dates"},
+    "ent.range": {"zh-CN": "日期范围（选“自选日期”时）", "en": "Date range (with “Picked dates”)"},
     "ent.refused": {"zh-CN": "无权查看该企业的数据", "en": "You may not see this enterprise's data"},
     "ent.none": {"zh-CN": "没有可查看的企业", "en": "No enterprise to show"},
     "ent.no_data": {"zh-CN": "本统计期无该企业的计量或录入能耗数据：数值缺失，并非为零",
@@ -455,9 +458,14 @@ def layout(scope, lang: str) -> html.Div:
     if not enterprises:
         return html.Div(dmc.Alert(t("ent.none", lang), color="gray", id="ent-none"))
     period = dmc.SegmentedControl(id="ent-period", value="month", persistence=True, persistence_type="session",
-                                  data=[{"value": k, "label": t(f"ent.period.{k}", lang)} for k in PERIODS])
+                                  data=[{"value": k, "label": t(f"ent.period.{k}", lang)} for k in (*PERIODS, RANGE)])
+    today = scope.now().tz_convert(scope.park.tz)
+    first = f"{today:%Y-%m-01}"
+    picker = dmc.DatePickerInput(id="ent-range", type="range", label=t("ent.range", lang), valueFormat="YYYY-MM-DD",
+                                 value=[first, today.date().isoformat()], maxDate=today.date().isoformat(), w=260)
     return html.Div([
-        dmc.Group([enterprise_control("ent-enterprise", scope, enterprises, lang), period], align="flex-end"),
+        dmc.Group([enterprise_control("ent-enterprise", scope, enterprises, lang), period, picker],
+                  align="flex-end"),
         dcc.Interval(id="ent-tick", interval=60_000),
         dcc.Loading(html.Div(id="ent-summary"), delay_show=300),
         html.Div(id="ent-power"),
@@ -467,22 +475,42 @@ def layout(scope, lang: str) -> html.Div:
     ])
 
 
-def figures(ent, kind: str | None) -> EnterpriseFigures | None:
+def picked_range(picked, now: pd.Timestamp, tz) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """Park-local [first day, day after the last day) of a picked date range, clipped to the last complete quarter
+    hour; None when the picker holds no valid range."""
+    if not isinstance(picked, list | tuple) or len(picked) != 2 or not all(picked):
+        return None
+    try:
+        a, b = sorted(pd.Timestamp(str(v)[:10]).tz_localize(tz) for v in picked)
+    except ValueError:
+        return None
+    end = min(b + pd.Timedelta(days=1), pd.Timestamp(now).tz_convert(tz).floor("15min"))
+    return (a, end) if end > a else None
+
+
+def figures(ent, kind: str | None, picked=None) -> EnterpriseFigures | None:
     """The page's figures of one enterprise (portal.enterprise_scope), shared briefly by the users of one scope
-    (the page and its downloads)."""
-    kind = kind if kind in PERIODS else "month"
+    (the page and its downloads): this month, this year, the last 12 months, or a picked date range."""
     now = ent.scope.now()
+    if kind == RANGE:
+        bounds = picked_range(picked, now, ent.scope.park.tz)
+        if bounds is None:
+            return None
+        key = f"enterprise:range:{bounds[0].isoformat()}:{bounds[1].isoformat()}"
+        return ent.memo(key, lambda: ent.figures(RANGE, now, bounds=bounds))
+    kind = kind if kind in PERIODS else "month"
     return ent.memo(f"enterprise:{kind}:{now.floor('15min').isoformat()}", lambda: ent.figures(kind, now))
 
 
 def register(callbacks) -> None:
     @callbacks.callback(Output("ent-summary", "children"), Output("ent-details", "children"),
-                        Input("ent-enterprise", "value"), Input("ent-period", "value"), action="figures")
-    def body(scope, lang: str, asked: str | None, kind: str | None):
+                        Input("ent-enterprise", "value"), Input("ent-period", "value"), Input("ent-range", "value"),
+                        action="figures")
+    def body(scope, lang: str, asked: str | None, kind: str | None, picked=None):
         ent = scope.enterprise(asked)
         if ent is None:
             return refused(lang, "ent-refused"), []
-        f = figures(ent, kind)
+        f = figures(ent, kind, picked)
         if f is None:
             return dmc.Alert(t("ent.empty_period", lang), color="gray"), []
         return render_summary(f, scope.park, lang), render_details(f, scope.park, lang)
@@ -532,13 +560,17 @@ def register(callbacks) -> None:
         "ent-cost": ("enterprise-costs", lambda f, park, lang: cost_table(f, lang)),
     }
     for prefix, (name, build) in tables.items():
-        def table(scope, lang: str, asked: str | None, kind: str | None,
+        def table(scope, lang: str, asked: str | None, kind: str | None, picked=None,
                   build=build) -> downloads.Export | None:
             ent = scope.enterprise(asked)
-            f = figures(ent, kind) if ent else None
+            f = figures(ent, kind, picked) if ent else None
             if not f:
                 return None
+            complete, reasons = completeness(f.accounts)
+            notes = () if complete else (f"{t('badge.incomplete', lang)}: " + "; ".join(reasons[:20]),)
             return downloads.Export(build(f, scope.park, lang), label=ent.enterprise,
-                                    **downloads.period(f.start, f.end, scope.park.timezone))
+                                    coverage=None if pd.isna(f.totals["coverage"]) else float(f.totals["coverage"]),
+                                    notes=notes, **downloads.period(f.start, f.end, scope.park.timezone))
 
-        callbacks.download(prefix, name, table, State("ent-enterprise", "value"), State("ent-period", "value"))
+        callbacks.download(prefix, name, table, State("ent-enterprise", "value"), State("ent-period", "value"),
+                           State("ent-range", "value"))

@@ -14,7 +14,7 @@ from collectors.rules import RULES
 from portal import downloads
 from portal.alerts import SILENT_AFTER_INTERVALS, silent_meter_alerts
 from portal.auth import Role
-from portal.components import data_table
+from portal.components import completeness_notes, coverage_badge, data_table
 from portal.i18n import register as register_text
 from portal.i18n import t
 
@@ -186,13 +186,24 @@ def _section(title: str, note: str, name: str, frame: pd.DataFrame, lang: str) -
             _table(f"quality-{name}-table", frame, lang)]
 
 
+def enterprise_coverages(frame: pd.DataFrame, lang: str) -> dict[str, float]:
+    """Enterprise name -> its coverage, from the coverage-by-enterprise table as shown."""
+    if frame.empty:
+        return {}
+    return dict(zip(frame[t("col.enterprise", lang)], frame[t("col.coverage", lang)], strict=True))
+
+
 def period_body(scope, preset: str, lang: str) -> list:
-    """The two coverage tables of the chosen period."""
+    """The two coverage tables of the chosen period; a completeness badge against the park's threshold."""
     start, end = period_bounds(preset, scope.now())
     period = (f"{t('period', lang)}: {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} ({scope.timezone}); "
               f"{t('coverage.note', lang)}")
-    return [*_section(t("quality.coverage_enterprise", lang), period, "enterprises",
-                      coverage_by_enterprise(scope, preset, lang), lang),
+    by_enterprise = coverage_by_enterprise(scope, preset, lang)
+    badge = coverage_badge(enterprise_coverages(by_enterprise, lang), getattr(scope.park, "coverage_threshold", 0.9),
+                           lang, "quality-complete")
+    section = _section(t("quality.coverage_enterprise", lang), period, "enterprises", by_enterprise, lang)
+    section[0] = html.H3([t("quality.coverage_enterprise", lang), badge])
+    return [*section,
             *_section(t("quality.coverage_meter", lang), period, "meters", coverage_by_meter(scope, preset, lang),
                       lang)]
 
@@ -225,7 +236,10 @@ def register(callbacks) -> None:
         def build(scope, lang: str, preset: str | None) -> downloads.Export:
             preset = preset if preset in PERIODS else DEFAULT_PERIOD
             shown = downloads.period(*period_bounds(preset, scope.now()), scope.park.timezone)["period"]
-            return downloads.Export(table(scope, preset, lang), label=preset, period=shown)
+            frame = table(scope, preset, lang)
+            notes = completeness_notes(enterprise_coverages(frame, lang), getattr(
+                scope.park, "coverage_threshold", 0.9), lang) if name == "enterprises" else ()
+            return downloads.Export(frame, label=preset, period=shown, notes=notes)
 
         callbacks.download(f"quality-{name}", f"coverage-{name}", build, State("quality-period", "value"))
 

@@ -13,6 +13,7 @@ from dash.exceptions import PreventUpdate
 from portal import downloads
 from portal.alerts import QUARANTINE_WINDOW, SEVERITIES, SILENT_AFTER_INTERVALS, Ack, Alert
 from portal.auth import Role
+from portal.components import completeness_notes, coverage_badge
 from portal.i18n import register as register_text
 from portal.i18n import t
 
@@ -110,13 +111,26 @@ def warnings_list(scope, lang: str, alerts: list | None = None) -> list:
             dmc.Table([head, body], id="warnings-table", striped=True, highlightOnHover=True, withTableBorder=True)]
 
 
+def _threshold(scope) -> float:
+    return getattr(scope.park, "coverage_threshold", 0.9)
+
+
+def quota_coverages(alerts: list, scope, lang: str) -> dict[str, float]:
+    """The year-to-date data coverage behind each quota warning, by enterprise name: a warning computed on thin
+    data says so (the completeness badge)."""
+    names = scope.names(lang)
+    return {names.get(a.subject, a.subject): float(a.detail["coverage"]) for a in alerts
+            if a.kind.startswith("quota_") and "coverage" in a.detail}
+
+
 def layout(scope, lang: str) -> html.Div:
     now = scope.now().strftime("%Y-%m-%d %H:%M")
     alerts = scope.alerts()
     rules = t("warnings.rules", lang).format(n=SILENT_AFTER_INTERVALS,
                                              hours=int(QUARANTINE_WINDOW.total_seconds() // 3600))
     return html.Div([
-        html.H3(t("warnings.title", lang)),
+        html.H3([t("warnings.title", lang), coverage_badge(quota_coverages(alerts, scope, lang), _threshold(scope),
+                                                           lang, "warnings-complete")]),
         html.P([t("warnings.as_of", lang).format(now=now), html.Br(), rules], className="note"),
         downloads.buttons("warnings", lang, pd.DataFrame(index=range(len(alerts)))),  # none: no header-only file
         html.Div(warnings_list(scope, lang, alerts), id="warnings-list"),
@@ -133,5 +147,9 @@ def register(callbacks) -> None:
         scope.acknowledge(str(trigger.get("key")))  # Forbidden (403, audit-logged) when not one of its warnings
         return warnings_list(scope, lang)
 
-    callbacks.download("warnings", "warnings",
-                       lambda scope, lang: warnings_table(scope.alerts(), scope.acknowledgements(), scope, lang))
+    def table(scope, lang: str) -> downloads.Export:
+        alerts = scope.alerts()
+        return downloads.Export(warnings_table(alerts, scope.acknowledgements(), scope, lang),
+                                notes=completeness_notes(quota_coverages(alerts, scope, lang), _threshold(scope), lang))
+
+    callbacks.download("warnings", "warnings", table)
