@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable
@@ -396,10 +397,22 @@ def claim_run(engine: Engine, job_id: str, scheduled_for: datetime, *, trigger: 
     """Record that this process starts the run (job_id, scheduled_for); its row id, or None when it must not run.
 
     A scheduled run is not run again once a scheduled attempt finished (whatever its outcome); a scheduled attempt
-    left `running` by a process that died or lost the lease is marked an interrupted error and run again as the
-    next attempt.  A manual run always gets the next attempt.  Two processes claiming the same attempt at once
-    meet the unique constraint: one wins, the other gets None.  With `lease`, LeaseLost unless it is still held.
+    left `running` by a process that died or lost the lease is, when this process holds the lease, marked an
+    interrupted error and run again as the next attempt.  A manual run always gets the next attempt.  Two
+    processes claiming the same attempt at once meet the unique constraint: one wins; the other gets None for a
+    scheduled run (it has been claimed), and tries the following attempt for a manual one.  With `lease`,
+    LeaseLost unless it is still held.
     """
+    for _ in range(5):
+        claimed = _claim_once(engine, job_id, scheduled_for, trigger=trigger, holder=holder, now=now, lease=lease)
+        if claimed is not None or trigger != "manual":
+            return claimed
+    raise JobsError(f"job {job_id} due {scheduled_for.isoformat()}: could not claim a manual attempt (five "
+                    "concurrent claims won by others)")
+
+
+def _claim_once(engine: Engine, job_id: str, scheduled_for: datetime, *, trigger: str, holder: str, now: datetime,
+                lease: Lease | None) -> int | None:
     t = JobRun.__table__
     scheduled_for = scheduled_for.astimezone(UTC)
     try:
@@ -415,8 +428,8 @@ def claim_run(engine: Engine, job_id: str, scheduled_for: datetime, *, trigger: 
                     return None
                 for r in rows:
                     if r.trigger == "schedule" and r.outcome == RUNNING:
-                        if r.holder == holder:
-                            return None  # this process is running it
+                        if r.holder == holder or lease is None:
+                            return None  # this process runs it; or, not being the leader, we cannot tell it died
                         connection.execute(update(t).where(t.c.id == r.id).values(
                             outcome="error", finished=now, summary="interrupted",
                             detail=f"the run was interrupted: {r.holder} stopped or lost the jobs lease before it "
@@ -450,10 +463,21 @@ def mark_interrupted(engine: Engine, holder: str, now: datetime) -> int:
 
 
 def _finish(engine: Engine, run_id: int, outcome: str, summary: str, detail: str, finished: datetime) -> None:
+    """Record the run's outcome, trying again for a while if the database is busy (SQLite) or unreachable: a run
+    that happened must not stay `running` in the log."""
     t = JobRun.__table__
-    with engine.begin() as connection:
-        connection.execute(update(t).where(t.c.id == run_id).values(
-            outcome=outcome, summary=summary[:SUMMARY_MAX], detail=detail[:DETAIL_MAX], finished=finished))
+    for wait_s in (1, 2, 4, 8, None):
+        try:
+            with engine.begin() as connection:
+                connection.execute(update(t).where(t.c.id == run_id).values(
+                    outcome=outcome, summary=summary[:SUMMARY_MAX], detail=detail[:DETAIL_MAX], finished=finished))
+            return
+        except OperationalError as exc:
+            if wait_s is None:
+                raise
+            log.warning("job run %d: recording its outcome failed (%s); trying again in %d s", run_id, exc.orig,
+                        wait_s)
+            time.sleep(wait_s)
 
 
 def execute_run(settings: Settings, engine: Engine, spec: JobSpec, scheduled_for: datetime, *,

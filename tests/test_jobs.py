@@ -133,6 +133,8 @@ class Harness:
     def __init__(self, settings: Settings, engine: Engine, specs: list[JobSpec], start: datetime):
         self.settings, self.engine, self.specs = settings, engine, {s.id: s for s in specs}
         self.clock = Clock(start)
+        self.lease = Lease(engine, "test-process", seconds=100 * 366 * 86400, clock=self.clock)  # the leader
+        assert self.lease.acquire()
         self.scheduler = None
         self.restart()
 
@@ -143,7 +145,7 @@ class Harness:
 
         def run(job_id: str, scheduled_for: datetime) -> None:
             execute_run(self.settings, self.engine, self.specs[job_id], scheduled_for, holder="test-process",
-                        clock=self.clock)
+                        clock=self.clock, lease=self.lease)
 
         self.scheduler = make_scheduler(self.settings, self.engine, run, clock=self.clock)
         self.scheduler.start(paused=True)  # the thread idles; the test ticks
@@ -406,6 +408,28 @@ def test_a_due_run_is_claimed_once_however_often_it_is_asked(settings: Settings,
     manual = execute_run(settings, engine, spec, due, trigger="manual", clock=clock)
     assert (manual.attempt, manual.trigger, manual.outcome) == (2, "manual", "success")
     assert len(job_runs(engine, "a")) == 2
+
+
+def test_a_manual_claim_that_loses_a_race_takes_the_next_attempt(engine: Engine,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process inserts the attempt this one was about to take (the unique constraint refuses ours)."""
+    import park.jobs as jobs
+
+    due, now = local(2028, 3, 1, 6), datetime(2028, 3, 1, tzinfo=UTC)
+    real, raced = jobs._claim_once, []
+
+    def racing(engine: Engine, job_id: str, scheduled_for: datetime, **kw: object) -> int | None:
+        if not raced:  # a rival claims attempt 1 at the same moment
+            raced.append(real(engine, job_id, scheduled_for, **{**kw, "holder": "rival"}))
+            return real(engine, job_id, scheduled_for, **kw) if kw["trigger"] != "manual" else None
+        return real(engine, job_id, scheduled_for, **kw)
+
+    monkeypatch.setattr(jobs, "_claim_once", racing)
+    assert claim_run(engine, "m", due, trigger="manual", holder="me", now=now) is not None
+    assert sorted((r.attempt, r.trigger) for r in job_runs(engine, "m")) == [(1, "manual"), (2, "manual")]
+    raced.clear()
+    assert claim_run(engine, "s", due, trigger="schedule", holder="me", now=now) is None  # the rival has it
+    assert [r.attempt for r in job_runs(engine, "s")] == [1]
 
 
 def test_last_fire_time_is_the_latest_scheduled_time_at_or_before_now() -> None:
