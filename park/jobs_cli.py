@@ -96,8 +96,11 @@ def cmd_jobs_list(args: argparse.Namespace, settings: Settings) -> int:
     if leader is None:
         print("leader: none has run yet")
     else:
-        state = "active" if leader["expires_at"] > now else "expired"
-        print(f"leader: {leader['holder']} (lease {state}, until {_local(leader['expires_at'], tz)})")
+        if leader["expires_at"] > now:
+            print(f"leader: {leader['holder']} (lease until {_local(leader['expires_at'], tz)})")
+        else:
+            print(f"leader: none now (the last, {leader['holder']}, released its lease or let it expire at "
+                  f"{_local(leader['expires_at'], tz)}; the next jobs process to try takes over)")
     return 0
 
 
