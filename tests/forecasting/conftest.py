@@ -1,17 +1,18 @@
 """One small park with three months of readings, its quota plans, and the nightly forecasting job run once on it
-(session-scoped: training takes tens of seconds), for the job, cache, page and warning tests."""
+through the jobs process's own JobContext (park/jobs.py; session-scoped: training takes tens of seconds), for the
+job, cache, page and warning tests."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
 from carbon import records
 from carbon.quota import QuotaPlan
+from park.jobs import JobContext
 from park.metadata import create_engine_from_url, import_park
 from park.model import Enterprise, Meter, Park
 from park.settings import Settings
@@ -29,7 +30,7 @@ SETTINGS = {"origins": 2, "workers": 1, "hourly_history_days": 21, "backtest_day
 
 @dataclass
 class JobRun:
-    ctx: SimpleNamespace
+    ctx: JobContext
     park: Park
     summary: str
 
@@ -42,7 +43,7 @@ def job_park() -> Park:
     return replace(base, enterprises=base.enterprises + extra_e, meters=base.meters + extra_m)
 
 
-def build(tmp: Path) -> SimpleNamespace:
+def build(tmp: Path) -> JobContext:
     park = job_park()
     engine = create_engine_from_url(f"sqlite:///{tmp / 'meta.db'}")
     import_park(engine, park)
@@ -55,9 +56,9 @@ def build(tmp: Path) -> SimpleNamespace:
     for e, allowances in ALLOWANCES.items():
         records.record_quota_plan(engine, "p", QuotaPlan.absolute(e, 2026, allowances), actor="test")
         records.record_movement(engine, "p", e, 2026, "allocation", allowances, actor="test")
-    return SimpleNamespace(settings=Settings(data_dir=tmp, forecast=dict(SETTINGS)), engine=engine, store=store,
-                           park=park, scheduled_for=SCHEDULED.to_pydatetime(),
-                           now=(SCHEDULED + pd.Timedelta("3min")).to_pydatetime())
+    return JobContext(Settings(data_dir=tmp, forecast=dict(SETTINGS)), engine, SCHEDULED.to_pydatetime(),
+                      (SCHEDULED + pd.Timedelta("3min")).to_pydatetime(), job_id="forecast.nightly", park=park,
+                      store=store)
 
 
 @pytest.fixture(scope="session")
