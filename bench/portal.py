@@ -16,6 +16,16 @@ test client, login, CSRF and the access layer included):
 - first render of the overview in Debian's Chromium (Playwright): from navigation to the KPI cards on screen.
 
 Goals (issue 5): park overview median < 300 ms and p95 < 1 s on the embedded store; first render < 2 s.
+
+    python -m bench.portal --served embedded|influx [--workers N] [--users 20] [--requests 10]
+
+Under `parkcarbon serve`'s gunicorn (portal/serve.py, the production path; issue 11): the portal in worker
+processes, measured over real HTTP from 20 concurrent users (keep-alive connections spread over the workers):
+overview p95 (goal < 500 ms), overview median warm (one user, after the first load), and the enterprise page's
+first load (its data callbacks, nothing cached).  `embedded`: one worker on the cached DuckDB store and a
+SQLite copy of its metadata.  `influx`: a fresh influxd and PostgreSQL (tests/support), loaded with the same
+synthetic year (same seed, so the same readings) and the same metadata; workers default to 2 per core.
+`--enterprises 3 --meters 2` makes a small park for a smoke run of the whole path.
 """
 
 from __future__ import annotations
@@ -94,16 +104,22 @@ def time_renders(app, username: str, pathname: str, repeats: int) -> list[float]
     return out
 
 
-def time_enterprise_page(app, username: str, enterprise: str, repeats: int) -> list[float]:
-    """One enterprise-page load: its three data callbacks (figures, live power, quota), as the browser sends them."""
-    client = app.server.test_client()
-    csrf = login(client, username)
-    calls = [
+def enterprise_calls(enterprise: str) -> list[tuple[list[str], dict]]:
+    """The enterprise page's data callbacks as the browser sends them on a load (portal/pages/enterprise.py)."""
+    return [
         (["ent-summary.children", "ent-details.children"], {"ent-enterprise.value": enterprise,
-                                                            "ent-period.value": "month"}),
+                                                            "ent-period.value": "month", "ent-range.value": None}),
         (["ent-power.children"], {"ent-enterprise.value": enterprise, "ent-tick.n_intervals": None}),
         (["ent-quota.children"], {"ent-enterprise.value": enterprise}),
+        (["ent-trend.children"], {"ent-enterprise.value": enterprise}),
     ]
+
+
+def time_enterprise_page(app, username: str, enterprise: str, repeats: int) -> list[float]:
+    """One enterprise-page load: its data callbacks (figures, live power, quota, trend), as the browser sends them."""
+    client = app.server.test_client()
+    csrf = login(client, username)
+    calls = enterprise_calls(enterprise)
     out = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -173,12 +189,189 @@ def first_render(app, repeats: int = 5) -> list[float] | None:
     return out
 
 
+# ---- under gunicorn (portal/serve.py) ----------------------------------------------------------------------
+
+def _served_portal(config: Path, workers: int, port: int):
+    import os
+    import subprocess
+    import sys
+
+    import requests
+
+    env = {**os.environ, "PARKCARBON_EXPOSE_WORKER": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "bench.portal", "--serve-child", str(config), "--workers",
+                             str(workers), "--port", str(port)], env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the served portal exited with {proc.returncode}")
+        try:
+            if requests.get(url + "/healthz", timeout=5).status_code == 200:
+                return proc, url
+        except requests.RequestException:  # not listening yet, or the worker still loading
+            pass
+        time.sleep(0.5)
+    proc.terminate()
+    raise RuntimeError("the served portal did not become healthy within 180 s")
+
+
+def serve_child(config: str, workers: int, port: int) -> int:
+    """The benchmark's `parkcarbon serve`: the same gunicorn application, with the portal's clock at NOW."""
+    from park.settings import load_settings
+    from portal.serve import LOCK_WAIT_S, portal_wsgi, run_gunicorn
+
+    settings = load_settings(config)
+    return run_gunicorn(settings, "127.0.0.1", port, workers,
+                        load=lambda: portal_wsgi(settings, wait_s=LOCK_WAIT_S, clock=lambda: NOW))
+
+
+def _http_login(url: str, username: str):
+    import requests
+
+    s = requests.Session()
+    page = s.get(url + "/login")
+    token = page.text.split('name="csrf" value="')[1].split('"')[0]
+    resp = s.post(url + "/login", data={"username": username, "password": PASSWORD, "csrf": token},
+                  allow_redirects=False)
+    if resp.status_code != 302:
+        raise RuntimeError(f"login as {username}: HTTP {resp.status_code}")
+    return s, s.cookies.get("_csrf_token")
+
+
+def _http_render(s, url: str, csrf: str, body: dict) -> float:
+    t = time.perf_counter()
+    r = s.post(url + "/_dash-update-component", json=body, headers={"X-CSRFToken": csrf})
+    r.raise_for_status()
+    return (time.perf_counter() - t) * 1000
+
+
+def measure_served(url: str, enterprise: str, users: int, requests_each: int, repeats: int) -> dict:
+    s, csrf = _http_login(url, "ent")
+    calls = enterprise_calls(enterprise)
+    first = sum(_http_render(s, url, csrf, callback_body(o, i, {"lang.data": "zh-CN"})) for o, i in calls)
+    s, csrf = _http_login(url, "admin")
+    cold = _http_render(s, url, csrf, render_body("/", "zh-CN"))
+    warm = [_http_render(s, url, csrf, render_body("/", "zh-CN")) for _ in range(repeats)]
+    times: list[float] = []
+    lock = threading.Lock()
+    failures: list[str] = []
+
+    def user() -> None:
+        try:
+            us, ucsrf = _http_login(url, "admin")
+            for _ in range(requests_each):
+                ms = _http_render(us, url, ucsrf, render_body("/", "zh-CN"))
+                with lock:
+                    times.append(ms)
+        except Exception as exc:  # noqa: BLE001 (counted and reported)
+            failures.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=user) for _ in range(users)]
+    t0 = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - t0
+    if failures:
+        raise RuntimeError(f"{len(failures)} simulated users failed, first: {failures[0]}")
+    return {"enterprise_first_load_ms": first, "overview_cold_ms": cold, "overview_warm": summary(warm),
+            "concurrent": {"users": users, "requests_per_s": len(times) / wall, **summary(times)}}
+
+
+def served(mode: str, workers: int | None, users: int, requests_each: int, repeats: int, enterprises: int,
+           meters: int) -> dict:
+    """The portal under gunicorn on `mode` ("embedded" or "influx"), measured over HTTP."""
+    import os
+    from contextlib import ExitStack
+
+    from bench import carbon as bench_carbon
+    from park.metadata import create_engine_from_url, import_park
+    from park.synth import synth_park, synth_readings
+    from portal.auth import add_user
+    from tests.support.servers import free_port
+
+    park = synth_park(enterprises, meters, bench_carbon.SEED)
+    tag = f"carbon_{enterprises}x{meters}_2024"
+    tmp = Path(tempfile.mkdtemp(prefix="bench-served-"))
+    serve_toml = '[serve]\nsecure_cookies = false\naccess_log = ""\nthreads = 4\n'
+    with ExitStack() as stack:
+        if mode == "embedded":
+            if not (OUT / f"{tag}.duckdb").exists() or not (OUT / f"{tag}.db").exists():
+                bench_carbon.main(["--build-only", "--enterprises", str(enterprises), "--meters", str(meters)])
+            shutil.copy(OUT / f"{tag}.db", tmp / "meta.db")
+            metadata_url = f"sqlite:///{tmp / 'meta.db'}"
+            body = f'store_backend = "embedded"\nembedded_path = "{OUT / f"{tag}.duckdb"}"\n'
+            workers = 1
+        else:
+            from park.store.influx import InfluxConfig, InfluxStore
+            from tests.support.influx import InfluxServer
+            from tests.support.postgres import postgres_server
+
+            influx = InfluxServer().start()
+            stack.callback(influx.cleanup)
+            metadata_url = stack.enter_context(postgres_server())
+            engine = create_engine_from_url(metadata_url)
+            import_park(engine, park, actor="bench")
+            bench_carbon.record_inputs(engine, park, 2024)
+            store = InfluxStore(InfluxConfig(url=influx.url, database="bench"), park.catalog(), park.timezone)
+            t0 = time.perf_counter()
+            start, end = pd.Timestamp("2024-01-01", tz=park.timezone), pd.Timestamp("2025-01-01", tz=park.timezone)
+            for frame in synth_readings(park, start, end, bench_carbon.SEED, chunk="month", gap_rate=0.001):
+                store.write("energy", frame, source="bench")
+                print(f"  influx: {frame['ts'].iloc[0]:%Y-%m} loaded ({time.perf_counter() - t0:.0f} s)", flush=True)
+            store.refresh_rollups()
+            store.close()
+            engine.dispose()
+            body = f'store_backend = "influx"\n[influx]\nurl = "{influx.url}"\ndatabase = "bench"\n'
+            workers = workers or 2 * (os.cpu_count() or 1)
+        config = tmp / "parkcarbon.toml"
+        config.write_text(f'data_dir = "{tmp}"\nmetadata_url = "{metadata_url}"\n{body}{serve_toml}')
+        engine = create_engine_from_url(metadata_url, create_tables=False)
+        add_user(engine, park.id, "admin", PASSWORD, "admin", replace=True)
+        add_user(engine, park.id, "ent", PASSWORD, "enterprise", park.enterprises[0].id, replace=True)
+        engine.dispose()
+        proc, url = _served_portal(config, workers, free_port())
+        try:
+            result = {"mode": mode, "workers": workers, "enterprises": enterprises, "meters": len(park.meters),
+                      **measure_served(url, park.enterprises[0].id, users, requests_each, repeats)}
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m bench.portal", description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--users", type=int, default=20)
     ap.add_argument("--requests", type=int, default=10, help="overview loads per concurrent user")
+    ap.add_argument("--served", choices=["embedded", "influx"], help="measure under gunicorn (portal/serve.py)")
+    ap.add_argument("--workers", type=int, help="gunicorn workers for --served influx (default 2 per core)")
+    ap.add_argument("--enterprises", type=int, default=200, help="for --served: the synthetic park's size")
+    ap.add_argument("--meters", type=int, default=10, help="for --served: meters per enterprise")
+    ap.add_argument("--serve-child", metavar="CONFIG", help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.serve_child:
+        return serve_child(args.serve_child, args.workers, args.port)
+    if args.served:
+        info = machine_info()
+        print_machine(info)
+        result = {"machine": info, "now": NOW.isoformat(),
+                  **served(args.served, args.workers, args.users, args.requests, args.repeats, args.enterprises,
+                           args.meters)}
+        for key in ("overview_warm", "concurrent"):
+            val = result[key]
+            print(f"{key:22s} median {val['median_ms']:8.1f} ms   p95 {val['p95_ms']:8.1f} ms   (n={val['n']})")
+        print(f"{'overview_cold_ms':22s} {result['overview_cold_ms']:.1f} ms")
+        print(f"{'enterprise_first_load':22s} {result['enterprise_first_load_ms']:.1f} ms")
+        print(f"{'requests_per_s':22s} {result['concurrent']['requests_per_s']:.1f} (workers {result['workers']})")
+        OUT.mkdir(exist_ok=True)
+        (OUT / f"portal_served_{args.served}.json").write_text(json.dumps(result, indent=2, default=str))
+        return result
     info = machine_info()
     print_machine(info)
     tmp = Path(tempfile.mkdtemp(prefix="bench-portal-"))

@@ -196,9 +196,10 @@ def open_portal_store(settings: Settings, catalog, wait_s: float = 0.0):
             time.sleep(0.5)
 
 
-def portal_wsgi(settings: Settings, *, wait_s: float = 0.0):
+def portal_wsgi(settings: Settings, *, wait_s: float = 0.0, clock=None):
     """The portal's Flask server for this process: its own metadata engine, store and app (nothing shared with
-    other workers but the databases), Secure cookies per [serve], proxy headers trusted per [serve] proxies."""
+    other workers but the databases), Secure cookies per [serve], proxy headers trusted per [serve] proxies.
+    `clock` (a pandas-Timestamp-returning callable) fixes the portal's "now", for benchmarks on a past year."""
     from park.metadata import create_engine_from_url, load_park
     from park.migrations import check_schema
     from portal.app import create_app
@@ -210,7 +211,7 @@ def portal_wsgi(settings: Settings, *, wait_s: float = 0.0):
     check_schema(engine)
     park = load_park(engine)
     store = open_portal_store(settings, park.catalog(), wait_s)
-    ctx = PortalContext(settings, engine, park, store)
+    ctx = PortalContext(settings, engine, park, store, **({"clock": clock} if clock else {}))
     app = create_app(ctx, secret_key(settings.data_dir, os.environ.get("PARKCARBON_SECRET_KEY")))
     app.server.config["SESSION_COOKIE_SECURE"] = bool(options["secure_cookies"])
     wsgi = app.server
@@ -235,9 +236,10 @@ def gunicorn_options(settings: Settings, host: str, port: int, workers: int) -> 
             "forwarded_allow_ips": "*" if o["proxies"] else "127.0.0.1"}
 
 
-def run_gunicorn(settings: Settings, host: str, port: int, workers: int) -> int:
+def run_gunicorn(settings: Settings, host: str, port: int, workers: int, load=None) -> int:
     """Run the portal under gunicorn until stopped (SIGTERM/SIGINT: graceful stop; SIGHUP: graceful reload of
-    every worker; TTIN/TTOU: one worker more/less)."""
+    every worker; TTIN/TTOU: one worker more/less).  `load()` builds each worker's WSGI app (default
+    `portal_wsgi(settings)`; bench/portal.py passes one with a fixed clock)."""
     from gunicorn.app.base import BaseApplication
 
     options = gunicorn_options(settings, host, port, workers)
@@ -249,7 +251,7 @@ def run_gunicorn(settings: Settings, host: str, port: int, workers: int) -> int:
                 self.cfg.set(key, value)
 
         def load(self):  # in each worker, after the fork: its own connections
-            return portal_wsgi(settings, wait_s=wait_s)
+            return load() if load else portal_wsgi(settings, wait_s=wait_s)
 
     PortalApplication().run()
     return 0
