@@ -25,7 +25,7 @@ import pandas as pd
 
 from carbon.energy import NOT_ENERGY, RENEWABLE, add_heat_gj, add_tce, join_ids, prepare_lines
 from carbon.errors import InputError
-from carbon.factors import CO2_PER_C, DEFAULT_POLICY, FactorLookup, FactorPolicy, FactorRegistry
+from carbon.factors import CO2_PER_C, DEFAULT_POLICY, LOOKUP_COLUMNS, FactorLookup, FactorPolicy, FactorRegistry
 from carbon.inputs import IMPORT, check_activity, check_instruments
 from carbon.issues import INCOMPLETE, Issue, issue_frame
 from carbon.periods import Period, coarser_or_equal, native_period, period, period_end, period_label, period_start
@@ -207,7 +207,7 @@ def _scope1(lines: pd.DataFrame, lookup: FactorLookup) -> pd.DataFrame:
     bio_share = np.zeros(len(lines))
     ids = np.full(len(lines), "", dtype=object)
     if fuel.any():
-        sub = lines[fuel]
+        sub = lines.loc[fuel, [*LOOKUP_COLUMNS, "dimension", "q_base"]]
         ncv, i1 = lookup.per_base("fuel", "ncv", sub, dimension=sub["dimension"])
         cc, i2 = lookup.per_base("fuel", "carbon_content", sub)
         ox, i3 = lookup.per_base("fuel", "oxidation", sub)
@@ -220,7 +220,7 @@ def _scope1(lines: pd.DataFrame, lookup: FactorLookup) -> pd.DataFrame:
         co2[mask] = sub["q_base"].to_numpy() * ncv * cc * ox * CO2_PER_C
         bio_share[mask] = bio
         ids[mask] = join_ids(i1, i2, i3, i4)
-    out = lines.copy()
+    out = lines.copy(deep=False)
     out["scope1_t_co2e"] = _zero_where_data(out, co2 * (1.0 - bio_share), fuel)
     out["biogenic_t_co2"] = _zero_where_data(out, co2 * bio_share, fuel)
     out["emission_factors"] = ids
@@ -231,17 +231,17 @@ def _scope2_location(lines: pd.DataFrame, lookup: FactorLookup) -> pd.DataFrame:
     """Location-based Scope 2 (GB/T 32150: net of exports) of grid electricity, heat and steam; heat in GJ signed.
 
     Heat and steam use `heat_gj` (carbon.energy.add_heat_gj), the heat content their tce uses too."""
-    out = lines.copy()
+    out = lines.copy(deep=False)
     loc = np.full(len(out), np.nan)
     ids = out["emission_factors"].to_numpy().copy()
     grid = (out["role"] == GRID).to_numpy()
     if grid.any():
-        f, i = lookup.per_base("grid", lookup.policy.location_basis, out[grid])
+        f, i = lookup.per_base("grid", lookup.policy.location_basis, out.loc[grid, LOOKUP_COLUMNS])
         loc[grid] = out.loc[grid, "q_base"].to_numpy() * out.loc[grid, "sign"].to_numpy() * f
         ids[grid] = i
     hs = out["role"].isin([HEAT, STEAM]).to_numpy()
     if hs.any():
-        sub = out[hs]
+        sub = out.loc[hs, [*LOOKUP_COLUMNS, "heat_gj", "sign", "heat_factors"]]
         f, i = lookup.per_base("heat", "emission", sub, key=pd.Series("heat", index=sub.index))
         loc[hs] = sub["heat_gj"].to_numpy() * sub["sign"].to_numpy() * f
         ids[hs] = join_ids(sub["heat_factors"].to_numpy(), i)
@@ -257,13 +257,13 @@ def _scope2_market(lines: pd.DataFrame, lookup: FactorLookup, instruments: pd.Da
     instruments cover grid purchases at zero, the rest at the residual factor; heat and steam purchases as
     location-based.  Returns the lines, the issues and per line index the instrument codes that make it
     incomplete."""
-    out = lines.copy()
+    out = lines.copy(deep=False)
     grid = (out["role"] == GRID).to_numpy()
     imports = (out["flow"] == IMPORT).to_numpy()
     residual = np.full(len(out), np.nan)
     rid = np.full(len(out), "", dtype=object)
     if grid.any():
-        residual[grid], rid[grid] = lookup.per_base("grid", "residual", out[grid])
+        residual[grid], rid[grid] = lookup.per_base("grid", "residual", out.loc[grid, LOOKUP_COLUMNS])
     out["grid_kwh"] = out["q_base"].where(grid) * out["sign"]
     keys = ["enterprise", "period_start"]
     # Each line's window (enterprise, window start) as a number; the windows of grid purchases in the order they
@@ -435,39 +435,13 @@ def _allocate_instruments(instruments: pd.DataFrame, windows: pd.DataFrame,
     return alloc, issues, flagged
 
 
-def _group_extras(f: pd.DataFrame, groups: list[str], index: pd.Index, threshold: float) -> dict[str, list]:
-    """Per group of `index` (the groups of `f` by `groups`, sorted): the carriers with data and those without any
-    (', '-joined, sorted), whether a carrier's coverage is below `threshold`, and the codes of its lines.
-
-    One group-by per (group, carrier) serves the lists and the coverage; only the few lines with codes are grouped
-    for those."""
-    per_carrier = f.groupby([*groups, "carrier"], sort=True)[["has", "measured", "expected"]].sum(min_count=1)
-    pos = index.get_indexer(per_carrier.index.droplevel("carrier")).tolist()
-    expected = per_carrier["expected"]
-    low = (per_carrier["measured"] / expected.where(expected > 0) < threshold).tolist()
-    present: list[list[str]] = [[] for _ in range(len(index))]
-    missing: list[list[str]] = [[] for _ in range(len(index))]
-    low_coverage = [False] * len(index)
-    for p, carrier, has, is_low in zip(pos, per_carrier.index.get_level_values("carrier").tolist(),
-                                       (per_carrier["has"] > 0).tolist(), low, strict=True):
-        (present if has else missing)[p].append(carrier)  # carriers come sorted within a group
-        if is_low:
-            low_coverage[p] = True
-    line_reasons = [""] * len(index)
-    flagged = f[f["reasons"] != ""]  # few lines carry codes: group only those
-    if len(flagged):
-        codes = flagged.groupby(groups, sort=True)["reasons"].agg(
-            lambda x: "|".join(sorted({c for v in x for c in v.split("|") if c})))
-        for p, c in zip(index.get_indexer(codes.index).tolist(), codes.tolist(), strict=True):
-            line_reasons[p] = c
-    return {"carriers": [", ".join(c) for c in present], "missing_carriers": [", ".join(c) for c in missing],
-            "line_reasons": line_reasons, "low_coverage": low_coverage}
-
-
 def _totals(lines: pd.DataFrame, kind: Period, threshold: float = 0.9) -> pd.DataFrame:
     """Totals per workshop, enterprise and park and reporting period (TOTAL_COLUMNS), each with `complete` and the
     `reasons` (codes) why not: no data, a carrier without data, a carrier's coverage below `threshold`, and the
-    factor and instrument codes of its lines."""
+    factor and instrument codes of its lines.
+
+    Groups are numbered once (keys factorised in sorted order, so numbers sort like the keys); each level sums
+    its lines per group in their order, as a group-by on the keys would."""
     f = lines.assign(
         energy_tce=lines["tce"],
         renewable_tce=lines["tce"].where(lines["role"] == ONSITE, 0.0).where(lines["quantity"].notna()),
@@ -479,14 +453,49 @@ def _totals(lines: pd.DataFrame, kind: Period, threshold: float = 0.9) -> pd.Dat
     )
     f["period_start"] = period_start(f["period_start"], kind)
     f["workshop"] = f["workshop"].fillna("")
+    number = {k: pd.factorize(f[k], sort=True) for k in ("enterprise", "workshop", "period_start", "carrier")}
+    carriers = number["carrier"][1].tolist()
+    n_carriers = max(len(carriers), 1)
+    flagged = (f["reasons"] != "").to_numpy()  # few lines carry codes: group only those
+    values = f[[*METRICS, "measured", "expected"]]
+    per_carrier_values = f[["has", "measured", "expected"]]
     out = []
     for level, keys in (("workshop", ["enterprise", "workshop"]), ("enterprise", ["enterprise"]), ("park", [])):
         groups = [*keys, "period_start"]
-        t = f.groupby(groups, sort=True)[[*METRICS, "measured", "expected"]].sum(min_count=1)
-        extras = _group_extras(f, groups, t.index, threshold)
-        t = t.reset_index()
-        for name, values in extras.items():
-            t[name] = values
+        key = np.zeros(len(f), dtype=np.int64)
+        for k in groups:
+            codes, uniques = number[k]
+            key = key * max(len(uniques), 1) + codes
+        sums = values.groupby(key, sort=True).sum(min_count=1)
+        ids, first = np.unique(key, return_index=True)
+        t = f[groups].iloc[first].reset_index(drop=True)
+        for c in sums.columns:  # column by column: each keeps its dtype
+            t[c] = sums[c].to_numpy()
+        n = len(t)
+        # Per (group, carrier): whether it has data and its coverage
+        pc = per_carrier_values.groupby(key * n_carriers + number["carrier"][0], sort=True).sum(min_count=1)
+        pc_key = pc.index.to_numpy()
+        pos = np.searchsorted(ids, pc_key // n_carriers).tolist()
+        expected = pc["expected"]
+        low = (pc["measured"] / expected.where(expected > 0) < threshold).tolist()
+        present: list[list[str]] = [[] for _ in range(n)]
+        missing: list[list[str]] = [[] for _ in range(n)]
+        low_coverage = [False] * n
+        for p, c, has, is_low in zip(pos, (pc_key % n_carriers).tolist(), (pc["has"] > 0).tolist(), low,
+                                     strict=True):
+            (present if has else missing)[p].append(carriers[c])  # sorted within a group
+            if is_low:
+                low_coverage[p] = True
+        line_reasons = [""] * n
+        if flagged.any():
+            codes = f.loc[flagged, "reasons"].groupby(key[flagged], sort=True).agg(
+                lambda x: "|".join(sorted({c for v in x for c in v.split("|") if c})))
+            for p, c in zip(np.searchsorted(ids, codes.index.to_numpy()).tolist(), codes.tolist(), strict=True):
+                line_reasons[p] = c
+        t["carriers"] = [", ".join(c) for c in present]
+        t["missing_carriers"] = [", ".join(c) for c in missing]
+        t["line_reasons"] = line_reasons
+        t["low_coverage"] = low_coverage
         t["level"] = level
         for k in ("enterprise", "workshop"):
             if k not in t.columns:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from carbon.errors import InputError
-from carbon.factors import DEFAULT_POLICY, FactorLookup, FactorPolicy, FactorRegistry
+from carbon.factors import DEFAULT_POLICY, LOOKUP_COLUMNS, FactorLookup, FactorPolicy, FactorRegistry
 from carbon.inputs import check_activity
 
 RENEWABLE = frozenset({"pv"})  # on-site renewable electricity consumed on site
@@ -30,7 +30,7 @@ def prepare_lines(activity: pd.DataFrame, regions: pd.DataFrame) -> pd.DataFrame
     if unknown:
         raise InputError(f"no region for enterprise(s) {', '.join(map(str, unknown[:5]))}: pass "
                          "carbon.regions.enterprise_regions(park) for the park they belong to")
-    out = activity.copy()
+    out = activity.copy(deep=False)
     out["regions"] = out["enterprise"].map(chains)
     out["on"] = out["period_start"].dt.date
     out["until"] = out["period_end"].dt.date
@@ -40,7 +40,7 @@ def prepare_lines(activity: pd.DataFrame, regions: pd.DataFrame) -> pd.DataFrame
 def add_heat_gj(lines: pd.DataFrame, lookup: FactorLookup) -> pd.DataFrame:
     """Add `heat_gj` (unsigned) to heat and steam lines: heat in GJ as given; steam in GJ as given, or by mass x
     (enthalpy - feedwater enthalpy).  This one heat content drives both the steam's tce and its emissions."""
-    out = lines.copy()
+    out = lines.copy(deep=False)
     heat_gj = np.full(len(out), np.nan)
     ids = np.full(len(out), "", dtype=object)
     role = out["carrier"].to_numpy()
@@ -48,7 +48,7 @@ def add_heat_gj(lines: pd.DataFrame, lookup: FactorLookup) -> pd.DataFrame:
     heat_gj[by_heat] = out.loc[by_heat, "q_base"].to_numpy()
     by_mass = (role == "steam") & (out["dimension"] == "mass").to_numpy()
     if by_mass.any():
-        sub = out[by_mass]
+        sub = out.loc[by_mass, [*LOOKUP_COLUMNS, "q_base"]]
         key = pd.Series("steam", index=sub.index)
         h, i1 = lookup.per_base("heat", "enthalpy", sub, key=key)
         hw, i2 = lookup.per_base("heat", "feedwater_enthalpy", sub, key=key)
@@ -68,7 +68,7 @@ def add_tce(lines: pd.DataFrame, lookup: FactorLookup) -> pd.DataFrame:
     of the tce), and its `tce_factor` names the NCV row.  A coefficient for one enterprise wins over the park's.
     """
     out = lines if "heat_gj" in lines.columns else add_heat_gj(lines, lookup)
-    out = out.copy()
+    out = out.copy(deep=False)
     registry, basis = lookup.registry, lookup.policy.energy_basis
     carriers = out["carrier"].unique()
     heat_like = out["carrier"].isin(["heat", "steam"]).to_numpy()
@@ -81,15 +81,16 @@ def add_tce(lines: pd.DataFrame, lookup: FactorLookup) -> pd.DataFrame:
     ids = np.full(len(out), "", dtype=object)
     table = (~out["carrier"].isin([*by_ncv, *NOT_ENERGY]).to_numpy()) & ~heat_like
     if table.any():
-        per_base[table], ids[table] = lookup.per_base("tce", basis, out[table], alternative="all",
+        per_base[table], ids[table] = lookup.per_base("tce", basis, out.loc[table, LOOKUP_COLUMNS], alternative="all",
                                                       dimension=out.loc[table, "dimension"])
     ncv_mask = out["carrier"].isin(by_ncv).to_numpy()
     if ncv_mask.any():
-        ncv, ncv_ids = lookup.per_base("fuel", "ncv", out[ncv_mask], dimension=out.loc[ncv_mask, "dimension"])
+        ncv, ncv_ids = lookup.per_base("fuel", "ncv", out.loc[ncv_mask, LOOKUP_COLUMNS],
+                                       dimension=out.loc[ncv_mask, "dimension"])
         per_base[ncv_mask] = ncv / GJ_PER_TCE
         ids[ncv_mask] = ncv_ids
     if heat_like.any():
-        sub = out[heat_like]
+        sub = out.loc[heat_like, [*LOOKUP_COLUMNS, "heat_gj", "heat_factors"]]
         f, i = lookup.per_base("tce", "all", sub, key=pd.Series("heat", index=sub.index))
         per_base[heat_like] = f
         amount[heat_like] = sub["heat_gj"].to_numpy()

@@ -490,6 +490,10 @@ def override_rows(frame: pd.DataFrame) -> list[FactorRow]:
     return rows
 
 
+# The columns of activity lines a lookup reads: pass `lines[LOOKUP_COLUMNS]` (narrow frames subset faster).
+LOOKUP_COLUMNS = ["enterprise", "carrier", "regions", "on"]
+
+
 class FactorLookup:
     """Resolves factors for many activity lines at once and remembers what it used: the rows (for the result's
     factor table), the fall-backs, the misses, and per line (by the lines' index) the codes that make a figure
@@ -563,9 +567,10 @@ class FactorLookup:
             if fb is not None:
                 fell_back.append((g, fb[1]))
         if fell_back:
-            members = pd.Series(enterprise, dtype=object).groupby(group, sort=False).unique()
-            for g, who in fell_back:
-                who.update(members[g])
+            targets = dict(fell_back)
+            sel = np.isin(group, list(targets))
+            for g, e in set(zip(group[sel].tolist(), enterprise[sel].tolist(), strict=True)):
+                targets[g].add(e)
         flagged = np.array([bool(f) for f in flags], dtype=bool)
         if flagged.any():
             mask = flagged[group]

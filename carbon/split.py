@@ -58,7 +58,7 @@ def split_lines(lines: pd.DataFrame, registry: FactorRegistry, policy: FactorPol
     A part keeps its window (period_start, period_end: it rolls up as before) and gets its own `on` / `until`,
     `share` of the window's time, and the window's quantities, counts and intervals times that share.
     """
-    out = lines.copy()
+    out = lines.copy(deep=False)
     out["share"] = 1.0
     specific = {r.key for r in registry.rows if r.enterprise}
     cache: dict[tuple, list[date]] = {}
