@@ -186,9 +186,8 @@ def install(server: Flask, ctx: PortalContext, key: str, landing=lambda user: "/
             try:
                 if wait > 0:  # the same answer for a name that exists and one that does not
                     status = 429
-                    raise AuthError(f"too many failed logins from this address: try again in {wait / 60:.0f} min"
-                                    if wait >= 60 else f"too many failed logins from this address: try again in "
-                                    f"{wait:.0f} s")
+                    raise AuthError(f"too many failed logins: try again in {wait / 60:.0f} min" if wait >= 60
+                                    else f"too many failed logins: try again in {max(wait, 1):.0f} s")
                 user = authenticate(ctx.engine, username, request.form.get("password", ""))
             except AuthError as exc:
                 if status != 429:

@@ -413,3 +413,60 @@ def test_guessing_from_many_addresses_slows_the_account_but_not_a_browser_it_sig
     with forged.session_transaction() as s:
         token = s["login_csrf"]
     assert forged.post("/login", data={"username": "dora", "password": PASSWORD, "csrf": token}).status_code == 429
+
+
+EVENTS = st.lists(st.tuples(st.sampled_from(["10.7.0.1", "10.7.0.2", "10.7.0.3"]), st.sampled_from(["ann", "Ann ",
+                                                                                                     "bo"]),
+                            st.integers(0, 40)), max_size=40)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=EVENTS, known=st.booleans())
+def test_the_throttle_waits_exactly_when_a_limit_is_reached_in_the_window(app, events, known):
+    """Against a plain model: an attempt waits iff its address had per_address failures within the window, or the
+    pair per_name, or (for a browser the user never signed in from) the account per_account with the last less
+    than the spacing ago.  Names compare trimmed and case-blind."""
+    window, spacing = timedelta(seconds=60), timedelta(seconds=10)
+    now = [datetime(2024, 3, 10, 4, tzinfo=UTC)]
+    throttle = LoginThrottle(app[1].engine, per_name=3, per_address=5, per_account=4, window=window,
+                             account_spacing=spacing, clock=lambda: now[0])
+    with Session(app[1].engine) as db, db.begin():
+        db.execute(LoginFailureRow.__table__.delete())
+    log: list[tuple[str, str, datetime]] = []
+    for address, name, step in events:
+        now[0] += timedelta(seconds=step)
+        throttle.failed(address, name)
+        log.append((address, name.strip().lower(), now[0]))
+    now[0] += timedelta(seconds=1)
+    recent = [e for e in log if now[0] - e[2] < window]
+    for address in ("10.7.0.1", "10.7.0.2", "10.7.0.3", "10.7.0.9"):
+        for name in ("ann", "bo", "cy"):
+            by_address = [e for e in recent if e[0] == address]
+            by_pair = [e for e in by_address if e[1] == name]
+            by_account = [e for e in recent if e[1] == name]
+            expect = (len(by_address) >= 5 or len(by_pair) >= 3
+                      or (not known and len(by_account) >= 4 and now[0] - by_account[-1][2] < spacing))
+            assert (throttle.wait(address, name, known_browser=known) > 0) == expect, (address, name)
+
+
+def test_health_reports_an_unreachable_broker_and_answers_503(app):
+    """[collect.mqtt] configured: the broker is checked too; with nothing listening, 503 naming it."""
+    import socket
+
+    from tests.support.servers import free_port
+
+    ctx = app[1]
+    port = free_port()
+    settings_ = Settings(data_dir=ctx.settings.data_dir, collect={"mqtt": {"host": "127.0.0.1", "port": port}})
+    other = create_app(PortalContext(settings_, ctx.engine, ctx.park, ctx.store, clock=ctx.clock), "k" * 32)
+    client = other.server.test_client()
+    down = client.get("/healthz")
+    assert down.status_code == 503
+    checks = down.get_json()["checks"]
+    assert checks["broker"]["ok"] is False and checks["store"]["ok"] and checks["metadata"]["ok"]
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        up = client.get("/healthz")
+    broker = up.get_json()["checks"]["broker"]
+    assert up.status_code == 200 and broker["ok"] is True and broker["detail"] == f"127.0.0.1:{port}"
