@@ -1,6 +1,8 @@
-"""Anomalies in meter data: robust seasonal residuals and an isolation forest (docs/warnings.md, `anomaly.*`).
+"""Anomalies in meter and bracelet data: robust seasonal residuals and an isolation forest (docs/warnings.md,
+`anomaly.*`).
 
-Per meter, hourly energy (kWh) from the store through the access layer.  The *expected* value of an hour is the
+Per meter, hourly energy (kWh), and per equipment bracelet, hourly mean current (A), from the store through the
+access layer.  The *expected* value of an hour is the
 median of the same hour on the previous 28 days of the same kind (working day or day off, Chinese calendar with
 its make-up working days); the residual is observed - expected; its scale is the robust standard deviation
 (1.4826 x the median absolute deviation) of the meter's residuals before the examined window.  Rules:
@@ -166,7 +168,7 @@ def _series_hits(series: str, m: np.ndarray, days: pd.DatetimeIndex, day_off: np
                 run.append(e)
         if len(run) >= 2:
             shifted[d] = True
-            obs, ex = float(np.nansum(m[d])), float(np.nansum(exp[d]))
+            obs, ex = float(np.nanmean(m[d])), float(np.nanmean(exp[d]))  # the day's hourly average
             hits.append(_Hit(LEVEL_SHIFT, series, days[d], days[d] + pd.Timedelta(days=1), ex, obs,
                              abs(day_med[d])))
     # spikes (outside the shifted days) and night or day-off use above anything such hours saw
@@ -220,7 +222,7 @@ def _unusual_days(series: str, m: np.ndarray, days: pd.DatetimeIndex, first: int
         return []
     forest = IsolationForest(n_estimators=50, contamination=0.01, random_state=seed).fit(train)
     floor = float(forest.score_samples(train).min())
-    totals = train.sum(axis=1)
+    totals = train.mean(axis=1)
     hits = []
     for d in range(first, len(days)):
         if not complete[d]:
@@ -228,7 +230,7 @@ def _unusual_days(series: str, m: np.ndarray, days: pd.DatetimeIndex, first: int
         score = float(forest.score_samples(m[d:d + 1])[0])
         if forest.predict(m[d:d + 1])[0] == -1 and score < floor:
             hits.append(_Hit(UNUSUAL_DAY, series, days[d], days[d] + pd.Timedelta(days=1), float(np.median(totals)),
-                             float(m[d].sum()), floor - score))
+                             float(m[d].mean()), floor - score))
     return hits
 
 
@@ -344,8 +346,8 @@ def _anomaly(h: _Hit, enterprise_of: dict[str, str], detected_at: datetime, unit
                   f"correlation {h.observed:.2f}, expected {h.expected:.2f} as in the 8 weeks before")
     elif h.code in (LEVEL_SHIFT, UNUSUAL_DAY):
         label = "level shift" if h.code == LEVEL_SHIFT else "unusual day (isolation forest)"
-        reason = (f"{label} {when}: observed {_fmt(h.observed, unit)} per day, expected "
-                  f"{_fmt(h.expected, unit)}")
+        reason = (f"{label} {when}: observed {_fmt(h.observed, unit)} per hour on average over the day, "
+                  f"expected {_fmt(h.expected, unit)}")
     else:
         label = {SPIKE: "spike", OFF_HOURS: "night or day-off use", FLATLINE: "flat line"}[h.code]
         reason = (f"{label} {when}: observed {_fmt(h.observed, unit)} per hour, expected "
@@ -356,8 +358,9 @@ def _anomaly(h: _Hit, enterprise_of: dict[str, str], detected_at: datetime, unit
 
 
 def detect_park(access, user, since, end, now: datetime, history_days: int = 56) -> list[Anomaly]:
-    """Read every meter's hourly electricity through the access layer (history of `history_days` before
-    `since`) and detect anomalies in [since, end)."""
+    """Read every meter's hourly electricity and every bracelet's hourly mean current through the access layer
+    (history of `history_days` before `since`) and detect anomalies in [since, end).  Meters and bracelets are
+    examined apart (an outage is counted among meters; bracelets get no outage or profile rule)."""
     park = access.park
     tz = park.timezone
     since = pd.Timestamp(since).tz_convert(tz).floor("D")
@@ -365,4 +368,11 @@ def detect_park(access, user, since, end, now: datetime, history_days: int = 56)
     agg = access.aggregate(user, "energy", start, end, "hour", by=["series"], where={"carrier": "electricity"})
     agg = agg.assign(value=agg["value"].where(agg["coverage"] > 0))
     enterprise_of = {m.id: m.enterprise for m in park.meters}
-    return detect(agg[["start", "series", "value"]], enterprise_of, since, end, now, tz)
+    found = detect(agg[["start", "series", "value"]], enterprise_of, since, end, now, tz)
+    devices = {d.id: d.enterprise for d in park.devices}
+    if devices:
+        cur = access.aggregate(user, "current", start, end, "hour", by=["series"], agg="mean")
+        cur = cur.assign(value=cur["value"].where(cur["coverage"] > 0))
+        found += [a for a in detect(cur[["start", "series", "value"]], devices, since, end, now, tz, unit="A")
+                  if a.code not in (OUTAGE, PROFILE)]
+    return found

@@ -70,7 +70,8 @@ TEXT = {
                  "按中位数 {runs_out} 耗尽（模型 {model}，训练于 {trained}）",
         "en": "projected {year} year-end emissions {p50:,.1f} tCO2e (p90 {p90:,.1f}) above the allowances "
               "{allocation:,.1f} t; at the median they run out {runs_out} (model {model}, trained {trained})"},
-    "alert.what.anomaly": {"zh-CN": "{series}：{reason}", "en": "{series}: {reason}"},
+    "alert.what.anomaly": {"zh-CN": "{series}，{when}：实际 {observed}，预期 {expected}",
+                           "en": "{series}, {when}: observed {observed}, expected {expected}"},
     "alert.kind.anomaly.spike": {"zh-CN": "异常尖峰", "en": "Spike"},
     "alert.kind.anomaly.level_shift": {"zh-CN": "水平突变", "en": "Level shift"},
     "alert.kind.anomaly.off_hours": {"zh-CN": "夜间/假日用能异常", "en": "Unusual night or holiday use"},
@@ -212,6 +213,17 @@ def render_deficits(frame: pd.DataFrame, names: dict[str, str], lang: str) -> li
 
 
 # ---- warnings (joined by portal.alerts.current_alerts) ---------------------------------------------------------
+def _value(v: float | None, unit: str) -> str:
+    """An anomaly's value with its unit: kWh and A with two decimals, a correlation r, a count of meters."""
+    if v is None or pd.isna(v):
+        return "—"
+    if unit == "r":
+        return f"r = {v:.2f}"
+    if unit == "meters":  # an outage: meters consuming (observed) of the meters expected to
+        return f"{v:.0f}"
+    return f"{v:,.2f} {unit}"
+
+
 def forecast_alerts(access, user, now: datetime) -> list:
     """`warning.quota_projected` for each visible enterprise heading for a deficit this year, and the anomalies
     the nightly job found in the last week, as portal.alerts.Alert (acknowledgeable like every warning)."""
@@ -239,6 +251,11 @@ def forecast_alerts(access, user, now: datetime) -> list:
         if allowed is not None and r.enterprise_id not in allowed:
             continue
         start = pd.Timestamp(r.start).tz_convert(park.tz)
+        end = pd.Timestamp(r.end).tz_convert(park.tz)
         out.append(Alert(r.code, r.series, start.isoformat(), r.severity, r.enterprise_id, start,
-                         "alert.what.anomaly", {"series": r.series, "reason": r.reason}))
+                         "alert.what.anomaly", {"series": r.series, "when": f"{start:%Y-%m-%d %H:%M}–{end:%H:%M}"
+                                                if end - start <= pd.Timedelta(days=1) and end.date() == start.date()
+                                                else f"{start:%Y-%m-%d %H:%M}–{end:%Y-%m-%d %H:%M}",
+                                                "observed": _value(r.observed, r.unit),
+                                                "expected": _value(r.expected, r.unit)}))
     return out
