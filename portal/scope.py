@@ -294,13 +294,13 @@ class Scope:
         return consent.consents(self._ctx.engine, self._ctx.park.id)
 
     def consent_request(self, enterprise: str, purpose: str, data: list[str], period_from: str, period_to: str,
-                        expires_at) -> object:
+                        expires_at, project_start: str | None = None) -> object:
         """A bank asks an enterprise for consent (portal.evidence.consent.request)."""
         from portal.evidence import consent
 
         self.require(Role.BANK)
         return consent.request(self._ctx.engine, self._ctx.park.id, self.user.username, enterprise, purpose, data,
-                               period_from, period_to, expires_at, now=self.now())
+                               period_from, period_to, expires_at, now=self.now(), project_start=project_start)
 
     def consent_decide(self, consent_id: int, action: str, reason: str = "") -> object:
         """grant, refuse or revoke a consent as this user (the consent module checks the user is a party)."""

@@ -37,7 +37,7 @@ def cmd_request(args, settings) -> int:
     engine, park = _engine_park(settings)
     c = consent.request(engine, park.id, args.bank, args.enterprise, args.purpose, args.data.split(","),
                         args.period_from, args.period_to, pd.Timestamp(args.expires, tz=park.timezone),
-                        actor=args.bank, note=args.note)
+                        actor=args.bank, note=args.note, project_start=args.project_start)
     print(f"consent {c.id} requested: {c.bank} -> {c.enterprise}, {c.purpose}, {','.join(c.data)}, {c.periods}, "
           f"expires {c.expires_at:%Y-%m-%d %H:%M} UTC")
     return 0
@@ -184,6 +184,8 @@ def register(sub) -> argparse.ArgumentParser:
     r.add_argument("--from", dest="period_from", required=True, help="first month, YYYY-MM")
     r.add_argument("--to", dest="period_to", required=True, help="last month, YYYY-MM")
     r.add_argument("--expires", required=True, help="when the consent ends (date, park-local)")
+    r.add_argument("--project-start", help="start date of the financed project (a retrofit), for data 'savings'; "
+                   "the consented months must hold its 12-month baseline")
     r.add_argument("--note", default="")
     r.set_defaults(func=run(cmd_request))
     for action, helptext in (("grant", "the enterprise grants a request"), ("refuse", "the enterprise refuses it"),

@@ -53,6 +53,7 @@ class Consent:
     revoked_at: datetime | None
     revoked_by: str | None
     note: str
+    project_start: date | None = None  # the financed project's start (measured savings)
 
     def status(self, now: datetime) -> str:
         """The state, with a granted consent past its expiry shown as 'expired'."""
@@ -72,7 +73,7 @@ class Consent:
 def _consent(row: ConsentRow) -> Consent:
     return Consent(row.id, row.bank, row.enterprise_id, row.purpose, tuple(row.data.split(",")) if row.data else (),
                    row.period_from, row.period_to, row.expires_at, row.state, row.requested_at, row.requested_by,
-                   row.decided_at, row.decided_by, row.revoked_at, row.revoked_by, row.note)
+                   row.decided_at, row.decided_by, row.revoked_at, row.revoked_by, row.note, row.project_start)
 
 
 def _now(now: datetime | None) -> datetime:
@@ -104,8 +105,10 @@ def _user(s: Session, username: str) -> UserRow:
 
 def request(engine: Engine, park_id: str, bank: str, enterprise: str, purpose: str, data: list[str] | tuple,
             period_from: str | date, period_to: str | date, expires_at, *, actor: str | None = None,
-            note: str = "", now: datetime | None = None) -> Consent:
-    """A bank's request (state 'requested'); ConsentError naming what is wrong."""
+            note: str = "", now: datetime | None = None, project_start: str | date | None = None) -> Consent:
+    """A bank's request (state 'requested'); ConsentError naming what is wrong.  `project_start`: the start of the
+    financed project (a retrofit) whose measured savings the pack reports (data 'savings'); the consented months
+    must then hold its baseline, at least 12 months before it."""
     at = _now(now)
     if purpose not in PURPOSES:
         raise ConsentError(f"purpose {purpose!r} must be one of {', '.join(PURPOSES)}")
@@ -117,6 +120,17 @@ def request(engine: Engine, park_id: str, bank: str, enterprise: str, purpose: s
     if last < first:
         raise ConsentError(f"period ends ({last:%Y-%m}) before it starts ({first:%Y-%m})")
     expires = _now(expires_at)
+    project = None
+    if project_start not in (None, ""):
+        try:
+            project = pd.Timestamp(str(project_start)).date()
+        except ValueError:
+            raise ConsentError(f"project start {project_start!r} is not a date (YYYY-MM-DD)") from None
+        if not first < project < (pd.Timestamp(last) + pd.DateOffset(months=1)).date():
+            raise ConsentError(f"project start {project} must fall after the first consented month {first:%Y-%m} "
+                               f"and within the consented months (to {last:%Y-%m})")
+    if "savings" in data and project is None:
+        raise ConsentError("data 'savings' needs the financed project's start date (project_start)")
     if expires <= at:
         raise ConsentError(f"expiry {expires:%Y-%m-%d %H:%M} UTC is not in the future")
     with Session(engine) as s, s.begin():
@@ -134,7 +148,7 @@ def request(engine: Engine, park_id: str, bank: str, enterprise: str, purpose: s
             enterprise = by_code
         row = ConsentRow(park_id=park_id, bank=bank, enterprise_id=enterprise, purpose=purpose, data=",".join(data),
                          period_from=first, period_to=last, expires_at=expires, state="requested", requested_at=at,
-                         requested_by=actor or bank, note=note)
+                         requested_by=actor or bank, note=note, project_start=project)
         s.add(row)
         s.flush()
         _log(s, actor or bank, row, "request", at, purpose=purpose, data=row.data, periods=f"{first}..{last}",

@@ -67,3 +67,46 @@ def risk_tables(scope, data, rated_kw: dict[str, float]) -> tuple[pd.DataFrame, 
     signals = (shutdown_signals(by_day, last_day, energy) if len(by_day)
                else pd.DataFrame(columns=SIGNAL_COLUMNS))
     return indicators, capacity, signals
+
+
+def savings_for(es, data, consent_row) -> tuple[object | None, str]:
+    """Measured savings of the financed project (carbon.savings, IPMVP Option C) on the enterprise's grid
+    electricity, monthly, against its declared output value and the calendar: (Savings, "") or (None, why not).
+
+    The data run from the first consented month to the pack's period end, so the baseline (at least 12 months
+    before the project start) must be within the consent.  The tce coefficient and the CO2 factor are the rows
+    the pack's own accounting lines use for electricity (in factors.csv)."""
+    from carbon.errors import CarbonError
+    from carbon.savings import SavingsError, TceConversion, measured_savings
+
+    if "savings" not in consent_row.data or consent_row.project_start is None:
+        return None, "no financed project in the consent"
+    tz = data.period.start.tz
+    start = pd.Timestamp(consent_row.period_from).tz_localize(tz)
+    end = data.period.end
+    acc = es.accounts(start, end, "month")
+    lines = acc.lines[(acc.lines["carrier"] == "electricity") & (acc.lines["flow"] == "import")]
+    own = data.lines[(data.lines["carrier"] == "electricity") & (data.lines["flow"] == "import")]
+    if lines.empty or own.empty:
+        return None, "no metered grid electricity"
+    consumption = lines.groupby("period_start")["q_base"].sum(min_count=1)
+    covered = lines.groupby("period_start")["coverage"].min()
+    ov = es.output_values(start, end)
+    output = pd.Series(ov["output_value_10k_cny"].to_numpy(),
+                       index=pd.to_datetime(ov["month"]).dt.tz_localize(tz).to_numpy())
+    frame = pd.DataFrame({"period_start": consumption.index, "consumption": consumption.to_numpy()})
+    frame["output"] = frame["period_start"].map(output)
+    # whole months only: the running month (and a month the meter barely covered) would read as savings
+    full_end = pd.Timestamp(end.year, end.month, 1, tz=tz)
+    frame = frame[(frame["period_start"] < full_end)
+                  & frame["period_start"].map(covered).ge(0.9)].reset_index(drop=True)
+    tce_id = own["tce_factor"].iloc[-1]
+    co2_id = own["emission_factors"].iloc[-1]
+    f = data.factors.set_index("id")["per_base"]
+    try:
+        tce = TceConversion(carrier="electricity", unit="kWh", tce_per_unit=float(f[tce_id]), factor_id=tce_id)
+        s = measured_savings(frame, pd.Timestamp(consent_row.project_start).tz_localize(tz), carrier="electricity",
+                             unit="kWh", tce=tce, t_co2e_per_unit=float(f[co2_id]), co2_factor_id=co2_id)
+    except (SavingsError, CarbonError, KeyError) as exc:
+        return None, str(exc)
+    return s, ""

@@ -199,6 +199,8 @@ class PackData:
     risk: pd.DataFrame | None = None  # carbon.risk.INDICATOR_COLUMNS
     capacity: pd.DataFrame | None = None  # carbon.risk.capacity_scale
     signals: pd.DataFrame | None = None  # carbon.risk.SIGNAL_COLUMNS
+    savings: object | None = None  # carbon.savings.Savings of the consent's financed project
+    savings_note: str = ""  # why there are no savings figures
 
 
 def gather(es, period: PackPeriod) -> PackData:
@@ -284,7 +286,7 @@ def intensities(totals: dict, monthly: pd.DataFrame, output: pd.DataFrame, perio
 
 def _clean(v):
     if isinstance(v, float):
-        return None if math.isnan(v) else v
+        return None if not math.isfinite(v) else float(v)
     if isinstance(v, dict):
         return {k: _clean(x) for k, x in v.items()}
     if isinstance(v, list | tuple):
@@ -319,6 +321,7 @@ def summary(data: PackData, restated: pd.DataFrame) -> dict:
                   "peer_median": r.peer_median, "peer_percentile_rank": r.peer_percentile_rank, "flag": r.flag}
                  for r in data.risk.itertuples()] if data.risk is not None else [],
         "signals": list(data.signals["code"]) if data.signals is not None else [],
+        "savings": data.savings.summary() if data.savings is not None else {"not_computed": data.savings_note},
     })
 
 
@@ -368,7 +371,8 @@ def build(data: PackData, *, park, consent_row, issued_to: str, key_id: str, pri
 
         files["report.pdf"] = report_pdf(data, summ, restated, park=park, key_id=key_id, as_of=as_of,
                                          consent_row=consent_row)
-    files["summary.json"] = (json.dumps(summ, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode()
+    files["summary.json"] = (json.dumps(summ, ensure_ascii=False, indent=2, sort_keys=True,
+                                        default=lambda o: o.item() if hasattr(o, "item") else str(o)) + "\n").encode()
     files["energy_daily.csv"] = frame_csv(data.energy_daily, ENERGY_COLUMNS)
     files["emissions_monthly.csv"] = frame_csv(data.monthly, MONTHLY_COLUMNS)
     files["emissions_lines.csv"] = frame_csv(data.lines, LINE_COLUMNS)
@@ -383,6 +387,10 @@ def build(data: PackData, *, park, consent_row, issued_to: str, key_id: str, pri
         files["capacity_monthly.csv"] = frame_csv(data.capacity.assign(
             month=data.capacity["month"].map(lambda m: pd.Timestamp(m).strftime("%Y-%m"))), CAPACITY_COLUMNS)
         files["shutdown_signals.csv"] = frame_csv(data.signals, SIGNAL_COLUMNS)
+    if data.savings is not None:
+        used = data.savings.data.assign(period_start=data.savings.data["period_start"].map(
+            lambda m: pd.Timestamp(m).strftime("%Y-%m")))
+        files["savings.csv"] = frame_csv(used, list(used.columns))
     files["trust.csv"] = frame_csv(data.trust, TRUST_COLUMNS)
     files["restatements.csv"] = frame_csv(restated, RESTATEMENT_COLUMNS)
     files["signing_key.pem"] = keys.public_pem(private_key.public_key()).encode()
@@ -473,6 +481,9 @@ def issue(ctx, scope, enterprise: str, period: str, *, bank: str | None = None, 
         raise consents.NoConsent(f"enterprise {enterprise} is not visible to {user.username}")
     key_id, private = keys.active_key(ctx.engine, ctx.park.id, ctx.settings.data_dir)
     data = gather(es, p)
+    from portal.evidence.indicators import savings_for
+
+    data.savings, data.savings_note = savings_for(es, data, grant)
     figures = month_figures(data.monthly)
     restated = restatements(ctx.engine, ctx.park.id, enterprise, figures)
     blob, manifest = build(data, park=ctx.park, consent_row=grant, issued_to=who, key_id=key_id,

@@ -86,6 +86,38 @@ def report_pdf(data, summ: dict, restated: pd.DataFrame, *, park, key_id: str, a
                       "Output value missing for " + ", ".join(i["missing_output_months"]) +
                       ": no intensity is given.")
 
+    if "savings" in consent_row.data:
+        doc.heading("节能量（IPMVP 方案C）", "Measured savings (IPMVP Option C)")
+        sv = data.savings
+        if sv is None:
+            doc.paragraph("未计算节能量：" + data.savings_note, "Savings not computed: " + data.savings_note)
+        else:
+            u = sv.unit
+            unc = sv.uncertainty.get(0.9)
+            doc.kv([
+                ("项目开始", "Project start", str(consent_row.project_start)),
+                ("基期", "Baseline", f"{sv.baseline_start:%Y-%m} – {sv.baseline_end - pd.Timedelta(days=1):%Y-%m}"),
+                ("报告期", "Reporting",
+                 f"{sv.reporting_start:%Y-%m} – {sv.reporting_end - pd.Timedelta(days=1):%Y-%m}"),
+                ("基线模型", "Baseline model", sv.fit.formula),
+                ("校准基线", "Adjusted baseline", _fmt(sv.adjusted_baseline, u, 0)),
+                ("报告期用量", "Reporting consumption", _fmt(sv.reporting_consumption, u, 0)),
+                ("节能量", "Energy saved", _fmt(sv.energy_saved, u, 0)),
+                ("节能量（折标煤）", "Energy saved (tce)", _fmt(sv.energy_saved_tce, "tce")),
+                ("减排量", "CO2 avoided", _fmt(sv.co2_avoided_t_co2e, "t CO2e")),
+                ("90% 区间", "90 % interval", "—" if unc is None else
+                 f"{unc.interval_lower:,.0f} – {unc.interval_upper:,.0f} {u}"),
+                ("拟合", "Fit", f"R² {sv.fit.r2:.3f}, CV(RMSE) {sv.fit.cv_rmse:.1%}, NMBE {sv.fit.nmbe:.2%}, "
+                 f"n {sv.fit.n}" + (" · 符合 ASHRAE Guideline 14" if sv.meets_guideline14 else
+                                    " · 未达 ASHRAE Guideline 14 要求 (does not meet Guideline 14)")),
+            ])
+            doc.paragraph("方法：基期用量对产值和工作日回归（statsmodels OLS），代入报告期条件得到校准基线，"
+                          "节能量 = 校准基线 − 报告期用量。数据见 savings.csv，"
+                          "可用 parkcarbon evidence verify --recompute 复算。",
+                          "Method: a regression of the baseline months' consumption on output value and working "
+                          "days, applied to the reporting months; savings = adjusted baseline - reporting "
+                          "consumption (docs/savings.md). Data in savings.csv; verify --recompute refits it.")
+
     doc.heading("设备开工率与停产风险", "Equipment utilisation and shutdown risk")
     u = data.utilisation
     if "utilisation" not in consent_row.data:

@@ -36,6 +36,7 @@ class ConsentRow(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     note: Mapped[str] = mapped_column(Text, default="")
+    project_start: Mapped[date | None] = mapped_column(Date, nullable=True)  # the financed retrofit's start
 
 
 class ConsentEventRow(Base):

@@ -59,6 +59,8 @@ TEXT = {
     "consents.from": {"zh-CN": "起始月份（YYYY-MM）", "en": "First month (YYYY-MM)"},
     "consents.to": {"zh-CN": "截止月份（YYYY-MM）", "en": "Last month (YYYY-MM)"},
     "consents.expires": {"zh-CN": "有效期至（YYYY-MM-DD）", "en": "Expires (YYYY-MM-DD)"},
+    "consents.project": {"zh-CN": "融资项目开工日期（节能量用，YYYY-MM-DD）",
+                         "en": "Financed project's start (for savings, YYYY-MM-DD)"},
     "consents.submit": {"zh-CN": "提交申请", "en": "Send request"},
     "consents.requested": {"zh-CN": "已提交申请 #{id}，等待企业确认。",
                            "en": "Request #{id} sent; the enterprise decides."},
@@ -125,7 +127,8 @@ def layout(scope, lang: str) -> html.Div:
         dmc.Group([dmc.TextInput(id="consent-from", label=t("consents.from", lang), value=f"{now.year}-01"),
                    dmc.TextInput(id="consent-to", label=t("consents.to", lang), value=f"{now.year}-12"),
                    dmc.TextInput(id="consent-expires", label=t("consents.expires", lang),
-                                 value=f"{now.year + 1}-12-31")]),
+                                 value=f"{now.year + 1}-12-31"),
+                   dmc.TextInput(id="consent-project", label=t("consents.project", lang), value="")]),
         dmc.Button(t("consents.submit", lang), id="consent-submit", n_clicks=0, w=200),
     ])
     download = dmc.Stack(gap="xs", children=[
@@ -157,8 +160,9 @@ def register(callbacks) -> None:
                         Input("consent-submit", "n_clicks"), Input({"type": "consent-revoke", "id": ALL}, "n_clicks"),
                         State("consent-enterprise", "value"), State("consent-purpose", "value"),
                         State("consent-data", "value"), State("consent-from", "value"), State("consent-to", "value"),
-                        State("consent-expires", "value"), prevent_initial_call=True, action="consent")
-    def act(scope, lang, _submit, _revokes, enterprise, purpose, data, first, last, expires):
+                        State("consent-expires", "value"), State("consent-project", "value"),
+                        prevent_initial_call=True, action="consent")
+    def act(scope, lang, _submit, _revokes, enterprise, purpose, data, first, last, expires, project=None):
         trigger = dash_ctx.triggered_id
         if not dash_ctx.triggered or not dash_ctx.triggered[0]["value"]:
             raise PreventUpdate
@@ -172,7 +176,7 @@ def register(callbacks) -> None:
                 except ValueError:
                     raise ConsentError(f"expiry {expires!r} is not a date (YYYY-MM-DD)") from None
                 c = scope.consent_request(enterprise or "", purpose or "", list(data or []), first or "",
-                                          last or "", expiry)
+                                          last or "", expiry, project_start=(project or "").strip() or None)
                 message = t("consents.requested", lang).format(id=c.id)
         except ConsentError as exc:
             return no_update, dmc.Alert(str(exc), color="red", id="consents-error")

@@ -99,6 +99,7 @@ def test_the_consent_lifecycle_through_the_pages_and_every_route(env):
                                  {"consent-enterprise.value": "E1", "consent-purpose.value": "loan_application",
                                   "consent-data.value": ["energy", "emissions"], "consent-from.value": "2024-01",
                                   "consent-to.value": "2024-03", "consent-expires.value": "2024-05-01",
+                                  "consent-project.value": "",
                                   "lang.data": "en"})
     body["inputs"].append([])  # the revoke buttons (none)
     resp = bank.post("/_dash-update-component", json=body, headers={"X-CSRFToken": btoken})

@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("revoked_by", sa.String(64), nullable=True),
         sa.Column("note", sa.Text(), nullable=False),
+        sa.Column("project_start", sa.Date(), nullable=True),
         sa.ForeignKeyConstraint(["park_id", "enterprise_id"], ["enterprises.park_id", "enterprises.id"]),
     )
     op.create_index("ix_evidence_consents_bank", "evidence_consents", ["bank"])
