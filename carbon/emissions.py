@@ -292,8 +292,9 @@ def _scope2_market(lines: pd.DataFrame, lookup: FactorLookup, instruments: pd.Da
     row_of[imp.index.to_numpy()] = np.arange(len(per_window))
     line_row = row_of[window]
     has_row = line_row >= 0
-    window_imp = np.where(has_row, per_window["imp"].to_numpy(dtype=float)[line_row], np.nan)
-    window_covered = np.where(has_row, per_window["covered_kwh"].to_numpy(dtype=float)[line_row], np.nan)
+    # (a NaN appended for the lines of no window: row -1 picks it)
+    window_imp = np.append(per_window["imp"].to_numpy(dtype=float), np.nan)[line_row]
+    window_covered = np.append(per_window["covered_kwh"].to_numpy(dtype=float), np.nan)[line_row]
     q_base = out["q_base"].to_numpy(dtype=float)
     divisible = np.asarray(imports & grid) & np.isfinite(window_imp) & (window_imp != 0.0)
     share = np.divide(q_base, window_imp, out=np.zeros_like(q_base), where=divisible)

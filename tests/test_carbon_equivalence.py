@@ -10,7 +10,8 @@ tce coefficient, prior-year and level fall-backs, daily windows, months, quarter
 lookups, and a restatement between two registries.  Figures must agree to 1e-9 relative; everything else (text,
 ids, reasons, dates, column order and dtypes) exactly.
 
-Regenerate the snapshot only when a figure is meant to change:
+Regenerate the snapshot only when a figure is meant to change (or, for a new case, from a checkout of the code before
+the change: a `git worktree` of that commit, PYTHONPATH pointing at it):
 CARBON_SNAPSHOT_UPDATE=1 .venv/bin/python -m pytest tests/test_carbon_equivalence.py
 """
 
@@ -177,6 +178,8 @@ def cases() -> dict[str, Accounts]:
     late = act.assign(period_start=act["period_start"] + pd.DateOffset(years=3),
                       period_end=act["period_end"] + pd.DateOffset(years=3))  # 2027: grid data year 2025 unknown
     out["prior_year_2027"] = compute_accounts(late, reg, REGIONS, period_kind="month", strict=False)
+    fuels = act[act["carrier"].isin(["diesel", "wood", "natural_gas", "heat"])]  # no grid electricity at all
+    out["no_grid"] = compute_accounts(fuels, reg, REGIONS, period_kind="month", instruments=inst, strict=False)
     daily = daily_activity()
     for kind in ("day", "month"):
         out[f"daily_{kind}"] = compute_accounts(daily, reg, REGIONS, period_kind=kind, instruments=inst)
