@@ -251,10 +251,15 @@ def test_the_embedded_store_is_served_by_one_gunicorn_worker_that_a_reload_repla
     assert "Traceback" not in (tmp_path / "serve.log").read_text()
 
 
-def test_the_sqlite_metadata_database_is_created_private(tmp_path):
+def test_the_sqlite_metadata_database_is_created_private_and_user_add_refuses_trivial_passwords(tmp_path):
     config = write_config(tmp_path, "")
     prepare(config)
     assert (tmp_path / "state" / "parkcarbon.db").stat().st_mode & 0o777 == 0o600
+    for password in ("1234567890", " " * 10, "qwertyuiop", "password123"):
+        done = run(config, "user", "add", "boss", "--role", "admin", "--password-stdin", stdin=password + "\n")
+        assert done.returncode == 2 and "parkcarbon:" in done.stderr and "Traceback" not in done.stderr
+    done = run(config, "user", "add", "boss", "--role", "admin", "--password-stdin", stdin=PASSWORD + "\n")
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.influx
