@@ -198,6 +198,25 @@ class Scope:
 
         return acknowledge(self._ctx.engine, self._access, self.user, key, self.now())
 
+    def anomalies(self, start, end) -> pd.DataFrame:
+        """Anomalies the nightly forecast job found (forecasting.cache) beginning in [start, end), of the visible
+        enterprises, and whether their warning was acknowledged: enterprise, code, series, severity, start, end,
+        acknowledged (the warning key is the one portal.forecast_figures gives them)."""
+        from forecasting.cache import load_anomalies
+
+        tz = self._ctx.park.tz
+        rows = load_anomalies(self._ctx.engine, self._ctx.park.id, since=start,
+                              enterprises=None if self.park_wide else set(self.enterprise_ids))
+        acks = self.acknowledgements()
+        out = []
+        for r in rows:
+            began = pd.Timestamp(r.start).tz_convert(tz)
+            if pd.Timestamp(start) <= began < pd.Timestamp(end):
+                out.append((r.enterprise_id, r.code, r.series, r.severity, began,
+                            pd.Timestamp(r.end).tz_convert(tz), f"{r.code}|{r.series}|{began.isoformat()}" in acks))
+        return pd.DataFrame(out, columns=["enterprise", "code", "series", "severity", "start", "end",
+                                          "acknowledged"])
+
     # ---- regulator reports (portal/reports: the archive, the run log, the files) --------------------------------
     def report_versions(self) -> pd.DataFrame:
         """Every archived report version (kind, period, version, generated_at, outcome, failures, delivered)."""

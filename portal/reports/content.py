@@ -410,6 +410,28 @@ def _anomaly_section(reader: Reader, start, end) -> Section:
                         "quarantined by a data rule.")
 
 
+def _anomaly_case_section(reader: Reader, start, end) -> Section:
+    """Anomalies the nightly forecast job found that began in the period, per enterprise and code: opened, and
+    closed (their warning acknowledged on the Warnings page) or still open."""
+    a = reader.scope.anomalies(start, end)
+    cols = ["enterprise", "code", "opened", "closed", "open"]
+    if len(a):
+        a = a.assign(enterprise=a["enterprise"].fillna(PARK_ROW))
+        frame = a.groupby(["enterprise", "code"]).agg(opened=("series", "size"),
+                                                      closed=("acknowledged", "sum")).reset_index()
+        frame["closed"] = frame["closed"].astype(int)
+        frame["open"] = frame["opened"] - frame["closed"]
+        frame = _order(reader, _with_names(reader, frame[cols]), "code")
+    else:
+        frame = pd.DataFrame(columns=[*cols, "name"])
+    return Section("anomaly_cases", "异常预警", "Anomalies found (opened and closed)",
+                   [ENT, NAME, Column("code", "异常类型", "Anomaly", kind="text"),
+                    Column("opened", "发现", "Opened"), Column("closed", "已确认", "Closed (acknowledged)"),
+                    Column("open", "未处理", "Still open")], frame, keys=("enterprise", "code"),
+                   note="夜间预测任务发现、期内开始的异常；确认后视为已处理. Anomalies the nightly forecast job found "
+                        "that began in the period; acknowledged ones count as closed.")
+
+
 # ---- the reports ----------------------------------------------------------------------------------------------
 def _report(reader: Reader, kind: str, period: ReportPeriod, sections: list[Section], failures=(), notes=()):
     park = reader.park
@@ -423,7 +445,7 @@ def monthly(reader: Reader, period: ReportPeriod) -> Report:
     coverage, failures = _coverage_section(reader, acc)
     sections = [_emissions_section(reader, acc), _energy_section(reader, acc),
                 _intensity_section(reader, acc, start, end), _quota_section(reader, period.year, end), coverage,
-                _anomaly_section(reader, start, end)]
+                _anomaly_section(reader, start, end), _anomaly_case_section(reader, start, end)]
     return _report(reader, "monthly", period, sections, failures)
 
 

@@ -19,9 +19,10 @@ from portal.reports.content import PARK_ROW, Report, Section
 
 PDF_KINDS = ("monthly", "quarterly", "annual")  # key-units is data for upload, not for reading
 SHEET_NAMES = {"emissions": "能耗与排放", "energy": "分品种能源", "intensity": "强度", "quota": "配额",
-               "coverage": "数据完整率", "anomalies": "异常数据", "units": "重点用能单位", "monthly": "月数据",
-               "daily": "日数据", "output": "产值", "products": "产品单耗", "rules": "监测规则",
-               "status": "能源利用状况",               "compliance": "履约", "ets": "碳市场口径"}
+               "coverage": "数据完整率", "anomalies": "异常数据", "anomaly_cases": "异常预警",
+               "units": "重点用能单位", "monthly": "月数据", "daily": "日数据", "output": "产值",
+               "products": "产品单耗", "rules": "监测规则", "status": "能源利用状况", "compliance": "履约",
+               "ets": "碳市场口径"}
 
 
 def period_text(report: Report) -> str:

@@ -41,12 +41,13 @@ def readings(series: str, start=START, end=END, gap=None) -> pd.DataFrame:
     return pd.DataFrame({"ts": ts, "series": series, "value": VALUES[series]})
 
 
-def build(tmp: Path, settings_extra: dict | None = None):
-    """(settings, engine, store) of the test park, data written, output values recorded."""
+def build(tmp: Path, settings_extra: dict | None = None, park: Park = PARK):
+    """(settings, engine, store) of the test park (or `park`, which must have PARK's meters), data written,
+    output values recorded."""
     settings = Settings(data_dir=tmp, **(settings_extra or {}))
     engine = create_engine_from_url(f"sqlite:///{tmp / 'meta.db'}")
-    import_park(engine, PARK)
-    store = EmbeddedStore(tmp / "ts.duckdb", PARK.catalog(), TZ)
+    import_park(engine, park)
+    store = EmbeddedStore(tmp / "ts.duckdb", park.catalog(), TZ)
     store.write("energy", pd.concat([readings("E1-EL"), readings("E1-GAS"), readings("E2-EL", gap=E2_GAP),
                                      readings("E3-EL", gap=E3_GAP)], ignore_index=True))
     records.record_output_values(engine, "p", pd.DataFrame({
