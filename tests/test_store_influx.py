@@ -161,7 +161,7 @@ def test_a_writer_that_dies_before_its_rollups_leaves_a_mark_that_refresh_folds_
     def die(*args, **kwargs):
         raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(store, "_post_rollups", die)
+    monkeypatch.setattr(store, "_submit_rollups", die)
     with pytest.raises(KeyboardInterrupt):
         store.write("energy", batch(8).assign(value=2.5))  # the raw readings go in, the roll-ups do not
     monkeypatch.undo()

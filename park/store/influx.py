@@ -202,13 +202,19 @@ class InfluxStore(TimeSeriesStore):
             mark = self._mark_dirty(measurement, lo, hi, series)
             h0, h1 = _ns(lo.floor("h")), _ns(hi.floor("h")) + rollup.HOUR_NS
             d0, d1 = _ns(self._day_floor(lo)), _ns(self._day_floor(self._day_floor(hi) + pd.Timedelta("25h")))
-            plan = rollup.plan(frame, self._stored(measurement + "_1h", h0, h1, series),
-                               self._stored(measurement + "_1d", d0, d1, series), self.timezone)
-            with ThreadPoolExecutor(self.config.max_in_flight) as pool:
+            stored_q = (self._stored_query(measurement + "_1h", h0, h1, series) + ";"
+                        + self._stored_query(measurement + "_1d", d0, d1, series))
+            with ThreadPoolExecutor(1) as side, ThreadPoolExecutor(self.config.max_in_flight) as pool:
+                # The stored buckets are read while the readings are encoded and posted (only this process
+                # writes them now), then the roll-ups are posted beside the last readings.
+                stored = side.submit(self.query, stored_q, epoch="ns")
                 futures = [pool.submit(self._post_body, encode_body(frame.iloc[i:i + size], keys, precision),
                                        precision)
                            for i in range(0, len(frame), size)]  # encode the next batch while earlier ones are posted
-                futures.append(pool.submit(self._post_rollups, measurement, plan.hours, plan.days))
+                res = stored.result()
+                plan = rollup.plan(frame, self._stored_frame(res[:1], series), self._stored_frame(res[1:], series),
+                                   self.timezone)
+                futures += self._submit_rollups(pool, measurement, plan.hours, plan.days)
                 for f in futures:
                     f.result()
             if len(plan.recompute_hours) or len(plan.recompute_days):
@@ -274,24 +280,39 @@ class InfluxStore(TimeSeriesStore):
 
     def _stored(self, name: str, lo_ns: int, hi_ns: int, series: list[str] | None) -> pd.DataFrame:
         """Stored roll-up points of `name` in [lo, hi): rollup.COLUMNS (last_ns NaN where not stored)."""
-        res = self.query(f'SELECT "sum", "count", "measured", "min", "max", "last_ns" FROM {_ident(name)} '
-                         f"WHERE time >= {lo_ns} AND time < {hi_ns}{self._series_clause(series)} GROUP BY \"series\"",
-                         epoch="ns")
-        frame = self._frame(res, ["series"])
+        return self._stored_frame(self.query(self._stored_query(name, lo_ns, hi_ns, series), epoch="ns"), series)
+
+    def _stored_query(self, name: str, lo_ns: int, hi_ns: int, series: list[str] | None) -> str:
+        return (f'SELECT "sum", "count", "measured", "min", "max", "last_ns" FROM {_ident(name)} '
+                f'WHERE time >= {lo_ns} AND time < {hi_ns}{self._series_clause(series)} GROUP BY "series"')
+
+    def _stored_frame(self, results: list[dict], series: list[str] | None) -> pd.DataFrame:
+        frame = self._frame(results, ["series"])
         if not len(frame):
             return rollup.bucket_stats(pd.DataFrame(), "hour", self.timezone)
         frame = frame.rename(columns={"time": "start"})
         if series is not None and len(series) > _MAX_SERIES_IN_REGEX:
             frame = frame[frame["series"].isin(series)]
         frame["first_ns"] = np.nan
-        return frame.reindex(columns=list(rollup.COLUMNS)).astype({"start": "int64"})
+        frame = frame.reindex(columns=list(rollup.COLUMNS))
+        numeric = {c: "float64" for c in rollup.COLUMNS if c not in ("series", "start")}
+        return frame.astype({"start": "int64", **numeric})
 
     def _post_rollups(self, measurement: str, hours: pd.DataFrame, days: pd.DataFrame) -> None:
+        with ThreadPoolExecutor(self.config.max_in_flight) as pool:
+            for f in self._submit_rollups(pool, measurement, hours, days):
+                f.result()
+
+    def _submit_rollups(self, pool: ThreadPoolExecutor, measurement: str, hours: pd.DataFrame,
+                        days: pd.DataFrame) -> list:
         size = self.config.batch_size
+        futures = []
         for name, frame, with_last in ((measurement + "_1h", hours, True), (measurement + "_1d", days, False)):
             keys = self._rollup_keys(name)
             for i in range(0, len(frame), size):
-                self._post_body(encode_rollups(frame.iloc[i:i + size], keys, with_last), "s")
+                futures.append(pool.submit(self._post_body, encode_rollups(frame.iloc[i:i + size], keys, with_last),
+                                           "s"))
+        return futures
 
     def _raw(self, measurement: str, lo_ns: int, hi_ns: int, series: list[str] | None) -> pd.DataFrame:
         res = self.query(f'SELECT "value", "quality" FROM {_ident(measurement)} WHERE time >= {lo_ns} '

@@ -49,14 +49,16 @@ def bucket_stats(frame: pd.DataFrame, unit: str, timezone: str) -> pd.DataFrame:
         return _empty()
     ts = pd.to_datetime(frame["ts"], utc=True).astype("datetime64[ns, UTC]").astype("int64").to_numpy()
     start = ts - ts % HOUR_NS if unit == "hour" else day_starts(ts, timezone)
-    work = pd.DataFrame({"series": frame["series"].to_numpy(dtype=object), "start": start,
-                         "value": frame["value"].to_numpy(dtype="float64"),
-                         "measured": (frame["quality"].to_numpy(dtype=object) == "measured").astype("int64"),
+    codes, uniq = pd.factorize(frame["series"])  # group on integers: far cheaper than on strings
+    work = pd.DataFrame({"code": codes, "start": start, "value": frame["value"].to_numpy(dtype="float64"),
+                         "measured": (frame["quality"] == "measured").to_numpy(dtype=bool).astype("int64"),
                          "ts": ts})
-    g = work.groupby(["series", "start"], sort=True)
+    g = work.groupby(["code", "start"], sort=True)
     out = g.agg(sum=("value", "sum"), count=("value", "size"), measured=("measured", "sum"),
                 min=("value", "min"), max=("value", "max"), first_ns=("ts", "min"), last_ns=("ts", "max"))
-    return out.reset_index().astype({"count": "int64", "measured": "int64"})
+    out = out.reset_index()
+    out.insert(0, "series", np.asarray(uniq, dtype=object)[out.pop("code").to_numpy()])
+    return out.astype({"count": "int64", "measured": "int64"})
 
 
 def days_from_hours(hours: pd.DataFrame, timezone: str) -> pd.DataFrame:
