@@ -54,6 +54,12 @@ def test_the_regulator_sees_the_archive_and_the_run_log(portal):
     assert "Report archive" in text and "Run log" in text and "2026-10" in text
     assert "Monthly 2026-10 v2" in text and "Monthly 2026-10 v1" in text  # both versions downloadable
     assert "rule failed" in text and "reports-archive-table" in text
+    zh = client.post("/_dash-update-component", json=support.render_body("/reports", "zh-CN"),
+                     headers={"X-CSRFToken": token})
+    zh_text = json.dumps(zh.json, ensure_ascii=False)
+    assert "报表归档" in zh_text and "月报 2026-10 v2" in zh_text and "规则未通过" in zh_text
+    for developer_text in ("NaN", "nan%", "None", "Timestamp("):
+        assert developer_text not in zh_text
 
 
 def _download(client, token, version_id, file_id):
