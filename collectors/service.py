@@ -21,6 +21,11 @@ the `[collect]` table of parkcarbon.toml:
 
 Secrets come from the environment: PARKCARBON_MQTT_PASSWORD, PARKCARBON_VENDOR_TOKEN.
 
+Each source's state (connected / retrying with the last error / last message time / readings counted) is logged
+when it changes and kept in `collect_status.json` beside the spool (collectors/status.py), which the portal's
+health endpoint and data-quality page read.  An unreachable broker is logged at every failed attempt, with the
+reason and the attempt number; paho retries with back-off between `reconnect_min_s` and `reconnect_max_s`.
+
 The pipeline knows every meter's register size and plausible maximum (collectors/limits.py, from the park file
 and register maps), and every finding it makes (resets, rollovers, jumps, gaps, spikes, backward steps,
 conflicts, duplicates, late readings) is logged here with its series, time, source line, code and detail.
@@ -29,14 +34,18 @@ conflicts, duplicates, late readings) is logged here with its series, time, sour
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from collectors.pipeline import Pipeline
 from collectors.spool import Spool
+from collectors.status import STATUS_FILE, StatusBoard
 from collectors.writer import Writer
 from park.model import Park
 from park.store import TimeSeriesStore
@@ -67,6 +76,7 @@ class CollectorService:
     config: dict = field(default_factory=dict)
     writer_interval_s: float = 1.0
     rollup_interval_s: float = 60.0
+    status_interval_s: float = 2.0
 
     def __post_init__(self) -> None:
         known = {"modbus", "mqtt", "vendor_http", "writer_interval_s", "writer_min_rows", "writer_max_wait_s"}
@@ -83,6 +93,7 @@ class CollectorService:
                              max_wait_s=float(self.config.get("writer_max_wait_s", 5.0)))
         self.scheduler = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True})
         self.sources: list = []
+        self.status = StatusBoard(self.spool_path.with_name(STATUS_FILE))
         self._stopped = threading.Event()
 
     def start(self) -> CollectorService:
@@ -96,11 +107,16 @@ class CollectorService:
                                batch_s=float(modbus.get("batch_s", 5)))
             src.start()
             self.sources.append(src)
+            self.status.add(f"modbus {len(self.modbus_meters)} meters", "modbus", "running")
             log.info("polling %d Modbus meters every %s s", len(self.modbus_meters), src.interval_s)
         if "mqtt" in cfg:
-            from collectors.sources.mqtt import MqttSettings, MqttSource
+            from collectors.sources.mqtt import MqttSettings
 
-            self.sources.append(MqttSource(self.pipeline, MqttSettings(**cfg["mqtt"])).start())
+            settings = MqttSettings(**cfg["mqtt"])
+            name = f"mqtt {settings.host}:{settings.port}"
+            self.status.add(name, "mqtt")
+            log.info("connecting to MQTT broker %s:%s for %s", settings.host, settings.port, settings.topic)
+            self.sources.append(observed_mqtt_source(self.pipeline, settings, self.status, name).start())
         if "vendor_http" in cfg:
             from collectors.sources.vendor_http import VendorHttpSource, VendorSettings
 
@@ -110,12 +126,24 @@ class CollectorService:
                                    state_path=self.spool_path.with_name("vendor_state.json"))
             src.schedule(self.scheduler, interval)
             self.sources.append(src)
+            self.status.add(f"vendor_http {vendor.get('base_url', '')}", "vendor_http", "running")
         self.scheduler.add_job(self.writer.drain_if_due, "interval", seconds=self.writer_interval_s,
                                id="store-writer")
         self.scheduler.add_job(self.store.refresh_rollups, "interval", seconds=self.rollup_interval_s,
                                id="rollups")
+        self.scheduler.add_job(self.write_status, "interval", seconds=self.status_interval_s, id="status")
         self.scheduler.start()
         return self
+
+    def write_status(self) -> None:
+        """Refresh every source's counts and stamp in the status file (states change as they happen)."""
+        for src in self.sources:
+            name = getattr(src, "status_name", None)
+            if name is not None:
+                src.sample_status()
+        for state in self.status.states():
+            self.status.update(state["source"], write=False)
+        self.status.write()
 
     def stop(self) -> None:
         """Stop the sources (they hand over what they hold), then write what the spool holds, if the store can."""
@@ -129,6 +157,9 @@ class CollectorService:
         self.scheduler.shutdown(wait=True)
         self.writer.drain()
         self.spool.close()
+        for state in self.status.states():
+            self.status.update(state["source"], state="stopped", write=False)
+        self.status.write()
 
     def run_forever(self) -> None:
         import signal
@@ -141,3 +172,61 @@ class CollectorService:
             pass
         finally:
             self.stop()
+
+
+def _reach(host: str, port: int, timeout_s: float = 2.0) -> str:
+    """Why a TCP connection to host:port fails now (paho's connect-failure callback does not say)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return "the port answers, but the MQTT connection failed"
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc.strerror or exc}"
+
+
+def observed_mqtt_source(sink, settings, board: StatusBoard, name: str):
+    """An MqttSource that logs every connection failure and loss, and keeps its state on the status board."""
+    from collectors.sources.mqtt import MqttSource
+
+    class ObservedMqttSource(MqttSource):
+        status_name = name
+
+        def __init__(self) -> None:
+            self._last_message_ns = 0
+            super().__init__(sink, settings)
+
+        def _make_client(self):
+            client = super()._make_client()
+            client.on_connect_fail = self._on_connect_fail
+            return client
+
+        def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+            super()._on_connect(client, userdata, flags, reason_code, properties)
+            if reason_code.is_failure:
+                board.error(name, f"broker refused the connection: {reason_code}")
+            else:
+                board.update(name, state="connected", connects=self.connects)
+
+        def _on_connect_fail(self, client, userdata) -> None:
+            reason = _reach(settings.host, settings.port)
+            board.error(name, f"cannot connect: {reason}")
+            retries = next((s["retries"] for s in board.states() if s["source"] == name), 0)
+            log.warning("cannot reach MQTT broker %s:%s (%s); attempt %d failed, retrying in %g-%g s",
+                        settings.host, settings.port, reason, retries, settings.reconnect_min_s,
+                        settings.reconnect_max_s)
+
+        def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+            super()._on_disconnect(client, userdata, flags, reason_code, properties)
+            if not self._stop.is_set():
+                board.error(name, f"connection lost: {reason_code}")
+
+        def _on_message(self, client, userdata, msg) -> None:
+            self._last_message_ns = time.time_ns()
+            super()._on_message(client, userdata, msg)
+
+        def sample_status(self) -> None:
+            last = self._last_message_ns
+            at = datetime.fromtimestamp(last / 1e9, UTC).isoformat(timespec="milliseconds") if last else None
+            board.update(name, write=False, readings=self.stats.submitted, messages=self.stats.received,
+                         last_message_at=at)
+
+    return ObservedMqttSource()
