@@ -443,17 +443,21 @@ def _totals(lines: pd.DataFrame, kind: Period, threshold: float = 0.9) -> pd.Dat
 
     Groups are numbered once (keys factorised in sorted order, so numbers sort like the keys); each level sums
     its lines per group in their order, as a group-by on the keys would."""
-    f = lines.assign(
-        energy_tce=lines["tce"],
-        renewable_tce=lines["tce"].where(lines["role"] == ONSITE, 0.0).where(lines["quantity"].notna()),
-        grid_net_kwh=lines["grid_kwh"].where(lines["role"] == GRID),
-        grid_export_kwh=lines["q_base"].where((lines["role"] == GRID) & (lines["flow"] != IMPORT), 0.0).where(
-            lines["role"] == GRID),
-        pv_kwh=lines["q_base"].where(lines["role"] == ONSITE),
-        has=lines["quantity"].notna(),
-    )
-    f["period_start"] = period_start(f["period_start"], kind)
-    f["workshop"] = f["workshop"].fillna("")
+    role, has = lines["role"], lines["quantity"].notna()
+    grid = role == GRID
+    # Only what the totals read, in one frame (the lines carry some 35 columns)
+    f = pd.DataFrame({
+        "enterprise": lines["enterprise"], "workshop": lines["workshop"].fillna(""), "carrier": lines["carrier"],
+        "period_start": period_start(lines["period_start"], kind), "reasons": lines["reasons"],
+        "energy_tce": lines["tce"],
+        "renewable_tce": lines["tce"].where(role == ONSITE, 0.0).where(has),
+        "scope1_t_co2e": lines["scope1_t_co2e"], "scope2_location_t_co2e": lines["scope2_location_t_co2e"],
+        "scope2_market_t_co2e": lines["scope2_market_t_co2e"], "biogenic_t_co2": lines["biogenic_t_co2"],
+        "grid_net_kwh": lines["grid_kwh"].where(grid),
+        "grid_export_kwh": lines["q_base"].where(grid & (lines["flow"] != IMPORT), 0.0).where(grid),
+        "green_kwh": lines["green_kwh"], "pv_kwh": lines["q_base"].where(role == ONSITE),
+        "measured": lines["measured"], "expected": lines["expected"], "has": has,
+    })
     number = {k: pd.factorize(f[k], sort=True) for k in ("enterprise", "workshop", "period_start", "carrier")}
     carriers = number["carrier"][1].tolist()
     n_carriers = max(len(carriers), 1)
@@ -469,10 +473,7 @@ def _totals(lines: pd.DataFrame, kind: Period, threshold: float = 0.9) -> pd.Dat
             key = key * max(len(uniques), 1) + codes
         sums = values.groupby(key, sort=True).sum(min_count=1)
         ids, first = np.unique(key, return_index=True)
-        t = f[groups].iloc[first].reset_index(drop=True)
-        for c in sums.columns:  # column by column: each keeps its dtype
-            t[c] = sums[c].to_numpy()
-        n = len(t)
+        n = len(ids)
         # Per (group, carrier): whether it has data and its coverage
         pc = per_carrier_values.groupby(key * n_carriers + number["carrier"][0], sort=True).sum(min_count=1)
         pc_key = pc.index.to_numpy()
@@ -482,9 +483,9 @@ def _totals(lines: pd.DataFrame, kind: Period, threshold: float = 0.9) -> pd.Dat
         present: list[list[str]] = [[] for _ in range(n)]
         missing: list[list[str]] = [[] for _ in range(n)]
         low_coverage = [False] * n
-        for p, c, has, is_low in zip(pos, (pc_key % n_carriers).tolist(), (pc["has"] > 0).tolist(), low,
-                                     strict=True):
-            (present if has else missing)[p].append(carriers[c])  # sorted within a group
+        for p, c, with_data, is_low in zip(pos, (pc_key % n_carriers).tolist(), (pc["has"] > 0).tolist(), low,
+                                           strict=True):
+            (present if with_data else missing)[p].append(carriers[c])  # sorted within a group
             if is_low:
                 low_coverage[p] = True
         line_reasons = [""] * n
@@ -493,40 +494,41 @@ def _totals(lines: pd.DataFrame, kind: Period, threshold: float = 0.9) -> pd.Dat
                 lambda x: "|".join(sorted({c for v in x for c in v.split("|") if c})))
             for p, c in zip(np.searchsorted(ids, codes.index.to_numpy()).tolist(), codes.tolist(), strict=True):
                 line_reasons[p] = c
-        t["carriers"] = [", ".join(c) for c in present]
-        t["missing_carriers"] = [", ".join(c) for c in missing]
-        t["line_reasons"] = line_reasons
-        t["low_coverage"] = low_coverage
-        t["level"] = level
-        for k in ("enterprise", "workshop"):
-            if k not in t.columns:
-                t[k] = None
-        out.append(t)
+        t = {k: f[k].take(first).reset_index(drop=True) if k in groups else None for k in ("enterprise", "workshop")}
+        t["period_start"] = f["period_start"].take(first).reset_index(drop=True)
+        t.update({c: sums[c].to_numpy() for c in sums.columns})  # column by column: each keeps its dtype
+        t.update({"carriers": [", ".join(c) for c in present] if n else np.array([], dtype=object),
+                  "missing_carriers": [", ".join(c) for c in missing] if n else np.array([], dtype=object),
+                  "line_reasons": line_reasons, "low_coverage": low_coverage, "level": level})
+        out.append(pd.DataFrame(t))
     totals = pd.concat(out, ignore_index=True)
-    totals["workshop"] = totals["workshop"].replace("", None)
-    totals["period_end"] = period_end(totals["period_start"], kind)
-    totals["period"] = period_label(totals["period_start"], kind)
-    totals["total_location_t_co2e"] = totals["scope1_t_co2e"] + totals["scope2_location_t_co2e"]
-    totals["total_market_t_co2e"] = totals["scope1_t_co2e"] + totals["scope2_market_t_co2e"]
-    totals["coverage"] = (totals["measured"] / totals["expected"].replace(0, np.nan)).clip(upper=1.0)
     reasons = []
-    for no_data, missing, low, codes in zip(totals["energy_tce"].isna().tolist(),
-                                            (totals["missing_carriers"] != "").tolist(),
-                                            totals["low_coverage"].tolist(), totals["line_reasons"].tolist(),
-                                            strict=True):
-        if not (no_data or missing or low or codes):
+    for no_data, missing_any, low, codes in zip(totals["energy_tce"].isna().tolist(),
+                                                (totals["missing_carriers"] != "").tolist(),
+                                                totals["low_coverage"].tolist(), totals["line_reasons"].tolist(),
+                                                strict=True):
+        if not (no_data or missing_any or low or codes):
             reasons.append(())
             continue
         r = {c for c in codes.split("|") if c}
         if no_data:
             r.add("activity.no_data")
-        elif missing:
+        elif missing_any:
             r.add("activity.carrier_missing")
         if low:
             r.add("activity.low_coverage")
         reasons.append(tuple(sorted(r)))
-    totals["reasons"] = reasons
-    totals["complete"] = totals["reasons"].map(len) == 0
+    derived = {
+        "workshop": totals["workshop"].replace("", None),
+        "period_end": period_end(totals["period_start"], kind),
+        "period": period_label(totals["period_start"], kind),
+        "total_location_t_co2e": totals["scope1_t_co2e"] + totals["scope2_location_t_co2e"],
+        "total_market_t_co2e": totals["scope1_t_co2e"] + totals["scope2_market_t_co2e"],
+        "coverage": (totals["measured"] / totals["expected"].replace(0, np.nan)).clip(upper=1.0),
+        "reasons": pd.Series(reasons, index=totals.index, dtype=object if reasons else float),
+        "complete": pd.Series([not r for r in reasons], index=totals.index, dtype=bool),
+    }
+    totals = pd.DataFrame({c: derived[c] if c in derived else totals[c] for c in TOTAL_COLUMNS})
     return totals[TOTAL_COLUMNS]
 
 

@@ -180,6 +180,8 @@ def cases() -> dict[str, Accounts]:
     out["prior_year_2027"] = compute_accounts(late, reg, REGIONS, period_kind="month", strict=False)
     fuels = act[act["carrier"].isin(["diesel", "wood", "natural_gas", "heat"])]  # no grid electricity at all
     out["no_grid"] = compute_accounts(fuels, reg, REGIONS, period_kind="month", instruments=inst, strict=False)
+    empty = act.iloc[:0]
+    out["empty"] = compute_accounts(empty, reg, REGIONS, period_kind="month", instruments=inst)
     daily = daily_activity()
     for kind in ("day", "month"):
         out[f"daily_{kind}"] = compute_accounts(daily, reg, REGIONS, period_kind=kind, instruments=inst)
