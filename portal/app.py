@@ -32,6 +32,7 @@ def create_app(ctx: PortalContext, secret: str | None = None) -> dash.Dash:
     app = dash.Dash(__name__, title=t("app.title", ctx.settings.language), assets_folder=ASSETS,
                     serve_locally=True, suppress_callback_exceptions=True, update_title=None)
     paths = {p.PATH: p for p in pages}
+    last_pages = web.LastPages()  # what each user last saw, shown with its age while the store is down
 
     def may_open(user, path: str) -> bool:
         return path in paths and user.role in paths[path].ROLES
@@ -74,10 +75,13 @@ def create_app(ctx: PortalContext, secret: str | None = None) -> dash.Dash:
         elif user.role not in page.ROLES:
             body = dmc.Alert(t("page.forbidden", lang), color="red", id="forbidden")
         else:
+            seen = (user.username, page.PATH, lang)
             try:
                 body = page.layout(scope_for(ctx, user, page.PATH), lang)
-            except StoreError as exc:  # the store is down: header, navigation and a banner; retries by itself
-                body = web.store_down(exc, lang, admin=user.role == "admin")
+                last_pages.remember(seen, body, ctx.now())
+            except StoreError as exc:  # the store is down: header, navigation, a banner, the last figures shown
+                body = web.store_down(exc, lang, admin=user.role == "admin", last=last_pages.last(seen),
+                                      now=ctx.now())
         nav = [dmc.NavLink(label=t(p.TITLE_KEY, lang), href=p.PATH, active=pathname == p.PATH,
                            id=f"nav-{p.__name__.rsplit('.', 1)[-1]}") for p in pages if user.role in p.ROLES]
         park = ctx.park.name if lang == "zh-CN" else ctx.park.name_en or ctx.park.name

@@ -232,6 +232,8 @@ def install(server: Flask, ctx: PortalContext, key: str, landing=lambda user: "/
 STORE_RETRY_S = 30
 register_text({
     "store.down.title": {"zh-CN": "数据存储暂时无法访问", "en": "The data store cannot be reached"},
+    "store.down.last": {"zh-CN": "以下为 {age} 前（{at}）的最近数据，可能已过时。",
+                        "en": "Below: the last figures shown, from {at} ({age} ago); they may be out of date."},
     "store.down.body": {"zh-CN": f"暂时无法读取能耗和碳排放数据。存储恢复后，本页会自动显示数据"
                                  f"（每 {STORE_RETRY_S} 秒重试一次）。",
                         "en": f"Energy and carbon figures cannot be read right now. This page shows them again by "
@@ -239,17 +241,61 @@ register_text({
 })
 
 
-def store_down(exc: Exception, lang: str, admin: bool = False):
+class LastPages:
+    """The last page body each user was shown, per path and language, with when (this process only, at most
+    `size` entries, the oldest dropped first): what the store-down banner shows underneath, with its age.  Keyed
+    by user name, so nobody sees another user's figures."""
+
+    def __init__(self, size: int = 64) -> None:
+        import threading
+        from collections import OrderedDict
+
+        self.size, self._pages, self._lock = size, OrderedDict(), threading.Lock()
+
+    def remember(self, key: tuple, body, at) -> None:
+        with self._lock:
+            self._pages[key] = (body, at)
+            self._pages.move_to_end(key)
+            while len(self._pages) > self.size:
+                self._pages.popitem(last=False)
+
+    def last(self, key: tuple):
+        with self._lock:
+            return self._pages.get(key)
+
+
+def _age(seconds: float, lang: str) -> str:
+    minutes = int(seconds // 60)
+    if minutes < 1:
+        return f"{int(seconds)} 秒" if lang == "zh-CN" else f"{int(seconds)} s"
+    if minutes < 120:
+        return f"{minutes} 分钟" if lang == "zh-CN" else f"{minutes} min"
+    return f"{minutes // 60} 小时" if lang == "zh-CN" else f"{minutes // 60} h"
+
+
+def store_down(exc: Exception, lang: str, admin: bool = False, last=None, now=None):
     """The page body while the time-series store is unavailable: a banner saying so (the header and navigation
-    stay), the store's own message for an administrator, and a reload every STORE_RETRY_S seconds, so the page
-    recovers by itself when the store is back (a refresh <meta> works in the body; no callback needed)."""
+    stay), the store's own message for an administrator, the last body this user was shown on this page with its
+    age (`last`: (body, when) from LastPages; `when` and `now` aware, in the park's time zone), and a reload
+    every STORE_RETRY_S seconds, so the page recovers by itself when the store is back (a refresh <meta> works in
+    the body; no callback needed)."""
+    from datetime import UTC, datetime
+
     import dash_mantine_components as dmc
     from dash import html
 
     detail = [html.Pre(str(exc)[:500], className="store-down-detail")] if admin else []
+    stale = []
+    if last is not None:
+        body, at = last
+        age = ((now or datetime.now(UTC)) - at).total_seconds()
+        stale = [html.P(t("store.down.last", lang).format(age=_age(age, lang), at=at.strftime("%H:%M")),
+                        id="store-down-age"),
+                 html.Div(body, id="store-down-last", className="stale")]
     return html.Div(id="store-down", children=[
         dmc.Alert(title=t("store.down.title", lang), color="orange", children=[t("store.down.body", lang), *detail]),
         html.Meta(httpEquiv="refresh", content=str(STORE_RETRY_S)),
+        *stale,
     ])
 
 

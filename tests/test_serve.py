@@ -265,7 +265,8 @@ def test_the_sqlite_metadata_database_is_created_private_and_user_add_refuses_tr
 @pytest.mark.influx
 def test_store_down_shows_the_page_with_a_banner_and_recovers_by_itself(influx_server, tmp_path):
     """With influxd stopped the page keeps its header and navigation and says the store is down (it used to go
-    blank); once influxd is back the same request shows the page again, without a restart."""
+    blank), with the figures this user was last shown and their age; once influxd is back the same request shows
+    the page again, without a restart."""
     from park.metadata import create_engine_from_url, import_park_file, load_park
     from park.settings import Settings
     from park.store.influx import InfluxConfig, InfluxStore
@@ -280,7 +281,8 @@ def test_store_down_shows_the_page_with_a_banner_and_recovers_by_itself(influx_s
     add_user(engine, park.id, "admin", PASSWORD, "admin")
     store = InfluxStore(InfluxConfig(url=influx_server.url, database="store_down", retries=0, timeout_s=2),
                         park.catalog(), park.timezone)
-    app = create_app(PortalContext(Settings(data_dir=tmp_path), engine, park, store), "k" * 32)
+    ctx = PortalContext(Settings(data_dir=tmp_path), engine, park, store)
+    app = create_app(ctx, "k" * 32)
     client = app.server.test_client()
     token = support.login_token(client, "admin", PASSWORD)
 
@@ -296,6 +298,19 @@ def test_store_down_shows_the_page_with_a_banner_and_recovers_by_itself(influx_s
         assert "store-down" in down and "The data store cannot be reached" in down
         assert '"http-equiv"' in down.lower() or "httpEquiv" in down  # reloads by itself
         assert "NavLink" in down  # the navigation stays
+        assert "store-down-last" not in down  # nothing shown before: no old figures to show
+    finally:
+        influx_server.start()
+    up = render()
+    assert "store-down" not in up
+    ctx.access._cache.ttl_s = 0  # no figures cached: the next render needs the store
+    influx_server.stop()
+    try:
+        stale = render()
+        assert "store-down" in stale and "store-down-last" in stale
+        assert "the last figures shown, from" in stale and " ago); they may be out of date" in stale
+        kpis = re.findall(r'"id":"kpi[^"]*"', up)
+        assert kpis and all(k in stale for k in kpis)  # the figures last shown are under the banner
     finally:
         influx_server.start()
     assert "store-down" not in render()
