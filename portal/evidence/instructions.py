@@ -28,7 +28,17 @@ OPENSSL_STEPS = """\
 """
 
 
-def readme_text(base: dict, public_keys_url: str) -> str:
+def key_lines(published: list[dict] | None) -> str:
+    """The park's public keys when the pack was signed: id, status, since when (every one stays published)."""
+    if not published:
+        return "  (see the published list)"
+    return "\n".join(f"  {k['key_id']}  {k['status']:<8} created {k['created_at'][:10]}"
+                     + (f", retired {k['retired_at'][:10]}" if k.get("retired_at") else "")
+                     + (f", REVOKED {k['revoked_at'][:10]}: do not trust packs it signed" if k.get("revoked_at")
+                        else "") for k in published)
+
+
+def readme_text(base: dict, public_keys_url: str, published: list[dict] | None = None) -> str:
     e, p, c = base["enterprise"], base["period"], base["consent"]
     key_id = base["key_id"]
     name = f"evidence-{base['park']['id']}-{e['id']}-{p['label']}.zip"
@@ -42,6 +52,9 @@ def readme_text(base: dict, public_keys_url: str) -> str:
 授权 Consent:     #{c['id']} for {c['bank']}, purpose {c['purpose']}, data {', '.join(c['data'])}
 签名 Signature:   Ed25519, key id {key_id}
 公钥 Public keys: {public_keys_url}
+
+园区公钥（签名时）/ The park's public keys when this pack was signed (old keys stay valid for their packs):
+{key_lines(published)}
 
 内容 Contents
 -------------

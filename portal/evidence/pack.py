@@ -201,6 +201,7 @@ class PackData:
     signals: pd.DataFrame | None = None  # carbon.risk.SIGNAL_COLUMNS
     savings: object | None = None  # carbon.savings.Savings of the consent's financed project
     savings_note: str = ""  # why there are no savings figures
+    quota: dict | None = None  # the enterprise's quota position for the period's year at its end (carbon.quota)
 
 
 def gather(es, period: PackPeriod) -> PackData:
@@ -266,6 +267,7 @@ def gather(es, period: PackPeriod) -> PackData:
     from portal.evidence.indicators import risk_tables, trust_table
 
     data.trust = trust_table(data)
+    data.quota = es.quota_position(period.start.year, period.end)
     data.risk, data.capacity, data.signals = risk_tables(scope, data, rated)
     return data
 
@@ -322,6 +324,9 @@ def summary(data: PackData, restated: pd.DataFrame) -> dict:
                  for r in data.risk.itertuples()] if data.risk is not None else [],
         "signals": list(data.signals["code"]) if data.signals is not None else [],
         "savings": data.savings.summary() if data.savings is not None else {"not_computed": data.savings_note},
+        "quota": {k: data.quota.get(k) for k in ("year", "basis", "allowances_t", "ccer_usable_t",
+                                                 "emissions_t_co2e", "remaining_t", "used_share", "status")}
+        if data.quota else None,
     })
 
 
@@ -353,15 +358,15 @@ def restatements(engine, park_id: str, enterprise: str, figures: dict) -> pd.Dat
 
 
 # ---- the archive ---------------------------------------------------------------------------------------------------
-def readme(manifest_base: dict, public_keys_url: str) -> bytes:
+def readme(manifest_base: dict, public_keys_url: str, published: list[dict] | None = None) -> bytes:
     from portal.evidence.instructions import readme_text
 
-    return readme_text(manifest_base, public_keys_url).encode("utf-8")
+    return readme_text(manifest_base, public_keys_url, published).encode("utf-8")
 
 
 def build(data: PackData, *, park, consent_row, issued_to: str, key_id: str, private_key: Ed25519PrivateKey,
           generated_at: datetime, restated: pd.DataFrame, public_keys_url: str,
-          report: bool = True) -> tuple[bytes, dict]:
+          report: bool = True, published: list[dict] | None = None) -> tuple[bytes, dict]:
     """The signed zip and its manifest."""
     files: dict[str, bytes] = {}
     as_of = data.period.end.tz_convert("UTC").to_pydatetime()
@@ -404,7 +409,7 @@ def build(data: PackData, *, park, consent_row, issued_to: str, key_id: str, pri
                     "data": list(consent_row.data), "expires_at": consent_row.expires_at.isoformat()},
         "issued_to": issued_to, "key_id": key_id, "algorithm": "Ed25519", "public_keys_url": public_keys_url,
     }
-    files["README.txt"] = readme(base, public_keys_url)
+    files["README.txt"] = readme(base, public_keys_url, published)
     names = sorted(files)
     files["SHA256SUMS"] = "".join(f"{sha256(files[n])}  {n}\n" for n in names).encode()
     manifest = {
@@ -488,7 +493,8 @@ def issue(ctx, scope, enterprise: str, period: str, *, bank: str | None = None, 
     restated = restatements(ctx.engine, ctx.park.id, enterprise, figures)
     blob, manifest = build(data, park=ctx.park, consent_row=grant, issued_to=who, key_id=key_id,
                            private_key=private, generated_at=at, restated=restated,
-                           public_keys_url=public_keys_url, report=report)
+                           public_keys_url=public_keys_url, report=report,
+                           published=keys.published(ctx.engine, ctx.park.id))
     manifest_sha = sha256(_manifest_bytes(blob))
     with Session(ctx.engine) as s, s.begin():
         s.add(PackLogRow(park_id=ctx.park.id, enterprise_id=enterprise, period=p.label, consent_id=grant.id,

@@ -76,6 +76,21 @@ def report_pdf(data, summ: dict, restated: pd.DataFrame, *, park, key_id: str, a
         doc.bar_chart("每月碳排放（基于位置）", "Emissions per month (location-based)", months,
                       [summ["monthly"][m]["total_location_t_co2e"] for m in months], "t CO2e")
 
+    q = summ.get("quota")
+    doc.heading("碳配额", "Quota position")
+    if not q:
+        doc.paragraph("本企业在该年度没有配额记录（不在碳排放权交易范围内）。",
+                      "No allowances recorded for the year: the enterprise is not in the emissions trading scheme.")
+    else:
+        doc.kv([("年度", "Year", str(q["year"])), ("核算口径", "Basis", str(q.get("basis") or "—")),
+                ("配额", "Allowances", _fmt(q["allowances_t"], "t")),
+                ("可用 CCER", "Usable CCER", _fmt(q["ccer_usable_t"], "t")),
+                ("截至期末排放", "Emissions to the period's end", _fmt(q["emissions_t_co2e"], "t CO2e")),
+                ("剩余", "Remaining", _fmt(q["remaining_t"], "t")),
+                ("已用比例", "Used", _pct(q["used_share"])),
+                ("状态", "Status", {"surplus": "盈余 surplus", "deficit": "缺口 deficit"}.get(q["status"],
+                                                                                         str(q["status"])))])
+
     i = summ["intensities"]
     doc.heading("强度", "Intensities")
     doc.kv([("产值（企业申报，自证）", "Output value (declared)", _fmt(i["output_value_10k_cny"], "万元 10k CNY")),

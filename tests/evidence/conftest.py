@@ -57,6 +57,7 @@ def build(tmp_path) -> PortalContext:
     records.record_output_values(engine, "p", pd.DataFrame({
         "enterprise": ["E1"] * 4 + ["E2"] * 4, "month": months * 2,
         "output_value_10k_cny": [100.0, 80.0, 120.0, 50.0, 300.0, 280.0, 310.0, 90.0]}), actor="test")
+    records.record_movement(engine, "p", "E1", 2024, "allocation", 100.0, actor="test", note="free allocation")
     for name, (role, ent) in USERS.items():
         add_user(engine, "p", name, PASSWORD, role, ent)
     keys.ensure_key(engine, "p", tmp_path)

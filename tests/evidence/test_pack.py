@@ -74,6 +74,10 @@ def test_the_monthly_figures_are_the_portals(pack_blob, granted):
     assert trust["energy_tce"]["tier_zh"] == "他证" and trust["output_value_10k_cny"]["tier_zh"] == "自证"
     assert trust["t_co2e_per_10k_cny"]["tier"] == "declared"  # as weak as its declared output value
     assert summary["trust"]["scope1_t_co2e"] == {"tier": "measured", "tier_zh": "他证"}
+    quota = summary["quota"]
+    assert quota["allowances_t"] == 100.0 and quota["status"] == "surplus"
+    assert quota["remaining_t"] == pytest.approx(100.0 - quota["emissions_t_co2e"])
+    assert quota["emissions_t_co2e"] > float(month[0]["total_location_t_co2e"])  # the year to the end of March
     risk = {r["indicator"]: r for r in rows(files["risk_indicators.csv"])}
     # a one-month pack cannot give a 3-month window: flagged, not a partial sum
     assert risk["energy_tce"]["latest"] == "" and risk["energy_tce"]["flag"] == "months.missing"
@@ -153,6 +157,8 @@ def test_the_report_shows_the_utilisation_signal(pack_blob, tmp_path):
     mean = sum(planned) / len(planned)
     assert re.search(rf"E1-D1\s+切割机\s+{mean * 100:.1f}", text), text[text.find("E1-D1") - 50:][:300]
     assert "生产经营风险指标" in text and "能耗规模" in text and "他证" in text and "自证" in text
+    quota = json.loads(members(pack_blob)["summary.json"])["quota"]
+    assert "碳配额" in text and f"{quota['remaining_t']:,.3f} t" in text
 
 
 # ---- the key -----------------------------------------------------------------------------------------------------
@@ -179,6 +185,8 @@ def test_rotation_keeps_old_keys_published_and_their_packs_valid(tmp_path):
     assert listed[old_manifest["key_id"]]["status"] == "retired" and listed[new_id]["status"] == "active"
     new_blob, new_manifest = pack.issue(ctx, bank_scope(ctx), "E1", "2024-01", now=NOW, report=False)
     assert new_manifest["key_id"] == new_id
+    readme = members(new_blob)["README.txt"].decode()
+    assert f"{old_manifest['key_id']}  retired" in readme and f"{new_id}  active" in readme
     published = keys.published_json(ctx.engine, "p")
     for blob, manifest in ((old_blob, old_manifest), (new_blob, new_manifest)):
         pem = listed.get(manifest["key_id"], {}).get("public_key_pem") or next(
