@@ -123,6 +123,12 @@ def test_excel_numbers_are_the_stores(park):
     assert energy[("E1", "天然气 natural gas")]["实物量 Quantity"] == pytest.approx(kwh["E1-GAS"])
     assert energy[("E1", "天然气 natural gas")]["计量单位 Unit"] == "m3"
     assert energy[("E3", "电力 electricity")]["实物量 Quantity"] == pytest.approx(kwh["E3-EL"])
+    assert energy[("E1", "天然气 natural gas")]["折标煤 Energy (tce)"] == pytest.approx(
+        kwh["E1-GAS"] * GAS_KGCE_PER_M3 / 1000, rel=1e-9)
+    assert energy[("E1", "电力 electricity")]["折标煤 Energy (tce)"] == pytest.approx(
+        kwh["E1-EL"] * ELECTRICITY_KGCE_PER_KWH / 1000, rel=1e-9)
+    assert energy[("PARK", "电力 electricity")]["实物量 Quantity"] == pytest.approx(
+        kwh["E1-EL"] + kwh["E2-EL"] + kwh["E3-EL"])
     # The title block names the report, park and period; the header row is frozen.
     wb = openpyxl.load_workbook(io.BytesIO(xlsx))
     ws = wb["能耗与排放"]
