@@ -79,7 +79,7 @@ def problems(y: pd.Series) -> list[str]:
 
 
 def level_change(y: pd.Series) -> int | None:
-    """The position where the level changed in the last quarter of the series (a new production line, a replaced
+    """The position where the level changed in the last half of the series (a new production line, a replaced
     meter), or None: a point that splits the known values into two medians further apart than
     three median absolute deviations of the earlier part and a quarter of its level, and, of those, the one that
     leaves both parts least spread around their medians.  The data after it must span two weeks (a change
@@ -89,7 +89,7 @@ def level_change(y: pd.Series) -> int | None:
     if np.isfinite(values).sum() < 8 * 7 * spd:
         return None
     best, best_cost = None, np.inf
-    for p in range(n - n // 4, n - 14 * spd + 1, max(1, n // 4 // 400)):  # at most ~400 candidate splits
+    for p in range(n - n // 2, n - 14 * spd + 1, max(1, n // 2 // 400)):  # at most ~400 candidate splits
         before, after = values[:p], values[p:]
         before, after = before[np.isfinite(before)], after[np.isfinite(after)]
         if len(after) < 7 * spd or len(before) == 0:

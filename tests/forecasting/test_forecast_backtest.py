@@ -155,3 +155,18 @@ def test_a_daily_series_needs_two_weeks_of_training_not_two_months():
     bt = backtest(y, 7, origins=3, models=lambda h: [SeasonalNaive("day"), SeasonalNaive("week"), SimilarDay()])
     assert bt.freq == "D" and bt.season == 7 and len(bt.origins) == 3
     assert bt.origins[0] == idx[19].isoformat()
+
+
+def test_a_replaced_meter_cuts_the_history_at_the_change_and_forecasts_the_new_level():
+    """A meter replaced four weeks before the end reads twice as much (a new CT ratio): the models learn from the
+    data after the change only, the notes say from when, and the forecast is at the new level."""
+    rng = np.random.default_rng(3)
+    day = np.r_[np.full(8, 5.0), np.full(10, 40.0), np.full(6, 5.0)]
+    v = np.tile(day, 100) + rng.normal(0, 0.5, 2400)
+    v[-24 * 28:] *= 2.0
+    y = hourly(v)
+    r = forecast_series(y, 24, origins=2)
+    change = y.index[-24 * 28]
+    cut = [n for n in r.notes if n.startswith("history before")]
+    assert len(cut) == 1 and abs(pd.Timestamp(cut[0].split()[2].rstrip(":")) - change) <= pd.Timedelta(hours=24)
+    assert np.mean(r.p50) == pytest.approx(2 * day.mean(), rel=0.1)
