@@ -121,7 +121,7 @@ def compute_accounts(activity: pd.DataFrame, registry: FactorRegistry, regions: 
                     f"with window '{kind.value}' or finer")
     lookup = FactorLookup(registry, policy, strict)
     lines = prepare_lines(act, regions)
-    lines["role"] = lines["carrier"].map(role_of)
+    lines["role"] = lines["carrier"].map({c: role_of(c) for c in lines["carrier"].unique()})
     issues = [Issue("activity.not_energy", f"carrier {c} is not energy: not accounted", carrier=c)
               for c in sorted(lines.loc[lines["role"] == OTHER, "carrier"].unique())]
     lines = lines[lines["role"] != OTHER].reset_index(drop=True)
@@ -148,14 +148,15 @@ def compute_accounts(activity: pd.DataFrame, registry: FactorRegistry, regions: 
     totals = _totals(lines, kind, coverage_threshold)
     issues += _activity_issues(lines, totals, kind, coverage_threshold)
     issues += [Issue("factor.missing", str(exc), carrier=key) for exc, key in lookup.missing]
-    for fb in lookup.fallback_frame().itertuples():
+    fallbacks = lookup.fallback_frame()
+    for fb in fallbacks.itertuples():
         issues.append(Issue(fb.code, f"{fb.reason} (enterprises: {fb.enterprises})", carrier=fb.key,
                             period=fb.on.isoformat()))
     unverified = [r for r in lookup.used.values() if not r.verified]
     issues += [Issue("factor.unverified", f"factor {r.id} = {r.value} {r.unit} ({r.source}) is not verified: "
                      f"{r.note or 'check it against the primary source'}", carrier=r.key) for r in unverified]
-    return Accounts(lines, totals, registry.frame(lookup.used.values()),
-                    lookup.fallback_frame(), issue_frame(issues), kind, policy, registry.fingerprint())
+    return Accounts(lines, totals, registry.frame(lookup.used.values()), fallbacks, issue_frame(issues), kind,
+                    policy, registry.fingerprint())
 
 
 def grid_purchases(activity: pd.DataFrame) -> pd.DataFrame:
@@ -172,12 +173,15 @@ def grid_purchases(activity: pd.DataFrame) -> pd.DataFrame:
 
 def _line_reasons(lines: pd.DataFrame, factor_codes: dict, instrument_codes: dict) -> pd.Series:
     """Per line, the '|'-joined codes that make its figures incomplete (factors and instruments)."""
-    out = []
-    for idx, has_data in zip(lines.index, lines["quantity"].notna(), strict=True):
-        codes = set(factor_codes.get(idx, ())) | set(instrument_codes.get(idx, ()))
-        if not has_data:
-            codes.discard("factor.missing")  # no data is reported as such, not as a missing factor
-        out.append("|".join(sorted(codes)))
+    out = [""] * len(lines)
+    coded = [idx for idx in {**factor_codes, **instrument_codes} if idx in lines.index]  # few lines have codes
+    if coded:
+        has_data = lines["quantity"].notna().to_numpy()
+        for idx, i in zip(coded, lines.index.get_indexer(coded).tolist(), strict=True):
+            codes = set(factor_codes.get(idx, ())) | set(instrument_codes.get(idx, ()))
+            if not has_data[i]:
+                codes.discard("factor.missing")  # no data is reported as such, not as a missing factor
+            out[i] = "|".join(sorted(codes))
     return pd.Series(out, index=lines.index, dtype=object)
 
 
@@ -544,7 +548,9 @@ def _activity_issues(lines: pd.DataFrame, totals: pd.DataFrame, kind: Period, th
         issues.append(Issue("activity.carrier_missing", f"{r.enterprise} has no {r.missing_carriers} data in "
                             f"{r.period}: its totals leave them out", enterprise=r.enterprise, period=r.period,
                             carrier=r.missing_carriers))
-    per_carrier = lines.assign(period=period_label(period_start(lines["period_start"], kind), kind)).groupby(
+    per_carrier = pd.DataFrame({"enterprise": lines["enterprise"], "carrier": lines["carrier"],
+                                "period": period_label(period_start(lines["period_start"], kind), kind),
+                                "measured": lines["measured"], "expected": lines["expected"]}).groupby(
         ["enterprise", "carrier", "period"])[["measured", "expected"]].sum().reset_index()
     per_carrier["coverage"] = per_carrier["measured"] / per_carrier["expected"].replace(0, np.nan)
     low = per_carrier[per_carrier["coverage"] < threshold]

@@ -32,9 +32,17 @@ def prepare_lines(activity: pd.DataFrame, regions: pd.DataFrame) -> pd.DataFrame
                          "carbon.regions.enterprise_regions(park) for the park they belong to")
     out = activity.copy(deep=False)
     out["regions"] = out["enterprise"].map(chains)
-    out["on"] = out["period_start"].dt.date
-    out["until"] = out["period_end"].dt.date
+    out["on"] = _dates(out["period_start"])
+    out["until"] = _dates(out["period_end"])
     return out
+
+
+def _dates(stamps: pd.Series) -> pd.Series:
+    """`stamps.dt.date` (local calendar dates as datetime.date), made once per distinct timestamp."""
+    codes, uniques = pd.factorize(stamps)
+    if (codes < 0).any() or len(uniques) * 2 > len(stamps):
+        return stamps.dt.date
+    return pd.Series(np.asarray(pd.Series(uniques).dt.date, dtype=object)[codes], index=stamps.index, dtype=object)
 
 
 def add_heat_gj(lines: pd.DataFrame, lookup: FactorLookup) -> pd.DataFrame:

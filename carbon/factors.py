@@ -192,6 +192,7 @@ class FactorRegistry:
         for row in self.rows:
             self._by_key.setdefault((row.kind, row.key, row.parameter), []).append(row)
         self._cache: dict[tuple, Resolution] = {}
+        self._fingerprint: str | None = None
 
     @classmethod
     def shipped(cls, directory: Path = DATA) -> FactorRegistry:
@@ -217,10 +218,12 @@ class FactorRegistry:
 
     def fingerprint(self) -> str:
         """SHA-256 over every row's identity, value and unit: two registries that compute alike share it."""
-        h = hashlib.sha256()
-        for r in sorted(self.rows, key=lambda r: (r.id, r.origin)):
-            h.update(f"{r.id}|{r.value!r}|{r.unit}|{r.origin}\n".encode())
-        return h.hexdigest()
+        if self._fingerprint is None:  # the rows never change: computed once
+            h = hashlib.sha256()
+            for r in sorted(self.rows, key=lambda r: (r.id, r.origin)):
+                h.update(f"{r.id}|{r.value!r}|{r.unit}|{r.origin}\n".encode())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
 
     def frame(self, rows: Iterable[FactorRow] | None = None) -> pd.DataFrame:
         """Rows as a table (all, or the given ones): what an evidence pack ships beside the figures."""
