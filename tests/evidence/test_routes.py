@@ -228,3 +228,13 @@ def test_the_administrator_sees_every_consent_and_pack_but_requests_none(env):
     assert f"consent-row-{c.id}" in render(admin, token, "/consents")
     assert f"sharing-row-{c.id}" in render(admin, token, "/sharing")
     assert pack_from(build_pack(admin, token)) is None  # only a bank receives packs
+
+
+def test_an_unknown_evidence_setting_is_refused_with_the_allowed_keys(tmp_path):
+    from park.settings import Settings, SettingsError
+    from portal.evidence.api import evidence_settings, public_keys_url
+
+    with pytest.raises(SettingsError, match="unknown key.*public_ur.*allowed: public_url"):
+        evidence_settings(Settings(data_dir=tmp_path, evidence={"public_ur": "https://x"}))
+    ok = Settings(data_dir=tmp_path, evidence={"public_url": "https://park.example/"})
+    assert public_keys_url(ok) == "https://park.example/evidence/public/keys.json"
