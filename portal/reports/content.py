@@ -36,6 +36,9 @@ from portal.reports.periods import GRAIN, ReportPeriod
 PARK_ROW = "PARK"  # the enterprise key of a park-total row
 COMPLETENESS_MIN = 0.9  # key energy-consuming units: at least 90 % of the expected points (FACTORS.md)
 DAILY_MONTHLY_TOLERANCE = 0.05  # daily totals agree with the monthly total within 5 %
+NOT_OVER = ("统计期尚未结束：本版本的数字不完整，期末后的版本为准. "
+            "The period had not ended when this version was made: its figures are incomplete; a version made after "
+            "the period's end replaces it.")
 TITLES = {"monthly": ("园区及企业月度能源消费与碳排放报表", "Monthly energy and emissions report"),
           "key-units": ("重点用能单位能耗在线监测数据", "Key energy-consuming units: monitoring data"),
           "quarterly": ("季度能源利用状况与碳排放汇总", "Quarterly energy use and emissions summary"),
@@ -688,7 +691,11 @@ def build(reader: Reader, kind: str, period: ReportPeriod) -> Report:
     if period.grain != GRAIN[kind]:
         raise ValueError(f"a {kind} report is per {GRAIN[kind]}, not per {period.grain}")
     if kind == "monthly":
-        return monthly(reader, period)
-    if kind == "key-units":
-        return key_units(reader, period)
-    return period_summary(reader, period, kind)
+        report = monthly(reader, period)
+    elif kind == "key-units":
+        report = key_units(reader, period)
+    else:
+        report = period_summary(reader, period, kind)
+    if pd.Timestamp(reader.scope.now()) < period.bounds(reader.tz)[1]:
+        report.notes.append(NOT_OVER)
+    return report

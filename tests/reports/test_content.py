@@ -67,3 +67,15 @@ def test_an_enterprise_without_data_keeps_its_row_flagged_not_zero(tmp_path):
     assert pd.isna(row["energy_tce"]) and row["coverage"] == 0.0 and not row["complete"]
     assert row["reasons"] == ("activity.no_data",)
     assert any(f.enterprise == "E4" and f.code == "report.completeness" for f in report.failures)
+
+
+def test_a_period_not_over_yet_says_so(park):
+    from portal.reports.content import NOT_OVER
+    from portal.reports.content import build as build_report
+
+    settings, engine, store = park
+    early = build_report(Reader(report_scope(settings, engine, PARK, store, pd.Timestamp("2026-10-20", tz=TZ)),
+                                ReportSettings()), "monthly", ReportPeriod.parse("2026-10", "month"))
+    after = build_report(Reader(report_scope(settings, engine, PARK, store, NOW), ReportSettings()), "monthly",
+                         ReportPeriod.parse("2026-10", "month"))
+    assert NOT_OVER in early.notes and NOT_OVER not in after.notes
