@@ -61,6 +61,7 @@ JOB_PROVIDERS: tuple[str, ...] = ("forecasting.jobs", "portal.reports.schedule")
 CRON_FIELDS = ("year", "month", "day", "week", "day_of_week", "hour", "minute", "second")
 OUTCOMES = ("success", "data_quality", "error")
 RUNNING = "running"  # the outcome of a run that has been claimed and has not finished (or whose process died)
+INTERRUPTED = "interrupted"  # the summary of a run whose process died or lost the lease: it is run again
 TRIGGERS = ("schedule", "manual")
 JOBS_SETTINGS = {
     "lease_seconds": "seconds a leader's lease lasts without renewal (a standby takes over after it); default 60",
@@ -396,7 +397,8 @@ def claim_run(engine: Engine, job_id: str, scheduled_for: datetime, *, trigger: 
               lease: Lease | None = None) -> int | None:
     """Record that this process starts the run (job_id, scheduled_for); its row id, or None when it must not run.
 
-    A scheduled run is not run again once a scheduled attempt finished (whatever its outcome); a scheduled attempt
+    A scheduled run is not run again once a scheduled attempt finished (whatever its outcome, unless it was marked
+    interrupted: its process died or lost the lease, and it is run again as the next attempt); a scheduled attempt
     left `running` by a process that died or lost the lease is, when this process holds the lease, marked an
     interrupted error and run again as the next attempt.  A manual run always gets the next attempt.  Two
     processes claiming the same attempt at once meet the unique constraint: one wins; the other gets None for a
@@ -420,10 +422,11 @@ def _claim_once(engine: Engine, job_id: str, scheduled_for: datetime, *, trigger
             if lease is not None and not lease.held(connection, now):
                 raise LeaseLost(f"{holder} no longer holds the jobs lease")
             rows = connection.execute(
-                select(t.c.id, t.c.attempt, t.c.trigger, t.c.outcome, t.c.holder)
+                select(t.c.id, t.c.attempt, t.c.trigger, t.c.outcome, t.c.holder, t.c.summary)
                 .where(t.c.job_id == job_id, t.c.scheduled_for == scheduled_for)).all()
             if trigger == "schedule":
-                if any(r.trigger == "schedule" and r.outcome != RUNNING for r in rows):
+                if any(r.trigger == "schedule" and r.outcome != RUNNING
+                       and not (r.outcome == "error" and r.summary == INTERRUPTED) for r in rows):
                     log.info("job %s due %s has already run: not run again", job_id, scheduled_for.isoformat())
                     return None
                 for r in rows:
@@ -431,7 +434,7 @@ def _claim_once(engine: Engine, job_id: str, scheduled_for: datetime, *, trigger
                         if r.holder == holder or lease is None:
                             return None  # this process runs it; or, not being the leader, we cannot tell it died
                         connection.execute(update(t).where(t.c.id == r.id).values(
-                            outcome="error", finished=now, summary="interrupted",
+                            outcome="error", finished=now, summary=INTERRUPTED,
                             detail=f"the run was interrupted: {r.holder} stopped or lost the jobs lease before it "
                                    f"finished; run again by {holder} as attempt {max(x.attempt for x in rows) + 1}"))
             attempt = max((r.attempt for r in rows), default=0) + 1
@@ -454,7 +457,7 @@ def mark_interrupted(engine: Engine, holder: str, now: datetime) -> int:
     with engine.begin() as connection:
         marked = connection.execute(update(t).where(
             t.c.outcome == RUNNING, t.c.trigger == "schedule", t.c.holder != holder,
-        ).values(outcome="error", summary="interrupted", finished=now,
+        ).values(outcome="error", summary=INTERRUPTED, finished=now,
                  detail=f"the run was interrupted: its process stopped or lost the jobs lease before it finished "
                         f"(noticed by {holder}, the next leader)")).rowcount
     if marked:
@@ -482,10 +485,14 @@ def _finish(engine: Engine, run_id: int, outcome: str, summary: str, detail: str
 
 def execute_run(settings: Settings, engine: Engine, spec: JobSpec, scheduled_for: datetime, *,
                 trigger: str = "schedule", holder: str | None = None, clock: Callable[[], datetime] = utcnow,
-                lease: Lease | None = None) -> RunRecord | None:
+                lease: Lease | None = None, store: TimeSeriesStore | None = None,
+                park: Park | None = None) -> RunRecord | None:
     """Claim, run and log one run of `spec` due at `scheduled_for`; its log record, or None if it was not run
     (already run, or claimed by another process).  The job's exception becomes the outcome, never escapes:
-    DataQualityFailure -> data_quality with its details, anything else -> error with the traceback."""
+    DataQualityFailure -> data_quality with its details, anything else -> error with the traceback.
+
+    `store` (and `park`): an already-open store the job uses instead of opening its own (the process holding the
+    embedded store hosts the jobs: JobsHost); it is not closed after the run."""
     if trigger not in TRIGGERS:
         raise ValueError(f"trigger {trigger!r} is not one of {TRIGGERS}")
     holder = holder or process_holder()
@@ -495,7 +502,7 @@ def execute_run(settings: Settings, engine: Engine, spec: JobSpec, scheduled_for
         return None
     log.info("job %s: running (due %s, %s)", spec.id, scheduled_for.astimezone(ZoneInfo(settings.timezone))
              .isoformat(), trigger)
-    context = JobContext(settings, engine, scheduled_for, started, job_id=spec.id)
+    context = JobContext(settings, engine, scheduled_for, started, job_id=spec.id, park=park, store=store)
     try:
         result = resolve_func(spec.func)(context)
         outcome, summary, detail = "success", "" if result is None else str(result), ""
@@ -642,6 +649,7 @@ class ParkScheduler(BackgroundScheduler):
         self._run_due = run
         self._clock = clock
         self.busy = threading.Lock()  # held during a tick: shutdown waits for the run in progress
+        self.first: list[tuple[str, datetime]] = []  # (job id, due time) run once at the first tick (run_first)
 
     def now(self) -> datetime:
         return self._clock().astimezone(self.timezone)
@@ -658,6 +666,16 @@ class ParkScheduler(BackgroundScheduler):
     def tick(self) -> float | None:
         """Run what is due now; seconds until the next due run (None when nothing is scheduled)."""
         with self.busy:
+            while self.first:  # runs asked for once at start (JobsHost first_runs), in this thread, one at a time
+                job_id, due = self.first.pop(0)
+                try:
+                    self._run_due(job_id, due)
+                except LeaseLost as exc:
+                    log.warning("%s: stopping", exc)
+                    self.state = STATE_PAUSED
+                    return None
+                except Exception:  # not claimed or not logged: logged here, the schedule goes on
+                    log.exception("job %s due %s could not be run", job_id, due)
             now = self.now()
             next_wakeup: datetime | None = None
             with self._jobstores_lock:
@@ -735,12 +753,20 @@ def sync_jobs(scheduler: ParkScheduler, specs: Iterable[JobSpec], timezone: str)
 
 
 def serve_jobs(settings: Settings, engine: Engine, stop: threading.Event, *, config: JobsConfig | None = None,
-               clock: Callable[[], datetime] = utcnow) -> int:
+               clock: Callable[[], datetime] = utcnow, store: TimeSeriesStore | None = None,
+               park: Park | None = None, first_runs: Iterable[str] = (), lease: Lease | None = None) -> int:
     """Run as the jobs leader, or wait as standby until the lease is free, until `stop` is set; then finish the
-    run in progress and release the lease.  Returns the exit status."""
+    run in progress and release the lease.  Returns the exit status.
+
+    `store`/`park`: this process's open store, given to every run (JobsHost).  `first_runs`: job ids run once as
+    soon as this process leads, for their latest due time (as scheduled runs: a due time already run is not run
+    again), before the schedule's own due runs."""
     config = config or jobs_config(settings)
     specs = {spec.id: spec for spec in job_specs(settings, config)}
-    lease = Lease(engine, seconds=config.lease_seconds, clock=clock)
+    first = [job_id for job_id in first_runs if job_id in specs]
+    for job_id in sorted(set(first_runs) - set(first)):
+        log.info("jobs: %s is not scheduled (disabled or not declared): not run at start", job_id)
+    lease = lease or Lease(engine, seconds=config.lease_seconds, clock=clock)
     log.info("jobs: %d job(s) from %s; holder %s", len(specs), ", ".join(config.providers), lease.holder)
     standby_logged = False
     while not stop.is_set():
@@ -754,26 +780,32 @@ def serve_jobs(settings: Settings, engine: Engine, stop: threading.Event, *, con
             continue
         standby_logged = False
         log.info("jobs: leader (%s)", lease.holder)
-        _lead(settings, engine, specs, lease, stop, config, clock)
+        _lead(settings, engine, specs, lease, stop, config, clock, store=store, park=park, first=first)
     log.info("jobs: stopped")
     return 0
 
 
 def _lead(settings: Settings, engine: Engine, specs: dict[str, JobSpec], lease: Lease, stop: threading.Event,
-          config: JobsConfig, clock: Callable[[], datetime]) -> None:
+          config: JobsConfig, clock: Callable[[], datetime], *, store: TimeSeriesStore | None = None,
+          park: Park | None = None, first: Iterable[str] = ()) -> None:
     def run(job_id: str, scheduled_for: datetime) -> None:
         spec = specs.get(job_id)
         if spec is None:
             log.warning("job %s is in the job store but no provider declares it: not run", job_id)
             return
         execute_run(settings, engine, spec, scheduled_for, trigger="schedule", holder=lease.holder, clock=clock,
-                    lease=lease)
+                    lease=lease, store=store, park=park)
 
     mark_interrupted(engine, lease.holder, clock())
     scheduler = make_scheduler(settings, engine, run, clock=clock)
     scheduler.start(paused=True)
     try:
         sync_jobs(scheduler, specs.values(), settings.timezone)
+        now = clock()
+        for job_id in first:
+            due = last_fire_time(make_trigger(specs[job_id].cron, settings.timezone), now)
+            if due is not None:
+                scheduler.first.append((job_id, due))
         scheduler.resume()
         while not stop.wait(config.heartbeat_seconds):
             if not lease.renew():
@@ -788,6 +820,69 @@ def _lead(settings: Settings, engine: Engine, specs: dict[str, JobSpec], lease: 
         if stop.is_set():
             lease.release()
             log.info("jobs: lease released")
+
+
+class JobsHost:
+    """The scheduled jobs in a background thread of a process that holds the time-series store: on the embedded
+    store (one DuckDB file, one process) the portal process (`parkcarbon serve`'s one worker, `parkcarbon demo`)
+    runs them itself, as `parkcarbon jobs` would: the same leader lease (a `parkcarbon jobs` on the same metadata
+    database stays standby), the same run log, each run given this process's store instead of opening its own.
+
+    The embedded store is shared safely: each thread reads through its own DuckDB cursor and writes go through the
+    store's write lock (park.store.embedded).  Nothing a job raises leaves the thread (it is the run's outcome), and
+    a failure of the scheduler itself is logged, never raised into the portal.  `stop()` (also at interpreter exit)
+    lets the run in progress finish and releases the lease.
+    """
+
+    def __init__(self, settings: Settings, engine: Engine, store: TimeSeriesStore, park: Park | None = None, *,
+                 first_runs: Iterable[str] = (), clock: Callable[[], datetime] = utcnow, role: str = "portal"):
+        self.settings, self.engine, self.store, self.park = settings, engine, store, park
+        self.first_runs, self.clock, self.role = tuple(first_runs), clock, role
+        self.config = jobs_config(settings)
+        self.lease = Lease(engine, seconds=self.config.lease_seconds, clock=clock)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="parkcarbon-jobs", daemon=True)
+        self.failed: BaseException | None = None
+
+    @property
+    def holder(self) -> str:
+        return self.lease.holder
+
+    def start(self) -> JobsHost:
+        import atexit
+
+        if logging.getLogger("park.jobs").level == logging.NOTSET:
+            logging.getLogger("park.jobs").setLevel(logging.INFO)  # the run lines belong in the portal's log
+        log.info("jobs: the scheduled jobs run in this %s process (pid %d, holder %s) on its %s store, as the "
+                 "jobs leader when no other process holds the lease (docs/jobs.md)", self.role, os.getpid(),
+                 self.holder, getattr(self.store, "backend", "time-series"))
+        atexit.register(self._at_exit)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            serve_jobs(self.settings, self.engine, self._stop, config=self.config, clock=self.clock,
+                       store=self.store, park=self.park, first_runs=self.first_runs, lease=self.lease)
+        except Exception as exc:  # the portal goes on without its jobs; the reason is in its log
+            self.failed = exc
+            log.exception("jobs: the scheduler in this %s process stopped; no scheduled job runs here until it "
+                          "restarts", self.role)
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _at_exit(self) -> None:  # a run in progress gets as long as the lease lasts, then the process goes
+        self.stop(timeout=self.config.lease_seconds)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop scheduling, let the run in progress finish (up to `timeout` seconds), release the lease."""
+        import atexit
+
+        atexit.unregister(self._at_exit)
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
 
 
 def register_jobs(sub: Any) -> Any:

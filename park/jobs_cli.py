@@ -31,6 +31,15 @@ from park.metadata import create_engine_from_url
 from park.migrations import check_schema
 from park.settings import Settings
 
+# `parkcarbon jobs` and `jobs run` exit with this when the embedded store is held by another process (the portal,
+# which runs the jobs itself on the embedded store: park.jobs.JobsHost); documented in docs/jobs.md and --help.
+STORE_HELD_EXIT = 3
+EXIT_STATUSES = {0: "stopped by SIGTERM or Ctrl-C (jobs run: the run succeeded)",
+                 1: "jobs run: the run did not succeed (data_quality or error; details on stderr)",
+                 2: "a job cannot be scheduled or run as declared, or a usage error",
+                 STORE_HELD_EXIT: "the embedded store is held by another process: on the embedded store the portal "
+                 "process (parkcarbon serve or demo) runs the jobs itself; nothing was run"}
+
 
 def _engine(settings: Settings):
     engine = create_engine_from_url(settings.metadata_url, create_tables=False)
@@ -42,12 +51,52 @@ def _local(value: datetime | None, tz: ZoneInfo) -> str:
     return "-" if value is None else value.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
+def held_store_message(settings: Settings, engine, command: str) -> str:
+    """What `parkcarbon jobs` says when the embedded store is held by another process: who runs the jobs then."""
+    tz = ZoneInfo(settings.timezone)
+    leader = current_leader(engine)
+    if leader is not None and leader["expires_at"] > utcnow():
+        who = (f"the jobs leader now is {leader['holder']} (host {leader['host']}, pid {leader['pid']}; lease "
+               f"until {_local(leader['expires_at'], tz)})")
+    else:
+        who = ("no process holds the jobs lease now: if it is `parkcarbon collect` or `parkcarbon import`, the jobs "
+               "run when the portal runs again")
+    return (f"parkcarbon {command}: the embedded store {settings.embedded_path} is held by another process. On the "
+            "embedded store (one process at a time) the portal process, `parkcarbon serve` or `parkcarbon demo`, "
+            f"runs the scheduled jobs itself; {who}. Nothing was run here (exit status {STORE_HELD_EXIT}). The run "
+            "log: `parkcarbon jobs log`. To run the jobs in a process of their own, move the park to InfluxDB + "
+            "PostgreSQL (docs/deploy.md).")
+
+
+def _open_embedded(settings: Settings, engine, command: str):
+    """On the embedded store: (park, store) opened for this process, whose jobs then share it; None (after saying
+    why on stderr) when another process holds it.  ((None, None) on InfluxDB: each run opens its own client.)"""
+    if settings.store_backend != "embedded":
+        return None, None
+    from park.metadata import ParkNotFoundError, load_park
+    from park.store import StoreUnavailable, open_store
+
+    try:
+        park = load_park(engine)
+    except ParkNotFoundError:  # no park imported yet: a job that needs the park or the store says so in its run
+        return None, None
+    try:
+        return park, open_store(settings, park.catalog())
+    except StoreUnavailable:
+        print(held_store_message(settings, engine, command), file=sys.stderr)
+        return None
+
+
 def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
     """Run until SIGTERM or SIGINT, as leader or standby; finish the run in progress and release the lease."""
     logging.getLogger("park.jobs").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         config = jobs_config(settings)
         engine = _engine(settings)
+        opened = _open_embedded(settings, engine, "jobs")
+        if opened is None:
+            return STORE_HELD_EXIT
+        park, store = opened
         stop = threading.Event()
 
         def request_stop(signum: int, _frame: object) -> None:
@@ -56,7 +105,11 @@ def cmd_jobs(args: argparse.Namespace, settings: Settings) -> int:
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
-        return serve_jobs(settings, engine, stop, config=config)
+        try:
+            return serve_jobs(settings, engine, stop, config=config, store=store, park=park)
+        finally:
+            if store is not None:
+                store.close()
     except JobsError as exc:
         print(f"parkcarbon jobs: {exc}", file=sys.stderr)
         return 2
@@ -129,7 +182,16 @@ def cmd_jobs_run(args: argparse.Namespace, settings: Settings) -> int:
     except JobsError as exc:
         print(f"parkcarbon jobs run: {exc}", file=sys.stderr)
         return 2
-    record = execute_run(settings, _engine(settings), spec, scheduled_for, trigger="manual")
+    engine = _engine(settings)
+    opened = _open_embedded(settings, engine, "jobs run")
+    if opened is None:
+        return STORE_HELD_EXIT
+    park, store = opened
+    try:
+        record = execute_run(settings, engine, spec, scheduled_for, trigger="manual", store=store, park=park)
+    finally:
+        if store is not None:
+            store.close()
     assert record is not None  # a manual run always gets its own attempt
     print(f"{spec.id} due {_local(record.scheduled_for, tz)} (attempt {record.attempt}): {record.outcome}: "
           f"{record.summary}")
@@ -149,11 +211,18 @@ def cmd_jobs_log(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(sub) -> argparse.ArgumentParser:
     """Add `jobs` (run), `jobs list`, `jobs run JOB_ID [--at ISO]` and `jobs log` to the parkcarbon sub-parsers."""
+    import textwrap
+
     jobs = sub.add_parser(
         "jobs", help="run the scheduled jobs (forecast training, reports) until stopped; jobs list / run / log",
-        description="Run the scheduled jobs until SIGTERM: one process on a metadata database is the leader and "
-        "runs them, others wait as standby and take over when its lease expires. Runs missed while no leader ran "
-        "are caught up once. Times are the park's local time (settings timezone). See docs/jobs.md.")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.fill("Run the scheduled jobs until SIGTERM: one process on a metadata database is the "
+        "leader and runs them, others wait as standby and take over when its lease expires. Runs missed while no "
+        "leader ran are caught up once. Times are the park's local time (settings timezone). On the embedded "
+        "store the portal process (serve, demo) runs the jobs itself; this command is for InfluxDB + PostgreSQL, "
+        "or the embedded store while no portal runs. See docs/jobs.md.", 100),
+        epilog="exit status:\n" + "\n".join(textwrap.fill(v, 100, initial_indent=f"  {k}  ", subsequent_indent="     ")
+                                             for k, v in EXIT_STATUSES.items()))
     jobs.set_defaults(func=cmd_jobs)
     jsub = jobs.add_subparsers(dest="jobs_command", metavar="ACTION")
     listing = jsub.add_parser("list", help="the jobs, their cron, next run (park local time) and last run")

@@ -30,7 +30,7 @@ class SettingsError(ValueError):
 # section name -> validate(table, where): raises SettingsError.  Sections without a validator are not checked.
 SECTION_VALIDATORS: dict[str, Callable[[dict, str], None]] = {}
 # Modules imported by load_settings so that their register_section calls have run (one line per module).
-VALIDATOR_MODULES: list[str] = ["portal.serve"]
+VALIDATOR_MODULES: list[str] = ["portal.serve", "park.jobs"]
 
 
 def register_section(name: str, validate: Callable[[dict, str], None]) -> None:

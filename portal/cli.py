@@ -98,12 +98,16 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     if args.no_serve:
         store.close()
         return 0
-    from portal.demo import start_live
+    from portal.demo import DEMO_FIRST_RUNS, start_jobs, start_live
 
     stop_live = start_live(park, store, settings.data_dir)
+    stop_jobs = start_jobs(settings, engine, store, park)  # this process runs the jobs on its embedded store
+    print(f"jobs: run in this process: {', '.join(DEMO_FIRST_RUNS)} now in the background, then on their schedule "
+          f"(run log: PARKCARBON_DATA_DIR={settings.data_dir} parkcarbon jobs log)", flush=True)
     try:
         return _serve(store, park, settings, args)
     finally:
+        stop_jobs()
         stop_live()
 
 

@@ -241,3 +241,37 @@ def seed_carbon(engine: Engine, store: TimeSeriesStore, park: Park, now: pd.Time
             [{"enterprise": e, "kind": "gec", "quantity_mwh": 200.0, "period_start": start.date(),
               "period_end": pd.Timestamp(year + 1, 1, 1).date(), "reference": "demo GEC batch", "vintage": year}]),
             actor="demo")
+
+
+# The jobs the demo runs once at start (for their latest due time), so that its forecasts, quota deficits, anomaly
+# warnings and an archived monthly report appear within a minute or two; afterwards they run on their schedule.
+DEMO_FIRST_RUNS = ("forecast.nightly", "reports.monthly")
+
+
+def demo_job_settings(settings):
+    """The demo's settings for its jobs: the monthly report due on day 1 at 00:00 (unless the settings file says
+    otherwise), so the month just ended is the one the demo produces at start; a real park keeps [reports]
+    monthly_day (default 5: late readings and bills come in first)."""
+    from dataclasses import replace
+
+    return replace(settings, reports={"monthly_day": 1, "hour": 0, "minute": 0, **(settings.reports or {})})
+
+
+def start_jobs(settings, engine: Engine, store: TimeSeriesStore, park: Park):
+    """The scheduled jobs in the demo's process (park.jobs.JobsHost: the demo's embedded store is held by this
+    process, so no `parkcarbon jobs` could open it), sharing its store; DEMO_FIRST_RUNS run at once in the
+    jobs thread, without delaying the portal.  A job's failure is in the run log; a scheduler that cannot start
+    is logged and the demo serves without it.  Returns a stop function (waits a few seconds for a run in
+    progress: one interrupted there is run again at the next start)."""
+    import logging
+
+    from park.jobs import JobsHost
+
+    log = logging.getLogger("parkcarbon.demo")
+    try:
+        host = JobsHost(demo_job_settings(settings), engine, store, park, first_runs=DEMO_FIRST_RUNS,
+                        role="demo").start()
+    except Exception:  # noqa: BLE001 (the demo serves without its jobs rather than not at all)
+        log.exception("demo: the scheduled jobs cannot start; the portal runs without forecasts and reports")
+        return lambda: None
+    return lambda: host.stop(timeout=10)

@@ -196,10 +196,12 @@ def open_portal_store(settings: Settings, catalog, wait_s: float = 0.0):
             time.sleep(0.5)
 
 
-def portal_wsgi(settings: Settings, *, wait_s: float = 0.0, clock=None):
+def portal_wsgi(settings: Settings, *, wait_s: float = 0.0, clock=None, jobs: bool | None = None):
     """The portal's Flask server for this process: its own metadata engine, store and app (nothing shared with
     other workers but the databases), Secure cookies per [serve], proxy headers trusted per [serve] proxies.
-    `clock` (a pandas-Timestamp-returning callable) fixes the portal's "now", for benchmarks on a past year."""
+    `clock` (a pandas-Timestamp-returning callable) fixes the portal's "now", for benchmarks on a past year.
+    `jobs`: host the scheduled jobs in this process (park.jobs.JobsHost, sharing its store); by default on the
+    embedded store (which no `parkcarbon jobs` process can open beside the portal) unless `clock` is fixed."""
     from park.metadata import create_engine_from_url, load_park
     from park.migrations import check_schema
     from portal.app import create_app
@@ -213,6 +215,10 @@ def portal_wsgi(settings: Settings, *, wait_s: float = 0.0, clock=None):
     store = open_portal_store(settings, park.catalog(), wait_s)
     ctx = PortalContext(settings, engine, park, store, **({"clock": clock} if clock else {}))
     app = create_app(ctx, secret_key(settings.data_dir, os.environ.get("PARKCARBON_SECRET_KEY")))
+    if (settings.store_backend == "embedded" and clock is None) if jobs is None else jobs:
+        from park.jobs import JobsHost  # the one worker runs the jobs on the embedded store (docs/jobs.md)
+
+        JobsHost(settings, engine, store, park, role="portal worker").start()
     app.server.config["SESSION_COOKIE_SECURE"] = bool(options["secure_cookies"])
     wsgi = app.server
     if options["proxies"]:
@@ -275,4 +281,7 @@ def serve_command(args, settings: Settings) -> int:
     host, port = args.host or settings.host, args.port or settings.port
     print(f"portal: http://{host}:{port}/ ({workers} worker(s) under gunicorn; SIGHUP reloads, Ctrl-C stops)",
           flush=True)
+    if settings.store_backend == "embedded":
+        print("jobs: on the embedded store the portal worker runs the scheduled jobs (forecasts, reports) itself; "
+              "`parkcarbon jobs log` shows the runs (docs/jobs.md)", flush=True)
     return run_gunicorn(settings, host, port, workers)
