@@ -117,3 +117,32 @@ def test_projection_and_anomaly_warnings_join_the_warnings_and_can_be_acknowledg
         scope(portal, "falpha").acknowledge(spike.key)
     assert {a.key for a in current_alerts(portal.access, load_user(portal.engine, "fadmin"), portal.now())} == set(
         keys)
+
+
+def test_the_enterprise_page_shows_the_fan_through_its_callback_and_the_overview_lists_the_deficit(portal):
+    """Through the real app: the quota callback answers with the fan chart and the provenance line for the
+    enterprise's own user, nothing of another enterprise's; the overview page names the deficit."""
+    import json
+
+    from portal.app import create_app
+    from tests.support.portal import callback_body, login_token, render_body
+
+    app = create_app(portal, "k" * 32)
+    client = app.server.test_client()
+    token = login_token(client, "falpha", PASSWORD)
+    resp = client.post("/_dash-update-component", json=callback_body(
+        ["ent-quota.children"], {"ent-enterprise.value": "E0001"}, {"lang.data": "en"}),
+        headers={"X-CSRFToken": token})
+    text = json.dumps(resp.json, ensure_ascii=False)
+    c = scope(portal, "falpha").quota_forecast("E0001")
+    assert resp.status_code == 200 and "fc-quota-fan" in text and f"model {c.model}" in text
+    assert f"{c.burn_down['year_end_p50_t']:,.1f}" in text
+    other = client.post("/_dash-update-component", json=callback_body(
+        ["ent-quota.children"], {"ent-enterprise.value": "E0002"}, {"lang.data": "en"}),
+        headers={"X-CSRFToken": token})
+    assert "fc-quota-fan" not in json.dumps(other.json if other.is_json else other.get_data(as_text=True))
+    admin = app.server.test_client()
+    admin_token = login_token(admin, "fadmin", PASSWORD)
+    page = admin.post("/_dash-update-component", json=render_body("/", "en"), headers={"X-CSRFToken": admin_token})
+    shown = json.dumps(page.json, ensure_ascii=False)
+    assert page.status_code == 200 and "fc-deficit-table" in shown and "Enterprises heading for a deficit" in shown
