@@ -548,15 +548,21 @@ def _activity_issues(lines: pd.DataFrame, totals: pd.DataFrame, kind: Period, th
         issues.append(Issue("activity.carrier_missing", f"{r.enterprise} has no {r.missing_carriers} data in "
                             f"{r.period}: its totals leave them out", enterprise=r.enterprise, period=r.period,
                             carrier=r.missing_carriers))
-    per_carrier = pd.DataFrame({"enterprise": lines["enterprise"], "carrier": lines["carrier"],
-                                "period": period_label(period_start(lines["period_start"], kind), kind),
-                                "measured": lines["measured"], "expected": lines["expected"]}).groupby(
-        ["enterprise", "carrier", "period"])[["measured", "expected"]].sum().reset_index()
-    per_carrier["coverage"] = per_carrier["measured"] / per_carrier["expected"].replace(0, np.nan)
-    low = per_carrier[per_carrier["coverage"] < threshold]
-    for r in low.itertuples():
-        issues.append(Issue("activity.low_coverage", f"{r.carrier} data of {r.enterprise} in {r.period} covers "
-                            f"{r.coverage:.1%} of the expected intervals (threshold {threshold:.0%})",
-                            enterprise=r.enterprise, period=r.period, carrier=r.carrier))
+    # Per enterprise, carrier and period (sorted by the three): one number per group, keys factorised sorted
+    labels = period_label(period_start(lines["period_start"], kind), kind)
+    key = np.zeros(len(lines), dtype=np.int64)
+    for values in (lines["enterprise"], lines["carrier"], labels):
+        codes, uniques = pd.factorize(values, sort=True)
+        key = key * max(len(uniques), 1) + codes
+    sums = lines[["measured", "expected"]].groupby(key, sort=True).sum()
+    first = np.unique(key, return_index=True)[1]
+    coverage = (sums["measured"] / sums["expected"].replace(0, np.nan)).to_numpy()
+    enterprise, carrier, label = (lines["enterprise"].to_numpy(dtype=object), lines["carrier"].to_numpy(dtype=object),
+                                  labels.to_numpy(dtype=object))
+    for g in np.flatnonzero(coverage < threshold).tolist():
+        i = first[g]
+        issues.append(Issue("activity.low_coverage", f"{carrier[i]} data of {enterprise[i]} in {label[i]} covers "
+                            f"{coverage[g]:.1%} of the expected intervals (threshold {threshold:.0%})",
+                            enterprise=enterprise[i], period=label[i], carrier=carrier[i]))
     return issues
 

@@ -61,21 +61,28 @@ def split_lines(lines: pd.DataFrame, registry: FactorRegistry, policy: FactorPol
     out = lines.copy(deep=False)
     out["share"] = 1.0
     specific = {r.key for r in registry.rows if r.enterprise}
-    cache: dict[tuple, list[date]] = {}
-    split_at: dict[int, list[date]] = {}
+    carriers = out["carrier"].to_numpy(dtype=object)
+    own = {c: bool(_keys(c) & specific) for c in pd.unique(carriers)}  # carriers with enterprise-specific rows
+    who = np.where([own[c] for c in carriers], out["enterprise"].to_numpy(dtype=object), None)
     ons, untils = out["on"].tolist(), out["until"].tolist()
-    for i, (carrier, on, until, regions, who) in enumerate(zip(out["carrier"].tolist(), ons, untils,
-                                                                out["regions"].tolist(), out["enterprise"].tolist(),
-                                                                strict=True)):
-        if (until - on).days <= 1:
-            continue
-        who = who if _keys(carrier) & specific else None
-        k = (carrier, on, until, regions, who)
-        days = cache.get(k)
-        if days is None:
-            days = cache[k] = split_days(registry, policy, carrier, on, until, regions, who)
-        if days:
-            split_at[i] = days
+    # Boundaries per distinct (carrier, window, regions, enterprise if it has rows of its own): looked up once
+    key = np.zeros(len(out), dtype=np.int64)
+    for values in (carriers, out["on"].to_numpy(dtype=object), out["until"].to_numpy(dtype=object),
+                   out["regions"].to_numpy(dtype=object), who):
+        c = pd.factorize(values)[0].astype(np.int64) + 1
+        key = pd.factorize(key * (int(c.max(initial=0)) + 1) + c)[0].astype(np.int64)
+    split_days_of: dict[int, list[date]] = {}
+    for g, i in zip(*np.unique(key, return_index=True), strict=True):
+        on, until = ons[i], untils[i]
+        if (until - on).days > 1:
+            days = split_days(registry, policy, carriers[i], on, until, out["regions"].iat[i], who[i])
+            if days:
+                split_days_of[int(g)] = days
+    split_at: dict[int, list[date]] = {}
+    if split_days_of:
+        for i, g in enumerate(key.tolist()):
+            if g in split_days_of:
+                split_at[i] = split_days_of[g]
     if not split_at:
         return out
     # Lines without a boundary stay one part with their own dates and a share of exactly 1.
