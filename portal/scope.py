@@ -231,6 +231,16 @@ class Scope:
         self.require(Role.REGULATOR, Role.ADMIN)
         return runs(self._ctx.engine, self._ctx.park.id, limit)
 
+    def report_job_runs(self, limit: int = 50) -> pd.DataFrame:
+        """The jobs process's log of the scheduled report jobs (park.jobs): when each was due, its outcome and
+        summary; a job that failed before making any report shows here only."""
+        from park.jobs import job_runs
+
+        self.require(Role.REGULATOR, Role.ADMIN)
+        runs = [r for r in job_runs(self._ctx.engine, limit=1000) if r.job_id.startswith("reports.")][:limit]
+        return pd.DataFrame([(r.job_id, r.scheduled_for, r.started, r.outcome, r.summary) for r in runs],
+                            columns=["job", "scheduled_for", "started", "outcome", "summary"])
+
     def report_files(self, version_id: int) -> pd.DataFrame:
         """The files of one version of this park's archive (Forbidden for another park's)."""
         from portal.reports.archive import files

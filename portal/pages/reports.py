@@ -29,6 +29,12 @@ TEXT = {
               "changed figure is recorded."},
     "reports.runs": {"zh-CN": "运行记录", "en": "Run log"},
     "reports.download": {"zh-CN": "下载", "en": "Download"},
+    "reports.jobs": {"zh-CN": "计划任务记录", "en": "Scheduled jobs"},
+    "reports.jobs_note": {"zh-CN": "报表计划任务的每次运行（应运行时间、结果），包括未能生成报表的运行。",
+                          "en": "Every run of the report jobs (when it was due, its outcome), including runs that "
+                                "could not make a report."},
+    "reports.col.job": {"zh-CN": "任务", "en": "Job"},
+    "reports.col.due": {"zh-CN": "应运行时间", "en": "Due"},
     "reports.version": {"zh-CN": "报表版本", "en": "Report version"},
     "reports.file": {"zh-CN": "文件", "en": "File"},
     "reports.none": {"zh-CN": "尚无报表", "en": "no reports yet"},
@@ -98,6 +104,17 @@ def runs_table(scope, lang: str) -> pd.DataFrame:
     })
 
 
+def job_runs_table(scope, lang: str) -> pd.DataFrame:
+    j = scope.report_job_runs()
+    return pd.DataFrame({
+        t("reports.col.job", lang): j["job"].str.removeprefix("reports.").map(_word("reports.kind", lang)),
+        t("reports.col.due", lang): _local(j["scheduled_for"], scope),
+        t("reports.col.started", lang): _local(j["started"], scope),
+        t("reports.col.outcome", lang): j["outcome"].str.replace("_", "-").map(_word("reports.outcome", lang)),
+        t("reports.col.detail", lang): j["summary"].fillna(""),
+    })
+
+
 def version_options(scope, lang: str) -> list[dict]:
     v = scope.report_versions()
     return [{"value": int(r.id), "label": f"{t(f'reports.kind.{r.kind}', lang)} {r.period} v{r.version}"}
@@ -129,6 +146,9 @@ def layout(scope, lang: str) -> html.Div:
         ]),
         html.H3(t("reports.runs", lang)),
         data_table("reports-runs-table", runs_table(scope, lang), lang=lang, page_size=15,
+                   wrap=(t("reports.col.detail", lang),), empty=t("reports.none", lang)),
+        html.H3(t("reports.jobs", lang)), html.P(t("reports.jobs_note", lang), className="note"),
+        data_table("reports-jobs-table", job_runs_table(scope, lang), lang=lang, page_size=10,
                    wrap=(t("reports.col.detail", lang),), empty=t("reports.none", lang)),
     ])
 

@@ -7,9 +7,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy.orm import Session
 
+from park.jobs import JobRun
 from portal import audit
 from portal.app import create_app
 from portal.auth import Role, add_user
@@ -32,6 +35,11 @@ def portal(tmp_path_factory):
     run_report(settings, engine, PARK, store, "monthly", "2026-10", now=NOW)  # version 2
     for name, role in USERS.items():
         add_user(engine, "p", name, PASSWORD, role, "E1" if role is Role.ENTERPRISE else None)
+    with Session(engine) as s, s.begin():  # a scheduled run that failed before making any report
+        due = datetime(2026, 10, 4, 22, 0, tzinfo=UTC)
+        s.add(JobRun(job_id="reports.quarterly", scheduled_for=due, attempt=1, trigger="schedule", started=due,
+                     finished=due, outcome="error", summary="SettingsError: [reports] quarterly_day = 31",
+                     detail="", host="h", pid=1, holder="h"))
     ctx = PortalContext(settings, engine, PARK, store, clock=lambda: NOW)
     app = create_app(ctx, "k" * 32)
     yield ctx, app
@@ -54,6 +62,7 @@ def test_the_regulator_sees_the_archive_and_the_run_log(portal):
     assert "Report archive" in text and "Run log" in text and "2026-10" in text
     assert "Monthly 2026-10 v2" in text and "Monthly 2026-10 v1" in text  # both versions downloadable
     assert "rule failed" in text and "reports-archive-table" in text
+    assert "Scheduled jobs" in text and "SettingsError: [reports] quarterly_day = 31" in text
     zh = client.post("/_dash-update-component", json=support.render_body("/reports", "zh-CN"),
                      headers={"X-CSRFToken": token})
     zh_text = json.dumps(zh.json, ensure_ascii=False)
