@@ -332,7 +332,17 @@ class InfluxStore(TimeSeriesStore):
 
     def _rebuild(self, measurement: str, hour_keys: pd.DataFrame, day_keys: pd.DataFrame) -> None:
         """Rebuild the given hour buckets from raw readings, then the given days (and the days of those hours)
-        from their hourly roll-ups; overwrite in place, and remove buckets left without readings."""
+        from their hourly roll-ups, a park-local day at a time (a rewritten year is not read back at once)."""
+        hour_day = rollup.day_starts(hour_keys["start"].to_numpy(dtype="int64"), self.timezone)
+        days = sorted(set(hour_day.tolist()) | set(day_keys["start"].astype("int64").tolist()))
+        if len(days) <= 1:
+            return self._rebuild_day(measurement, hour_keys, day_keys)
+        for day in days:
+            self._rebuild_day(measurement, hour_keys[hour_day == day], day_keys[day_keys["start"] == day])
+
+    def _rebuild_day(self, measurement: str, hour_keys: pd.DataFrame, day_keys: pd.DataFrame) -> None:
+        """`_rebuild` of hours and days of one park-local day: overwrite in place, and remove buckets left
+        without any reading."""
         mh, md = measurement + "_1h", measurement + "_1d"
         key = ["series", "start"]
         if len(hour_keys):
