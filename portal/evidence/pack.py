@@ -129,9 +129,10 @@ def cell(v) -> str:
 
 
 def to_csv(columns: list[str], rows) -> bytes:
-    """UTF-8 with a byte-order mark (Excel on Windows reads the Chinese), LF line ends, minimal quoting."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    """UTF-8 with a byte-order mark (Excel on Windows reads the Chinese), CRLF line ends (RFC 4180: a text holding
+    a CR or LF is then quoted, so it cannot split a row), minimal quoting."""
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(columns)
     for r in rows:
         w.writerow([cell(v) for v in r])

@@ -183,7 +183,7 @@ def _check_files(res: Result, files: dict[str, bytes], listed: dict[str, str]) -
 
 # ---- recomputation ----------------------------------------------------------------------------------------------
 def _csv(files: dict[str, bytes], name: str) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(files[name].decode("utf-8-sig"))))
+    return list(csv.DictReader(io.StringIO(files[name].decode("utf-8-sig"), newline="")))
 
 
 def _f(text: str | None) -> float:

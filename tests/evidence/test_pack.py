@@ -29,7 +29,7 @@ def members(blob: bytes) -> dict[str, bytes]:
 
 def rows(data: bytes) -> list[dict[str, str]]:
     assert data.startswith(b"\xef\xbb\xbf"), "CSV without a byte-order mark"
-    return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")))
 
 
 def test_the_pack_holds_every_file_and_the_manifest_lists_them(pack_blob):
