@@ -39,6 +39,9 @@ TEXT = {
     "consents.col.data": {"zh-CN": "数据", "en": "Data"},
     "consents.col.months": {"zh-CN": "月份", "en": "Months"},
     "consents.col.state": {"zh-CN": "状态", "en": "State"},
+    "consents.col.period": {"zh-CN": "统计期", "en": "Period"},
+    "consents.col.key": {"zh-CN": "签名密钥", "en": "Signing key"},
+    "consents.col.generated": {"zh-CN": "签发时间", "en": "Issued"},
     "consents.col.expires": {"zh-CN": "有效期至", "en": "Expires"},
     "consents.revoke": {"zh-CN": "撤回", "en": "Revoke"},
     "consents.state.requested": {"zh-CN": "待企业确认", "en": "requested"},
@@ -105,8 +108,8 @@ def packs_table(scope, lang: str):
     log = scope.evidence_packs()
     if log.empty:
         return html.P(t("consents.no_packs", lang), className="note")
-    return html.Table([html.Thead(html.Tr([html.Th(h) for h in ("#", t("consents.col.enterprise", lang), "period",
-                                                                 "key", "generated")])),
+    return html.Table([html.Thead(html.Tr([html.Th(t(f"consents.col.{h}", lang)) for h in
+                                           ("id", "enterprise", "period", "key", "generated")])),
                        html.Tbody([html.Tr([html.Td(str(r.id)), html.Td(r.enterprise), html.Td(r.period),
                                             html.Td(r.key_id[:16] + "…"),
                                             html.Td(pd.Timestamp(r.generated_at).tz_convert(scope.timezone)
