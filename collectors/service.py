@@ -11,6 +11,7 @@ the `[collect]` table of parkcarbon.toml:
     host = "127.0.0.1"
     port = 1883
     client_id = "parkcarbon-bracelets"
+    receivers = 0               # N >= 1: N receiver processes on a shared subscription, a spool each
     [collect]
     writer_max_wait_s = 5       # the store writer writes when 20 000 readings wait or 5 s have passed
     writer_min_rows = 20000
@@ -26,6 +27,12 @@ when it changes and kept in `collect_status.json` beside the spool (collectors/s
 health endpoint and data-quality page read.  An unreachable broker is logged at every failed attempt, with the
 reason and the attempt number; paho retries with back-off between `reconnect_min_s` and `reconnect_max_s`.
 
+With `receivers = N` the bracelets are received by N separate processes (`run_receiver`), each subscribed to
+`$share/parkcarbon/<topic>` (an MQTT shared subscription, Mosquitto 2: the broker hands each message to one of
+them) with its own client id (`<client_id>-r<i>`), pipeline, spool (`spool.r<i>.db`) and status file
+(`collect_status.r<i>.json`); this process's writer drains every spool into the store.  One Python process is
+bound by its interpreter lock well below 10 000 messages/s (docs/benchmarks.md); processes are not.
+
 The pipeline knows every meter's register size and plausible maximum (collectors/limits.py, from the park file
 and register maps), and every finding it makes (resets, rollovers, jumps, gaps, spikes, backward steps,
 conflicts, duplicates, late readings) is logged here with its series, time, source line, code and detail.
@@ -34,10 +41,11 @@ conflicts, duplicates, late readings) is logged here with its series, time, sour
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -93,6 +101,9 @@ class CollectorService:
                              max_wait_s=float(self.config.get("writer_max_wait_s", 5.0)))
         self.scheduler = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True})
         self.sources: list = []
+        self.receivers: list = []  # receiver processes (collect.mqtt.receivers)
+        self.receiver_writers: list[Writer] = []
+        self._receiver_stop = None
         self.status = StatusBoard(self.spool_path.with_name(STATUS_FILE))
         self._stopped = threading.Event()
 
@@ -112,11 +123,16 @@ class CollectorService:
         if "mqtt" in cfg:
             from collectors.sources.mqtt import MqttSettings
 
-            settings = MqttSettings(**cfg["mqtt"])
-            name = f"mqtt {settings.host}:{settings.port}"
-            self.status.add(name, "mqtt")
-            log.info("connecting to MQTT broker %s:%s for %s", settings.host, settings.port, settings.topic)
-            self.sources.append(observed_mqtt_source(self.pipeline, settings, self.status, name).start())
+            mqtt_cfg = dict(cfg["mqtt"])
+            receivers = int(mqtt_cfg.pop("receivers", 0))
+            settings = MqttSettings(**mqtt_cfg)
+            if receivers > 0:
+                self._start_receivers(settings, receivers)
+            else:
+                name = f"mqtt {settings.host}:{settings.port}"
+                self.status.add(name, "mqtt")
+                log.info("connecting to MQTT broker %s:%s for %s", settings.host, settings.port, settings.topic)
+                self.sources.append(observed_mqtt_source(self.pipeline, settings, self.status, name).start())
         if "vendor_http" in cfg:
             from collectors.sources.vendor_http import VendorHttpSource, VendorSettings
 
@@ -127,13 +143,37 @@ class CollectorService:
             src.schedule(self.scheduler, interval)
             self.sources.append(src)
             self.status.add(f"vendor_http {vendor.get('base_url', '')}", "vendor_http", "running")
-        self.scheduler.add_job(self.writer.drain_if_due, "interval", seconds=self.writer_interval_s,
-                               id="store-writer")
+        self.scheduler.add_job(self._drain_if_due, "interval", seconds=self.writer_interval_s, id="store-writer")
         self.scheduler.add_job(self.store.refresh_rollups, "interval", seconds=self.rollup_interval_s,
                                id="rollups")
         self.scheduler.add_job(self.write_status, "interval", seconds=self.status_interval_s, id="status")
         self.scheduler.start()
         return self
+
+    def _start_receivers(self, settings, n: int) -> None:
+        ctx = mp.get_context("spawn")
+        self._receiver_stop = ctx.Event()
+        log.info("starting %d MQTT receiver processes on $share/parkcarbon/%s at %s:%s", n, settings.topic,
+                 settings.host, settings.port)
+        for i in range(1, n + 1):
+            spool_path = self.spool_path.with_name(f"{self.spool_path.stem}.r{i}{self.spool_path.suffix}")
+            self.receiver_writers.append(Writer(Spool(spool_path), self.store, min_rows=self.writer.min_rows,
+                                                max_wait_s=self.writer.max_wait_s))
+            proc = ctx.Process(target=run_receiver, name=f"mqtt-receiver-{i}",
+                               args=(self.park, asdict(settings), i, str(spool_path),
+                                     str(self.spool_path.with_name(f"collect_status.r{i}.json")), self._receiver_stop))
+            proc.start()
+            self.receivers.append(proc)
+
+    def _drain_if_due(self) -> None:
+        self.writer.drain_if_due()
+        for writer in self.receiver_writers:
+            writer.drain_if_due()
+        for proc in self.receivers:
+            if not proc.is_alive() and not self._stopped.is_set() and not getattr(proc, "_reported", False):
+                proc._reported = True
+                log.error("MQTT receiver process %s exited with code %s; its spool is still drained",
+                          proc.name, proc.exitcode)
 
     def write_status(self) -> None:
         """Refresh every source's counts and stamp in the status file (states change as they happen)."""
@@ -154,9 +194,20 @@ class CollectorService:
             stop = getattr(src, "stop", None) or getattr(src, "close", None)
             if stop:
                 stop()
+        if self._receiver_stop is not None:
+            self._receiver_stop.set()
+            for proc in self.receivers:
+                proc.join(30)
+                if proc.is_alive():
+                    log.error("MQTT receiver %s did not stop within 30 s; terminating it", proc.name)
+                    proc.terminate()
+                    proc.join(5)
         self.scheduler.shutdown(wait=True)
         self.writer.drain()
         self.spool.close()
+        for writer in self.receiver_writers:
+            writer.drain()
+            writer.spool.close()
         for state in self.status.states():
             self.status.update(state["source"], state="stopped", write=False)
         self.status.write()
@@ -230,3 +281,29 @@ def observed_mqtt_source(sink, settings, board: StatusBoard, name: str):
                          last_message_at=at)
 
     return ObservedMqttSource()
+
+
+def run_receiver(park: Park, settings_kwargs: dict, index: int, spool_path: str, status_file: str, stop,
+                 status_interval_s: float = 2.0) -> None:
+    """One MQTT receiver process: a shared subscription, its own pipeline and spool, until `stop` is set."""
+    from collectors.sources.mqtt import MqttSettings
+
+    logging.basicConfig(level=logging.INFO,
+                        format=f"%(asctime)s receiver {index} %(levelname)s %(name)s: %(message)s")
+    base = MqttSettings(**settings_kwargs)
+    settings = replace(base, topic=f"$share/parkcarbon/{base.topic}", client_id=f"{base.client_id}-r{index}")
+    spool = Spool(spool_path)
+    board = StatusBoard(status_file)
+    name = f"mqtt {base.host}:{base.port} receiver {index}"
+    board.add(name, "mqtt")
+    src = observed_mqtt_source(Pipeline(park.catalog(), spool, on_events=log_events), settings, board, name).start()
+    try:
+        while not stop.wait(status_interval_s):
+            src.sample_status()
+            board.update(name, write=False)
+            board.write()
+    finally:
+        src.stop()
+        src.sample_status()
+        spool.close()
+        board.update(name, state="stopped")

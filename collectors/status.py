@@ -1,4 +1,5 @@
-"""Each collector source's state, kept by `parkcarbon collect` in a small JSON file in the data directory.
+"""Each collector source's state, kept by `parkcarbon collect` in a small JSON file in the data directory
+(`collect_status.json`; MQTT receiver processes, when configured, each keep `collect_status.r<i>.json`).
 
 The collector process writes the file (`collect_status.json`) whenever a source connects, fails or loses its
 server, and every few seconds with its counts; it writes a new file and renames it over the old one, so a
@@ -120,16 +121,17 @@ def status_path(data_dir: str | Path) -> Path:
 def read_states(settings: object, now: datetime | None = None) -> list[dict]:
     """The collector's source states from `settings.data_dir` (an empty list when no collector has run there),
     each with `age_s` and `stale`."""
-    path = status_path(getattr(settings, "data_dir", settings))
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return []
+    main = status_path(getattr(settings, "data_dir", settings))
     now = now or datetime.now(UTC)
     out = []
-    for s in data.get("sources", []):
-        age = (now - datetime.fromisoformat(s["updated_at"])).total_seconds()
-        out.append({**s, "age_s": round(age, 1), "stale": age > STALE_AFTER_S})
+    for path in [main, *sorted(main.parent.glob("collect_status.r*.json"))]:  # receiver processes write their own
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            continue
+        for s in data.get("sources", []):
+            age = (now - datetime.fromisoformat(s["updated_at"])).total_seconds()
+            out.append({**s, "age_s": round(age, 1), "stale": age > STALE_AFTER_S})
     return out
 
 
