@@ -155,6 +155,7 @@ def to_pdf(report: Report, version: int, generated_at: datetime, content_hash: s
                       generated_at=pd.Timestamp(generated_at).to_pydatetime(), font=font, landscape=True)
     doc.kv([(k.split(" ", 1)[0], k.split(" ", 1)[1] if " " in k else "", v)
             for k, v in summary_rows(report, version, generated_at, content_hash)])
+    _charts(doc, report)
     for section in report.sections:
         if section.key not in PDF_SECTIONS.get(report.kind, ()):
             continue
@@ -179,3 +180,21 @@ def to_pdf(report: Report, version: int, generated_at: datetime, content_hash: s
         doc.table([PdfColumn("企业", "Enterprise"), PdfColumn("规则", "Rule"), PdfColumn("说明", "Detail")],
                   [[f.subject or f.enterprise or "", f.code, f.message] for f in report.failures])
     return doc.to_bytes()
+
+
+def _charts(doc, report: Report) -> None:
+    """The park's energy by type (tce) and the ten largest emitters (location-based), as bar charts."""
+    keys = {s.key for s in report.sections}
+    if "energy" in keys:
+        e = report.section("energy").frame
+        e = e[(e["enterprise"] == PARK_ROW) & e["energy_tce"].notna()]
+        if len(e):
+            doc.bar_chart("园区分品种能耗", "Park energy by type", [str(c) for c in e["carrier"]],
+                          [float(v) for v in e["energy_tce"]], "tce")
+    totals = next((report.section(k).frame for k in ("emissions", "status") if k in keys), None)
+    if totals is not None and "total_location_t_co2e" in totals.columns:
+        top = totals[(totals["enterprise"] != PARK_ROW) & totals["total_location_t_co2e"].notna()].nlargest(
+            10, "total_location_t_co2e")
+        if len(top):
+            doc.bar_chart("碳排放前十企业 (基于位置)", "Ten largest emitters (location-based)",
+                          [str(n) for n in top["name"]], [float(v) for v in top["total_location_t_co2e"]], "tCO2e")

@@ -160,6 +160,11 @@ def test_pdf_names_the_enterprises_and_the_failed_rule(park):
     pdf = _file(settings, engine, result.version_id, "pdf")
     text = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True).stdout.decode()
     assert "甲公司" in text and "丙公司" in text and "report.completeness" in text
+    assert "园区分品种能耗" in text and "Ten largest emitters" in text
+    annual = run_report(settings, engine, PARK, store, "annual", "2026", now=NOW + pd.Timedelta(days=60))
+    text = subprocess.run(["pdftotext", "-", "-"], input=_file(settings, engine, annual.version_id, "pdf"),
+                          capture_output=True, check=True).stdout.decode()
+    assert "能源利用状况" in text and "ETS" in text and "91320000AAAA" not in text  # credit codes: Excel only
 
 
 def _file(settings, engine, version_id: int, fmt: str) -> bytes:

@@ -14,9 +14,10 @@ from park.model import Enterprise, Park
 from portal.alerts import AlertAck
 from portal.reports.archive import report_scope
 from portal.reports.config import ReportSettings
-from portal.reports.content import Reader, monthly
+from portal.reports.content import NOT_OVER, Reader, monthly
+from portal.reports.content import build as build_report
 from portal.reports.periods import ReportPeriod
-from tests.reports.support import NOW, PARK, TZ, build
+from tests.reports.support import NOW, PARK, TZ, build, readings
 
 
 @pytest.fixture
@@ -70,12 +71,24 @@ def test_an_enterprise_without_data_keeps_its_row_flagged_not_zero(tmp_path):
 
 
 def test_a_period_not_over_yet_says_so(park):
-    from portal.reports.content import NOT_OVER
-    from portal.reports.content import build as build_report
-
     settings, engine, store = park
     early = build_report(Reader(report_scope(settings, engine, PARK, store, pd.Timestamp("2026-10-20", tz=TZ)),
                                 ReportSettings()), "monthly", ReportPeriod.parse("2026-10", "month"))
     after = build_report(Reader(report_scope(settings, engine, PARK, store, NOW), ReportSettings()), "monthly",
                          ReportPeriod.parse("2026-10", "month"))
     assert NOT_OVER in early.notes and NOT_OVER not in after.notes
+
+
+def test_annual_ets_summary_covers_the_ets_sector_with_the_ets_grid_factor(park):
+    """E1's industry (steel) is covered by the national ETS; E2 (textile dyeing) and E3 (chemicals) are not.  Its
+    purchased electricity is valued at the ETS notices' national grid factor, 0.5703 tCO2/MWh (FACTORS.md)."""
+    settings, engine, store = park
+    report = build_report(Reader(report_scope(settings, engine, PARK, store, pd.Timestamp("2027-01-20", tz=TZ)),
+                                 ReportSettings()), "annual", ReportPeriod.parse("2026", "year"))
+    ets = report.section("ets").frame.set_index("enterprise")
+    assert list(ets.index) == ["E1"]
+    kwh = len(readings("E1-EL")) * 2.5
+    assert ets.loc["E1", "scope2_location_t_co2e"] == pytest.approx(kwh / 1000 * 0.5703, rel=1e-9)
+    assert ets.loc["E1", "total_location_t_co2e"] == pytest.approx(
+        ets.loc["E1", "scope1_t_co2e"] + ets.loc["E1", "scope2_location_t_co2e"], rel=1e-12)
+    assert ets.loc["E1", "credit_code"] == "91320000AAAA"
