@@ -70,3 +70,37 @@ def test_exit_statuses_are_documented_in_the_help(capsys):
     text = capsys.readouterr().out
     for status in EXIT:
         assert f"  {status}  " in text
+
+
+def test_run_deliver_mails_the_new_version_or_exits_4(config, tmp_path, capsys):
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    class Inbox:
+        def __init__(self):
+            self.rcpt = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.rcpt.append(list(envelope.rcpt_tos))
+            return "250 OK"
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    base = config.read_text(encoding="utf-8").replace('formats = ["xlsx", "csv"]', 'formats = ["csv"]')
+    mail = ('delivery_attempts = 2\ndelivery_backoff_s = 0\n[reports.recipients]\nkey-units = ["reg@gov.example"]\n'
+            '[smtp]\nhost = "127.0.0.1"\nfrom = "pc@park.example"\nsecurity = "none"\n')
+    config.write_text(base + mail + f"port = {port}\n", encoding="utf-8")
+    controller.start()
+    try:
+        assert main(["--config", str(config), "report", "run", "key-units", "--period", "2026-10", "--deliver"]) == 0
+    finally:
+        controller.stop()
+    assert "delivery: sent to reg@gov.example" in capsys.readouterr().out
+    assert inbox.rcpt == [["reg@gov.example"]]
+    # The server is gone: the new version of another period cannot be mailed.
+    assert main(["--config", str(config), "report", "run", "key-units", "--period", "2026-09", "--deliver"]) == 4
+    assert "not delivered to reg@gov.example after 2 attempt(s)" in capsys.readouterr().err
