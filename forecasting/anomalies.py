@@ -5,7 +5,9 @@ Per meter, hourly energy (kWh), and per equipment bracelet, hourly mean current 
 access layer.  The *expected* value of an hour is the
 median of the same hour on the previous 28 days of the same kind (working day or day off, Chinese calendar with
 its make-up working days); the residual is observed - expected; its scale is the robust standard deviation
-(1.4826 x the median absolute deviation) of the meter's residuals before the examined window.  Rules:
+(1.4826 x the median absolute deviation) of the meter's residuals before the examined window, per hour of the day
+and kind of day, never below a tenth of the meter's typical (median positive) hourly value.  A series with fewer
+than 14 days of history before the window is not examined.  Rules:
 
 * anomaly.spike: |residual| > 6 robust sd in one hour;
 * anomaly.level_shift: the day's median residual beyond 3 robust sd, the same sign, two days or more in a row;
@@ -46,6 +48,7 @@ SPIKE_SD, SHIFT_SD, OFF_SD = 6.0, 3.0, 3.0
 FLAT_HOURS = 6
 NIGHT = (22, 6)  # night hours: from 22:00 to 06:00
 OUTAGE_SHARE = 0.5
+MIN_HISTORY_DAYS = 14  # a series with fewer days of history before the examined window is not examined
 
 
 @dataclass(frozen=True)
@@ -136,12 +139,15 @@ def _series_hits(series: str, m: np.ndarray, days: pd.DatetimeIndex, day_off: np
     and the residuals' robust sd per day and hour."""
     exp = expected_matrix(m, day_off)
     res = m - exp
-    level = float(np.nanmedian(np.abs(m[:first]))) if np.isfinite(m[:first]).any() else 0.0
+    history = m[:first]
+    positive = history[np.isfinite(history) & (history > 0)]
+    level = float(np.median(positive)) if len(positive) else 0.0
     overall = robust_sd(res[:first].ravel())
-    if not np.isfinite(overall):
-        return [], exp, np.full(m.shape, np.nan)
-    # the residuals' scale per hour of the day and kind of day (a day shift varies more than the night)
-    floor = max(0.5 * overall, 0.02 * level, 1e-9)  # a meter that never varies: against 2 % of its level
+    if not np.isfinite(overall) or int(np.isfinite(history).any(axis=1).sum()) < MIN_HISTORY_DAYS:
+        return [], exp, np.full(m.shape, np.nan)  # too little history to know what is normal
+    # the residuals' scale per hour of the day and kind of day (a day shift varies more than the night), never
+    # below a tenth of the meter's typical level: a very regular meter is not flagged for a few per cent
+    floor = max(0.5 * overall, 0.1 * level, 1e-9)
     sd = np.full(m.shape, floor)
     for kind in (False, True):
         rows = np.flatnonzero(day_off[:first] == kind)
@@ -279,13 +285,15 @@ def detect(hourly: pd.DataFrame, enterprise_of: dict[str, str], since: pd.Timest
     day_off = day_table(days)["day_off"].to_numpy(dtype=bool)
     hour = pd.Timedelta(hours=1)
     hits: list[_Hit] = []
-    matrices: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
+    matrices: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for series, g in frame.groupby("series", sort=True):
         values = pd.Series(g["value"].to_numpy(dtype=float), index=pd.DatetimeIndex(g["start"]))
         m = _matrix(values, days)
         if not np.isfinite(m[:first]).any():
             continue  # no history to compare with
         found, exp, sd = _series_hits(str(series), m, days, day_off, first, hour)
+        if not np.isfinite(sd).any():
+            continue  # too little history: not examined, and not counted among the meters of an outage
         matrices[str(series)] = (m, exp, sd)
         hits += found
         if forest:

@@ -126,3 +126,19 @@ def test_a_meter_that_stops_following_its_enterprise_is_named():
     assert [a.series for a in found] == ["M2"]
     assert found[0].expected >= 0.6 and found[0].observed < 0.2
     assert found[0].start == START + pd.Timedelta(days=DAYS - 14)
+
+
+def test_a_very_regular_meter_is_not_flagged_for_a_few_per_cent_and_a_short_history_is_not_examined():
+    """A bracelet-like series that hardly varies: 7 % off its usual hour is normal, 80 % off is a spike (the scale
+    never falls below a tenth of the typical value); with under 14 days of history nothing is examined."""
+    data = clean()
+    regular = np.tile(np.r_[np.full(8, 4.0), np.full(10, 12.0), np.full(6, 4.0)], (DAYS, 1))
+    regular += np.random.default_rng(5).normal(0, 0.01, regular.shape)
+    regular[64, 10] *= 1.07
+    regular[66, 10] *= 1.8
+    data["M1"] = regular
+    spikes = [a for a in run(data) if a.series == "M1" and a.code == SPIKE]
+    assert [a.start for a in spikes] == [at(66, 10)]
+    short = frame({"M1": regular})
+    short = short[short["start"] >= START + pd.Timedelta(days=52)]  # 11 days before the examined week
+    assert detect(short, ENTERPRISE, SINCE, END, DETECTED, TZ) == []
