@@ -13,10 +13,37 @@ TRUST_COLUMNS = ["figure", "value", "unit", "tier", "tier_zh", "reason"]
 SIGNAL_COLUMNS = ["code", "severity", "subject", "value", "threshold", "message"]
 
 
+def bracelets_vs_meter(points: pd.DataFrame, devices: list, lines: pd.DataFrame, period) -> pd.DataFrame | None:
+    """Per month: the enterprise's metered grid electricity against its bracelets' energy estimate
+    (collectors.bracelet.estimated_energy_kwh, carbon.trust.meter_vs_bracelets); None without bracelets."""
+    from carbon.trust import meter_vs_bracelets
+    from collectors.bracelet import estimated_energy_kwh
+
+    if not devices or lines.empty:
+        return None
+    grid = lines[(lines["carrier"] == "electricity") & (lines["flow"] == "import")]
+    metered = grid.groupby("period_start", as_index=False)["q_base"].sum(min_count=1).rename(
+        columns={"q_base": "metered_kwh"})
+    by_series = dict(tuple(points.groupby("series"))) if len(points) else {}
+    rows = []
+    for m in period.months:
+        a = max(pd.Timestamp(m).tz_localize(period.start.tz), period.start)
+        b = min(a + pd.DateOffset(months=1), period.end)
+        mine = {d.id: by_series[d.id] for d in devices if d.id in by_series}
+        mine = {k: v[(v["ts"] >= a) & (v["ts"] < b)] for k, v in mine.items()}
+        known = [d for d in devices if d.id in mine and len(mine[d.id])]
+        if known:  # a month without a single bracelet reading has no estimate, not an estimate of 0
+            rows.append({"period_start": a, "estimated_kwh": sum(estimated_energy_kwh(mine[d.id], d, a, b)
+                                                                   for d in known)})
+    estimated = pd.DataFrame(rows, columns=["period_start", "estimated_kwh"])
+    return meter_vs_bracelets(metered, estimated)
+
+
 def trust_table(data) -> pd.DataFrame:
     """Each headline figure with its trust tier: energy and emissions from the park's meters are measured (他证),
-    from figures the enterprise entered declared (自证); output value is declared; intensities take the weaker."""
-    from carbon.trust import classify_figures, summary_figures
+    from figures the enterprise entered declared (自证); output value is declared; intensities take the weaker.
+    With bracelets, their energy estimate is held against the meters (互证 when it does not exceed them)."""
+    from carbon.trust import check_rows, classify_figures, summary_figures
     from portal.evidence.pack import HEADLINE
 
     sources = set(data.lines["source"].dropna()) if len(data.lines) else {"store"}
@@ -24,7 +51,16 @@ def trust_table(data) -> pd.DataFrame:
     value = data.intensities.get("output_value_10k_cny")
     figures = summary_figures({k: data.totals[k] for k in HEADLINE}, {k: source for k in HEADLINE},
                               value if value is not None and math.isfinite(value) else None)
-    out = classify_figures(figures)
+    checks = None
+    cc = data.crosscheck
+    if cc is not None and cc["within_tolerance"].notna().any():
+        estimate = float(cc["estimated_kwh"].sum(min_count=1))
+        figures = pd.concat([figures, pd.DataFrame([{"figure": "bracelet_estimated_kwh", "value": estimate,
+                                                     "unit": "kWh", "source": "bracelet_estimate",
+                                                     "derived_from": []}])], ignore_index=True)
+        checks = pd.concat([check_rows("bracelet_estimated_kwh", "bracelets", "the park's electricity meters", cc),
+                            check_rows("energy_tce", "meters", "the bracelets' estimate", cc)], ignore_index=True)
+    out = classify_figures(figures, checks)
     return out[TRUST_COLUMNS].reset_index(drop=True)
 
 

@@ -67,6 +67,7 @@ factors.csv            所用排放因子及来源 / the factor rows used, with 
 output_monthly.csv     企业申报的月度产值（自证）/ output value declared by the enterprise
 utilisation_daily.csv  设备手环每日开工率（如授权）/ utilisation per bracelet and day (if consented)
 trust.csv              每个数字的可信度（自证/互证/他证）/ trust tier of each figure
+crosscheck.csv         电表与设备手环估算电量核对（如授权）/ meters against bracelet estimates (if consented)
 risk_indicators.csv    产能、产量、能耗规模与弹性系数（如授权）/ risk indicators with peers (if consented)
 capacity_monthly.csv   每月有效产能（如授权）/ effective capacity per month (if consented)
 shutdown_signals.csv   停产风险信号（如授权）/ shutdown-risk signals (if consented)

@@ -162,6 +162,8 @@ UTILISATION_COLUMNS = ["date", "device", "name", "running_h", "idle_h", "off_h",
                        "running_in_shift_h", "utilisation", "coverage"]
 CAPACITY_COLUMNS = ["month", "devices", "rated_kw", "utilisation", "capacity_kw", "running_rated_kwh", "coverage"]
 SIGNAL_COLUMNS = ["code", "severity", "subject", "value", "threshold", "message"]
+CROSSCHECK_COLUMNS = ["month", "metered_kwh", "estimated_kwh", "difference_kwh", "ratio", "tolerance",
+                      "within_tolerance", "status"]
 TRUST_COLUMNS = ["figure", "value", "unit", "tier", "tier_zh", "reason"]
 RESTATEMENT_COLUMNS = ["month", "figure", "previously_issued", "now", "difference", "previous_pack_manifest_sha256",
                        "previous_pack_generated_at"]
@@ -203,6 +205,7 @@ class PackData:
     savings: object | None = None  # carbon.savings.Savings of the consent's financed project
     savings_note: str = ""  # why there are no savings figures
     quota: dict | None = None  # the enterprise's quota position for the period's year at its end (carbon.quota)
+    crosscheck: pd.DataFrame | None = None  # carbon.trust.meter_vs_bracelets per month (bracelets vs the meters)
 
 
 def gather(es, period: PackPeriod) -> PackData:
@@ -265,8 +268,9 @@ def gather(es, period: PackPeriod) -> PackData:
         rated = rated_kw_estimate(pts, devices)
     data = PackData(ent, period, acc, energy, monthly, lines, factors, output, utilisation_frame, carriers,
                     t, intensities(t, monthly, output, period), meters, devices, rated)
-    from portal.evidence.indicators import risk_tables, trust_table
+    from portal.evidence.indicators import bracelets_vs_meter, risk_tables, trust_table
 
+    data.crosscheck = bracelets_vs_meter(pts, devices, lines, period)
     data.trust = trust_table(data)
     data.quota = es.quota_position(period.start.year, period.end)
     data.risk, data.capacity, data.signals = risk_tables(scope, data, rated)
@@ -397,6 +401,9 @@ def build(data: PackData, *, park, consent_row, issued_to: str, key_id: str, pri
         used = data.savings.data.assign(period_start=data.savings.data["period_start"].map(
             lambda m: pd.Timestamp(m).strftime("%Y-%m")))
         files["savings.csv"] = frame_csv(used, list(used.columns))
+    if "utilisation" in consent_row.data and data.crosscheck is not None and len(data.crosscheck):
+        cc = data.crosscheck.assign(month=data.crosscheck["period_start"].map(lambda m: f"{m:%Y-%m}"))
+        files["crosscheck.csv"] = frame_csv(cc, CROSSCHECK_COLUMNS)
     files["trust.csv"] = frame_csv(data.trust, TRUST_COLUMNS)
     files["restatements.csv"] = frame_csv(restated, RESTATEMENT_COLUMNS)
     files["signing_key.pem"] = keys.public_pem(private_key.public_key()).encode()

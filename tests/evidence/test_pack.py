@@ -37,7 +37,8 @@ def test_the_pack_holds_every_file_and_the_manifest_lists_them(pack_blob):
     assert set(files) == {"README.txt", "report.pdf", "summary.json", "energy_daily.csv", "emissions_monthly.csv",
                           "emissions_lines.csv", "factors.csv", "output_monthly.csv", "utilisation_daily.csv",
                           "restatements.csv", "signing_key.pem", "SHA256SUMS", "manifest.json", "manifest.sig",
-                          "trust.csv", "risk_indicators.csv", "capacity_monthly.csv", "shutdown_signals.csv"}
+                          "trust.csv", "risk_indicators.csv", "capacity_monthly.csv", "shutdown_signals.csv",
+                          "crosscheck.csv"}
     manifest = json.loads(files["manifest.json"])
     assert set(manifest["files"]) == set(files) - {"manifest.json", "manifest.sig"}
     assert manifest["enterprise"]["id"] == "E1" and manifest["period"]["label"] == "2024-03"
@@ -74,6 +75,13 @@ def test_the_monthly_figures_are_the_portals(pack_blob, granted):
     assert trust["energy_tce"]["tier_zh"] == "他证" and trust["output_value_10k_cny"]["tier_zh"] == "自证"
     assert trust["t_co2e_per_10k_cny"]["tier"] == "declared"  # as weak as its declared output value
     assert summary["trust"]["scope1_t_co2e"] == {"tier": "measured", "tier_zh": "他证"}
+    # 互证: the bracelet (20 A 08:00-17:00, 0.2 A otherwise, 380 V, PF 0.85) against the meter, March
+    cc = rows(files["crosscheck.csv"])[0]
+    expected = 3 ** 0.5 * 380 * 0.85 * (20 * 9 + 0.2 * 15) * 31 / 1000
+    assert cc["month"] == "2024-03" and float(cc["estimated_kwh"]) == pytest.approx(expected, rel=1e-3)
+    assert float(cc["metered_kwh"]) == float(rows(files["emissions_lines.csv"])[0]["q_base"])
+    assert cc["status"] == "agree"
+    assert trust["bracelet_estimated_kwh"]["tier_zh"] == "互证"
     quota = summary["quota"]
     assert quota["allowances_t"] == 100.0 and quota["status"] == "surplus"
     assert quota["remaining_t"] == pytest.approx(100.0 - quota["emissions_t_co2e"])
