@@ -1,6 +1,7 @@
 """Carbon accounting benchmark: a year of monthly accounts for a 200-enterprise park, from the embedded store.
 
     python -m bench.carbon [--enterprises 200] [--meters 10] [--year 2024] [--repeats 5] [--rebuild]
+    python -m bench.carbon --accounts-only [--against DIR] [--rounds 6] [--repeats 3]
 
 The park (park.synth.synth_park: 200 enterprises x 10 meters, Jiangsu / East China grid) and one year of its
 15-minute readings (70 million rows) are written once through EmbeddedStore.write into bench/out/ and reused;
@@ -13,14 +14,25 @@ activity, production, instruments and ledger from the metadata database; compute
 (location- and market-based) and energy in tce at workshop, enterprise and park level; intensities with the
 grade and ranking; and the quota position of every enterprise.  Reported: the median over the repeats and
 the split by stage.  Goal: under 2 s.
+
+--accounts-only times compute_accounts alone, without the store: the park's monthly activity is made in memory in
+the shape the store's roll-ups give (one row per enterprise, workshop, carrier and month, water left out, coverage
+just under 1) with the same certificates as above.  --against DIR also times the accounting of another checkout
+(`git worktree add /tmp/carbon-old <commit>`) on the same frames: each round runs both in fresh processes, in
+alternating order, so that the load of a shared machine falls on both alike; medians and the ratio are reported,
+and both sides' totals must agree (1e-9 relative).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import pickle
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -40,6 +52,7 @@ from park.metadata import create_engine_from_url, import_park
 from park.model import Park
 from park.store.embedded import EmbeddedStore
 from park.synth import synth_park, synth_readings
+from park.units import canonical_unit
 
 SEED = 2024
 GOAL_S = 2.0
@@ -97,6 +110,102 @@ def record_inputs(engine: Engine, park: Park, year: int) -> None:
                                 note="pre-allocation 70 %")
 
 
+def bench_instruments(park: Park, year: int) -> pd.DataFrame:
+    """The certificates record_inputs records (the same draws), as an instruments frame."""
+    rng = np.random.default_rng([SEED, 7])
+    rows = []
+    for e in park.enterprises:
+        rng.lognormal(np.log(800.0), 0.6), rng.lognormal(np.log(500.0), 0.5)
+        rng.uniform(0.85, 1.15, size=12)
+        if rng.random() < 0.3:
+            rows.append({"enterprise": e.id, "kind": "gec", "quantity_mwh": float(rng.integers(50, 500)),
+                         "period_start": date(year, 1, 1), "period_end": date(year + 1, 1, 1),
+                         "reference": f"GEC-{e.id}-{year}", "vintage": year})
+    return pd.DataFrame(rows)
+
+
+def memory_activity(park: Park, year: int) -> pd.DataFrame:
+    """Monthly activity of every enterprise, workshop and carrier, in the shape carbon.activity.load_activity gives
+    from the store's roll-ups (quantities drawn, a few intervals missing): the accounts' input without a store."""
+    rng = np.random.default_rng([SEED, 3])
+    groups = sorted({(m.enterprise, m.workshop or "", str(m.carrier)) for m in park.meters
+                     if str(m.carrier) != "water"})
+    rows = []
+    for month in range(1, 13):
+        start = pd.Timestamp(year, month, 1, tz=park.timezone)
+        end = start + pd.DateOffset(months=1)
+        expected = (end - start) / pd.Timedelta("15min")
+        for enterprise, workshop, carrier in groups:
+            measured = float(expected - rng.integers(0, 30))
+            rows.append({"enterprise": enterprise, "workshop": workshop or None, "carrier": carrier,
+                         "flow": "import", "period_start": start, "period_end": end,
+                         "quantity": float(rng.lognormal(10.0, 1.0)), "unit": canonical_unit(carrier),
+                         "count": measured, "measured": measured, "expected": expected,
+                         "coverage": measured / expected, "source": "store"})
+    return pd.DataFrame(rows)
+
+
+# Run in a fresh process with PYTHONPATH set to the checkout under test: times compute_accounts on pickled inputs.
+CHILD = """
+import json, pickle, sys, time
+from carbon.emissions import compute_accounts
+from carbon.factors import FactorRegistry
+with open(sys.argv[1], "rb") as fh:
+    inputs = pickle.load(fh)
+registry = FactorRegistry.shipped()
+runs = []
+for i in range(int(sys.argv[2]) + 1):
+    w, c = time.perf_counter(), time.process_time()
+    acc = compute_accounts(inputs["activity"], registry, inputs["regions"], period_kind="month",
+                           instruments=inputs["instruments"])
+    if i:  # the first is a warm-up
+        runs.append({"wall_s": time.perf_counter() - w, "cpu_s": time.process_time() - c})
+t = acc.totals
+check = {"rows": len(t), **{m: float(t[m].sum()) for m in ("energy_tce", "total_location_t_co2e",
+                                                           "total_market_t_co2e", "green_kwh")}}
+print(json.dumps({"runs": runs, "check": check}))
+"""
+
+
+def time_checkout(root: Path, inputs: Path, repeats: int) -> dict:
+    """compute_accounts of the checkout at `root` in a fresh process: its runs and a check of its totals."""
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", CHILD, str(inputs), str(repeats)], cwd=root, env=env,
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def compare_accounts(park: Park, year: int, against: Path | None, rounds: int, repeats: int) -> dict:
+    """Accounts alone on the in-memory activity: this checkout, and `against` interleaved with it."""
+    here = Path(__file__).resolve().parent.parent
+    sides = {"new": here, **({"old": against.resolve()} if against else {})}
+    runs: dict[str, list[dict]] = {k: [] for k in sides}
+    checks: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = Path(tmp) / "inputs.pkl"
+        with open(inputs, "wb") as fh:
+            pickle.dump({"activity": memory_activity(park, year), "regions": enterprise_regions(park),
+                         "instruments": bench_instruments(park, year)}, fh)
+        for r in range(rounds):
+            for side in (list(sides) if r % 2 == 0 else list(sides)[::-1]):
+                got = time_checkout(sides[side], inputs, repeats)
+                runs[side] += got["runs"]
+                checks[side] = got["check"]
+                print(f"  round {r + 1} {side}: wall " + ", ".join(f"{x['wall_s']:.3f}" for x in got["runs"])
+                      + " s; cpu " + ", ".join(f"{x['cpu_s']:.3f}" for x in got["runs"]) + " s", flush=True)
+    if "old" in checks:
+        for k, v in checks["new"].items():
+            o = checks["old"][k]
+            if abs(v - o) > 1e-9 * max(abs(v), abs(o)):
+                raise RuntimeError(f"old and new accounts differ: {k} {o!r} != {v!r}")
+    median = {side: {k: statistics.median(x[k] for x in rs) for k in ("wall_s", "cpu_s")} for side, rs in runs.items()}
+    out = {"median": median, "runs": runs, "check": checks, "rounds": rounds, "repeats": repeats,
+           "against": str(against) if against else None}
+    if "old" in median:
+        out["ratio_old_over_new"] = {k: median["old"][k] / median["new"][k] for k in ("wall_s", "cpu_s")}
+    return out
+
+
 def run_once(store: EmbeddedStore, engine: Engine, park: Park, shipped: FactorRegistry, year: int) -> dict:
     """One timed pass; returns seconds per stage."""
     t = {"start": time.perf_counter()}
@@ -138,9 +247,29 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rebuild", action="store_true", help="regenerate the cached store")
     ap.add_argument("--build-only", action="store_true", help="build the cached store and exit")
     ap.add_argument("--no-docs", action="store_true", help="do not write the figures into docs/benchmarks.md")
+    ap.add_argument("--accounts-only", action="store_true",
+                    help="time compute_accounts alone on monthly activity made in memory (no store)")
+    ap.add_argument("--against", type=Path, metavar="DIR",
+                    help="with --accounts-only: also time the checkout in DIR, interleaved (e.g. a git worktree)")
+    ap.add_argument("--rounds", type=int, default=6, help="with --accounts-only: processes per side")
     args = ap.parse_args(argv)
 
     park = synth_park(args.enterprises, args.meters, SEED)
+    if args.accounts_only:
+        info = machine_info()
+        print_machine(info)
+        result = {"machine": info, "enterprises": args.enterprises, "meters": len(park.meters), "year": args.year,
+                  **compare_accounts(park, args.year, args.against, args.rounds, args.repeats)}
+        result["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
+        (OUT / "carbon-accounts.json").parent.mkdir(parents=True, exist_ok=True)
+        (OUT / "carbon-accounts.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        for side, m in result["median"].items():
+            print(f"{side}: median wall {m['wall_s']:.3f} s, cpu {m['cpu_s']:.3f} s "
+                  f"({len(result['runs'][side])} runs)")
+        if "ratio_old_over_new" in result:
+            r = result["ratio_old_over_new"]
+            print(f"old / new: wall {r['wall_s']:.2f}x, cpu {r['cpu_s']:.2f}x")
+        return result
     tag = f"carbon_{args.enterprises}x{args.meters}_{args.year}"
     store_path, meta_path = OUT / f"{tag}.duckdb", OUT / f"{tag}.db"
     OUT.mkdir(parents=True, exist_ok=True)
