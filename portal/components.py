@@ -109,7 +109,7 @@ def data_table(table_id: str, frame: pd.DataFrame, percent: tuple[str, ...] | li
         else:
             col.update(minWidth=_shown_width(str(name), texts), maxWidth=480)
         if links and name in links:
-            col.update(cellRenderer="markdown", linkTarget="_self")
+            col.update(cellRenderer="markdown")
         if colours and name in colours:
             col["cellStyle"] = {"styleConditions": [
                 {"condition": f"params.value === {json.dumps(v)}", "style": {"color": c, "fontWeight": 600}}

@@ -54,7 +54,8 @@ def test_the_meter_view_shows_the_meters_readings_over_the_picked_range(portal, 
     assert truth == pytest.approx(4.0 * (6 * 24 + 12))
     assert number(page.locator("#mt-kpi-value .kpi-value").inner_text()) == pytest.approx(truth, abs=0.005)
     assert "m3" in page.locator("#mt-kpi-value").inner_text()
-    assert page.locator("#mt-list-table .ag-row").count() == 2  # E3's two meters
+    page.wait_for_selector("#mt-list-table .ag-row", timeout=30_000)
+    assert page.locator("#mt-list-table .ag-center-cols-container .ag-row").count() == 2  # E3's two meters
 
 
 def test_the_big_screen_shows_todays_figures_from_the_readings(portal, page):  # noqa: F811
@@ -71,5 +72,6 @@ def test_the_big_screen_shows_todays_figures_from_the_readings(portal, page):  #
         last.loc[last["carrier"] == "electricity", "value"].sum() / 0.25, abs=0.5)
     month = raw(ctx, pd.Timestamp("2024-03-01", tz=TZ), NOW)
     by_emissions = sorted(PARK.enterprises, key=lambda e: location_t(month[month["enterprise"] == e.id]))
+    page.wait_for_selector("#cockpit-top .js-plotly-plot", timeout=30_000)
     shown = page.evaluate("document.querySelector('#cockpit-top .js-plotly-plot').data[0].y")
     assert list(shown) == [e.name for e in by_emissions]  # the largest at the top: last in a horizontal bar

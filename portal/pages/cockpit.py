@@ -53,7 +53,7 @@ def _tile(tile_id: str, title: str, value: str, unit: str, note: str, colour: st
     return html.Div(id=tile_id, className="cockpit-tile", style=PANEL, children=[
         html.Div(title, style={"fontSize": "22px", "color": MUTED}),
         html.Div([html.Span(value, className="cockpit-value",
-                            style={"fontSize": "56px", "fontWeight": 700, "color": colour}),
+                            style={"fontSize": "48px", "fontWeight": 700, "color": colour}),
                   html.Span(" " + unit, style={"fontSize": "22px", "color": MUTED})]),
         html.Div(note, style={"fontSize": "18px", "color": MUTED}),
     ])
@@ -126,12 +126,12 @@ def render(c: Cockpit, scope, lang: str) -> list:
         ]),
         html.Div(tiles, style={"display": "grid", "gridTemplateColumns": "repeat(6, 1fr)", "gap": "16px"}),
         html.Div(style={"display": "grid", "gridTemplateColumns": "2fr 1fr", "gap": "16px"}, children=[
-            html.Div(graph(load, "cockpit-load", lang, title=t("cockpit.load_chart", lang), height=400, dark=True,
+            html.Div(graph(load, "cockpit-load", lang, title=t("cockpit.load_chart", lang), height=380, dark=True,
                            config={"staticPlot": True}), style=PANEL),
             html.Div(id="cockpit-quota", style=PANEL, children=[
                 html.Div(t("cockpit.quota", lang), style={"fontSize": "24px", "color": MUTED}), *quota_rows]),
         ]),
-        html.Div(graph(top_fig, "cockpit-top", lang, title=t("cockpit.top", lang), height=330, dark=True,
+        html.Div(graph(top_fig, "cockpit-top", lang, title=t("cockpit.top", lang), height=310, dark=True,
                        config={"staticPlot": True}), style=PANEL),
     ]
 

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, quote
 import dash_mantine_components as dmc
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, State, dcc, html, no_update
+from dash import Input, Output, State, dcc, html
 
 from carbon.costs import CARBON_PRICE_CNY_PER_T
 from carbon.summary import PERIODS, SCOPE_COLUMNS
@@ -430,6 +430,12 @@ def render_quota(q: QuotaView, park: Park, lang: str) -> list:
             _graph(fig, "ent-quota-chart", t("ent.chart.quota", lang))]
 
 
+def trend_slot() -> dcc.Loading:
+    """Where the monthly trend goes: placed by the quota panel's callback, so the trend (a year of accounts) is
+    computed after the first screen's figures, not competing with them."""
+    return dcc.Loading(html.Div(id="ent-trend"), delay_show=300)
+
+
 def render_trend(trend: pd.DataFrame, lang: str) -> list:
     """Emissions (location-based) and energy per month for the last 12 months; the running month hatched and
     marked partial; a month without data is a gap."""
@@ -470,7 +476,6 @@ def layout(scope, lang: str) -> html.Div:
         dcc.Loading(html.Div(id="ent-summary"), delay_show=300),
         html.Div(id="ent-power"),
         dcc.Loading(html.Div(id="ent-quota"), delay_show=300),
-        dcc.Loading(html.Div(id="ent-trend"), delay_show=300),
         dcc.Loading(html.Div(id="ent-details"), delay_show=300),
     ])
 
@@ -518,9 +523,11 @@ def register(callbacks) -> None:
     @callbacks.callback(Output("ent-enterprise", "value"), Input("url", "search"), State("ent-enterprise", "value"),
                         action="open from a link")
     def from_link(scope, lang: str, search: str | None, current: str | None):
-        """/enterprise?e=E1 (a click in the overview's ranking) opens that enterprise when the user may see it."""
+        """/enterprise?e=E1 (a click in the overview's ranking) opens that enterprise when the user may see it.
+        Always answers a value (the current one when the link names none it may see): the page's other callbacks
+        wait for this one, and a no_update would leave those that read only the enterprise never called."""
         asked = parse_qs((search or "").lstrip("?")).get("e", [None])[0]
-        return asked if asked and asked != current and scope.may_see(asked) else no_update
+        return asked if asked and scope.may_see(asked) else current
 
     @callbacks.callback(Output("ent-power", "children"), Input("ent-enterprise", "value"),
                         Input("ent-tick", "n_intervals"), action="power")
@@ -538,11 +545,11 @@ def register(callbacks) -> None:
             return refused(lang, "ent-quota-refused")
         q = ent.quota_view()
         if not q:
-            return dmc.Alert(t("ent.empty_period", lang), color="gray")
+            return [dmc.Alert(t("ent.empty_period", lang), color="gray"), trend_slot()]
         # beside the ledger: the nightly forecast's fan chart (read from its cache, never trained here)
         fan = forecast_figures.render_quota_forecast(scope.quota_forecast(ent.enterprise), q.year, scope.now(),
                                                      scope.park.tz, lang)
-        return [*render_quota(q, scope.park, lang), *fan]
+        return [*render_quota(q, scope.park, lang), *fan, trend_slot()]
 
     @callbacks.callback(Output("ent-trend", "children"), Input("ent-enterprise", "value"), action="trend")
     def trend(scope, lang: str, asked: str | None):

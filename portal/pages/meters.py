@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, quote
 import dash_mantine_components as dmc
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, State, html, no_update
+from dash import Input, Output, State, html
 
 from portal import downloads, theme
 from portal.auth import Role
@@ -202,7 +202,8 @@ def register(callbacks) -> None:
                         action="open from a link")
     def from_link(scope, lang: str, search: str | None, current: str | None):
         e = _query(search).get("e")
-        return e if e and e != current and scope.may_see(e) else no_update
+        # Always a value: "choices" waits for this callback and would never run after a no_update.
+        return e if e and scope.may_see(e) else current
 
     @callbacks.callback(Output("mt-workshop", "data"), Output("mt-workshop", "value"), Output("mt-meter", "data"),
                         Output("mt-meter", "value"), Input("mt-enterprise", "value"), State("url", "search"),
