@@ -329,16 +329,19 @@ def report(result: dict) -> str:
 
 
 def write_docs(result: dict) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md (at the end), leaving the others as they are."""
+    """Replace this benchmark's section of docs/benchmarks.md up to its first sub-section (### ...), leaving the
+    sub-sections (e.g. the --accounts-only comparison) and the other sections as they are."""
     text = BENCHMARKS_MD.read_text(encoding="utf-8") if BENCHMARKS_MD.exists() else ""
     head = text.split(SECTION)[0].rstrip("\n")
     tail = ""
     if SECTION in text:
         rest = text.split(SECTION, 1)[1]
         nxt = rest.find("\n## ")
-        tail = rest[nxt:] if nxt >= 0 else ""
+        sub = rest.find("\n### ", 0, nxt if nxt >= 0 else len(rest))
+        tail = rest[sub:] if sub >= 0 else (rest[nxt:] if nxt >= 0 else "")
     body = report(result)
-    BENCHMARKS_MD.write_text((head + "\n\n" if head else "") + body + tail.lstrip("\n"), encoding="utf-8")
+    tail = ("\n" if tail.startswith("\n### ") else "") + tail.lstrip("\n")
+    BENCHMARKS_MD.write_text((head + "\n\n" if head else "") + body + tail, encoding="utf-8")
 
 
 if __name__ == "__main__":
