@@ -169,7 +169,8 @@ def differences(old: dict[str, float | None], new: dict[str, float | None]) -> l
         same = (a is None and b is None) or (a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9,
                                                                                             abs_tol=1e-12))
         if not same:
-            section, enterprise, item, indicator = key.split("|", 3)
+            parts = key.split("|")  # an item (a product name) may itself hold "|"
+            section, enterprise, item, indicator = parts[0], parts[1], "|".join(parts[2:-1]), parts[-1]
             out.append({"section": section, "enterprise": enterprise, "item": item, "indicator": indicator,
                         "old_value": a, "new_value": b})
     return out

@@ -92,3 +92,19 @@ def test_annual_ets_summary_covers_the_ets_sector_with_the_ets_grid_factor(park)
     assert ets.loc["E1", "total_location_t_co2e"] == pytest.approx(
         ets.loc["E1", "scope1_t_co2e"] + ets.loc["E1", "scope2_location_t_co2e"], rel=1e-12)
     assert ets.loc["E1", "credit_code"] == "91320000AAAA"
+
+
+def test_differences_are_figure_by_figure():
+    from portal.reports.content import differences
+
+    old = {"energy|E1|电力 electricity|quantity": 10.0, "products|E1|steel|bar|tce_per_unit": 1.0,
+           "emissions|E2||energy_tce": None, "emissions|E3||energy_tce": 5.0}
+    new = {"energy|E1|电力 electricity|quantity": 10.0 + 1e-13, "products|E1|steel|bar|tce_per_unit": 1.5,
+           "emissions|E2||energy_tce": 2.0}
+    assert differences(old, new) == [
+        {"section": "emissions", "enterprise": "E2", "item": "", "indicator": "energy_tce", "old_value": None,
+         "new_value": 2.0},
+        {"section": "emissions", "enterprise": "E3", "item": "", "indicator": "energy_tce", "old_value": 5.0,
+         "new_value": None},
+        {"section": "products", "enterprise": "E1", "item": "steel|bar", "indicator": "tce_per_unit",
+         "old_value": 1.0, "new_value": 1.5}]
