@@ -17,7 +17,7 @@ DOC_OF_FAMILY = {"rule": "quality-rules.md", "carbon": "findings.md", "report": 
 PREFIXES = ("reading", "series", "meter", "payload", "register", "file", "activity", "factor", "instrument",
             "output", "grade", "quota", "warning", "anomaly", "report")
 # A code-shaped string literal that is not a translation key ("quota.none": {"zh-CN": ...}).
-LITERAL = re.compile(r"""["'](({})\.[a-z_0-9]+)["'](?!\s*:\s*\{{)""".format("|".join(PREFIXES)))
+LITERAL = re.compile(r"""(?<!\bt\()["'](({})\.[a-z_0-9]+)["'](?!\s*:\s*\{{)""".format("|".join(PREFIXES)))
 ROW = re.compile(r"^\| `([a-z_]+\.[a-z_0-9]+)` \| ([a-z]+) \|", flags=re.M)
 
 
@@ -35,6 +35,10 @@ FILE_NAME = re.compile(r"\.(pdf|csv|xlsx|json|md|txt|html|png|zip|toml|sig)$")
 # The evidence-pack verifier reports on a pack's files with its own vocabulary (signature.*, file.added ...), not
 # findings about the park's data; it is left out of the scan.
 NOT_FINDINGS = (ROOT / "portal" / "evidence",)
+# Flags of carbon/risk.py's indicators (why a change is not computed: base.missing, ..., output.unchanged): a risk
+# indicator's own vocabulary that happens to share the `output.` prefix.  To move into the catalogue or onto a
+# prefix of its own (reported to the lead).
+NOT_FINDING_CODES = {"output.unchanged"}
 
 
 def emitted() -> set[str]:
@@ -42,7 +46,7 @@ def emitted() -> set[str]:
     files = [p for d in ("collectors", "park", "portal", "carbon", "forecasting") for p in (ROOT / d).rglob("*.py")
              if p != ROOT / "park" / "findings.py" and not any(x in p.parents for x in NOT_FINDINGS)]
     return {m.group(1) for p in files for m in LITERAL.finditer(p.read_text(encoding="utf-8"))
-            if not FILE_NAME.search(m.group(1))}
+            if not FILE_NAME.search(m.group(1)) and m.group(1) not in NOT_FINDING_CODES}
 
 
 def test_every_catalogued_code_is_documented_once_on_its_familys_page_with_its_severity():
