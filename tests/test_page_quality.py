@@ -102,7 +102,7 @@ def test_downloads_follow_the_chosen_period_and_are_logged(ctx, admin):
     login(client, "admin")
     resp = dash_post(client, [("quality-enterprises-download", "data")],
                      [("quality-enterprises-dl-csv", "n_clicks", 1), ("quality-enterprises-dl-xlsx", "n_clicks", None)],
-                     [("lang", "data", "en"), ("quality-period", "value", "today")],
+                     [("lang", "data", "en"), ("quality-period", "value", "today"), ("quality-range", "value", None)],
                      ["quality-enterprises-dl-csv.n_clicks"])
     data = resp.json["response"]["quality-enterprises-download"]["data"]
     shown = quality.coverage_by_enterprise(admin, "today", "en")
@@ -118,7 +118,8 @@ def test_only_administrators_get_the_page_and_its_callbacks(ctx, username):
     login(client, username)
     page = json.dumps(dash_render(client, "/quality", {"X-CSRFToken": csrf(client)}).json)
     assert "Your role may not open this page" in page and "X-99" not in page
-    period = dash_post(client, [("quality-period-body", "children")], [("quality-period", "value", "month")],
+    period = dash_post(client, [("quality-period-body", "children")],
+                       [("quality-period", "value", "month"), ("quality-range", "value", None)],
                        [("lang", "data", "en")], ["quality-period.value"])
     download = dash_post(client, [("quality-quarantine-download", "data")],
                          [("quality-quarantine-dl-csv", "n_clicks", 1),
@@ -134,3 +135,23 @@ def test_the_page_is_translated(ctx, admin, lang):
                       ensure_ascii=False)
     assert ("Data coverage by meter" in page) == (lang == "en") and ("各计量表数据完整率" in page) == (lang == "zh-CN")
     assert "Asia/Shanghai" in page and "reading.negative" in page
+
+
+def test_a_picked_range_covers_its_days_to_now_and_names_the_download(ctx, admin):
+    now = pd.Timestamp("2024-03-10 12:00", tz="Asia/Shanghai")
+    assert quality.chosen("range", ["2024-03-09", "2024-03-08"]) == "2024-03-08..2024-03-09"
+    assert quality.chosen("range", None) == quality.DEFAULT_PERIOD == quality.chosen("nonsense", None)
+    assert quality.period_bounds("2024-03-08..2024-03-09", now) == (
+        pd.Timestamp("2024-03-08", tz="Asia/Shanghai"), pd.Timestamp("2024-03-10", tz="Asia/Shanghai"))
+    assert quality.period_bounds("2024-03-09..2024-03-12", now)[1] == now  # clipped to now
+    client = create_app(ctx, "k" * 32).server.test_client()
+    login(client, "admin")
+    resp = dash_post(client, [("quality-enterprises-download", "data")],
+                     [("quality-enterprises-dl-csv", "n_clicks", 1), ("quality-enterprises-dl-xlsx", "n_clicks", None)],
+                     [("lang", "data", "en"), ("quality-period", "value", "range"),
+                      ("quality-range", "value", ["2024-03-08", "2024-03-09"])],
+                     ["quality-enterprises-dl-csv.n_clicks"])
+    data = resp.json["response"]["quality-enterprises-download"]["data"]
+    shown = quality.coverage_by_enterprise(admin, "2024-03-08..2024-03-09", "en")
+    assert pd.read_csv(io.StringIO(data["content"])).equals(shown)
+    assert data["filename"].startswith("coverage-enterprises-p-20240308-20240309-")

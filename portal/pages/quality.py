@@ -23,6 +23,7 @@ TITLE_KEY = "nav.quality"
 ROLES = {Role.ADMIN}
 PERIODS = ("today", "7d", "month", "30d")
 DEFAULT_PERIOD = "month"
+RANGE = "range"  # the period choice that takes the dates picked beside it
 METRIC_UNITS = {"energy_tce": "tce", "biogenic_t_co2": "tCO2"}  # the other restated metrics are in tCO2e
 
 TEXT = {
@@ -30,6 +31,7 @@ TEXT = {
     "quality.period.today": {"zh-CN": "今日", "en": "Today"},
     "quality.period.7d": {"zh-CN": "近 7 日", "en": "Last 7 days"},
     "quality.period.month": {"zh-CN": "本月", "en": "This month"},
+    "quality.period.range": {"zh-CN": "自选日期", "en": "Picked dates"},
     "quality.period.30d": {"zh-CN": "近 30 日", "en": "Last 30 days"},
     "quality.coverage_enterprise": {"zh-CN": "各企业数据完整率", "en": "Data coverage by enterprise"},
     "quality.coverage_meter": {"zh-CN": "各计量表数据完整率", "en": "Data coverage by meter"},
@@ -82,10 +84,28 @@ TEXT = {
 register_text(TEXT)
 
 
+def chosen(preset: str | None, picked) -> str:
+    """The period to show: a preset, or a picked range as 'YYYY-MM-DD..YYYY-MM-DD' (RANGE with a valid pick); the
+    default otherwise."""
+    if preset in PERIODS:
+        return preset
+    if preset == RANGE and isinstance(picked, list | tuple) and len(picked) == 2 and all(picked):
+        try:
+            a, b = sorted(pd.Timestamp(str(v)[:10]) for v in picked)
+        except ValueError:
+            return DEFAULT_PERIOD
+        return f"{a:%Y-%m-%d}..{b:%Y-%m-%d}"
+    return DEFAULT_PERIOD
+
+
 def period_bounds(preset: str, now: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """[start, end) of a preset period, park-local, ending at the last complete quarter hour."""
+    """[start, end) of a preset period or a picked range ('2024-03-01..2024-03-09': the first day 00:00 to the day
+    after the last), park-local, ending at the last complete quarter hour at the latest."""
     end = now.floor("15min")
     today = now.floor("D")
+    if ".." in preset:
+        a, b = (pd.Timestamp(x).tz_localize(now.tz) for x in preset.split(".."))
+        return a, max(min(b + pd.Timedelta(days=1), end), a + pd.Timedelta("15min"))
     start = {"today": today, "7d": today - pd.DateOffset(days=6), "30d": today - pd.DateOffset(days=29),
              "month": pd.Timestamp(now.year, now.month, 1, tz=now.tz)}[preset]
     return start, max(end, start + pd.Timedelta("15min"))
@@ -210,11 +230,15 @@ def period_body(scope, preset: str, lang: str) -> list:
 
 def layout(scope, lang: str) -> html.Div:
     now = scope.now()
-    periods = [{"value": p, "label": t(f"quality.period.{p}", lang)} for p in PERIODS]
+    periods = [{"value": p, "label": t(f"quality.period.{p}", lang)} for p in (*PERIODS, RANGE)]
+    today = now.tz_convert(scope.park.tz)
+    picker = dmc.DatePickerInput(id="quality-range", type="range", valueFormat="YYYY-MM-DD", w=260,
+                                 value=[f"{today:%Y-%m-01}", today.date().isoformat()],
+                                 maxDate=today.date().isoformat())
     silent_note = t("quality.silent_note", lang).format(n=SILENT_AFTER_INTERVALS, now=f"{now:%Y-%m-%d %H:%M}")
     return html.Div([
         dmc.Group([dmc.Text(t("period", lang), fw=600),
-                   dmc.SegmentedControl(id="quality-period", value=DEFAULT_PERIOD, data=periods)]),
+                   dmc.SegmentedControl(id="quality-period", value=DEFAULT_PERIOD, data=periods), picker]),
         html.Div(period_body(scope, DEFAULT_PERIOD, lang), id="quality-period-body"),
         *_section(t("quality.silent", lang), silent_note, "silent", silent_meters(scope, lang), lang),
         *_section(t("quality.quarantine", lang), t("quality.quarantine_note", lang), "quarantine",
@@ -226,22 +250,23 @@ def layout(scope, lang: str) -> html.Div:
 
 def register(callbacks) -> None:
     @callbacks.callback(Output("quality-period-body", "children"), Input("quality-period", "value"),
-                        prevent_initial_call=True, action="period")
-    def choose_period(scope, lang: str, preset: str | None) -> list:
-        return period_body(scope, preset if preset in PERIODS else DEFAULT_PERIOD, lang)
+                        Input("quality-range", "value"), prevent_initial_call=True, action="period")
+    def choose_period(scope, lang: str, preset: str | None, picked=None) -> list:
+        return period_body(scope, chosen(preset, picked), lang)
 
     def period_download(name: str, table: Callable) -> None:
         """A download of a table of the chosen period, named after it."""
 
-        def build(scope, lang: str, preset: str | None) -> downloads.Export:
-            preset = preset if preset in PERIODS else DEFAULT_PERIOD
+        def build(scope, lang: str, preset: str | None, picked=None) -> downloads.Export:
+            preset = chosen(preset, picked)
             shown = downloads.period(*period_bounds(preset, scope.now()), scope.park.timezone)["period"]
             frame = table(scope, preset, lang)
             notes = completeness_notes(enterprise_coverages(frame, lang), getattr(
                 scope.park, "coverage_threshold", 0.9), lang) if name == "enterprises" else ()
-            return downloads.Export(frame, label=preset, period=shown, notes=notes)
+            return downloads.Export(frame, label=preset.replace("-", "").replace("..", "-"), period=shown, notes=notes)
 
-        callbacks.download(f"quality-{name}", f"coverage-{name}", build, State("quality-period", "value"))
+        callbacks.download(f"quality-{name}", f"coverage-{name}", build, State("quality-period", "value"),
+                           State("quality-range", "value"))
 
     period_download("enterprises", coverage_by_enterprise)
     period_download("meters", coverage_by_meter)
