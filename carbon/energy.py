@@ -25,13 +25,17 @@ def prepare_lines(activity: pd.DataFrame, regions: pd.DataFrame) -> pd.DataFrame
     """Checked activity with each enterprise's region chain (`regions`) and the lookup dates: `on`, the first
     park-local day of the line's window, and `until`, its exclusive end (carbon.split splits a window where a
     factor changes)."""
-    chains = dict(zip(regions["enterprise"], regions["regions"], strict=True))
-    unknown = sorted(set(activity["enterprise"]) - set(chains))
+    chains = dict(zip(regions["enterprise"].tolist(), regions["regions"].tolist(), strict=True))
+    codes, names = pd.factorize(activity["enterprise"])
+    unknown = sorted(set(names.tolist()) - set(chains))
     if unknown:
         raise InputError(f"no region for enterprise(s) {', '.join(map(str, unknown[:5]))}: pass "
                          "carbon.regions.enterprise_regions(park) for the park they belong to")
     out = activity.copy(deep=False)
-    out["regions"] = out["enterprise"].map(chains)
+    per_name = np.empty(len(names) + 1, dtype=object)  # the chain of each distinct enterprise (last: none)
+    per_name[:-1] = [chains[n] for n in names.tolist()]
+    out["regions"] = (pd.Series(per_name[codes], index=out.index, dtype=object) if len(out)
+                      else out["enterprise"].map(chains))
     out["on"] = _dates(out["period_start"])
     out["until"] = _dates(out["period_end"])
     return out

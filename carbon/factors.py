@@ -572,8 +572,12 @@ class FactorLookup:
         if fell_back:
             targets = dict(fell_back)
             sel = np.isin(group, list(targets))
-            for g, e in set(zip(group[sel].tolist(), enterprise[sel].tolist(), strict=True)):
-                targets[g].add(e)
+            order = np.argsort(group[sel], kind="stable")
+            gs, es = group[sel][order], enterprise[sel][order]
+            cuts = np.flatnonzero(np.diff(gs)) + 1
+            if len(gs):  # every fallen-back group has lines
+                for g, names in zip(gs[np.r_[0, cuts]].tolist(), np.split(es, cuts), strict=True):
+                    targets[g].update(names.tolist())
         flagged = np.array([bool(f) for f in flags], dtype=bool)
         if flagged.any():
             mask = flagged[group]
