@@ -7,6 +7,9 @@ catches each job up once (coalesced).  One process at a time is the leader (a le
 is claimed in the run log `job_runs` under a unique (job, scheduled_for, attempt) key first, so two processes can
 never both run the same due run.  A job function `run(ctx: JobContext) -> str` produces the period that was due at
 `ctx.scheduled_for`, not the one of the wall clock.
+
+Which process runs them: `parkcarbon jobs` (park/jobs_cli.py) on InfluxDB; on the embedded store (one DuckDB file,
+one process) the portal process itself, in a thread (JobsHost), sharing its store under the same lease.
 """
 
 from __future__ import annotations
