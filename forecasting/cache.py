@@ -91,7 +91,7 @@ class CachedForecast:
     mase: float | None
     coverage_80: float | None
     coverage_95: float | None
-    result: ForecastResult
+    result: ForecastResult | None  # None when loaded without it (lists and warnings need only the summary)
     burn_down: dict | None
 
     def age(self, now: datetime) -> pd.Timedelta:
@@ -119,11 +119,12 @@ def save_forecast(engine: Engine, park_id: str, subject: str, quantity: str, uni
     return key
 
 
-def _cached(row: ForecastRow) -> CachedForecast:
+def _cached(row: ForecastRow, with_result: bool = True) -> CachedForecast:
     return CachedForecast(
         key=row.key, subject=row.subject, quantity=row.quantity, freq=row.freq, unit=row.unit, model=row.model,
         fallback=row.fallback, trained_at=row.trained_at, data_end=row.data_end, mase=row.mase,
-        coverage_80=row.coverage_80, coverage_95=row.coverage_95, result=ForecastResult.from_json(row.result),
+        coverage_80=row.coverage_80, coverage_95=row.coverage_95,
+        result=ForecastResult.from_json(row.result) if with_result else None,
         burn_down=json.loads(row.burn_down) if row.burn_down else None)
 
 
@@ -134,14 +135,15 @@ def load_forecast(engine: Engine, park_id: str, key: str) -> CachedForecast | No
 
 
 def load_forecasts(engine: Engine, park_id: str, quantity: str | None = None,
-                   subjects: set[str] | None = None) -> list[CachedForecast]:
-    """The cached forecasts of a park (of one quantity, of some subjects), ordered by key."""
+                   subjects: set[str] | None = None, with_result: bool = True) -> list[CachedForecast]:
+    """The cached forecasts of a park (of one quantity, of some subjects), ordered by key; `with_result=False`
+    leaves the whole forecast and backtest out (a list or a warning needs the summary and the burn-down only)."""
     q = select(ForecastRow).where(ForecastRow.park_id == park_id)
     if quantity is not None:
         q = q.where(ForecastRow.quantity == quantity)
     with Session(engine) as s:
         rows = s.scalars(q.order_by(ForecastRow.key)).all()
-        return [_cached(r) for r in rows if subjects is None or r.subject in subjects]
+        return [_cached(r, with_result) for r in rows if subjects is None or r.subject in subjects]
 
 
 def save_anomalies(engine: Engine, park_id: str, anomalies: list, since: datetime) -> int:

@@ -90,7 +90,7 @@ def _age(now: datetime, then: datetime) -> str:
 
 def provenance(c: CachedForecast, now: datetime, tz, lang: str) -> str:
     """Which model, trained when and how long ago, its backtest MASE and coverage, the data's end."""
-    score = c.result.backtest.score(c.model) if c.result.backtest and not c.fallback else None
+    score = c.result.backtest.score(c.model) if c.result and c.result.backtest and not c.fallback else None
     vs = score.mase_vs_reference if score else None
     return t("fc.provenance", lang).format(
         model=c.model, trained=f"{pd.Timestamp(c.trained_at).tz_convert(tz):%Y-%m-%d %H:%M}",
@@ -168,7 +168,7 @@ def render_quota_forecast(c: CachedForecast | None, year: int, now: datetime, tz
     if c.age(now) > pd.Timedelta(hours=stale_hours):
         out.append(dmc.Alert(t("fc.stale", lang).format(hours=int(stale_hours)), color="yellow", id="fc-quota-stale"))
     out.append(graph(quota_fan(c, lang), "fc-quota-fan", lang, title=t("fc.quota.chart", lang), height=340))
-    notes = [*c.result.notes, t("fc.assumption", lang).format(text=bd["assumption"])]
+    notes = [*(c.result.notes if c.result else []), t("fc.assumption", lang).format(text=bd["assumption"])]
     out.append(html.Ul([html.Li(n) for n in notes], className="note", id="fc-quota-notes"))
     return out
 
@@ -236,7 +236,7 @@ def forecast_alerts(access, user, now: datetime) -> list:
     allowed = access.scope(user)
     subjects = None if allowed is None else set(allowed)
     out = []
-    for c in load_forecasts(access.engine, park.id, QUOTA, subjects):
+    for c in load_forecasts(access.engine, park.id, QUOTA, subjects, with_result=False):
         bd = c.burn_down
         if not bd or not bd["heading_for_deficit"] or pd.Timestamp(c.data_end).tz_convert(park.tz).year != now.year:
             continue

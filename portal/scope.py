@@ -166,12 +166,13 @@ class Scope:
         return None
 
     # ---- forecasts: the nightly job's cache (forecasting.cache); nothing is trained in a request -----------------
-    def forecasts(self, quantity: str | None = None) -> list:
-        """Cached forecasts of the visible enterprises (and the park's own series for a park-wide scope)."""
+    def forecasts(self, quantity: str | None = None, with_result: bool = True) -> list:
+        """Cached forecasts of the visible enterprises (and the park's own series for a park-wide scope);
+        `with_result=False`: summaries and burn-downs only (lists)."""
         from forecasting.cache import load_forecasts
 
         subjects = None if self.park_wide else set(self.enterprise_ids)
-        return load_forecasts(self._ctx.engine, self._ctx.park.id, quantity, subjects)
+        return load_forecasts(self._ctx.engine, self._ctx.park.id, quantity, subjects, with_result)
 
     def quota_forecast(self, enterprise: str):
         """The cached quota-basis forecast and burn-down of one visible enterprise, or None."""

@@ -178,7 +178,8 @@ def layout(scope, lang: str) -> html.Div:
     ov, co = scope.overview()
     now = scope.now().tz_convert(scope.park.tz)
     # enterprises heading for a deficit at the nightly forecasts (read from their cache)
-    deficits = forecast_figures.deficits(scope.forecasts("quota_t_co2e"), now.year, scope.park.tz)
+    deficits = forecast_figures.deficits(scope.forecasts("quota_t_co2e", with_result=False), now.year,
+                                         scope.park.tz)
     return html.Div([dcc.Interval(id="overview-tick", interval=60_000), *render_carbon(co, scope.park, lang, now),
                      *forecast_figures.render_deficits(deficits, scope.names(lang), lang),
                      *render_overview(ov, scope.park, lang)])
