@@ -27,10 +27,12 @@ TEXT = {
     "warnings.title": {"zh-CN": "当前预警", "en": "Current warnings"},
     "warnings.as_of": {"zh-CN": "截至 {now}（园区当地时间）", "en": "As of {now} (park local time)"},
     "warnings.rules": {
-        "zh-CN": "规则：碳配额使用达 80% / 100%（本年 1 月 1 日至今，范围一 + 范围二基于位置排放）；"
-                 "计量表超过 {n} 个计量区间无读数；近 {hours} 小时内被隔离的读数。",
-        "en": "Rules: allowances 80% / 100% used (1 January to now, Scope 1 + 2 location-based emissions); a meter "
-              "without a reading for more than {n} intervals; readings quarantined in the last {hours} h."},
+        "zh-CN": "规则：碳配额使用达 80% / 100%（本年 1 月 1 日至今，按配额方案的核算口径）；"
+                 "计量表超过 {n} 个计量区间无读数；近 {hours} 小时内被隔离的读数；设备手环无数据；"
+                 "近 24 小时设备在班次外运行。",
+        "en": "Rules: allowances 80% / 100% used (1 January to now, emissions on the quota plan's basis); a meter "
+              "without a reading for more than {n} intervals; readings quarantined in the last {hours} h; a silent "
+              "equipment bracelet; a machine running outside its shifts in the last 24 h."},
     "warnings.none": {"zh-CN": "当前没有预警", "en": "No current warnings"},
     "warnings.open": {"zh-CN": "未确认", "en": "unacknowledged"},
     "warnings.ack": {"zh-CN": "确认", "en": "Acknowledge"},
