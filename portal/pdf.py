@@ -2,10 +2,15 @@
 
 One small layer over fpdf2 so every PDF we issue follows the same rules:
 
-- **Chinese renders without CJK fonts on the reader's machine.** The Noto Sans CJK SC face (Debian
-  `fonts-noto-cjk`, SIL Open Font License 1.1) is embedded as a subset of the glyphs used.  Another font can be
-  chosen with `PARKCARBON_PDF_FONT=/path/font.ttf[#index]` (a TrueType/OpenType file or collection; `#index` picks
-  the face of a collection).  Without any usable font, `PdfFontError` says what to install.
+- **Chinese renders without CJK fonts on the reader's machine**, and the PDFs are made without any on ours: the
+  bundled `portal/fonts/NotoSansSC-GB2312.otf` (Noto Sans CJK SC cut to GB 2312 and Latin by
+  scripts/build_pdf_font.py; SIL Open Font License 1.1, portal/fonts/OFL.txt) is embedded as a subset of the glyphs
+  a document uses.  A document with a character outside it (a rare character in a name) is drawn with the full
+  system face (Debian `fonts-noto-cjk`) when installed, otherwise the missing characters are logged.  Another font
+  can be chosen with `PARKCARBON_PDF_FONT=/path/font.ttf[#index]` or the `font` argument; a font file that cannot
+  be used raises `PdfFontError`.
+- **Rendering is deferred**: the document records what is added and lays it out in `to_bytes()`, once it knows
+  every character, so it can pick the font.
 - **Bilingual:** headings and paragraphs carry zh-CN and English; table headers show both, and the unit.
 - **Numbers** are right-aligned with thousands separators; a missing value shows as an em dash, never as 0.
 - **Deterministic:** the same content and `generated_at` give the same bytes (the creation date is
@@ -16,6 +21,8 @@ One small layer over fpdf2 so every PDF we issue follows the same rules:
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
 import os
 from collections.abc import Sequence
@@ -23,11 +30,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fontTools import ttLib
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 FONT_ENV = "PARKCARBON_PDF_FONT"
-# (path, face index in a collection): Noto Sans CJK SC is face 2 of Debian's collections.
+BUNDLED_FONT = Path(__file__).resolve().parent / "fonts" / "NotoSansSC-GB2312.otf"
+# Full system faces for characters outside the bundled set: (path, face index in a collection); Noto Sans CJK SC
+# is face 2 of Debian's collections.
 FONT_CANDIDATES: tuple[tuple[str, int], ...] = (
     ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", 2),
     ("/usr/share/fonts/opentype/noto/NotoSansCJKsc-Regular.otf", 0),
@@ -35,8 +45,6 @@ FONT_CANDIDATES: tuple[tuple[str, int], ...] = (
     ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 0),
     ("/usr/share/fonts/truetype/arphic/uming.ttc", 0),
 )
-BOLD_OF = {"/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc":
-           "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc"}
 
 PALETTE = ((31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75))
 INK = (33, 37, 41)
@@ -44,6 +52,7 @@ MUTED = (108, 117, 125)
 RULE = (206, 212, 218)
 BAND = (198, 219, 239)
 DASH = "\u2014"
+LOG = logging.getLogger(__name__)
 
 
 class PdfFontError(RuntimeError):
@@ -63,19 +72,57 @@ class Column:
 
 
 def find_font(explicit: str | os.PathLike[str] | None = None) -> tuple[Path, int]:
-    """The CJK font to embed: `explicit` ("path" or "path#index"), else $PARKCARBON_PDF_FONT, else a known system
-    font.  Raises PdfFontError naming what was tried."""
+    """A chosen font: `explicit` ("path" or "path#index"), else $PARKCARBON_PDF_FONT, else the bundled face.
+    Raises PdfFontError for a chosen file that does not exist or is not a usable font."""
     choice = str(explicit) if explicit else os.environ.get(FONT_ENV)
-    if choice:
-        path, _, index = choice.partition("#")
-        if not Path(path).is_file():
-            raise PdfFontError(f"PDF font {path} (from {'the settings' if explicit else FONT_ENV}) does not exist")
-        return Path(path), int(index or 0)
+    if not choice:
+        return BUNDLED_FONT, 0
+    path, _, index = choice.partition("#")
+    if not Path(path).is_file():
+        raise PdfFontError(f"PDF font {path} (from {'the settings' if explicit else FONT_ENV}) does not exist")
+    try:
+        _coverage(path, int(index or 0))
+    except Exception as exc:  # fontTools raises several types for a file that is not a font
+        raise PdfFontError(f"cannot use {path} (face {index or 0}) as the PDF font: {exc}") from exc
+    return Path(path), int(index or 0)
+
+
+def system_font() -> tuple[Path, int] | None:
+    """The full CJK system face for characters outside the bundled set, if one is installed."""
     for path, index in FONT_CANDIDATES:
         if Path(path).is_file():
             return Path(path), index
-    raise PdfFontError("no font that can render Chinese was found for PDF output; install the Debian package "
-                       f"fonts-noto-cjk (apt install fonts-noto-cjk) or set {FONT_ENV}=/path/to/font.ttf")
+    return None
+
+
+@functools.lru_cache(maxsize=8)
+def _coverage(path: str, index: int) -> frozenset[int]:
+    """The code points a font face has glyphs for (read once per process)."""
+    font = ttLib.TTFont(path, fontNumber=index, lazy=True)
+    try:
+        return frozenset(font.getBestCmap() or {})
+    finally:
+        font.close()
+
+
+def choose_font(chars: set[str], explicit: str | os.PathLike[str] | None = None) -> tuple[Path, int]:
+    """The face to draw `chars` with: the chosen one; else the bundled one when it has every character, else the
+    full system face (logged when no face has them all)."""
+    if explicit or os.environ.get(FONT_ENV):
+        return find_font(explicit)
+    needed = {ord(c) for c in chars if c.isprintable() and not c.isspace()}
+    missing = needed - _coverage(str(BUNDLED_FONT), 0)
+    if not missing:
+        return BUNDLED_FONT, 0
+    full = system_font()
+    if full is not None:
+        still = missing - _coverage(str(full[0]), full[1])
+        if still:
+            LOG.warning("PDF: no font has %s", "".join(sorted(map(chr, still))))
+        return full
+    LOG.warning("PDF: characters %s are not in the bundled font and no full CJK font is installed "
+                "(apt install fonts-noto-cjk); they will be missing", "".join(sorted(map(chr, missing))))
+    return BUNDLED_FONT, 0
 
 
 def format_number(value: object, decimals: int = 1) -> str:
@@ -98,7 +145,7 @@ def format_number(value: object, decimals: int = 1) -> str:
 
 
 class _Pdf(FPDF):
-    def __init__(self, doc: PdfDocument, orientation: str) -> None:
+    def __init__(self, doc: _Renderer, orientation: str) -> None:
         super().__init__(orientation=orientation, unit="mm", format="A4")
         self._doc = doc
 
@@ -122,45 +169,36 @@ class _Pdf(FPDF):
         self.set_text_color(*INK)
 
 
-class PdfDocument:
-    """A bilingual document built top to bottom; `to_bytes()` gives the PDF."""
+class _Renderer:
+    """Lays a recorded document out with fpdf2 in one face (no bold face: a second face would be a second subset
+    to embed; headings are set apart by size, colour and rules)."""
 
-    def __init__(self, title_zh: str, title_en: str, *, subtitle: str = "", generated_at: datetime | None = None,
-                 font: str | os.PathLike[str] | None = None, landscape: bool = False, author: str = "ParkCarbon"
-                 ) -> None:
-        self.title_zh, self.title_en, self.subtitle = title_zh, title_en, subtitle
-        generated_at = generated_at or datetime.now(UTC)
-        if generated_at.tzinfo is None:
-            raise ValueError("generated_at must be timezone-aware")
-        self.generated_at = generated_at.astimezone(UTC)
-        path, index = find_font(font)
+    def __init__(self, doc: PdfDocument, path: Path, index: int) -> None:
+        self.title_zh, self.title_en, self.generated_at = doc.title_zh, doc.title_en, doc.generated_at
         self.font_family = "cjk"
-        self._pdf = _Pdf(self, "L" if landscape else "P")
+        self._pdf = _Pdf(self, "L" if doc.landscape else "P")  # type: ignore[arg-type]
         pdf = self._pdf
         pdf.set_creation_date(self.generated_at)
-        pdf.set_title(f"{title_zh} {title_en}")
-        pdf.set_author(author)
+        pdf.set_title(f"{doc.title_zh} {doc.title_en}")
+        pdf.set_author(doc.author)
         pdf.set_creator("ParkCarbon")
         pdf.set_producer("ParkCarbon (fpdf2)")
         pdf.set_lang("zh-CN")
         try:
             pdf.add_font(self.font_family, "", str(path), collection_font_number=index)
-            bold = BOLD_OF.get(str(path))
-            pdf.add_font(self.font_family, "B", bold if bold and Path(bold).is_file() else str(path),
-                         collection_font_number=index)
         except Exception as exc:  # fpdf2 raises several types for an unusable font file
             raise PdfFontError(f"cannot use {path} (face {index}) as the PDF font: {exc}") from exc
         pdf.set_auto_page_break(True, margin=16)
         pdf.set_margins(15, 12, 15)
         pdf.add_page()
-        pdf.set_font(self.font_family, "B", 16)
-        pdf.multi_cell(0, 8, title_zh, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.set_font(self.font_family, "", 17)
+        pdf.multi_cell(0, 8, doc.title_zh, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.set_font(self.font_family, "", 12)
         pdf.set_text_color(*MUTED)
-        pdf.multi_cell(0, 6, title_en, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        if subtitle:
+        pdf.multi_cell(0, 6, doc.title_en, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        if doc.subtitle:
             pdf.set_font(self.font_family, "", 10)
-            pdf.multi_cell(0, 5, subtitle, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            pdf.multi_cell(0, 5, doc.subtitle, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.set_text_color(*INK)
         pdf.ln(3)
 
@@ -174,7 +212,7 @@ class PdfDocument:
         if pdf.get_y() > pdf.h - 40:
             pdf.add_page()
         pdf.ln(2 if level > 1 else 4)
-        pdf.set_font(self.font_family, "B", size)
+        pdf.set_font(self.font_family, "", size + 0.5)
         pdf.multi_cell(0, size * 0.5, f"{zh}  {en}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         if level == 1:
             pdf.set_draw_color(*RULE)
@@ -247,7 +285,7 @@ class PdfDocument:
         pdf = self._pdf
         if pdf.get_y() + height + 12 > pdf.h - pdf.b_margin:
             pdf.add_page()
-        pdf.set_font(self.font_family, "B", 9)
+        pdf.set_font(self.font_family, "", 9.5)
         pdf.multi_cell(0, 5, f"{title_zh}  {title_en}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         top = pdf.get_y() + 1
         left = pdf.l_margin + 18
@@ -355,10 +393,102 @@ class PdfDocument:
         return bytes(self._pdf.output())
 
 
+class PdfDocument:
+    """A bilingual document built top to bottom; `to_bytes()` lays it out and gives the PDF.
+
+    Each method records what to draw (and its text, to choose the font); nothing is laid out before
+    `to_bytes()`.  Same content and `generated_at` -> same bytes."""
+
+    def __init__(self, title_zh: str, title_en: str, *, subtitle: str = "", generated_at: datetime | None = None,
+                 font: str | os.PathLike[str] | None = None, landscape: bool = False, author: str = "ParkCarbon"
+                 ) -> None:
+        self.title_zh, self.title_en, self.subtitle = title_zh, title_en, subtitle
+        generated_at = generated_at or datetime.now(UTC)
+        if generated_at.tzinfo is None:
+            raise ValueError("generated_at must be timezone-aware")
+        self.generated_at = generated_at.astimezone(UTC)
+        self.landscape, self.author, self._font = landscape, author, font
+        if font or os.environ.get(FONT_ENV):
+            find_font(font)  # a chosen font that cannot be used is refused now, not at the end
+        self._ops: list[tuple[str, tuple, dict]] = []
+        self._chars: set[str] = set()
+        self._collect((title_zh, title_en, subtitle, "生成于第页共 —·", "0123456789,.-%"))
+
+    @property
+    def width(self) -> float:
+        """The text width in mm (A4 less the margins)."""
+        return (297.0 if self.landscape else 210.0) - 30.0
+
+    def _collect(self, value: object) -> None:
+        if isinstance(value, str):
+            self._chars.update(value)
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                self._collect(k)
+                self._collect(v)
+        elif isinstance(value, Column):
+            self._collect((value.zh, value.en, value.unit))
+        elif isinstance(value, list | tuple):
+            for v in value:
+                self._collect(v)
+        elif value is not None:
+            self._chars.update(format_number(value))
+
+    def _record(self, name: str, *args: object, **kwargs: object) -> None:
+        self._collect(args)
+        self._collect(kwargs)
+        self._ops.append((name, args, kwargs))
+
+    def heading(self, zh: str, en: str, level: int = 1) -> None:
+        self._record("heading", zh, en, level)
+
+    def paragraph(self, zh: str, en: str | None = None) -> None:
+        self._record("paragraph", zh, en)
+
+    def kv(self, rows: Sequence[tuple[str, str, object]]) -> None:
+        """Label/value lines: (label_zh, label_en, value); numbers formatted like table cells."""
+        self._record("kv", [tuple(r) for r in rows])
+
+    def table(self, columns: Sequence[Column], rows: Sequence[Sequence[object]], note: str | None = None,
+              font_size: float = 8.0) -> None:
+        """A table whose headers (zh, en, unit) repeat on every page; numeric columns right-aligned."""
+        columns = list(columns)
+        rows = [list(r) for r in rows]
+        for c_i, c in enumerate(columns):  # what will be printed, for the font choice
+            self._collect([format_number(r[c_i], c.decimals) if c.numeric else r[c_i] for r in rows])
+        self._collect(columns)
+        self._collect(note)
+        self._ops.append(("table", (columns, rows, note, font_size), {}))
+
+    def bar_chart(self, title_zh: str, title_en: str, labels: Sequence[str], values: Sequence[float | None],
+                  unit: str, height: float = 55.0) -> None:
+        """Vertical bars; a missing value leaves a gap labelled with an em dash, never a zero bar."""
+        self._record("bar_chart", title_zh, title_en, [str(x) for x in labels], list(values), unit, height)
+
+    def line_chart(self, title_zh: str, title_en: str, x_labels: Sequence[str],
+                   series: dict[str, Sequence[float | None]], unit: str,
+                   band: tuple[Sequence[float | None], Sequence[float | None]] | None = None,
+                   band_label: str = "", height: float = 60.0) -> None:
+        """Lines (one colour per series, legend below); `band` = (low, high) drawn as a shaded interval.  A missing
+        value breaks the line instead of drawing it to zero."""
+        self._record("line_chart", title_zh, title_en, [str(x) for x in x_labels],
+                     {k: list(v) for k, v in series.items()}, unit, band=band, band_label=band_label, height=height)
+
+    def page_break(self) -> None:
+        self._ops.append(("page_break", (), {}))
+
+    def to_bytes(self) -> bytes:
+        path, index = choose_font(self._chars, self._font)
+        renderer = _Renderer(self, path, index)
+        for name, args, kwargs in self._ops:
+            getattr(renderer, name)(*args, **kwargs)
+        return renderer.to_bytes()
+
+
 def _heading_style(family: str, size: float):
     from fpdf.fonts import FontFace
 
-    return FontFace(family=family, emphasis="BOLD", size_pt=size, fill_color=(241, 243, 245))
+    return FontFace(family=family, size_pt=size, fill_color=(241, 243, 245))
 
 
 def _ok(v: float | None) -> bool:

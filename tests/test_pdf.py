@@ -82,3 +82,26 @@ def test_chinese_text_and_numbers_extract_and_font_is_an_embedded_subset(tmp_pat
                    check=True)
     image = next(tmp_path.glob("p*.png"))
     assert image.stat().st_size > 2000
+
+
+def test_the_bundled_face_is_used_unless_a_character_is_missing_from_it():
+    from portal.pdf import BUNDLED_FONT, choose_font, system_font
+
+    assert choose_font(set("园区能源与碳排放月报 Monthly 12,345.6 tCO2e ×"))[0] == BUNDLED_FONT
+    rare = set("䶮")  # CJK Extension A: not in GB 2312
+    full = system_font()
+    assert choose_font(rare) == (full if full else (BUNDLED_FONT, 0))
+
+
+@needs_poppler
+def test_a_rare_character_is_still_drawn(tmp_path: Path):
+    from portal.pdf import system_font
+
+    if system_font() is None:
+        pytest.skip("no full CJK system font (fonts-noto-cjk) to draw characters outside GB 2312")
+    doc = PdfDocument("企业 䶮 科技", "Enterprise report", generated_at=AT)
+    doc.table([Column("企业", "Enterprise")], [["䶮龑科技有限公司"]])
+    path = tmp_path / "rare.pdf"
+    path.write_bytes(doc.to_bytes())
+    text = subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
+    assert "䶮龑科技有限公司" in text
