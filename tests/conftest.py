@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from tests.support.influx import InfluxServer
+
+# Property tests check values, not speed: on a shared 2-core CI machine an example can take longer than
+# Hypothesis's default 200 ms deadline, which would fail a correct test.  Speed lives in bench/.
+settings.register_profile("parkcarbon", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("parkcarbon")
 
 
 @pytest.fixture(scope="session")
