@@ -31,6 +31,7 @@ MONTH = pd.Timestamp("2024-11-01", tz=TZ)
 NEXT_MONTH = pd.Timestamp("2024-12-01", tz=TZ)
 TODAY = pd.Timestamp("2024-12-02", tz=TZ)
 SECONDS = 12.0
+MIN_APPENDS = 8
 
 
 def catalog() -> SeriesCatalog:
@@ -81,7 +82,7 @@ def writer(url: str, database: str, log_path: str, seconds: float) -> None:
     deadline = time.time() + seconds
     i, day = 0, 0
     with open(log_path, "w") as log:
-        while time.time() < deadline and i < 96:
+        while (time.time() < deadline or i < MIN_APPENDS) and i < 96:  # enough work even on a slow machine
             store.write("energy", month_day(day % 30))  # same values again: the month total does not change
             day += 7
             t0 = time.time()
@@ -92,10 +93,10 @@ def writer(url: str, database: str, log_path: str, seconds: float) -> None:
     store.close()
 
 
-def reader(url: str, database: str, until: float, out: list[dict]) -> None:
+def reader(url: str, database: str, stop: threading.Event, out: list[dict]) -> None:
     store = open_store(url, database)
     try:
-        while time.time() < until:
+        while not stop.is_set():
             t0 = time.time()
             month = store.aggregate("energy", MONTH, NEXT_MONTH, "month", by=["enterprise"])
             t1 = time.time()
@@ -144,21 +145,22 @@ def test_readers_never_see_wrong_totals_while_another_process_writes(influx_serv
     proc = multiprocessing.get_context("spawn").Process(
         target=writer, args=(influx_server.url, database, str(log_path), SECONDS))
     proc.start()
-    until = time.time() + SECONDS + 20  # bounded even if the writer hangs; stops when it ends
+    stop = threading.Event()
     reads: list[dict] = []
-    threads = [threading.Thread(target=reader, args=(influx_server.url, database, until, reads)) for _ in range(2)]
+    threads = [threading.Thread(target=reader, args=(influx_server.url, database, stop, reads)) for _ in range(2)]
     while not log_path.exists() and proc.is_alive():
         time.sleep(0.05)
     for t in threads:
         t.start()
-    proc.join(SECONDS + 60)
-    until = time.time()  # let the readers finish their current read
+    proc.join(300)
+    stop.set()  # the readers finish their current read
     for t in threads:
-        t.join(60)
+        t.join(120)
     assert proc.exitcode == 0, "the writer process failed"
     appends = [json.loads(line) for line in log_path.read_text().splitlines()]
     wrong_month, n_month, wrong_today, n_today, examples = wrong_reads(reads, appends, truth)
-    assert n_month >= 10 and n_today >= 10 and len(appends) >= 5, (n_month, n_today, len(appends))
+    assert n_month >= 5 and n_today >= 5 and len(appends) >= MIN_APPENDS, (
+        f"too few reads to judge: {n_month} monthly, {n_today} today's, {len(appends)} appends")
     assert (wrong_month, wrong_today) == (0, 0), (
         f"{wrong_month} of {n_month} monthly and {wrong_today} of {n_today} today's reads were wrong; "
         f"first: {examples[:3]}")
