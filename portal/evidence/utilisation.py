@@ -1,8 +1,11 @@
 """Utilisation per bracelet and park-local day over a whole period, fast enough for a year of one-minute readings.
 
 collectors.bracelet.utilisation runs the state machine once per call, so a year of days costs a year of calls
-(seconds per device).  Here the wing's state machine (collectors.bracelet.states) runs once over the period and its
-runs are cut at the park-local midnights; planned time comes from the same shift calendar.  The figures are the
+(seconds per device).  Here the wing's state machine runs once over the period and its runs are cut at the
+park-local midnights; planned time comes from the same shift calendar.  The state machine itself is the wing's
+(collectors.bracelet.states, a Python loop over every reading: about 1.8 s per bracelet-year) in array form
+(`state_runs`: the same runs to the nanosecond, held against `states` by a property test), because a year-long
+pack reads half a million one-minute readings per bracelet.  The figures are the
 wing's definitions (tests/evidence/test_utilisation.py holds them against `utilisation` day by day):
 hours per state, planned hours, running in shift, utilisation = running in shift / planned (NaN when nothing was
 planned), coverage = known hours / elapsed hours.
@@ -16,6 +19,7 @@ import pandas as pd
 COLUMNS = ["date", "device", "name", "running_h", "idle_h", "off_h", "unknown_h", "planned_h", "running_in_shift_h",
            "utilisation", "coverage"]
 _NS = 1_000_000_000
+OFF, IDLE, RUNNING, UNKNOWN = 0, 1, 2, 3  # state codes of `state_runs`
 
 
 def _ns(t) -> int:
@@ -23,13 +27,90 @@ def _ns(t) -> int:
 
 
 def _per_day(starts: np.ndarray, ends: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Seconds of the disjoint intervals [starts, ends) (ns) falling in each [edges[i], edges[i+1])."""
+    """Seconds of the disjoint, sorted intervals [starts, ends) (ns) falling in each [edges[i], edges[i+1])."""
     out = np.zeros(len(edges) - 1)
     if not len(starts):
         return out
-    # covered time before each edge: the sum of each interval's part before it
-    covered = np.array([np.clip(np.minimum(ends, e) - starts, 0, None).sum() for e in edges], dtype=float)
+    # covered time before each edge (exact integer ns): the intervals ending before it whole, plus the part before
+    # it of the one interval that may straddle it
+    whole = np.concatenate([[0], np.cumsum(ends - starts)])
+    k = np.searchsorted(ends, edges, side="right")  # intervals ending at or before the edge
+    part = np.where(k < len(starts), np.clip(edges - starts[np.minimum(k, len(starts) - 1)], 0, None), 0)
+    covered = (whole[k] + part).astype(float)
     return np.diff(covered) / _NS
+
+
+def _levels(current: np.ndarray, restart: np.ndarray, idle_in: float, run_in: float, hysteresis: float
+            ) -> np.ndarray:
+    """collectors.bracelet._classify without the loop.  A reading after a gap, at or above the run threshold or
+    below idle's exit threshold sets the level whatever came before; in between (a stretch of such readings),
+    from off the level becomes idle at the first reading reaching idle's threshold, from running it becomes idle
+    at the first reading below running's exit threshold, and idle stays idle."""
+    leave1, leave2 = idle_in * (1 - hysteresis), run_in * (1 - hysteresis)
+    entered = np.where(current >= run_in, 2, np.where(current >= idle_in, 1, 0))
+    fixed = restart | (current >= run_in) | (current < leave1)
+    group = np.cumsum(fixed) - 1  # the first reading always restarts
+    first = np.flatnonzero(fixed)
+    base = np.where(restart, entered, np.where(current >= run_in, 2, 0))[first][group]
+
+    def reached(trigger: np.ndarray) -> np.ndarray:  # a trigger at or before each reading, within its stretch
+        c = np.cumsum(trigger & ~fixed)
+        before = c[first] - (trigger & ~fixed)[first]
+        return c - before[group] > 0
+
+    level = np.where(base == 0, np.where(reached(entered >= 1), 1, 0),
+                     np.where(base == 2, np.where(reached(current < leave2), 1, 2), 1))
+    return np.where(fixed, base, level)
+
+
+STATE_NAMES = np.array(["off", "idle", "running", "unknown"], dtype=object)  # codes 0-2 = levels, 3 = unknown
+
+
+def state_runs(readings: pd.DataFrame, device, start, end, params=None) -> tuple[np.ndarray, np.ndarray,
+                                                                                  np.ndarray]:
+    """collectors.bracelet.states as arrays: run starts and ends (UTC ns) and state codes (STATE_NAMES), the same
+    runs over [start, end)."""
+    from collectors.bracelet import DEFAULT_PARAMS, _merge_short, _samples
+
+    params = params or DEFAULT_PARAMS
+    t0, t1 = _ns(start), _ns(end)
+    ts, current, hold_end, gap_after = _samples(readings, device, params)
+    if device.run_current_a <= device.idle_current_a or not len(ts):
+        return _loop_runs(readings, device, start, end, params)
+    restart = np.append(True, gap_after[:-1])
+    level = _levels(current, restart, device.idle_current_a, device.run_current_a, params.hysteresis)
+    # each reading's held time, and unknown between a reading's held time and the next reading after a gap
+    gap = np.flatnonzero(gap_after[:-1])
+    s = np.concatenate([ts, hold_end[gap]])
+    e = np.concatenate([hold_end, ts[gap + 1]])
+    code = np.concatenate([level, np.full(len(gap), 3)])
+    order = np.argsort(s, kind="stable")
+    s, e, code = s[order], e[order], code[order]
+    if t0 < s[0]:
+        s, e, code = np.append(t0, s), np.append(s[0], e), np.append(3, code)
+    if e[-1] < t1:
+        s, e, code = np.append(s, e[-1]), np.append(e, t1), np.append(code, 3)
+    change = np.flatnonzero(np.append(True, code[1:] != code[:-1]))  # contiguous: runs of one state merge
+    runs = [[a, b, c] for a, b, c in zip(s[change].tolist(), np.append(s[change[1:]], e[-1]).tolist(),
+                                          STATE_NAMES[code[change]].tolist(), strict=True)]
+    merged = [(max(a, t0), min(b, t1), c) for a, b, c in _merge_short(runs, params.min_dwell_s * _NS)
+              if b > t0 and a < t1]
+    return _arrays(merged)
+
+
+def _arrays(runs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    codes = {n: i for i, n in enumerate(STATE_NAMES)}
+    return (np.array([a for a, _, _ in runs], dtype=np.int64), np.array([b for _, b, _ in runs], dtype=np.int64),
+            np.array([codes[c] for _, _, c in runs], dtype=np.int64))
+
+
+def _loop_runs(readings, device, start, end, params):
+    """The wing's own state machine (devices whose thresholds the array form does not assume, no readings)."""
+    from collectors.bracelet import states
+
+    runs = states(readings, device, start, end, params)
+    return _arrays(list(zip(runs["start"].map(_ns).tolist(), runs["end"].map(_ns).tolist(), runs["state"],
+                            strict=True)))
 
 
 def _intersect(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -51,7 +132,7 @@ def daily_utilisation(points: pd.DataFrame, devices: list, start: pd.Timestamp, 
                       calendar=None) -> pd.DataFrame:
     """COLUMNS, one row per device and park-local day in [start, end) (start a local midnight; the last day ends
     at `end`).  points: the devices' current readings (series, ts, value) from a gap limit before `start`."""
-    from collectors.bracelet import DEFAULT_CALENDAR, IDLE, OFF, RUNNING, UNKNOWN, states
+    from collectors.bracelet import DEFAULT_CALENDAR
 
     calendar = calendar or DEFAULT_CALENDAR
     days = pd.date_range(start, end, freq="D", inclusive="left")
@@ -65,12 +146,9 @@ def daily_utilisation(points: pd.DataFrame, devices: list, start: pd.Timestamp, 
     empty = pd.DataFrame({"ts": pd.Series([], dtype="datetime64[ns, UTC]"), "value": pd.Series([], dtype=float)})
     frames = []
     for d in devices:
-        runs = states(by_series.get(d.id, empty), d, start, end)
-        s = runs["start"].map(_ns).to_numpy(dtype=np.int64) if len(runs) else np.zeros(0, np.int64)
-        e = runs["end"].map(_ns).to_numpy(dtype=np.int64) if len(runs) else np.zeros(0, np.int64)
-        hours = {st: _per_day(s[(runs["state"] == st).to_numpy()], e[(runs["state"] == st).to_numpy()], edges) / 3600
-                 for st in (RUNNING, IDLE, OFF, UNKNOWN)}
-        run = (runs["state"] == RUNNING).to_numpy()
+        s, e, code = state_runs(by_series.get(d.id, empty), d, start, end)
+        hours = {st: _per_day(s[code == st], e[code == st], edges) / 3600 for st in (RUNNING, IDLE, OFF, UNKNOWN)}
+        run = code == RUNNING
         i0, i1 = _intersect(list(zip(s[run].tolist(), e[run].tolist(), strict=True)), planned)
         in_shift = _per_day(i0, i1, edges) / 3600
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -72,3 +72,26 @@ def test_sunday_has_nothing_planned_and_no_utilisation():
     assert sunday["planned_h"] == 0 and np.isnan(sunday["utilisation"])
     friday = got[got["date"] == "2024-03-01"].iloc[0]
     assert friday["planned_h"] == 16 and 0 < friday["utilisation"] < 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(amps=st.lists(st.sampled_from([0.0, 0.85, 0.95, 1.0, 2.0, 4.4, 4.6, 5.0, 9.0]), min_size=1, max_size=120),
+       steps=st.lists(st.sampled_from([60, 60, 60, 120, 181, 240, 3600]), min_size=120, max_size=120),
+       lead=st.integers(-5, 40), span=st.integers(1, 200), dwell=st.sampled_from([0.0, 120.0, 600.0]))
+def test_state_runs_are_the_wings_states(amps, steps, lead, span, dwell):
+    """The array state machine gives exactly the wing's runs (to the nanosecond): thresholds, hysteresis (amps just
+    under each exit threshold), gaps, minimum dwell, a period starting before or after the first reading."""
+    from collectors.bracelet import StateParams, states
+    from portal.evidence.utilisation import STATE_NAMES, state_runs
+
+    d = Device("D1", "E1", None, "x", interval_s=60)
+    t = pd.Timestamp("2024-03-01 08:00", tz=TZ) + pd.to_timedelta(np.cumsum([0, *steps[:len(amps) - 1]]), unit="s")
+    points = pd.DataFrame({"ts": t, "value": amps})
+    start = t[0] + pd.Timedelta(minutes=lead)
+    end = start + pd.Timedelta(minutes=span)
+    params = StateParams(min_dwell_s=dwell)
+    want = states(points, d, start, end, params)
+    s, e, code = state_runs(points, d, start, end, params)
+    assert [int(x.value) for x in want["start"]] == s.tolist()
+    assert [int(x.value) for x in want["end"]] == e.tolist()
+    assert list(want["state"]) == STATE_NAMES[code].tolist()
