@@ -89,7 +89,12 @@ def run_once(settings, engine, park, store, enterprise: str, year: int) -> dict:
     scope = scope_for(ctx, load_user(engine, "bench-bank"), "/api/v1/evidence")
     period = pack.parse_period(str(year), park.tz, now)
     grant = consent.covering(engine, "bench-bank", enterprise, list(period.months), "emissions", now=now)
-    data = pack.gather(scope.enterprise(enterprise), period)
+    es = scope.enterprise(enterprise)
+    data = pack.gather(es, period)
+    from portal.evidence.indicators import baseline_for, savings_for
+
+    data.savings, data.savings_note = savings_for(es, data, grant)
+    data.baseline, data.baseline_summary = baseline_for(es, data, grant)
     t["gather"] = time.perf_counter()
     key_id, private = keys.active_key(engine, park.id, settings.data_dir)
     restated = pack.restatements(engine, park.id, enterprise, pack.month_figures(data.monthly))

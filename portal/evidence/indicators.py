@@ -6,6 +6,7 @@ This module only gathers their inputs from the pack's data and the scope."""
 from __future__ import annotations
 
 import math
+from datetime import date
 
 import pandas as pd
 
@@ -146,3 +147,46 @@ def savings_for(es, data, consent_row) -> tuple[object | None, str]:
     except (SavingsError, CarbonError, KeyError) as exc:
         return None, str(exc)
     return s, ""
+
+
+BASELINE_COLUMNS = ["month", "energy_tce", "total_location_t_co2e", "output_value_10k_cny", "coverage", "complete"]
+
+
+def baseline_for(es, data, consent_row) -> tuple[pd.DataFrame | None, dict]:
+    """Intensities against a baseline: the same months one year before the pack's period, read only when the
+    consent covers them (the bank asks for them with the period, the enterprise grants them; nothing outside the
+    consent is read).  (BASELINE_COLUMNS per month, the baseline block of summary.json) or (None, the block saying
+    why there is none)."""
+    from portal.evidence.pack import intensities
+
+    period = data.period
+    months = [date(m.year - 1, m.month, 1) for m in period.months]
+    label = f"{months[0]:%Y-%m} – {months[-1]:%Y-%m}"
+    if not consent_row.covers(months):
+        return None, {"period": label, "used": False,
+                      "note": f"no baseline: the consent covers {consent_row.periods}, not the same months a "
+                              f"year earlier ({label})"}
+    tz = period.start.tz
+    start = period.start - pd.DateOffset(years=1)
+    end = period.end - pd.DateOffset(years=1)
+    tot = es.accounts(start, end, "month").totals_at("enterprise").sort_values("period_start")
+    ov = es.output_values(start, end)
+    out = dict(zip(pd.to_datetime(ov["month"]).dt.strftime("%Y-%m"), ov["output_value_10k_cny"], strict=True))
+    frame = pd.DataFrame({"month": tot["period_start"].dt.strftime("%Y-%m"), "energy_tce": tot["energy_tce"],
+                          "total_location_t_co2e": tot["total_location_t_co2e"], "coverage": tot["coverage"],
+                          "complete": tot["complete"]}).reset_index(drop=True)
+    frame["output_value_10k_cny"] = frame["month"].map(out)
+    frame = frame[BASELINE_COLUMNS]
+    base_period = type(period)(label, start.tz_convert(tz), end.tz_convert(tz), tuple(months), period.complete)
+    totals = {"energy_tce": float(frame["energy_tce"].sum(skipna=False)),
+              "total_location_t_co2e": float(frame["total_location_t_co2e"].sum(skipna=False))}
+    i = intensities(totals, frame, frame[["month", "output_value_10k_cny"]].dropna(), base_period)
+    now = data.intensities
+    change = {k: (now[k] / i[k] - 1 if now.get(k) is not None and i[k] not in (None, 0) else None)
+              for k in ("t_co2e_per_10k_cny", "tce_per_10k_cny")}
+    note = "" if frame["complete"].all() and len(frame) == len(months) else \
+        "the baseline months are not all complete (see coverage in baseline_monthly.csv)"
+    return frame, {"period": label, "used": True, "energy_tce": totals["energy_tce"],
+                   "total_location_t_co2e": totals["total_location_t_co2e"], **i,
+                   "change_t_co2e_per_10k_cny": change["t_co2e_per_10k_cny"],
+                   "change_tce_per_10k_cny": change["tce_per_10k_cny"], "note": note}

@@ -206,6 +206,9 @@ class PackData:
     savings_note: str = ""  # why there are no savings figures
     quota: dict | None = None  # the enterprise's quota position for the period's year at its end (carbon.quota)
     crosscheck: pd.DataFrame | None = None  # carbon.trust.meter_vs_bracelets per month (bracelets vs the meters)
+    baseline: pd.DataFrame | None = None  # indicators.BASELINE_COLUMNS: the same months a year earlier
+    baseline_summary: dict | None = None  # the baseline's intensities and their change, or why there is none
+    bill_check: dict | None = None  # meter against utility bill (互证): bill_check()
 
 
 def gather(es, period: PackPeriod) -> PackData:
@@ -271,10 +274,26 @@ def gather(es, period: PackPeriod) -> PackData:
     from portal.evidence.indicators import bracelets_vs_meter, risk_tables, trust_table
 
     data.crosscheck = bracelets_vs_meter(pts, devices, lines, period)
+    data.bill_check = bill_check(energy)
     data.trust = trust_table(data)
     data.quota = es.quota_position(period.start.year, period.end)
     data.risk, data.capacity, data.signals = risk_tables(scope, data, rated)
     return data
+
+
+def bill_check(energy: pd.DataFrame) -> dict:
+    """Meter against utility bill (互证, carbon.trust.meter_vs_bill) needs the bill as a record of its own.  The
+    store keeps one value per meter interval: a bill imported into it (`parkcarbon import`, a period value) fills
+    the meter's own intervals (quality substituted), replacing the meter there rather than checking it, and
+    recorded activity (carbon.records) is energy no meter measures.  So no bill is available to hold against a
+    meter; the pack says so, with the meter-days whose intervals were not all measured (estimated or entered by
+    hand: bills, manual readings)."""
+    hand = energy[energy["intervals_estimated"] > 0] if len(energy) else energy
+    return {"available": False, "compared": [], "estimated_or_entered_meter_days": int(len(hand)),
+            "note": "no utility bill was available as a record independent of the meters: a bill imported into the "
+                    "store fills the meter's own intervals (it replaces the meter there, it does not check it); "
+                    f"{len(hand)} meter-days hold estimated or hand-entered intervals (quality 'estimated' in "
+                    "energy_daily.csv)"}
 
 
 def intensities(totals: dict, monthly: pd.DataFrame, output: pd.DataFrame, period: PackPeriod) -> dict:
@@ -318,7 +337,8 @@ def summary(data: PackData, restated: pd.DataFrame) -> dict:
                         "scope2_location_t_co2e": float(r.scope2_location_t_co2e),
                         "scope2_market_t_co2e": float(r.scope2_market_t_co2e), "coverage": float(r.coverage)}
                        for r in data.carriers.itertuples()],
-        "intensities": data.intensities,
+        "intensities": data.intensities | {"baseline": data.baseline_summary or {
+            "used": False, "note": "no baseline: not read (the pack was built without its consent's baseline)"}},
         "monthly": month_figures(data.monthly),
         "complete": bool(data.monthly["complete"].all()) if len(data.monthly) else False,
         "restated_figures": len(restated),
@@ -328,6 +348,7 @@ def summary(data: PackData, restated: pd.DataFrame) -> dict:
                   "peer_median": r.peer_median, "peer_percentile_rank": r.peer_percentile_rank, "flag": r.flag}
                  for r in data.risk.itertuples()] if data.risk is not None else [],
         "signals": list(data.signals["code"]) if data.signals is not None else [],
+        "meter_vs_bill": data.bill_check,
         "savings": data.savings.summary() if data.savings is not None else {"not_computed": data.savings_note},
         "quota": {k: data.quota.get(k) for k in ("year", "basis", "allowances_t", "ccer_usable_t",
                                                  "emissions_t_co2e", "remaining_t", "used_share", "status")}
@@ -404,6 +425,10 @@ def build(data: PackData, *, park, consent_row, issued_to: str, key_id: str, pri
     if "utilisation" in consent_row.data and data.crosscheck is not None and len(data.crosscheck):
         cc = data.crosscheck.assign(month=data.crosscheck["period_start"].map(lambda m: f"{m:%Y-%m}"))
         files["crosscheck.csv"] = frame_csv(cc, CROSSCHECK_COLUMNS)
+    if data.baseline is not None:
+        from portal.evidence.indicators import BASELINE_COLUMNS
+
+        files["baseline_monthly.csv"] = frame_csv(data.baseline, BASELINE_COLUMNS)
     files["trust.csv"] = frame_csv(data.trust, TRUST_COLUMNS)
     files["restatements.csv"] = frame_csv(restated, RESTATEMENT_COLUMNS)
     files["signing_key.pem"] = keys.public_pem(private_key.public_key()).encode()
@@ -494,9 +519,10 @@ def issue(ctx, scope, enterprise: str, period: str, *, bank: str | None = None, 
         raise consents.NoConsent(f"enterprise {enterprise} is not visible to {user.username}")
     key_id, private = keys.active_key(ctx.engine, ctx.park.id, ctx.settings.data_dir)
     data = gather(es, p)
-    from portal.evidence.indicators import savings_for
+    from portal.evidence.indicators import baseline_for, savings_for
 
     data.savings, data.savings_note = savings_for(es, data, grant)
+    data.baseline, data.baseline_summary = baseline_for(es, data, grant)
     figures = month_figures(data.monthly)
     restated = restatements(ctx.engine, ctx.park.id, enterprise, figures)
     blob, manifest = build(data, park=ctx.park, consent_row=grant, issued_to=who, key_id=key_id,

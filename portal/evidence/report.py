@@ -101,6 +101,20 @@ def report_pdf(data, summ: dict, restated: pd.DataFrame, *, park, key_id: str, a
                       "Output value missing for " + ", ".join(i["missing_output_months"]) +
                       ": no intensity is given.")
 
+    bl = i.get("baseline") or {}
+    if bl.get("used"):
+        doc.kv([("基准期", "Baseline period", str(bl["period"])),
+                ("基准期单位产值碳排放", "Baseline emissions per output value",
+                 _fmt(bl.get("t_co2e_per_10k_cny"), "t CO2e / 万元", 4)),
+                ("基准期单位产值能耗", "Baseline energy per output value",
+                 _fmt(bl.get("tce_per_10k_cny"), "tce / 万元", 4)),
+                ("碳排放强度变化", "Change in emissions intensity", _pct(bl.get("change_t_co2e_per_10k_cny"))),
+                ("能耗强度变化", "Change in energy intensity", _pct(bl.get("change_tce_per_10k_cny")))])
+        if bl.get("note"):
+            doc.paragraph("基准期说明：部分月份数据不完整。", "Baseline: " + bl["note"] + ".")
+    else:
+        doc.paragraph("无基准期：授权范围不含上一年同期。", "Baseline: " + str(bl.get("note") or "none") + ".")
+
     if "savings" in consent_row.data:
         doc.heading("节能量（IPMVP 方案C）", "Measured savings (IPMVP Option C)")
         sv = data.savings
@@ -205,6 +219,11 @@ def report_pdf(data, summ: dict, restated: pd.DataFrame, *, park, key_id: str, a
               [[r.figure, f"{r.tier_zh} {r.tier}", r.reason] for r in data.trust.itertuples()],
               note="他证：园区计量；互证：与独立记录核对一致；自证：企业申报。Measured by the park (他证), "
                    "cross-checked (互证), declared by the enterprise (自证).")
+    bc = summ.get("meter_vs_bill") or {}
+    if not bc.get("available"):
+        doc.paragraph(f"电表与电费账单互证：无独立于电表的账单可供核对；{bc.get('estimated_or_entered_meter_days', 0)}"
+                      " 个表日含估算或手工录入数据。", "Meter against utility bill: " + str(bc.get("note") or
+                                                                             "no bill was available") + ".")
     doc.paragraph("如何验证：见证据包中的 README.txt。", "How to verify: see README.txt in the pack.")
     return doc.to_bytes()
 

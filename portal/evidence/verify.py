@@ -313,6 +313,8 @@ def recompute_figures(res: Result, files: dict[str, bytes]) -> None:
         differ(f"energy {key[0]} {key[1]}: metered lines of emissions_lines.csv against energy_daily.csv",
                _nsum(store_qty.get(key, [])), _nsum(daily.get(key, [])), "energy_daily.csv")
     _recompute_intensities(res, summary, output, differ)
+    if "baseline_monthly.csv" in files:
+        _recompute_baseline(res, summary, _csv(files, "baseline_monthly.csv"), differ)
     if "savings.csv" in files:
         _recompute_savings(res, summary.get("savings") or {}, _csv(files, "savings.csv"), factor)
 
@@ -331,6 +333,25 @@ def _recompute_intensities(res: Result, summary: dict, output: list[dict[str, st
         s = stated.get(k)
         differ(f"summary.json intensities {k}", math.nan if s is None else s, v, "summary.json")
         res.recomputed[k] = v
+
+
+def _recompute_baseline(res: Result, summary: dict, rows: list[dict[str, str]], differ) -> None:
+    """The baseline's intensities and their change from baseline_monthly.csv (the baseline months' totals as
+    accounted; their own lines are in a pack of the baseline period) and this period's recomputed intensities."""
+    stated = (summary.get("intensities") or {}).get("baseline") or {}
+    value = math.fsum(_f(r["output_value_10k_cny"]) for r in rows)
+    ok = bool(rows) and not math.isnan(value) and value > 0
+    rec = {"energy_tce": math.fsum(_f(r["energy_tce"]) for r in rows),
+           "total_location_t_co2e": math.fsum(_f(r["total_location_t_co2e"]) for r in rows)}
+    rec["t_co2e_per_10k_cny"] = rec["total_location_t_co2e"] / value if ok else math.nan
+    rec["tce_per_10k_cny"] = rec["energy_tce"] / value if ok else math.nan
+    for k in ("t_co2e_per_10k_cny", "tce_per_10k_cny"):
+        now = res.recomputed.get(k, math.nan)
+        rec[f"change_{k}"] = now / rec[k] - 1 if rec[k] and not math.isnan(rec[k]) else math.nan
+    for k, v in rec.items():
+        s = stated.get(k)
+        differ(f"summary.json intensities baseline {k}", math.nan if s is None else s, v, "summary.json")
+        res.recomputed[f"baseline_{k}"] = v
 
 
 def _solve(a: list[list[float]], b: list[float]) -> list[float]:
