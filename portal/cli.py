@@ -88,13 +88,15 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     for username, password, role, enterprise in DEMO_ACCOUNTS:
         add_user(engine, park.id, username, password, role, enterprise, replace=True)
     print("demo accounts (user / password): " + ", ".join(f"{u} / {p}" for u, p, _, _ in DEMO_ACCOUNTS))
-    from portal.demo import fill_readings, seed_carbon
+    from portal.demo import fill_readings, seed_carbon, seed_consent
 
     now = pd.Timestamp.now(tz="UTC")
     days = args.days or max(60, now.tz_convert(park.tz).dayofyear)
     print(f"filling the demo store ({settings.embedded_path}) with the last {days} days ...", flush=True)
     print(f"{fill_readings(store, park, days, now):,} readings written")
     seed_carbon(engine, store, park, now)
+    print(evidence_key_line(settings))  # the demo park signs its evidence packs like any other
+    print(seed_consent(engine, park, now))
     if args.no_serve:
         store.close()
         return 0

@@ -275,3 +275,26 @@ def start_jobs(settings, engine: Engine, store: TimeSeriesStore, park: Park):
         log.exception("demo: the scheduled jobs cannot start; the portal runs without forecasts and reports")
         return lambda: None
     return lambda: host.stop(timeout=10)
+
+
+DEMO_CONSENT = ("bank", "E001")  # the demo bank's consent from 江南钢构 (E001)
+
+
+def seed_consent(engine: Engine, park: Park, now: pd.Timestamp) -> str:
+    """The demo bank holds a consent in force from E001 (post-loan monitoring, every data kind but measured savings:
+    the demo has no financed project with a year of baseline; January to last month, a year's expiry) unless one
+    exists, so the bank's pages show a consent and a pack to download."""
+    from portal.evidence import consent
+
+    bank, enterprise = DEMO_CONSENT
+    if consent.consents(engine, park.id, bank=bank, enterprise=enterprise):
+        return "demo consent: kept"
+    local = now.tz_convert(park.tz)
+    last_month = (local.normalize().replace(day=1) - pd.Timedelta(days=1)).date()
+    first = last_month.replace(month=1, day=1)
+    made = consent.request(engine, park.id, bank, enterprise, "post_loan_monitoring",
+                           tuple(d for d in consent.DATA if d != "savings"),
+                           first, last_month, (now + pd.Timedelta(days=365)).to_pydatetime(), actor=bank,
+                           note="demo", now=now.to_pydatetime())
+    consent.grant(engine, made.id, enterprise, now=now.to_pydatetime(), reason="demo")
+    return f"demo consent: {bank} may see {enterprise} {first:%Y-%m}..{last_month:%Y-%m}"
