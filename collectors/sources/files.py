@@ -39,7 +39,7 @@ import pandas as pd
 from collectors.pipeline import MAX_CLOCK_SKEW, Pipeline
 from collectors.readings import Kind
 from collectors.rules import RULES, sentence
-from park.store import Rejection, StoreUnavailable, TimeSeriesStore
+from park.store import Correction, Rejection, StoreUnavailable, TimeSeriesStore
 from park.store.validate import off_grid, validate
 
 ALIASES = {
@@ -398,8 +398,10 @@ class FileImporter:
             if dry_run:
                 return report
             if differ:
-                self._replace(path, differ, actor, report)
-            self._write(path, stage, report, progress)
+                with self.store.correction("energy", self._corrections(path, differ, report), actor=actor):
+                    self._write(path, stage, report, progress, atomic=True)
+            else:
+                self._write(path, stage, report, progress)
             return report
         finally:
             stage.close()
@@ -539,19 +541,23 @@ class FileImporter:
                 "record is kept")
 
     # ---- pass 2: write ------------------------------------------------------------------------------------
-    def _replace(self, path: Path, differ: dict[str, _SeriesSpan], actor: str, report: ImportReport) -> None:
-        """Clear each differing series' range in the file (the staged rows are then written), with an audit
-        record per series: file, range, old and new totals, values written and values that differed."""
+    def _corrections(self, path: Path, differ: dict[str, _SeriesSpan], report: ImportReport) -> list[Correction]:
+        """Each differing series' range in the file, replaced by the staged rows (`TimeSeriesStore.correction`:
+        one transaction on the embedded store, write-then-delete on InfluxDB), with an audit record per series:
+        file, range, old and new totals, values written and values that differed."""
+        out = []
         for s, sp in sorted(differ.items()):
             old = self.store.points("energy", sp.start, sp.end, where={"series": s})["value"].sum()
             unit = self.pipeline.catalog[s].unit
             reason = (f"corrected from file {path.name} ({path}): old total {old:g} {unit}, new total "
                       f"{sp.total:g} {unit}; {sp.values} values written, {sp.differ} of them differed")
-            self.store.delete("energy", s, sp.start, sp.end, actor=actor, reason=reason, action="correct",
-                              rows=sp.values)
+            out.append(Correction(s, sp.start, sp.end, reason, sp.values))
             report.corrected[s] = sp.differ
+        return out
 
-    def _write(self, path: Path, stage: _Stage, report: ImportReport, progress) -> None:
+    def _write(self, path: Path, stage: _Stage, report: ImportReport, progress, atomic: bool = False) -> None:
+        """Write the staged rows; if the store goes down, spool the rest, except in a correction (`atomic`),
+        which fails whole instead: spooled rows would be written after the correction had ended."""
         source = f"file:{path.name}"
         store_down = False
         for i, (rows, rejects) in enumerate(stage):
@@ -565,6 +571,8 @@ class FileImporter:
                         progress("writing", report.accepted, (i + 1) / len(stage))
                     continue
                 except StoreUnavailable as exc:
+                    if atomic:
+                        raise
                     store_down = True
                     report.notes.append(f"store unavailable ({exc}); the rest is spooled")
             self.pipeline.spool.append(rows if len(rows) else None, rejects, {})

@@ -1,10 +1,10 @@
 """The time-series store: one interface (`TimeSeriesStore`), two backends (`embedded`, `influx`)."""
 
-from park.store.base import TimeSeriesStore, to_utc
+from park.store.base import Correction, TimeSeriesStore, to_utc
 from park.store.errors import SchemaError, StoreError, StoreRejected, StoreUnavailable
 from park.store.schema import Quality, Rejection, Window, WriteResult
 
-__all__ = ["TimeSeriesStore", "to_utc", "SchemaError", "StoreError", "StoreRejected", "StoreUnavailable",
+__all__ = ["Correction", "TimeSeriesStore", "to_utc", "SchemaError", "StoreError", "StoreRejected", "StoreUnavailable",
            "Quality", "Rejection", "Window", "WriteResult", "open_store"]
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -23,6 +25,18 @@ from park.store.validate import validate
 
 Where = Mapping[str, str | Sequence[str]]
 STAT_COLUMNS = ["sum", "count", "measured", "min", "max"]
+
+
+@dataclass(frozen=True)
+class Correction:
+    """One series' range that a correction replaces: its stored readings in [start, end) give way to the
+    readings written inside `TimeSeriesStore.correction()`; `reason` and `rows` make its audit record."""
+
+    series: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    reason: str
+    rows: int | None = None
 
 
 def to_utc(t: datetime | str | pd.Timestamp, name: str = "time") -> pd.Timestamp:
@@ -136,6 +150,30 @@ class TimeSeriesStore(ABC):
             raise ValueError("a deletion needs a reason for the audit log")
         return self._delete(measurement, series, to_utc(start, "start"), to_utc(end, "end"), actor, reason,
                             action=action, audit_rows=rows)
+
+    def correction(self, measurement: str, corrections: Sequence[Correction], *,
+                   actor: str) -> AbstractContextManager[None]:
+        """Replace ranges of series with what is written inside the `with` block, as safely as the backend allows.
+
+        After the block, each correction's range holds exactly the readings written in it (the stored readings
+        the block did not write again are gone) and has an audit record (action "correct").  If the block or
+        the correction fails, no reading of a range is lost: the embedded store does all of it in one
+        transaction (all or nothing); InfluxDB writes first (a reading of the same series and time is
+        overwritten in place) and deletes the readings the block did not write only after every write
+        succeeded, so a failure leaves each time with its old or its new value."""
+        self._spec(measurement)
+        checked = []
+        for c in corrections:
+            if c.series not in self.catalog:
+                raise KeyError(f"series {c.series!r} is not a meter or device of this park")
+            if not c.reason.strip():
+                raise ValueError("a correction needs a reason for the audit log")
+            checked.append(Correction(c.series, to_utc(c.start, "start"), to_utc(c.end, "end"), c.reason, c.rows))
+        return self._correction(measurement, checked, actor)
+
+    def _correction(self, measurement: str, corrections: list[Correction],
+                    actor: str) -> AbstractContextManager[None]:
+        raise NotImplementedError(f"the {self.backend} store does not implement corrections")
 
     def _pieces(self, measurement: str, start: pd.Timestamp, end: pd.Timestamp, window: Window | None,
                 by: list[str], where: dict[str, list[str]]) -> pd.DataFrame:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 
 from park.model import SeriesCatalog
-from park.store.base import TimeSeriesStore
+from park.store.base import Correction, TimeSeriesStore
 from park.store.errors import StoreUnavailable
 from park.store.schema import Rejection, Window
 
@@ -70,7 +72,8 @@ class EmbeddedStore(TimeSeriesStore):
                 "side by side (docs/deploy.md)") from None
         self._con.execute("SET TimeZone = 'UTC'")
         self._con.execute(SCHEMA)
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.RLock()  # re-entrant: a correction's writes run inside its transaction
+        self._in_transaction = False
         self._local = threading.local()
 
     def _check_whole_hour_offsets(self) -> None:
@@ -92,6 +95,34 @@ class EmbeddedStore(TimeSeriesStore):
         self._con.close()
 
     # ---- writing ---------------------------------------------------------------------------
+    @contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One DuckDB transaction for the block; inside another (a correction's), the block joins it."""
+        with self._write_lock:
+            con = self._con
+            if self._in_transaction:
+                yield con
+                return
+            con.execute("BEGIN")
+            self._in_transaction = True
+            try:
+                yield con
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                self._in_transaction = False
+
+    @contextmanager
+    def _correction(self, measurement: str, corrections: list[Correction], actor: str) -> Iterator[None]:
+        """Clear the ranges, write what the block writes and the audit records, in one transaction."""
+        with self._transaction():
+            for c in corrections:
+                self._delete(measurement, c.series, c.start, c.end, actor, c.reason, action="correct",
+                             audit_rows=c.rows)
+            yield
+
     def _write_valid(self, measurement: str, frame: pd.DataFrame) -> int:
         batch = frame.assign(ts=frame["ts"].dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[us]"))
         lo, hi = batch["ts"].min().to_pydatetime(), batch["ts"].max().to_pydatetime()
@@ -99,25 +130,23 @@ class EmbeddedStore(TimeSeriesStore):
             con = self._con
             con.register("_batch", pa.Table.from_pandas(batch, preserve_index=False))  # arrow: scanned without the GIL
             try:
-                con.execute("BEGIN")
-                overlap = con.execute(
-                    "SELECT count(*) FROM points WHERE measurement = ? AND ts BETWEEN ? AND ?", [measurement, lo, hi]
-                ).fetchone()[0]
-                if overlap:
-                    con.execute(
-                        "DELETE FROM points p USING _batch b WHERE p.measurement = ? AND p.ts BETWEEN ? AND ? "
-                        "AND p.series = b.series AND p.ts = b.ts", [measurement, lo, hi])
-                con.execute(
-                    f"INSERT INTO points SELECT ?, {_TAGS}, ts, value, quality FROM _batch", [measurement])
-                con.execute("CREATE OR REPLACE TEMP TABLE _touched AS SELECT DISTINCT series FROM _batch")
-                self._refresh_rollups(con, measurement, pd.Timestamp(lo, tz="UTC"), pd.Timestamp(hi, tz="UTC"))
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK")
-                raise
+                self._write_batch(con, measurement, lo, hi)
             finally:
                 con.unregister("_batch")
         return len(batch)
+
+    def _write_batch(self, con: duckdb.DuckDBPyConnection, measurement: str, lo: datetime, hi: datetime) -> None:
+        with self._transaction():
+            overlap = con.execute(
+                "SELECT count(*) FROM points WHERE measurement = ? AND ts BETWEEN ? AND ?", [measurement, lo, hi]
+            ).fetchone()[0]
+            if overlap:
+                con.execute(
+                    "DELETE FROM points p USING _batch b WHERE p.measurement = ? AND p.ts BETWEEN ? AND ? "
+                    "AND p.series = b.series AND p.ts = b.ts", [measurement, lo, hi])
+            con.execute(f"INSERT INTO points SELECT ?, {_TAGS}, ts, value, quality FROM _batch", [measurement])
+            con.execute("CREATE OR REPLACE TEMP TABLE _touched AS SELECT DISTINCT series FROM _batch")
+            self._refresh_rollups(con, measurement, pd.Timestamp(lo, tz="UTC"), pd.Timestamp(hi, tz="UTC"))
 
     def _refresh_rollups(self, con: duckdb.DuckDBPyConnection, measurement: str, lo: pd.Timestamp,
                          hi: pd.Timestamp) -> None:
@@ -150,7 +179,7 @@ class EmbeddedStore(TimeSeriesStore):
         rows = pd.DataFrame([{"received": now, "measurement": measurement, "source": source, **r.__dict__}
                              for r in rejected])
         rows["line"] = rows["line"].astype("Int64")
-        with self._write_lock:
+        with self._transaction():
             self._con.register("_q", rows)
             try:
                 self._con.execute('INSERT INTO quarantine SELECT received, measurement, source, "row", line, series, '
@@ -215,22 +244,15 @@ class EmbeddedStore(TimeSeriesStore):
     def _delete(self, measurement: str, series: str, start: pd.Timestamp, end: pd.Timestamp, actor: str,
                 reason: str, *, action: str = "delete", audit_rows: int | None = None) -> int:
         args = [measurement, series, _naive_utc(start), _naive_utc(end)]
-        with self._write_lock:
-            con = self._con
-            con.execute("BEGIN")
-            try:
-                n = con.execute("SELECT count(*) FROM points WHERE measurement = ? AND series = ? AND ts >= ? "
-                                "AND ts < ?", args).fetchone()[0]
-                con.execute("DELETE FROM points WHERE measurement = ? AND series = ? AND ts >= ? AND ts < ?", args)
-                con.execute("CREATE OR REPLACE TEMP TABLE _touched AS SELECT ? AS series", [series])
-                self._refresh_rollups(con, measurement, start, end - pd.Timedelta("1us"))
-                con.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            [datetime.now(UTC).replace(tzinfo=None), actor, action, measurement, series,
-                             _naive_utc(start), _naive_utc(end), n if audit_rows is None else audit_rows, reason])
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK")
-                raise
+        with self._transaction() as con:
+            n = con.execute("SELECT count(*) FROM points WHERE measurement = ? AND series = ? AND ts >= ? "
+                            "AND ts < ?", args).fetchone()[0]
+            con.execute("DELETE FROM points WHERE measurement = ? AND series = ? AND ts >= ? AND ts < ?", args)
+            con.execute("CREATE OR REPLACE TEMP TABLE _touched AS SELECT ? AS series", [series])
+            self._refresh_rollups(con, measurement, start, end - pd.Timedelta("1us"))
+            con.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [datetime.now(UTC).replace(tzinfo=None), actor, action, measurement, series,
+                         _naive_utc(start), _naive_utc(end), n if audit_rows is None else audit_rows, reason])
         return int(n)
 
     def quarantined(self, measurement: str | None = None) -> pd.DataFrame:

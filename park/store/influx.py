@@ -16,7 +16,9 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +28,7 @@ from influxdb_client import Point
 
 from park.model import SeriesCatalog
 from park.store import rollup
-from park.store.base import TimeSeriesStore
+from park.store.base import Correction, TimeSeriesStore
 from park.store.errors import StoreRejected, StoreUnavailable
 from park.store.lineprotocol import best_precision, encode_body, encode_rollups, escape_tag, series_keys
 from park.store.schema import Rejection, Window
@@ -93,6 +95,7 @@ class InfluxStore(TimeSeriesStore):
         self._seq = itertools.count()
         self._keys: dict[str, dict[str, str]] = {}
         self._rollup_lock = threading.RLock()  # one roll-up update at a time in this process
+        self._correcting: dict[str, list[np.ndarray]] | None = None  # times written per corrected series
         self._check_whole_hour_offsets()
         if config.create_database:
             try:
@@ -193,6 +196,11 @@ class InfluxStore(TimeSeriesStore):
 
     # ---- writing ---------------------------------------------------------------------------
     def _write_valid(self, measurement: str, frame: pd.DataFrame) -> int:
+        if self._correcting is not None:  # inside a correction: remember what it wrote of the corrected series
+            part = frame[frame["series"].isin(list(self._correcting))]
+            ts = part["ts"].astype("datetime64[ns, UTC]").astype("int64").to_numpy()
+            for s, idx in part.groupby("series").indices.items():
+                self._correcting[s].append(ts[idx])
         precision = best_precision(frame["ts"])
         keys = self._rollup_keys(measurement)
         series = list(pd.unique(frame["series"]))
@@ -221,6 +229,48 @@ class InfluxStore(TimeSeriesStore):
                 self._rebuild(measurement, plan.recompute_hours, plan.recompute_days)
             self._mark_done(measurement, mark)
         return len(frame)
+
+    @contextmanager
+    def _correction(self, measurement: str, corrections: list[Correction], actor: str) -> Iterator[None]:
+        """Write first, delete after: the block's writes overwrite stored readings of the same series and time
+        in place; only when every write succeeded are the readings of each range that the block did not write
+        deleted (one DELETE per point: InfluxQL deletes by tag and time range only), the roll-ups rebuilt and
+        the audit record written.  No transaction exists on this API, so a failure leaves each time of the range
+        with its old or its new value, never none; a failure in the deletions leaves stale readings the file
+        no longer holds, which re-running the correction removes.  Needs DELETE (InfluxDB 1.x) only when the
+        file leaves out a time the store holds."""
+        if self._correcting is not None:
+            raise RuntimeError("corrections do not nest")
+        written: dict[str, list[np.ndarray]] = {c.series: [] for c in corrections}
+        self._correcting = written
+        try:
+            yield
+        finally:
+            self._correcting = None
+        for c in corrections:
+            self._finish_correction(measurement, c, written[c.series], actor)
+
+    def _finish_correction(self, measurement: str, c: Correction, written: list[np.ndarray], actor: str) -> None:
+        lo, hi = _ns(c.start), _ns(c.end)
+        stored = self._frame(self.query(f'SELECT "value" FROM {_ident(measurement)} WHERE "series" = '
+                                        f'{_quote(c.series)} AND time >= {lo} AND time < {hi}', epoch="ns"), [])
+        kept = np.concatenate(written) if written else np.array([], dtype="int64")
+        times = stored["time"].to_numpy(dtype="int64") if len(stored) else np.array([], dtype="int64")
+        stale = times[~np.isin(times, kept)]
+        if len(stale):
+            with self._rollup_lock:
+                last = c.end - pd.Timedelta("1ns")
+                mark = self._mark_dirty(measurement, c.start, last, [c.series])
+                stmts = [f"DELETE FROM {_ident(measurement)} WHERE \"series\" = {_quote(c.series)} AND time >= {t} "
+                         f"AND time < {t + 1}" for t in stale.tolist()]
+                for i in range(0, len(stmts), 100):
+                    self.query(";".join(stmts[i:i + 100]))
+                self._rebuild_range(measurement, c.start, last, [c.series])
+                self._mark_done(measurement, mark)
+        self.write_lines([self._record("_audit", {"action": "correct", "measurement": measurement},
+                                       {"actor": actor, "series": c.series, "start": c.start.isoformat(),
+                                        "end": c.end.isoformat(), "rows": len(kept) if c.rows is None else c.rows,
+                                        "reason": c.reason})], precision="ns")
 
     # ---- roll-ups ---------------------------------------------------------------------------
     # A write folds its batch into the hourly and daily roll-ups itself (`park/store/rollup.py`): buckets the
