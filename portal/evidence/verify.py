@@ -33,6 +33,7 @@ SIGNED = "manifest.json"
 SIGNATURE = "manifest.sig"
 CO2_PER_C = 44.0 / 12.0
 GJ_PER_TCE = 29.307
+NOT_ENERGY = frozenset({"water"})  # carbon.energy.NOT_ENERGY: water meters are in energy_daily.csv, not in the accounts
 REL_TOL = 1e-9
 HEADLINE = ("energy_tce", "scope1_t_co2e", "scope2_location_t_co2e", "scope2_market_t_co2e", "total_location_t_co2e",
             "total_market_t_co2e")
@@ -308,7 +309,8 @@ def recompute_figures(res: Result, files: dict[str, bytes]) -> None:
                    _nsum(got.get(k, [])), "summary.json")
     daily: dict[tuple[str, str], list[float]] = defaultdict(list)
     for r in energy:
-        daily[(r["date"][:7], r["carrier"])].append(_f(r["quantity"]))
+        if r["carrier"] not in NOT_ENERGY:  # metered and listed, but never an accounting line
+            daily[(r["date"][:7], r["carrier"])].append(_f(r["quantity"]))
     for key in sorted(set(daily) | set(store_qty)):
         differ(f"energy {key[0]} {key[1]}: metered lines of emissions_lines.csv against energy_daily.csv",
                _nsum(store_qty.get(key, [])), _nsum(daily.get(key, [])), "energy_daily.csv")

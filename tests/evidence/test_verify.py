@@ -266,3 +266,21 @@ def test_readme_documents_the_steps_the_test_runs(pack_blob):
         assert step in readme, step
     docs = (Path(__file__).resolve().parents[2] / "docs" / "evidence.md").read_text(encoding="utf-8")
     assert "openssl pkeyutl -verify -pubin" in docs and "sha256sum -c SHA256SUMS" in docs
+
+
+def test_water_meters_are_listed_but_not_held_against_the_accounting_lines(pack_blob):
+    """Water is metered and listed in energy_daily.csv but is not energy (no accounting line): recompute does not
+    call its days a difference; the same rows as electricity are one."""
+    from portal.evidence.verify import Result, recompute_figures
+
+    files = members(pack_blob)
+    text = files["energy_daily.csv"].decode("utf-8-sig").rstrip("\r\n").split("\r\n")
+    header = text[0].split(",")
+    row = text[1].split(",")
+    row[header.index("meter")], row[header.index("unit")], row[header.index("quantity")] = "E1-W1", "m3", "42.0"
+    for carrier, problems in (("water", 0), ("electricity", 1)):
+        row[header.index("carrier")] = carrier
+        edited = "\r\n".join([*text, ",".join(row)]) + "\r\n"
+        res = Result()
+        recompute_figures(res, files | {"energy_daily.csv": b"\xef\xbb\xbf" + edited.encode()})
+        assert len([p for p in res.problems if "energy_daily.csv" in p.message]) == problems, res.problems
