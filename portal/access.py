@@ -57,6 +57,29 @@ class TTLCache:
                 self._computing.pop(key, None)
             return value
 
+    def peek(self, key):
+        """The cached value of `key` while it is fresh, else None (nothing is computed)."""
+        with self._lock:
+            hit = self._items.get(key)
+            return hit[1] if hit and time.monotonic() - hit[0] < self.ttl_s else None
+
+
+def cut_accounts(acc: Accounts, allowed: set[str] | frozenset[str]) -> Accounts:
+    """`acc` restricted to the enterprises `allowed`: their workshop and enterprise rows, never park totals (which
+    would reveal the others' sum), nor a row without an enterprise."""
+    def cut(frame: pd.DataFrame) -> pd.DataFrame:
+        if "enterprise" not in frame.columns:
+            return frame.iloc[0:0]
+        return frame[frame["enterprise"].isin(allowed)].reset_index(drop=True)
+
+    totals = acc.totals[(acc.totals["level"] != "park") & acc.totals["enterprise"].isin(allowed)]
+    return replace(acc, lines=cut(acc.lines), totals=totals.reset_index(drop=True), issues=cut(acc.issues),
+                   fallbacks=cut(acc.fallbacks))
+
+
+def _iso(ts) -> str:
+    return pd.Timestamp(ts).isoformat()
+
 
 class DataAccess:
     def __init__(self, store: TimeSeriesStore, park: Park, engine: Engine | None = None,
@@ -116,32 +139,79 @@ class DataAccess:
     def points(self, user: User, measurement: str, start, end, where: Where | None = None) -> pd.DataFrame:
         return self.store.points(measurement, start, end, where=self._where(user, where))
 
-    # ---- carbon figures: computed park-wide once (cached briefly), then cut to the user's scope ----------------
-    def accounts(self, user: User, start, end, period_kind: str = "month", quota_basis: str | None = None
-                 ) -> Accounts:
+    # ---- carbon figures: computed for the enterprises asked only, each once per scope and TTL ---------------------
+    def _narrow(self, user: User, enterprises) -> frozenset[str] | None:
+        """The enterprises a carbon computation covers: the user's scope, narrowed to `enterprises` when given
+        (Forbidden for one outside the scope); None: the whole park."""
+        allowed = self.scope(user)
+        if enterprises is None:
+            return None if allowed is None else frozenset(allowed)
+        asked = frozenset([enterprises] if isinstance(enterprises, str) else enterprises)
+        if allowed is not None and asked - allowed:
+            raise Forbidden(f"user {user.username} may not read enterprise(s) {', '.join(sorted(asked - allowed))}")
+        return asked
+
+    def _accounts(self, who: frozenset[str] | None, start, end, period_kind: str, policy_name: str | None,
+                  as_of_now: bool = True) -> Accounts:
+        """Accounts of the enterprises `who` (None: the park) on a quota basis's policy (`policy_name`) or the
+        default, cached for the TTL per (period, kind, basis, enterprises).  A park-wide accounting already
+        cached serves any narrower one (cut); otherwise only `who`'s activity is read and accounted, which gives
+        the same rows as the park-wide accounting cut to `who` (tests/test_portal_access.py checks it).
+        `as_of_now`: instruments known up to the portal's clock, else up to the real now (carbon.pipeline's
+        quota_emissions)."""
+        kind = period_kind.value if hasattr(period_kind, "value") else str(period_kind)
+        base = ("accounts", _iso(start), _iso(end), kind, policy_name, as_of_now)
+        if who is None:
+            return self._cache.get((*base, None), lambda: self._compute_accounts(None, start, end, kind, policy_name,
+                                                                                  as_of_now))
+        park_wide = self._cache.peek((*base, None))
+        if park_wide is not None:
+            return cut_accounts(park_wide, who)
+        acc = self._cache.get((*base, tuple(sorted(who))),
+                              lambda: self._compute_accounts(who, start, end, kind, policy_name, as_of_now))
+        return cut_accounts(acc, who)  # every answer is cut, whatever the computation returned
+
+    def _compute_accounts(self, who: frozenset[str] | None, start, end, kind: str, policy_name: str | None,
+                          as_of_now: bool) -> Accounts:
+        from carbon import records
+        from carbon.activity import load_activity
+        from carbon.emissions import compute_accounts
+        from carbon.errors import InputError
+        from carbon.pipeline import DEFAULT_POLICY, account_park, instrument_basis, park_registry
+        from carbon.quota import quota_basis_policy
+        from carbon.regions import enterprise_regions
+
+        policy = quota_basis_policy(policy_name)[0] if policy_name else DEFAULT_POLICY
+        as_of = (self._now() if self._now else None) if as_of_now else None
+        if who is None:
+            return account_park(self.store, self.engine, self.park, start, end, kind, policy, strict=False,
+                                as_of=as_of)
+        # carbon.pipeline.account_park, with every input restricted to `who` (the store query included)
+        window = "day" if kind == "day" else "month"
+        ids = sorted(who)
+        metered = self._cache.get(("activity", _iso(start), _iso(end), window, tuple(ids)),
+                                  lambda: load_activity(self.store, start, end, window, ids))
+        recorded = records.load_activity_records(self.engine, self.park.id, start, end)
+        recorded = recorded[recorded["enterprise"].isin(who)]
+        if window == "day" and len(recorded):
+            raise InputError("recorded activity (bills, exports) is per month or longer: daily accounts cannot include "
+                             "it; report per month")
+        activity = pd.concat([metered, recorded], ignore_index=True) if len(recorded) else metered.copy()
+        instruments = records.load_instruments(self.engine, self.park.id)
+        instruments = instruments[instruments["enterprise"].isin(who)].reset_index(drop=True)
+        threshold = getattr(self.park, "coverage_threshold", 0.9)
+        return compute_accounts(activity, park_registry(self.engine, self.park.id), enterprise_regions(self.park),
+                                policy, kind, instruments, coverage_threshold=threshold, strict=False,
+                                instrument_basis=instrument_basis(self.store, self.engine, self.park, instruments,
+                                                                  as_of))
+
+    def accounts(self, user: User, start, end, period_kind: str = "month", quota_basis: str | None = None,
+                 enterprises=None) -> Accounts:
         """Energy and Scope 1 + 2 accounts over [start, end); an enterprise user gets its own rows only (no park
         totals, which would reveal the others' sum).  `quota_basis`: on a quota plan's basis (its factor policy,
-        carbon.quota.QUOTA_BASES) instead of the default policy."""
-        from carbon.pipeline import DEFAULT_POLICY, account_park
-        from carbon.quota import quota_basis_policy
-
-        policy = quota_basis_policy(quota_basis)[0] if quota_basis else DEFAULT_POLICY
-        key = ("accounts", pd.Timestamp(start).isoformat(), pd.Timestamp(end).isoformat(), period_kind, quota_basis)
-        as_of = self._now() if self._now else None
-        acc = self._cache.get(key, lambda: account_park(self.store, self.engine, self.park, start, end, period_kind,
-                                                        policy, strict=False, as_of=as_of))
-        allowed = self.scope(user)
-        if allowed is None:
-            return acc
-
-        def cut(frame: pd.DataFrame) -> pd.DataFrame:
-            if "enterprise" not in frame.columns:
-                return frame.iloc[0:0]
-            return frame[frame["enterprise"].isin(allowed)].reset_index(drop=True)
-
-        totals = acc.totals[(acc.totals["level"] != "park") & acc.totals["enterprise"].isin(allowed)]
-        return replace(acc, lines=cut(acc.lines), totals=totals.reset_index(drop=True), issues=cut(acc.issues),
-                       fallbacks=cut(acc.fallbacks))
+        carbon.quota.QUOTA_BASES) instead of the default policy.  `enterprises`: only these (within the scope:
+        Forbidden otherwise), computed for them alone."""
+        return self._accounts(self._narrow(user, enterprises), start, end, period_kind, quota_basis)
 
     def ledger(self, user: User, year: int) -> pd.DataFrame:
         from carbon import records
@@ -169,29 +239,41 @@ class DataAccess:
         return out if allowed is None else out[out["enterprise"].isin(allowed)].reset_index(drop=True)
 
     def quota_positions(self, user: User, year: int, now, carbon_price_cny_per_t: float,
-                        projection: pd.DataFrame | None = None) -> pd.DataFrame:
-        """Each visible enterprise's quota position for `year`, emissions to `now` on the basis its quota plan sets
-        (carbon.pipeline.quota_emissions: the ETS rules by default), with their completeness."""
+                        projection: pd.DataFrame | None = None, enterprises=None) -> pd.DataFrame:
+        """Each visible enterprise's quota position for `year` (only `enterprises` when given), emissions to `now`
+        on the basis its quota plan sets (carbon.pipeline.quota_emissions: the ETS rules by default), with their
+        completeness; the emissions are accounted for those enterprises only (cached, see `_accounts`)."""
         from carbon import records
-        from carbon.pipeline import quota_emissions
-        from carbon.quota import position
+        from carbon.quota import DEFAULT_QUOTA_BASIS, position, quota_basis_policy
 
+        who = self._narrow(user, enterprises)
         start = pd.Timestamp(year, 1, 1, tz=self.park.tz)
         end = min(pd.Timestamp(now).tz_convert(self.park.tz).floor("15min"),
                   pd.Timestamp(year + 1, 1, 1, tz=self.park.tz))
         ledger = self.ledger(user, year)
+        if who is not None:
+            ledger = ledger[ledger["enterprise"].isin(who)].reset_index(drop=True)
+        plans = [p for p in records.load_quota_plans(self.engine, self.park.id, year)
+                 if who is None or p.enterprise in who]
+        cols = ["enterprise", "year", "basis", "emissions_t_co2e", "complete", "reasons"]
         if end <= start:
             emissions = pd.DataFrame({"enterprise": ledger["enterprise"].unique(), "year": year,
                                       "emissions_t_co2e": 0.0})
-        plans = records.load_quota_plans(self.engine, self.park.id, year)
-        allowed = self.scope(user)
-        plans = [p for p in plans if allowed is None or p.enterprise in allowed]
-        if end > start:
-            emissions = quota_emissions(self.store, self.engine, self.park, year, end, plans)
-            if allowed is not None:
-                emissions = emissions[emissions["enterprise"].isin(allowed)].reset_index(drop=True)
+        else:  # carbon.pipeline.quota_emissions, per basis, for `who` only
+            basis_of = {p.enterprise: p.basis for p in plans}
+            members = [e.id for e in self.park.enterprises if who is None or e.id in who]
+            frames = []
+            for basis in sorted({basis_of.get(e, DEFAULT_QUOTA_BASIS) for e in members}):
+                column = quota_basis_policy(basis)[1]
+                ent = self._accounts(who, start, end, "year", basis, as_of_now=False).totals_at("enterprise")
+                ent = ent[[basis_of.get(e, DEFAULT_QUOTA_BASIS) == basis for e in ent["enterprise"]]]
+                frames.append(pd.DataFrame({"enterprise": ent["enterprise"], "year": year, "basis": basis,
+                                            "emissions_t_co2e": ent[column], "complete": ent["complete"],
+                                            "reasons": ent["reasons"]}))
+            emissions = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
+            emissions = emissions[cols].sort_values("enterprise").reset_index(drop=True)
         out = position(ledger, emissions, carbon_price_cny_per_t, plans, projection=projection)
-        return out if allowed is None else out[out["enterprise"].isin(allowed)].reset_index(drop=True)
+        return out if who is None else out[out["enterprise"].isin(who)].reset_index(drop=True)
 
     def quarantined(self, user: User) -> pd.DataFrame:
         q = self.store.quarantined()

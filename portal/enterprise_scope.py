@@ -127,7 +127,8 @@ class EnterpriseScope:
         return self.scope.latest(measurement, where=self._where(where))
 
     def accounts(self, start, end, kind: str = "month", quota_basis: str | None = None) -> Accounts:
-        return cut(self.scope.accounts(start, end, kind, quota_basis), self.enterprise)
+        # accounted for this enterprise alone (portal.access), and cut again here: never a foreign row
+        return cut(self.scope.accounts(start, end, kind, quota_basis, enterprises=(self.enterprise,)), self.enterprise)
 
     def ledger(self, year: int) -> pd.DataFrame:
         ledger = self.scope.ledger(year)
@@ -145,7 +146,7 @@ class EnterpriseScope:
         """This enterprise's row of carbon.quota.position; None when nothing is in its ledger for the year."""
         if self.ledger(year).empty:
             return None
-        pos = self.scope.quota_positions(year, now, carbon_price_cny_per_t)
+        pos = self.scope.quota_positions(year, now, carbon_price_cny_per_t, enterprises=(self.enterprise,))
         return pos[pos["enterprise"] == self.enterprise].iloc[0].to_dict()
 
     def memo(self, name: str, compute):

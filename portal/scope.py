@@ -110,8 +110,10 @@ class Scope:
         return self._access.memo(self.user, name, compute)
 
     # ---- carbon records and accounts, through the access layer -----------------------------------------------
-    def accounts(self, start, end, period_kind: str = "month", quota_basis: str | None = None) -> Accounts:
-        return self._access.accounts(self.user, start, end, period_kind, quota_basis)
+    def accounts(self, start, end, period_kind: str = "month", quota_basis: str | None = None,
+                 enterprises=None) -> Accounts:
+        """`enterprises`: only these (within the scope), accounted for them alone."""
+        return self._access.accounts(self.user, start, end, period_kind, quota_basis, enterprises=enterprises)
 
     def ledger(self, year: int) -> pd.DataFrame:
         return self._access.ledger(self.user, year)
@@ -122,8 +124,8 @@ class Scope:
     def product_output(self, start, end) -> pd.DataFrame:
         return self._access.product_output(self.user, start, end)
 
-    def quota_positions(self, year: int, now, carbon_price_cny_per_t: float) -> pd.DataFrame:
-        return self._access.quota_positions(self.user, year, now, carbon_price_cny_per_t)
+    def quota_positions(self, year: int, now, carbon_price_cny_per_t: float, enterprises=None) -> pd.DataFrame:
+        return self._access.quota_positions(self.user, year, now, carbon_price_cny_per_t, enterprises=enterprises)
 
     def restatements(self) -> pd.DataFrame:
         """Restated carbon figures of the visible enterprises (park-level rows only for a park-wide scope)."""

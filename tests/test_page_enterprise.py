@@ -367,7 +367,9 @@ def test_the_access_layer_under_the_page_refuses_too(ctx):
         stolen.aggregate("energy", NOW.floor("D"), NOW, "hour")
     with pytest.raises(Forbidden, match="E2"):
         stolen.points("current", NOW.floor("D"), NOW)
-    assert stolen.accounts(NOW.floor("D"), NOW).totals.empty and stolen.ledger(2024).empty
+    with pytest.raises(Forbidden, match="E2"):  # accounted for E2 alone: refused, not computed and cut
+        stolen.accounts(NOW.floor("D"), NOW)
+    assert stolen.ledger(2024).empty
     assert stolen.output_values(pd.Timestamp("2024-03-01", tz=TZ), NOW).empty
     assert scope_for(ctx, load_user(ctx.engine, "alpha"), page.PATH).enterprise("E2") is None
     assert scope_for(ctx, load_user(ctx.engine, "alpha"), page.PATH).enterprise(None).enterprise == "E1"
@@ -386,3 +388,63 @@ def test_incomplete_accounts_carry_a_visible_badge_with_the_reasons(ctx):
         assert set(f.accounts.reasons()["message"]) <= set(badge["title"].split("\n"))
     e2 = scope(ctx, "admin", "E2").figures("month", NOW)
     assert e2.accounts.complete and "incomplete" not in shown(page.render_summary(e2, PARK, "en"))
+
+
+# ---- speed: one enterprise's accounts, computed for it alone and once per load -----------------------------------
+SPANS = [("month", "2024-03-01", NOW), ("month", "2023-03-01", "2023-04-01"), ("day", "2024-01-01", NOW),
+         ("year", "2024-01-01", NOW)]
+
+
+@pytest.mark.parametrize("kind,start,end", SPANS)
+@pytest.mark.parametrize("basis", [None, "ets"])
+def test_one_enterprises_own_accounting_equals_the_park_wide_one_cut_to_it(ctx, kind, start, end, basis):
+    from portal.access import DataAccess, cut_accounts
+
+    start, end = pd.Timestamp(start, tz=TZ), pd.Timestamp(end).tz_convert(TZ) if isinstance(end, pd.Timestamp) \
+        else pd.Timestamp(end, tz=TZ)
+    admin = load_user(ctx.engine, "admin")
+
+    def fresh() -> DataAccess:  # nothing cached: each accounting computed on its own
+        return DataAccess(ctx.store, ctx.park, ctx.engine, now=ctx.now)
+
+    park = fresh().accounts(admin, start, end, kind, basis)
+    for e in ("E1", "E2", "E3"):
+        alone, want = fresh().accounts(admin, start, end, kind, basis, enterprises=[e]), cut_accounts(park, {e})
+        for part in ("lines", "totals", "issues", "fallbacks"):
+            pd.testing.assert_frame_equal(getattr(alone, part), getattr(want, part), check_dtype=False)
+        assert set(alone.totals["enterprise"]) <= {e} and "park" not in set(alone.totals["level"])
+
+
+def test_the_enterprise_users_first_load_reads_its_own_rows_and_accounts_each_period_once(ctx, monkeypatch):
+    """Every store query under the page's callbacks is restricted to E1 (no park-wide accounting cut afterwards),
+    and no accounting (period, kind, basis) is computed twice in one page load."""
+    import carbon.emissions
+    from portal.context import PortalContext
+
+    fresh = PortalContext(Settings(data_dir=ctx.settings.data_dir), ctx.engine, PARK, ctx.store, clock=lambda: NOW)
+    app = create_app(fresh, "k" * 32)
+    wheres, computed = [], []
+    real_aggregate, real_compute = ctx.store.aggregate, carbon.emissions.compute_accounts
+
+    def aggregate(measurement, start, end, window, by=(), agg=None, where=None):
+        wheres.append((measurement, window, (where or {}).get("enterprise")))
+        return real_aggregate(measurement, start, end, window, by=by, agg=agg, where=where)
+
+    def compute(activity, registry, regions, policy, period_kind, *a, **kw):
+        computed.append((activity["period_start"].min(), str(period_kind), repr(policy)))
+        return real_compute(activity, registry, regions, policy, period_kind, *a, **kw)
+
+    monkeypatch.setattr(ctx.store, "aggregate", aggregate)
+    monkeypatch.setattr(carbon.emissions, "compute_accounts", compute)
+    monkeypatch.setattr("carbon.pipeline.compute_accounts", compute)
+    client = app.server.test_client()
+    token = login(client, "alpha")
+    for outputs, inputs in (
+            (["ent-summary.children", "ent-details.children"],
+             {"ent-enterprise.value": "E1", "ent-period.value": "month", "ent-range.value": None}),
+            (["ent-power.children"], {"ent-enterprise.value": "E1", "ent-tick.n_intervals": None}),
+            (["ent-quota.children"], {"ent-enterprise.value": "E1"}),
+            (["ent-trend.children"], {"ent-enterprise.value": "E1"})):
+        assert callback(client, token, outputs, inputs, {"lang.data": "zh-CN"}).status_code == 200
+    assert wheres and all(e in (["E1"], "E1") for _, _, e in wheres), wheres
+    assert len(computed) == len(set(computed)), computed
