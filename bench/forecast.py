@@ -1,12 +1,13 @@
 """Forecast the benchmark park: train, choose (rolling-origin backtest) and forecast every enterprise's daily energy
 from one year of history to the year end, plus the park's hourly electricity day-ahead, on both cores.
 
-    python -m bench.forecast [--enterprises 200] [--origin 2026-07-01] [--workers 2] [--origins 6]
+    python -m bench.forecast [--enterprises 200] [--origin 2026-07-01] [--workers 2] [--origins 3] [--per-series]
 
 The series are the benchmark park's (bench/parkgen's generator, park.synth: one meter per enterprise, 15-minute
 readings summed to days and hours in pandas; making them is not timed).  What is timed is exactly what the nightly
 job does with each series (forecasting.jobs.run_tasks: forecasting.forecast.forecast_series with a month-ahead
-backtest for the daily series, on `--workers` processes).  Prints the wall time, the time per series, which
+backtest for the daily series at 3 origins, the pooled gradient-boosting model trained once per origin for all of
+them, on `--workers` processes).  Prints the wall time, the time per series, which
 models were chosen, their backtest MASE and coverage, and writes bench/out/forecast.json.
 """
 
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from bench import OUT, machine_info, print_machine
-from forecasting.jobs import ForecastSettings, Task, run_task
+from forecasting.jobs import ForecastSettings, Task, run_tasks
 from park.synth import synth_park, synth_readings
 
 SEED = 1
@@ -62,7 +63,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--origin", default="2026-07-01", help="first forecast day (park-local); history is the year "
                                                          "before it, the horizon runs to 31 December")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    p.add_argument("--origins", type=int, default=6, help="backtest origins per series")
+    p.add_argument("--origins", type=int, default=ForecastSettings.daily_origins,
+                   help="backtest origins per daily series")
+    p.add_argument("--per-series", action="store_true",
+                   help="per-series gradient boosting (5 models per series and origin) instead of the pooled model")
     p.add_argument("--backtest-days", type=int, default=28)
     args = p.parse_args(argv)
     print_machine(machine_info())
@@ -72,23 +76,11 @@ def main(argv: list[str] | None = None) -> dict:
     daily, hourly, make_s = series(args.enterprises, origin, tz)
     print(f"series made in {make_s:.1f} s (not timed): {len(daily)} enterprises x {len(next(iter(daily.values())))} "
           f"days, park hourly {len(hourly)} hours; horizon {horizon} days")
-    cfg = ForecastSettings(workers=args.workers, origins=args.origins, backtest_days=args.backtest_days)
+    cfg = ForecastSettings(workers=args.workers, daily_origins=args.origins, backtest_days=args.backtest_days)
     tasks = [Task(e, "energy_kwh", "kWh", y, horizon, min(cfg.backtest_days, horizon)) for e, y in daily.items()]
     tasks.append(Task("park", "electricity_kwh", "kWh", hourly, cfg.day_ahead_hours))
     t0 = time.perf_counter()
-    outcomes = []
-    if cfg.workers > 1:
-        from joblib import Parallel, delayed
-
-        results = Parallel(n_jobs=cfg.workers, backend="loky", return_as="generator_unordered")(
-            delayed(run_task)(t, cfg.origins) for t in tasks)
-    else:
-        results = (run_task(t, cfg.origins) for t in tasks)
-    for done, o in enumerate(results, start=1):
-        outcomes.append(o)
-        if done % 20 == 0 or done == len(tasks):
-            elapsed = time.perf_counter() - t0
-            print(f"  {done}/{len(tasks)} series in {elapsed:.1f} s ({elapsed / done:.2f} s per series)", flush=True)
+    outcomes = run_tasks(tasks, cfg, pooled=not args.per_series)
     wall = time.perf_counter() - t0
     ok = [o for o in outcomes if o.result is not None]
     daily_ok = [o for o in ok if o.task.subject != "park"]
@@ -101,10 +93,11 @@ def main(argv: list[str] | None = None) -> dict:
     park = next((o for o in ok if o.task.subject == "park"), None)
     out = {
         "machine": machine_info(), "enterprises": args.enterprises, "origin": origin.isoformat(),
-        "horizon_days": horizon, "workers": cfg.workers, "origins": cfg.origins, "backtest_days": cfg.backtest_days,
+        "horizon_days": horizon, "workers": cfg.workers, "origins": cfg.daily_origins,
+        "backtest_days": cfg.backtest_days,
         "series": len(tasks), "failed": len(outcomes) - len(ok), "fallbacks": sum(o.result.fallback is not None
                                                                                   for o in ok),
-        "wall_s": round(wall, 1), "series_per_s": round(len(tasks) / wall, 2),
+        "pooled": not args.per_series, "wall_s": round(wall, 1), "series_per_s": round(len(tasks) / wall, 2),
         "cpu_s_per_series_median": round(float(np.median([o.seconds for o in outcomes])), 2),
         "chosen": dict(chosen), "daily_mase_median": round(float(np.median(mase)), 3) if mase else None,
         "daily_mase_vs_naive_median": round(float(np.median([v for v in vs if v is not None])), 3) if vs else None,

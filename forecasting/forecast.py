@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
@@ -58,8 +59,8 @@ class ForecastResult:
         return cls(**d)
 
 
-def _model_named(name: str, horizon: int) -> Model:
-    return next(m for m in candidates(horizon) if m.name == name)
+def _model_named(name: str, horizon: int, models: Callable[[int], Sequence[Model]] = candidates) -> Model:
+    return next(m for m in models(horizon) if m.name == name)
 
 
 def _result(model: Model, y: pd.Series, horizon: int, bt: Backtest | None, fallback: str | None,
@@ -75,13 +76,14 @@ def _result(model: Model, y: pd.Series, horizon: int, bt: Backtest | None, fallb
         **{c: [float(v) for v in f[c]] for c in COLUMNS})
 
 
-def forecast_series(y: pd.Series, horizon: int, origins: int = 6,
-                    backtest_horizon: int | None = None) -> ForecastResult:
+def forecast_series(y: pd.Series, horizon: int, origins: int = 6, backtest_horizon: int | None = None,
+                    models: Callable[[int], Sequence[Model]] = candidates) -> ForecastResult:
     """Backtest the candidates on `y`, fit the chosen one on all of it and forecast `horizon` steps.
 
     `backtest_horizon` (default: `horizon`) scores only the first steps of each backtest forecast, with the
     models set up for the whole horizon: a forecast to the year end (up to 365 days) is chosen by how well the
-    same models forecast the next month, which a year of history can score at several origins."""
+    same models forecast the next month, which a year of history can score at several origins.  `models` gives
+    the candidates for a horizon (the nightly job adds the pooled gradient-boosting model, forecasting.pooled)."""
     y = regular(y)
     notes = problems(y)
     if y.notna().sum() == 0:
@@ -99,11 +101,11 @@ def forecast_series(y: pd.Series, horizon: int, origins: int = 6,
     else:
         try:
             if backtest_horizon is not None and backtest_horizon < horizon:
-                bt = backtest(y, backtest_horizon, origins=origins, models=lambda _h: candidates(horizon))
+                bt = backtest(y, backtest_horizon, origins=origins, models=lambda _h: models(horizon))
                 bt.notes.append(f"backtest of the first {backtest_horizon} of {horizon} steps (models set up for "
                                 f"{horizon})")
             else:
-                bt = backtest(y, horizon, origins=origins)
+                bt = backtest(y, horizon, origins=origins, models=models)
         except ValueError as exc:
             reason = str(exc)
         else:
@@ -111,7 +113,7 @@ def forecast_series(y: pd.Series, horizon: int, origins: int = 6,
                 reason = "no candidate could be scored"
     if reason is None and bt is not None:
         try:
-            return _result(_model_named(bt.chosen, horizon), y, horizon, bt, None, notes + bt.notes)
+            return _result(_model_named(bt.chosen, horizon, models), y, horizon, bt, None, notes + bt.notes)
         except Exception as exc:  # the chosen model failed on the full history: fall back, say so
             reason = f"the chosen model {bt.chosen} failed on the full history ({type(exc).__name__}: {exc})"
     for base in baselines():

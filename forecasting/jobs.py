@@ -18,6 +18,7 @@ A day or hour whose data coverage is below the park's threshold is a gap (not a 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,7 +37,8 @@ DAILY_QUANTITIES = {"energy_tce": "tce", "total_location_t_co2e": "t CO2e", "tot
 QUOTA = "quota_t_co2e"
 HOURLY = "electricity_kwh"
 DEFAULTS = {"hour": 2, "minute": 30, "history_days": 400, "hourly_history_days": 56, "day_ahead_hours": 24,
-            "backtest_days": 28, "origins": 6, "workers": 2, "enterprise_hourly": False, "anomaly_days": 3}
+            "backtest_days": 28, "origins": 6, "daily_origins": 3, "workers": 2, "enterprise_hourly": False,
+            "anomaly_days": 3}
 
 
 class ForecastSettingsError(ValueError):
@@ -51,7 +53,8 @@ class ForecastSettings:
     hourly_history_days: int = 56  # hourly history read for the day-ahead forecasts
     day_ahead_hours: int = 24
     backtest_days: int = 28  # a daily forecast to the year end is chosen by how it forecasts this many days
-    origins: int = 6  # backtest origins
+    origins: int = 6  # backtest origins of the hourly day-ahead series
+    daily_origins: int = 3  # backtest origins of the daily series to the year end (month-ahead each)
     workers: int = 2  # processes training series in parallel
     enterprise_hourly: bool = False  # also each enterprise's hourly day-ahead (about 10 s per enterprise)
     anomaly_days: int = 3  # the days examined for anomalies each night
@@ -66,7 +69,8 @@ def forecast_settings(settings) -> ForecastSettings:
         raise ForecastSettingsError(f"{where}: unknown key(s) {', '.join(f'forecast.{k}' for k in unknown)} in "
                                     f"[forecast]; allowed: {', '.join(DEFAULTS)}")
     limits = {"hour": (0, 23), "minute": (0, 59), "history_days": (28, 3660), "hourly_history_days": (14, 730),
-              "day_ahead_hours": (1, 168), "backtest_days": (1, 366), "origins": (1, 52), "workers": (1, 64),
+              "day_ahead_hours": (1, 168), "backtest_days": (1, 366), "origins": (1, 52), "daily_origins": (1, 52),
+              "workers": (1, 64),
               "anomaly_days": (1, 62)}
     values = {}
     for key, default in DEFAULTS.items():
@@ -113,6 +117,7 @@ class Task:
     y: pd.Series
     horizon: int
     backtest_horizon: int | None = None
+    pooled: dict | None = None  # daily series: the pooled model's forecasts by origin (forecasting.pooled)
     ytd: pd.Series | None = None  # quota series: the year-to-date daily emissions
     allocation_t: float | None = None  # quota series: allowances + usable CCER
     notes: list[str] = field(default_factory=list)
@@ -243,16 +248,32 @@ def build_tasks(access, user, origin: pd.Timestamp, cfg: ForecastSettings) -> tu
     return tasks, notes
 
 
+def daily_candidates(pooled: dict | None):
+    """The candidates of a daily series to the year end: the baselines, ETS (heuristic initialisation) and, instead
+    of the per-series gradient-boosting models, the pooled model's forecasts (`pooled`, by origin; left out when
+    there are none)."""
+    from forecasting.models import ExponentialSmoothing, SeasonalNaive, SimilarDay
+    from forecasting.pooled import NAME, Precomputed
+
+    def make(_horizon: int) -> list:
+        models = [SeasonalNaive("day"), SeasonalNaive("week"), SimilarDay(),
+                  ExponentialSmoothing(initialization="heuristic")]
+        return models + ([Precomputed(NAME, pooled)] if pooled else [])
+
+    return make
+
+
 def run_task(task: Task, origins: int) -> Outcome:
     """Forecast one series (in a worker process); bad input gives a named fallback or an error text, never an
-    exception out of the job."""
+    exception out of the job.  A task with `pooled` forecasts uses them as its gradient-boosting candidate."""
     t0 = time.perf_counter()
     try:
         y = task.y
         if y.notna().sum() == 0:
             raise SeriesError("the series has no values (no data, or no day covered enough)")
         y = y.loc[y.first_valid_index():]  # history starts with the first known value
-        result = forecast_series(y, task.horizon, origins=origins, backtest_horizon=task.backtest_horizon)
+        kw = {"models": daily_candidates(task.pooled)} if task.pooled is not None else {}
+        result = forecast_series(y, task.horizon, origins=origins, backtest_horizon=task.backtest_horizon, **kw)
         if task.notes:
             result.notes = [*result.notes, *task.notes]
         if len(result.index) and pd.Timestamp(result.index[0]) != y.index[-1] + (y.index[1] - y.index[0]):
@@ -273,13 +294,68 @@ def _burn_down(task: Task, result: ForecastResult) -> dict:
     return out
 
 
-def run_tasks(tasks: list[Task], cfg: ForecastSettings) -> list[Outcome]:
-    """Every task, on `cfg.workers` processes (joblib, loky); in this process when one worker is asked."""
+def _is_daily(task: Task) -> bool:
+    return task.backtest_horizon is not None and len(task.y) > 1 and task.y.index[1] - task.y.index[0] == pd.Timedelta(
+        days=1)
+
+
+def pool_cutoffs(end: pd.Timestamp, backtest_horizon: int, origins: int) -> list[pd.Timestamp]:
+    """The origins (first forecast day) the pooled model is trained at for daily series whose history ends the day
+    before `end`: the backtest's origins (forecasting.backtest.origin_positions, counted back from the end) and
+    `end` itself for the forecast."""
+    return [end - pd.Timedelta(days=backtest_horizon * (i + 1)) for i in range(origins)] + [end]
+
+
+def add_pooled(tasks: list[Task], cfg: ForecastSettings, parallel=None) -> float:
+    """Train the pooled gradient-boosting model (forecasting.pooled) once per origin on all daily series of one
+    quantity with the same history end and horizon, and give each task its forecasts.  Returns the seconds."""
+    from forecasting.pooled import pooled_forecasts
+
+    t0 = time.perf_counter()
+    groups: dict[tuple, list[Task]] = {}
+    for t in tasks:
+        if _is_daily(t) and t.y.notna().any():
+            groups.setdefault((t.quantity, t.y.index[-1], t.horizon, t.backtest_horizon), []).append(t)
+    jobs = []
+    for (_q, last, horizon, bt_h), members in groups.items():
+        series = {str(i): t.y for i, t in enumerate(members)}
+        for cutoff in pool_cutoffs(last + pd.Timedelta(days=1), bt_h, cfg.daily_origins):
+            jobs.append((members, cutoff, series, horizon))
+    if parallel is not None and len(jobs) > 1:
+        from joblib import delayed
+
+        frames = parallel(delayed(pooled_forecasts)(s, h, c) for _m, c, s, h in jobs)
+    else:
+        frames = [pooled_forecasts(s, h, c) for _m, c, s, h in jobs]
+    for (members, cutoff, _s, _h), out in zip(jobs, frames, strict=True):
+        for i, t in enumerate(members):
+            if t.pooled is None:
+                t.pooled = {}
+            if str(i) in out:
+                t.pooled[cutoff] = out[str(i)]
+    return time.perf_counter() - t0
+
+
+def _run_batch(batch: list[Task], cfg: ForecastSettings) -> list[Outcome]:
+    return [run_task(t, cfg.daily_origins if _is_daily(t) else cfg.origins) for t in batch]
+
+
+def run_tasks(tasks: list[Task], cfg: ForecastSettings, pooled: bool = True) -> list[Outcome]:
+    """Every task, on `cfg.workers` processes (joblib, loky) in batches of several series; in this process when
+    one worker is asked.  First the pooled model for the daily series (one fit per origin, `pooled=False`: the
+    per-series gradient boosting instead)."""
     if cfg.workers <= 1 or len(tasks) < 2:
-        return [run_task(t, cfg.origins) for t in tasks]
+        if pooled:
+            add_pooled(tasks, cfg)
+        return _run_batch(tasks, cfg)
     from joblib import Parallel, delayed
 
-    return Parallel(n_jobs=cfg.workers, backend="loky")(delayed(run_task)(t, cfg.origins) for t in tasks)
+    with Parallel(n_jobs=cfg.workers, backend="loky") as parallel:
+        if pooled:
+            add_pooled(tasks, cfg, parallel)
+        size = max(1, math.ceil(len(tasks) / (4 * cfg.workers)))
+        batches = [tasks[i:i + size] for i in range(0, len(tasks), size)]
+        return [o for out in parallel(delayed(_run_batch)(b, cfg) for b in batches) for o in out]
 
 
 def run(ctx) -> str:

@@ -198,12 +198,16 @@ class SimilarDay(Model):
 class ExponentialSmoothing(Model):
     """statsmodels ETS(A,N,A): additive error, no trend, additive daily season (weekly for daily data), fitted on
     the last `window_days` days; its analytic prediction intervals. No calendar regressors (the calendar enters
-    through similar-day and gradient boosting)."""
+    through similar-day and gradient boosting).  `initialization="heuristic"` takes the initial level and season
+    from the first seasons instead of estimating them with the smoothing parameters (two parameters to optimise
+    instead of m + 3: about five times cheaper; the nightly job's daily series use it)."""
 
     name = "ets"
 
-    def __init__(self, window_days: int = 28, daily_window_days: int = 730) -> None:
+    def __init__(self, window_days: int = 28, daily_window_days: int = 730,
+                 initialization: str = "estimated") -> None:
         self.window_days, self.daily_window_days = window_days, daily_window_days
+        self.initialization = initialization
 
     def fit(self, y: pd.Series) -> ExponentialSmoothing:
         from statsmodels.tsa.exponential_smoothing.ets import ETSModel
@@ -218,7 +222,8 @@ class ExponentialSmoothing(Model):
         values = y.to_numpy(dtype=float)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = ETSModel(pd.Series(values), error="add", trend=None, seasonal="add", seasonal_periods=m)
+            model = ETSModel(pd.Series(values), error="add", trend=None, seasonal="add", seasonal_periods=m,
+                             initialization_method=self.initialization)
             self.res = model.fit(disp=False, maxiter=200)
         return self
 

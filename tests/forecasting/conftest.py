@@ -25,7 +25,8 @@ START = pd.Timestamp("2026-08-01", tz=TZ)
 ORIGIN = pd.Timestamp("2026-11-01", tz=TZ)  # the run is due at 02:30 local on 1 November: history before midnight
 SCHEDULED = pd.Timestamp("2026-11-01 02:30", tz=TZ).tz_convert("UTC")
 ALLOWANCES = {"E0001": 1.0, "E0002": 1.0e6}  # E0001 heads for a deficit, E0002 does not
-SETTINGS = {"origins": 2, "workers": 1, "hourly_history_days": 21, "backtest_days": 14, "anomaly_days": 7}
+SETTINGS = {"origins": 2, "daily_origins": 2, "workers": 1, "hourly_history_days": 21, "backtest_days": 14,
+            "anomaly_days": 7}
 
 
 @dataclass
