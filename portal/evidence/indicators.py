@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from datetime import date
 
+import numpy as np
 import pandas as pd
 
 TRUST_COLUMNS = ["figure", "value", "unit", "tier", "tier_zh", "reason"]
@@ -18,26 +19,47 @@ def bracelets_vs_meter(points: pd.DataFrame, devices: list, lines: pd.DataFrame,
     """Per month: the enterprise's metered grid electricity against its bracelets' energy estimate
     (collectors.bracelet.estimated_energy_kwh, carbon.trust.meter_vs_bracelets); None without bracelets."""
     from carbon.trust import meter_vs_bracelets
-    from collectors.bracelet import estimated_energy_kwh
 
     if not devices or lines.empty:
         return None
     grid = lines[(lines["carrier"] == "electricity") & (lines["flow"] == "import")]
     metered = grid.groupby("period_start", as_index=False)["q_base"].sum(min_count=1).rename(
         columns={"q_base": "metered_kwh"})
-    by_series = dict(tuple(points.groupby("series"))) if len(points) else {}
-    rows = []
+    by_series = points if isinstance(points, dict) else dict(tuple(points.groupby("series"))) if len(points) else {}
+    bounds = []
     for m in period.months:
         a = max(pd.Timestamp(m).tz_localize(period.start.tz), period.start)
-        b = min(a + pd.DateOffset(months=1), period.end)
-        mine = {d.id: by_series[d.id] for d in devices if d.id in by_series}
-        mine = {k: v[(v["ts"] >= a) & (v["ts"] < b)] for k, v in mine.items()}
-        known = [d for d in devices if d.id in mine and len(mine[d.id])]
+        bounds.append((a, min(a + pd.DateOffset(months=1), period.end)))
+    per_month = {d.id: monthly_estimates(by_series[d.id], d, bounds) for d in devices if d.id in by_series}
+    rows = []
+    for i, (a, _) in enumerate(bounds):
+        known = [d for d in devices if d.id in per_month and per_month[d.id][i] is not None]
         if known:  # a month without a single bracelet reading has no estimate, not an estimate of 0
-            rows.append({"period_start": a, "estimated_kwh": sum(estimated_energy_kwh(mine[d.id], d, a, b)
-                                                                   for d in known)})
+            rows.append({"period_start": a, "estimated_kwh": sum(per_month[d.id][i] for d in known)})
     estimated = pd.DataFrame(rows, columns=["period_start", "estimated_kwh"])
     return meter_vs_bracelets(metered, estimated)
+
+
+def monthly_estimates(readings: pd.DataFrame, device, bounds: list[tuple]) -> list[float | None]:
+    """collectors.bracelet.estimated_energy_kwh of the readings within each [a, b) of `bounds` (None for a month
+    without readings), with the readings sorted once: the same arithmetic on the same slices (the last reading of
+    a month stands for one interval, as it does when the month is passed alone)."""
+    from collectors.bracelet import DEFAULT_PARAMS, SQRT3, _ns, _samples
+
+    ts, current, hold_end, _ = _samples(readings, device, DEFAULT_PARAMS)
+    interval = int(device.interval_s * 1_000_000_000)
+    out: list[float | None] = []
+    for a, b in bounds:
+        t0, t1 = _ns(a), _ns(b)
+        i0, i1 = np.searchsorted(ts, t0, side="left"), np.searchsorted(ts, t1, side="left")
+        if i1 <= i0:
+            out.append(None)
+            continue
+        t, c, h = ts[i0:i1], current[i0:i1], hold_end[i0:i1].copy()
+        h[-1] = t[-1] + interval
+        seconds = (np.clip(h, t0, t1) - np.clip(t, t0, t1)) / 1_000_000_000
+        out.append(SQRT3 * device.rated_voltage_v * device.power_factor * (float(np.sum(c * seconds)) / 3600) / 1000)
+    return out
 
 
 def trust_table(data) -> pd.DataFrame:
@@ -113,11 +135,10 @@ def savings_for(es, data, consent_row) -> tuple[object | None, str]:
     The data run from the first consented month to the pack's period end, so the baseline (at least 12 months
     before the project start) must be within the consent.  The tce coefficient and the CO2 factor are the rows
     the pack's own accounting lines use for electricity (in factors.csv)."""
-    from carbon.errors import CarbonError
-    from carbon.savings import SavingsError, TceConversion, measured_savings
-
     if "savings" not in consent_row.data or consent_row.project_start is None:
         return None, "no financed project in the consent"
+    from carbon.errors import CarbonError
+    from carbon.savings import SavingsError, TceConversion, measured_savings  # statsmodels: seconds to import
     tz = data.period.start.tz
     start = pd.Timestamp(consent_row.period_from).tz_localize(tz)
     end = data.period.end

@@ -252,12 +252,15 @@ def gather(es, period: PackPeriod) -> PackData:
     ov = ov.assign(month=pd.to_datetime(ov["month"]).dt.strftime("%Y-%m")).sort_values("month")
     output = ov.assign(trust="declared")[["month", "output_value_10k_cny", "trust"]].reset_index(drop=True)
     devices = es.devices()
-    pts = pd.DataFrame(columns=["series", "ts", "value"])
+    pts: dict[str, pd.DataFrame] = {}
     if devices:
         from collectors.bracelet_analytics import lead_time
         from portal.evidence.utilisation import daily_utilisation
 
-        pts = es.points("current", start - lead_time(devices), end)
+        # one read per bracelet: a year of one-minute currents is half a million rows each, and every use below is
+        # per device (a single read would be sorted and split by series again)
+        pts = {d.id: es.points("current", start - lead_time(devices), end, where={"series": [d.id]})
+               for d in devices}
         util = daily_utilisation(pts, devices, start, end)
     else:
         util = pd.DataFrame(columns=UTILISATION_COLUMNS)
@@ -268,7 +271,7 @@ def gather(es, period: PackPeriod) -> PackData:
     if devices:
         from carbon.risk import rated_kw_estimate
 
-        rated = rated_kw_estimate(pts, devices)
+        rated = {k: v for d in devices for k, v in rated_kw_estimate(pts[d.id], [d]).items()}
     data = PackData(ent, period, acc, energy, monthly, lines, factors, output, utilisation_frame, carriers,
                     t, intensities(t, monthly, output, period), meters, devices, rated)
     from portal.evidence.indicators import bracelets_vs_meter, risk_tables, trust_table

@@ -131,7 +131,8 @@ def _intersect(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> tuple[np.n
 def daily_utilisation(points: pd.DataFrame, devices: list, start: pd.Timestamp, end: pd.Timestamp,
                       calendar=None) -> pd.DataFrame:
     """COLUMNS, one row per device and park-local day in [start, end) (start a local midnight; the last day ends
-    at `end`).  points: the devices' current readings (series, ts, value) from a gap limit before `start`."""
+    at `end`).  points: the devices' current readings (series, ts, value) from a gap limit before `start`, or
+    a dict of them by device."""
     from collectors.bracelet import DEFAULT_CALENDAR
 
     calendar = calendar or DEFAULT_CALENDAR
@@ -142,7 +143,7 @@ def daily_utilisation(points: pd.DataFrame, devices: list, start: pd.Timestamp, 
     p0 = np.array([a for a, _ in planned], dtype=np.int64)
     p1 = np.array([b for _, b in planned], dtype=np.int64)
     planned_h = _per_day(p0, p1, edges) / 3600
-    by_series = dict(tuple(points.groupby("series"))) if len(points) else {}
+    by_series = points if isinstance(points, dict) else dict(tuple(points.groupby("series"))) if len(points) else {}
     empty = pd.DataFrame({"ts": pd.Series([], dtype="datetime64[ns, UTC]"), "value": pd.Series([], dtype=float)})
     frames = []
     for d in devices:

@@ -95,3 +95,40 @@ def test_state_runs_are_the_wings_states(amps, steps, lead, span, dwell):
     assert [int(x.value) for x in want["start"]] == s.tolist()
     assert [int(x.value) for x in want["end"]] == e.tolist()
     assert list(want["state"]) == STATE_NAMES[code].tolist()
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), gaps=st.integers(0, 6))
+def test_monthly_estimates_are_the_wings_month_by_month(seed, gaps):
+    """The crosscheck's bracelet energy per month (readings sorted once, cut by month) is exactly
+    collectors.bracelet.estimated_energy_kwh of each month's readings passed alone."""
+    from collectors.bracelet import estimated_energy_kwh
+    from portal.evidence.indicators import monthly_estimates
+
+    points = readings(seed, 3, gaps)
+    cuts = [pd.Timestamp("2024-03-01", tz=TZ) + pd.Timedelta(hours=h) for h in (0, 7, 30, 31, 55, 72)]
+    bounds = list(zip(cuts[:-1], cuts[1:], strict=True))
+    for d in DEVICES:
+        mine = points[points["series"] == d.id]
+        got = monthly_estimates(mine, d, bounds)
+        for (a, b), g in zip(bounds, got, strict=True):
+            part = mine[(mine["ts"] >= a) & (mine["ts"] < b)]
+            assert g == (estimated_energy_kwh(part, d, a, b) if len(part) else None)
+
+
+def test_a_months_last_reading_stands_for_one_interval_as_when_the_month_is_passed_alone():
+    """A reading 2.5 intervals before the next one (no gap) that is the last of its month: passed alone, the month
+    holds it for one interval (60 s), not until the next reading (150 s, cut at the month's end)."""
+    from collectors.bracelet import estimated_energy_kwh
+    from portal.evidence.indicators import monthly_estimates
+
+    d = DEVICES[0]
+    cut = pd.Timestamp("2024-04-01", tz=TZ)
+    ts = pd.DatetimeIndex([cut - pd.Timedelta(seconds=s) for s in (300, 240, 180, 120)]
+                          + [cut + pd.Timedelta(seconds=30), cut + pd.Timedelta(seconds=90)])
+    part = pd.DataFrame({"ts": ts, "value": 10.0})
+    bounds = [(cut - pd.Timedelta(hours=1), cut), (cut, cut + pd.Timedelta(hours=1))]
+    got = monthly_estimates(part, d, bounds)
+    want = [estimated_energy_kwh(part[(part["ts"] >= a) & (part["ts"] < b)], d, a, b) for a, b in bounds]
+    assert got == want
+    assert got[0] == pytest.approx(estimated_energy_kwh(part, d, *bounds[0]) * 4 / 5)  # 4 min held, not 5
