@@ -35,6 +35,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -162,6 +163,56 @@ class Bench:
         return {"validate_s": t1 - t0, "serialise_s": t2 - t1, "gzip_s": t3 - t2}
 
 
+def split(bench: Bench) -> dict[str, float]:
+    """Where the influx gap goes, step by step on one fresh database, each step alone (nothing overlaps):
+    client CPU (validation, encoding the readings, planning and encoding the roll-ups) and server time
+    (posting the readings' bodies, then the roll-ups' bodies, same batch size, gzip and requests in flight)."""
+    from park.store import rollup as rollup_module
+    from park.store.lineprotocol import encode_rollups
+
+    store = bench._influx("bench_split")
+    keys = series_keys(MEASUREMENT, bench.catalog)
+    hkeys, dkeys = (series_keys(f"{MEASUREMENT}_{w}", bench.catalog) for w in ("1h", "1d"))
+    out: collections.Counter = collections.Counter()
+    empty = rollup_module.bucket_stats(pd.DataFrame(), "hour", bench.park.timezone)
+    stored_h, stored_d = empty, empty
+    for part in bench.parts:
+        t0 = time.perf_counter()
+        valid = validate(part, MEASUREMENT, bench.catalog, grid=True).frame
+        t1 = time.perf_counter()
+        precision = best_precision(valid["ts"])
+        bodies = [encode_body(valid.iloc[i:i + 10_000], keys, precision) for i in range(0, len(valid), 10_000)]
+        t2 = time.perf_counter()
+        plan = rollup_module.plan(valid, stored_h, stored_d, bench.park.timezone)
+        t3 = time.perf_counter()
+        rbodies = [encode_rollups(plan.hours.iloc[i:i + 10_000], hkeys, True) for i in range(0, len(plan.hours),
+                                                                                                10_000)]
+        rbodies += [encode_rollups(plan.days.iloc[i:i + 10_000], dkeys, False) for i in range(0, len(plan.days),
+                                                                                               10_000)]
+        t4 = time.perf_counter()
+        with ThreadPoolExecutor(store.config.max_in_flight) as pool:
+            list(pool.map(store._post_body, bodies, [precision] * len(bodies)))
+        t5 = time.perf_counter()
+        with ThreadPoolExecutor(store.config.max_in_flight) as pool:
+            list(pool.map(lambda b: store._post_body(b, "s"), rbodies))
+        t6 = time.perf_counter()
+        # the next batch appends to these buckets, as in a real write
+        stored_h = rollup_module.combine(stored_h, plan.hours) if len(stored_h) else plan.hours
+        stored_d = rollup_module.combine(stored_d, plan.days) if len(stored_d) else plan.days
+        out["client validate_s"] += t1 - t0
+        out["client encode_readings_s"] += t2 - t1
+        out["client plan_rollups_s"] += t3 - t2
+        out["client encode_rollups_s"] += t4 - t3
+        out["server post_readings_s"] += t5 - t4
+        out["server post_rollups_s"] += t6 - t5
+        out["rollup_lines"] += len(plan.hours) + len(plan.days)
+    bench._count_and_drop(store)
+    print("\n--- split of the influx path, each step alone, over all batches ---")
+    for k, v in out.items():
+        print(f"{v:10.2f}  {k}")
+    return dict(out)
+
+
 class _TimedConnection:
     """Wraps the embedded store's DuckDB connection, adding up the time of each kind of SQL statement."""
 
@@ -280,6 +331,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--profile", action="store_true", help="also cProfile one run of each store")
     ap.add_argument("--statements", action="store_true",
                     help="also time each SQL/InfluxQL statement and client step of one more run of each store")
+    ap.add_argument("--split", action="store_true",
+                    help="also time client roll-up work and server posting of readings vs roll-ups, each alone")
     ap.add_argument("--out", type=Path, default=OUT / "ingest.json")
     args = ap.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
@@ -327,8 +380,10 @@ def main(argv: list[str] | None = None) -> dict:
                       f"{res['readings_per_s']:>11,.0f} readings/s{extra}", flush=True)
         if server:
             breakdown = bench.breakdown()
+        if args.split and server:
+            steps["split"] = split(bench)
         if args.statements:
-            steps = statements(bench)
+            steps.update(statements(bench))
         if args.profile:
             for name in names:
                 if name != "influx_raw":

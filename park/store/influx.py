@@ -333,11 +333,13 @@ class InfluxStore(TimeSeriesStore):
         return self._stored_frame(self.query(self._stored_query(name, lo_ns, hi_ns, series), epoch="ns"), series)
 
     def _stored_query(self, name: str, lo_ns: int, hi_ns: int, series: list[str] | None) -> str:
-        return (f'SELECT "sum", "count", "measured", "min", "max", "last_ns" FROM {_ident(name)} '
-                f'WHERE time >= {lo_ns} AND time < {hi_ns}{self._series_clause(series)} GROUP BY "series"')
+        # The tag as a column, not GROUP BY "series": one result instead of one per series, about 4x cheaper
+        # for influxd 1.6 with 2 000 series (0.10 s against 0.45-0.58 s in bench/ingest), and cheaper to parse.
+        return (f'SELECT "sum", "count", "measured", "min", "max", "last_ns", "series" FROM {_ident(name)} '
+                f'WHERE time >= {lo_ns} AND time < {hi_ns}{self._series_clause(series)}')
 
     def _stored_frame(self, results: list[dict], series: list[str] | None) -> pd.DataFrame:
-        frame = self._frame(results, ["series"])
+        frame = self._frame(results, [])
         if not len(frame):
             return rollup.bucket_stats(pd.DataFrame(), "hour", self.timezone)
         frame = frame.rename(columns={"time": "start"})
