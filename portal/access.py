@@ -151,28 +151,28 @@ class DataAccess:
             raise Forbidden(f"user {user.username} may not read enterprise(s) {', '.join(sorted(asked - allowed))}")
         return asked
 
-    def _accounts(self, who: frozenset[str] | None, start, end, period_kind: str, policy_name: str | None,
-                  as_of_now: bool = True) -> Accounts:
+    def _accounts(self, who: frozenset[str] | None, start, end, period_kind: str, policy_name: str | None
+                  ) -> Accounts:
         """Accounts of the enterprises `who` (None: the park) on a quota basis's policy (`policy_name`) or the
         default, cached for the TTL per (period, kind, basis, enterprises).  A park-wide accounting already
         cached serves any narrower one (cut); otherwise only `who`'s activity is read and accounted, which gives
-        the same rows as the park-wide accounting cut to `who` (tests/test_portal_access.py checks it).
-        `as_of_now`: instruments known up to the portal's clock, else up to the real now (carbon.pipeline's
-        quota_emissions)."""
+        the same rows as the park-wide accounting cut to `who` (tests/test_page_enterprise.py checks it).
+        Instruments are allocated over purchases known up to the portal's clock.  The park's factors, instruments
+        and recorded activity are read once per TTL."""
         kind = period_kind.value if hasattr(period_kind, "value") else str(period_kind)
-        base = ("accounts", _iso(start), _iso(end), kind, policy_name, as_of_now)
+        base = ("accounts", _iso(start), _iso(end), kind, policy_name)
         if who is None:
-            return self._cache.get((*base, None), lambda: self._compute_accounts(None, start, end, kind, policy_name,
-                                                                                  as_of_now))
+            return self._cache.get((*base, None), lambda: self._compute_accounts(None, start, end, kind,
+                                                                                  policy_name))
         park_wide = self._cache.peek((*base, None))
         if park_wide is not None:
             return cut_accounts(park_wide, who)
         acc = self._cache.get((*base, tuple(sorted(who))),
-                              lambda: self._compute_accounts(who, start, end, kind, policy_name, as_of_now))
+                              lambda: self._compute_accounts(who, start, end, kind, policy_name))
         return cut_accounts(acc, who)  # every answer is cut, whatever the computation returned
 
-    def _compute_accounts(self, who: frozenset[str] | None, start, end, kind: str, policy_name: str | None,
-                          as_of_now: bool) -> Accounts:
+    def _compute_accounts(self, who: frozenset[str] | None, start, end, kind: str, policy_name: str | None
+                          ) -> Accounts:
         from carbon import records
         from carbon.activity import load_activity
         from carbon.emissions import compute_accounts
@@ -182,25 +182,28 @@ class DataAccess:
         from carbon.regions import enterprise_regions
 
         policy = quota_basis_policy(policy_name)[0] if policy_name else DEFAULT_POLICY
-        as_of = (self._now() if self._now else None) if as_of_now else None
+        as_of = self._now() if self._now else None
+        # the park's factors (shipped + its overrides): read once per TTL, not per accounting
+        registry = self._cache.get(("registry",), lambda: park_registry(self.engine, self.park.id))
         if who is None:
-            return account_park(self.store, self.engine, self.park, start, end, kind, policy, strict=False,
+            return account_park(self.store, self.engine, self.park, start, end, kind, policy, registry, strict=False,
                                 as_of=as_of)
         # carbon.pipeline.account_park, with every input restricted to `who` (the store query included)
         window = "day" if kind == "day" else "month"
         ids = sorted(who)
         metered = self._cache.get(("activity", _iso(start), _iso(end), window, tuple(ids)),
                                   lambda: load_activity(self.store, start, end, window, ids))
-        recorded = records.load_activity_records(self.engine, self.park.id, start, end)
+        recorded = self._cache.get(("recorded", _iso(start), _iso(end)),
+                                   lambda: records.load_activity_records(self.engine, self.park.id, start, end))
         recorded = recorded[recorded["enterprise"].isin(who)]
         if window == "day" and len(recorded):
             raise InputError("recorded activity (bills, exports) is per month or longer: daily accounts cannot include "
                              "it; report per month")
         activity = pd.concat([metered, recorded], ignore_index=True) if len(recorded) else metered.copy()
-        instruments = records.load_instruments(self.engine, self.park.id)
+        instruments = self._cache.get(("instruments",), lambda: records.load_instruments(self.engine, self.park.id))
         instruments = instruments[instruments["enterprise"].isin(who)].reset_index(drop=True)
         threshold = getattr(self.park, "coverage_threshold", 0.9)
-        return compute_accounts(activity, park_registry(self.engine, self.park.id), enterprise_regions(self.park),
+        return compute_accounts(activity, registry, enterprise_regions(self.park),
                                 policy, kind, instruments, coverage_threshold=threshold, strict=False,
                                 instrument_basis=instrument_basis(self.store, self.engine, self.park, instruments,
                                                                   as_of))
@@ -265,7 +268,7 @@ class DataAccess:
             frames = []
             for basis in sorted({basis_of.get(e, DEFAULT_QUOTA_BASIS) for e in members}):
                 column = quota_basis_policy(basis)[1]
-                ent = self._accounts(who, start, end, "year", basis, as_of_now=False).totals_at("enterprise")
+                ent = self._accounts(who, start, end, "year", basis).totals_at("enterprise")
                 ent = ent[[basis_of.get(e, DEFAULT_QUOTA_BASIS) == basis for e in ent["enterprise"]]]
                 frames.append(pd.DataFrame({"enterprise": ent["enterprise"], "year": year, "basis": basis,
                                             "emissions_t_co2e": ent[column], "complete": ent["complete"],

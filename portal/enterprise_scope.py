@@ -233,7 +233,8 @@ class EnterpriseScope:
         # The burn-down is on the basis the quota plan compares with its allowances (the ETS rules by default).
         basis = (position or {}).get("basis")
         basis = basis if isinstance(basis, str) else DEFAULT_QUOTA_BASIS
-        acc = self.accounts(start, end, quota_basis=basis)
+        # the year's accounting the position was computed from (one accounting, shared): its total and badge
+        acc = self.accounts(start, end, "year", quota_basis=basis)
         ent = acc.totals_at("enterprise")
         column = quota_basis_policy(basis)[1]
         return QuotaView(start.year, start, end, self.daily_emissions(start, end, basis),
