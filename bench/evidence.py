@@ -201,7 +201,7 @@ def write_docs(result: dict) -> None:
     if SECTION in text:
         head, _, rest = text.partition(SECTION)
         nxt = rest.find("\n## ")
-        text = head + section + (rest[nxt + 1:] if nxt >= 0 else "")
+        text = head + section + (rest[nxt:] if nxt >= 0 else "")  # keep the blank line before the next section
     else:
         text = text.rstrip("\n") + "\n\n" + section
     BENCHMARKS_MD.write_text(text, encoding="utf-8")
