@@ -88,7 +88,7 @@ class DataAccess:
         self.store = store
         self.park = park
         self.engine = engine
-        self._cache = TTLCache(cache_ttl_s)
+        self._cache = TTLCache(cache_ttl_s, max_items=256)  # per scope: accounts, activity, rendered pages
         self._consents = consents or (lambda user: set())
         self._now = now  # the portal's clock: what "known up to now" means for the accounts (None: the real now)
         self._series_enterprise = {s.id: s.enterprise for s in park.catalog().series}

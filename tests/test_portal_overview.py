@@ -157,3 +157,35 @@ def test_days_without_readings_are_gaps_and_today_is_partial(store):
     assert ov.daily["partial"].tolist() == [False] * 29 + [True]
     fig = render_overview(ov, PARK, "en")[1].figure
     assert list(fig.data[0].marker.pattern.shape)[-1] == "/" and "partial (to 12:00)" in fig.data[0].customdata[-1]
+
+
+def test_a_warm_overview_sends_the_page_it_rendered_within_the_cache_time(store, tmp_path, monkeypatch):
+    """Users of one scope (administrator, regulator) within the figures' cache time get the components rendered
+    once per language; another language is rendered on its own; with the cache off every load renders."""
+    import carbon.records  # noqa: F401  (the carbon tables)
+    from park.metadata import create_engine_from_url, import_park
+    from park.settings import Settings
+    from portal.auth import add_user, load_user
+    from portal.context import PortalContext
+    from portal.pages import overview as page
+    from portal.scope import scope_for
+
+    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'meta.db'}")
+    import_park(engine, PARK)
+    for name, role in (("admin", "admin"), ("reg", "regulator")):
+        add_user(engine, "p", name, "correct horse battery", role, None)
+    ctx = PortalContext(Settings(data_dir=tmp_path), engine, PARK, store, clock=lambda: NOW)
+    built, real = [], page.render_carbon
+    monkeypatch.setattr(page, "render_carbon", lambda co, park, lang, now=None: built.append(lang) or
+                        real(co, park, lang, now))
+
+    def shown(user: str, lang: str) -> str:
+        return json.dumps(page.layout(scope_for(ctx, load_user(engine, user), "/"), lang), cls=PlotlyJSONEncoder,
+                          ensure_ascii=False)
+
+    zh = shown("admin", "zh-CN")
+    assert shown("reg", "zh-CN") == zh and built == ["zh-CN"]
+    en = shown("admin", "en")
+    assert built == ["zh-CN", "en"] and "Alpha Co." in en and "Alpha Co." not in zh and "甲公司" in zh
+    ctx.access._cache.ttl_s = 0
+    assert shown("admin", "zh-CN") == zh and built == ["zh-CN", "en", "zh-CN"]
