@@ -71,6 +71,7 @@ crosscheck.csv         电表与设备手环估算电量核对（如授权）/ m
 risk_indicators.csv    产能、产量、能耗规模与弹性系数（如授权）/ risk indicators with peers (if consented)
 capacity_monthly.csv   每月有效产能（如授权）/ effective capacity per month (if consented)
 shutdown_signals.csv   停产风险信号（如授权）/ shutdown-risk signals (if consented)
+baseline_monthly.csv   基准期（上一年同期，如授权）每月能耗、排放与产值 / baseline months a year earlier (if consented)
 restatements.csv       与此前证据包不同的数字 / figures that differ from an earlier pack
 signing_key.pem        签名公钥 / the public key that signed
 SHA256SUMS             每个文件的 SHA-256 / SHA-256 of every file

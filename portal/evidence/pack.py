@@ -11,6 +11,7 @@ Files (docs/evidence.md):
     factors.csv             every factor row used, with value, unit, value per base unit, source, publication
     output_monthly.csv      declared output value per month (自证: declared by the enterprise)
     utilisation_daily.csv   equipment utilisation per bracelet and day
+    baseline_monthly.csv    the same months a year earlier, when the consent covers them (baseline intensities)
     restatements.csv        figures that differ from those in a pack issued before
     signing_key.pem         the public key that signed (compare its key id with the park's published list)
     SHA256SUMS              `sha256sum -c` format, every file above
