@@ -39,26 +39,35 @@ def create_app(ctx: PortalContext, secret: str | None = None) -> dash.Dash:
 
     web.install(app.server, ctx, secret or web.secret_key(ctx.settings.data_dir, None),
                 landing=lambda user: landing(user.role), may_open=may_open)
-    app.layout = dmc.MantineProvider(theme={"primaryColor": "teal", "fontFamily": "inherit"}, children=[
-        dcc.Location(id="url"),
-        dcc.Store(id="lang", data=ctx.settings.language, storage_type="local"),
-        dmc.AppShell(header={"height": 56}, navbar={"width": 220, "breakpoint": "sm"}, padding="md", children=[
-            dmc.AppShellHeader(dmc.Group(h="100%", px="md", justify="space-between", children=[
-                dmc.Group([html.Span(id="app-title", className="app-title"),
-                           html.Span(id="park-name", className="park")]),
-                dmc.Group([html.Span(id="user-name", className="user"),
-                           dmc.Button(id="lang-toggle", variant="outline", size="xs", n_clicks=0),
-                           html.A(id="logout", href="/logout", className="logout")]),
-            ])),
-            dmc.AppShellNavbar(id="nav", p="sm", children=[]),
-            dmc.AppShellMain(html.Div(id="page")),
-        ]),
-    ])
+
+    def shell():
+        """The page shell, per page load: its `lang` store starts in the browser's language (web.language: chosen
+        on the login page or with the header's switch, kept in a cookie), which a browser-local copy cannot
+        override."""
+        return dmc.MantineProvider(theme={"primaryColor": "teal", "fontFamily": "inherit"}, children=[
+            dcc.Location(id="url"),
+            dcc.Store(id="lang", data=web.language(ctx.settings.language), storage_type="memory"),
+            dmc.AppShell(header={"height": 56}, navbar={"width": 220, "breakpoint": "sm"}, padding="md", children=[
+                dmc.AppShellHeader(dmc.Group(h="100%", px="md", justify="space-between", children=[
+                    dmc.Group([html.Span(id="app-title", className="app-title"),
+                               html.Span(id="park-name", className="park")]),
+                    dmc.Group([html.Span(id="user-name", className="user"),
+                               dmc.Button(id="lang-toggle", variant="outline", size="xs", n_clicks=0),
+                               html.A(id="logout", href="/logout", className="logout")]),
+                ])),
+                dmc.AppShellNavbar(id="nav", p="sm", children=[]),
+                dmc.AppShellMain(html.Div(id="page")),
+            ]),
+        ])
+
+    app.layout = shell
 
     @app.callback(Output("lang", "data"), Input("lang-toggle", "n_clicks"), State("lang", "data"),
                   prevent_initial_call=True)
     def toggle(_: int, lang: str) -> str:
-        return "en" if lang == "zh-CN" else "zh-CN"
+        new = "en" if lang == "zh-CN" else "zh-CN"
+        web.keep_language(dash.callback_context.response, new)  # the next page load opens in it too
+        return new
 
     @app.callback(Output("app-title", "children"), Output("park-name", "children"), Output("user-name", "children"),
                   Output("lang-toggle", "children"), Output("logout", "children"), Output("nav", "children"),

@@ -47,6 +47,33 @@ WORKER_HEADER = "X-ParkCarbon-Worker"  # the serving process id, only with PARKC
 # What a redirect target may not contain: control characters and whitespace (browsers drop tabs and newlines
 # from URLs, so "/\t/evil" becomes "//evil"), backslashes (read as "/"), and "//" (another host).
 _UNSAFE_NEXT = re.compile(r"[\x00-\x20\x7f-\xa0\u1680\u2000-\u200f\u2028-\u202f\u205f\u3000\ufeff\\]|//")
+LANG_COOKIE, LANG_DAYS = "lang", 365  # the browser's language (login page, header switch): the portal opens in it
+LANGS = ("zh-CN", "en")
+register_text({
+    "login.error.wrong": {"zh-CN": "用户名或密码错误", "en": "Wrong user name or password"},
+    "login.error.wait_min": {"zh-CN": "登录失败次数过多，请 {n} 分钟后再试",
+                             "en": "Too many failed logins: try again in {n} min"},
+    "login.error.wait_s": {"zh-CN": "登录失败次数过多，请 {n} 秒后再试",
+                           "en": "Too many failed logins: try again in {n} s"},
+    "login.error.expired": {"zh-CN": "登录表单已过期，请刷新页面", "en": "The login form expired; reload the page"},
+})
+
+
+def language(default: str) -> str:
+    """The language this request's browser chose (its `lang` cookie, set at login and by the header's switch), else
+    `default`; outside a request, `default`."""
+    from flask import has_request_context
+
+    chosen = request.cookies.get(LANG_COOKIE) if has_request_context() else None
+    return chosen if chosen in LANGS else (default if default in LANGS else "zh-CN")
+
+
+def keep_language(resp, lang: str) -> None:
+    """Remember the browser's language on `resp` (a Flask response) for the next page loads."""
+    from flask import current_app
+
+    secure = bool(current_app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
+    resp.set_cookie(LANG_COOKIE, lang, max_age=LANG_DAYS * 86400, samesite="Lax", httponly=True, secure=secure)
 
 
 def secret_key(data_dir: Path, env_value: str | None) -> str:
@@ -172,14 +199,15 @@ def install(server: Flask, ctx: PortalContext, key: str, landing=lambda user: "/
 
     @server.route("/login", methods=["GET", "POST"])
     def login():
-        lang = request.args.get("lang") or request.cookies.get("lang") or ctx.settings.language
-        lang = lang if lang in ("zh-CN", "en") else "zh-CN"
+        # the page's language: the form's (the page it was posted from), the link's, the browser's, the park's
+        lang = next((v for v in (request.form.get("lang"), request.args.get("lang")) if v in LANGS), None)
+        lang = lang or language(ctx.settings.language)
         error, status = "", 200
         if request.method == "POST":
             # No token in the session (a form posted from another site, or a session that expired): refused.
             expected, sent = session.get("login_csrf"), request.form.get("csrf", "")
             if not expected or not sent or not secrets.compare_digest(sent, expected):
-                abort(400, "the login form expired; reload the page")
+                abort(400, t("login.error.expired", lang))
             username, address = request.form.get("username", "").strip(), request.remote_addr
             known = known_names()
             wait = throttle.wait(address, username, known_browser=username.lower() in known)
@@ -194,7 +222,10 @@ def install(server: Flask, ctx: PortalContext, key: str, landing=lambda user: "/
                     throttle.failed(address, username)
                 audit.record(ctx.engine, username or "?", "login_throttled" if status == 429 else "login_failed",
                              detail=str(exc), ip=address)
-                error = str(exc)
+                # shown in the page's language (the audit log keeps the English detail)
+                error = (t("login.error.wait_min", lang).format(n=f"{wait / 60:.0f}") if status == 429 and wait >= 60
+                         else t("login.error.wait_s", lang).format(n=f"{max(wait, 1):.0f}") if status == 429
+                         else t("login.error.wrong", lang))
             else:
                 throttle.succeeded(address, username)
                 session.clear()
@@ -212,10 +243,12 @@ def install(server: Flask, ctx: PortalContext, key: str, landing=lambda user: "/
                 names = [user.username.lower()] + [n for n in known if n != user.username.lower()][: KNOWN_MAX - 1]
                 resp.set_cookie(KNOWN_COOKIE, known_signer.dumps(names), max_age=KNOWN_DAYS * 86400,
                                 samesite="Lax", httponly=True, secure=secure)
+                keep_language(resp, lang)  # the portal opens in the login page's language
                 return resp
         # One token per browser session: a second tab or a stray request must not invalidate the first form.
         token = session.setdefault("login_csrf", secrets.token_urlsafe(32))
-        return Response(_login_page(lang, token, error), status=status, mimetype="text/html")
+        return Response(_login_page(lang, token, error, safe_next(request.args.get("next"))), status=status,
+                        mimetype="text/html")
 
     @server.route("/logout")
     def logout():
@@ -299,8 +332,9 @@ def store_down(exc: Exception, lang: str, admin: bool = False, last=None, now=No
     ])
 
 
-def _login_page(lang: str, token: str, error: str) -> str:
+def _login_page(lang: str, token: str, error: str, next_path: str | None = None) -> str:
     other = "en" if lang == "zh-CN" else "zh-CN"
+    switch = html.escape("/login?" + urlencode({"lang": other, **({"next": next_path} if next_path else {})}))
     err = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
     return f"""<!doctype html><html lang="{lang}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{t("app.title", lang)}</title>
@@ -310,7 +344,7 @@ def _login_page(lang: str, token: str, error: str) -> str:
 <label>{t("login.username", lang)}<input name="username" id="username" autocomplete="username" required></label>
 <label>{t("login.password", lang)}<input name="password" id="password" type="password"
  autocomplete="current-password" required></label>
-<input type="hidden" name="csrf" value="{token}">
+<input type="hidden" name="csrf" value="{token}"><input type="hidden" name="lang" value="{lang}">
 <button type="submit" id="login-submit">{t("login.submit", lang)}</button>
-<a class="lang" href="/login?lang={other}">{t("lang.switch", lang)}</a>
+<a class="lang" href="{switch}">{t("lang.switch", lang)}</a>
 </form></body></html>"""

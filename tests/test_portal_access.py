@@ -18,6 +18,7 @@ from portal.access import Forbidden
 from portal.app import create_app
 from portal.auth import AuthError, Role, add_user, authenticate, hash_password, load_user, verify_password
 from portal.context import PortalContext
+from portal.i18n import TEXT
 from tests.support import portal as support
 
 TZ = "Asia/Shanghai"
@@ -68,7 +69,8 @@ def test_every_page_needs_a_login(ctx):
 def test_login_logout_and_the_audit_log(ctx):
     client = create_app(ctx, "k" * 32).server.test_client()
     bad = login(client, "admin", "wrong password!")
-    assert bad.status_code == 200 and "wrong user name or password" in bad.get_data(as_text=True)
+    page_lang = "en" if '<html lang="en"' in bad.get_data(as_text=True) else "zh-CN"
+    assert bad.status_code == 200 and TEXT["login.error.wrong"][page_lang] in bad.get_data(as_text=True)
     ok = login(client, "admin")
     assert ok.status_code == 302 and "_csrf_token" in ok.headers.get("Set-Cookie", "")
     assert client.get("/").status_code == 200
