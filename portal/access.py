@@ -192,7 +192,9 @@ class DataAccess:
         window = "day" if kind == "day" else "month"
         ids = sorted(who)
         metered = self._cache.get(("activity", _iso(start), _iso(end), window, tuple(ids)),
-                                  lambda: load_activity(self.store, start, end, window, ids))
+                                  lambda: load_activity(self.store, start, end, window, ids or [""]))
+        if metered.empty:  # nothing metered (no meters, or no enterprise): the park's accounting, cut by the caller
+            return self._accounts(None, start, end, kind, policy_name)
         recorded = self._cache.get(("recorded", _iso(start), _iso(end)),
                                    lambda: records.load_activity_records(self.engine, self.park.id, start, end))
         recorded = recorded[recorded["enterprise"].isin(who)]

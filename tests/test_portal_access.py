@@ -188,3 +188,13 @@ def test_the_cache_computes_once_for_concurrent_callers():
         th.join()
     assert results == [42] * 8 and len(calls) == 1
     assert TTLCache(0).get("k", lambda: 1) == 1  # a zero TTL always recomputes
+
+
+def test_a_scope_without_enterprises_gets_no_carbon_rows(ctx):
+    """A bank without consent: empty accounts and positions, and naming an enterprise is refused."""
+    bank = load_user(ctx.engine, "bank")
+    acc = ctx.access.accounts(bank, NOW.floor("D"), NOW.floor("h"), "day")
+    assert acc.totals.empty and acc.lines.empty and acc.issues.empty
+    assert ctx.access.quota_positions(bank, 2024, NOW, 97.49).empty
+    with pytest.raises(Forbidden):
+        ctx.access.accounts(bank, NOW.floor("D"), NOW.floor("h"), "day", enterprises=["E1"])
