@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 RETRY_STATUS = {429, 500, 502, 503, 504}
 # Above this many series a roll-up refresh covers every series of the range rather than a regex of names.
 _MAX_SERIES_IN_REGEX = 200
+_PENDING_TIMES = 2_000  # times per `_correction_pending` record (20-digit numbers, under 64 KB a string field)
 
 
 @dataclass(frozen=True)
@@ -251,26 +252,53 @@ class InfluxStore(TimeSeriesStore):
             self._finish_correction(measurement, c, written[c.series], actor)
 
     def _finish_correction(self, measurement: str, c: Correction, written: list[np.ndarray], actor: str) -> None:
+        """After the block's writes: record the readings of the range it did not write in `_correction_pending`
+        (so that `refresh_rollups()` finishes their deletion if this process dies or the server goes away
+        now), write the audit record, then delete them and rebuild the range's roll-ups."""
         lo, hi = _ns(c.start), _ns(c.end)
         stored = self._frame(self.query(f'SELECT "value" FROM {_ident(measurement)} WHERE "series" = '
                                         f'{_quote(c.series)} AND time >= {lo} AND time < {hi}', epoch="ns"), [])
         kept = np.concatenate(written) if written else np.array([], dtype="int64")
         times = stored["time"].to_numpy(dtype="int64") if len(stored) else np.array([], dtype="int64")
-        stale = times[~np.isin(times, kept)]
-        if len(stale):
-            with self._rollup_lock:
-                last = c.end - pd.Timedelta("1ns")
-                mark = self._mark_dirty(measurement, c.start, last, [c.series])
-                stmts = [f"DELETE FROM {_ident(measurement)} WHERE \"series\" = {_quote(c.series)} AND time >= {t} "
-                         f"AND time < {t + 1}" for t in stale.tolist()]
-                for i in range(0, len(stmts), 100):
-                    self.query(";".join(stmts[i:i + 100]))
-                self._rebuild_range(measurement, c.start, last, [c.series])
-                self._mark_done(measurement, mark)
+        stale = times[~np.isin(times, kept)].tolist()
+        pending = []
+        for i in range(0, len(stale), _PENDING_TIMES):  # a string field holds at most 64 KB
+            chunk = stale[i:i + _PENDING_TIMES]
+            line, stamp = self._stamped("_correction_pending", {"measurement": measurement},
+                                        {"series": c.series, "start": lo, "end": hi, "done": False,
+                                         "times": " ".join(map(str, chunk))})
+            self.write_lines([line], precision="ns")
+            pending.append((chunk, stamp))
         self.write_lines([self._record("_audit", {"action": "correct", "measurement": measurement},
                                        {"actor": actor, "series": c.series, "start": c.start.isoformat(),
                                         "end": c.end.isoformat(), "rows": len(kept) if c.rows is None else c.rows,
                                         "reason": c.reason})], precision="ns")
+        for chunk, stamp in pending:
+            self._complete_correction(measurement, c.series, lo, hi, chunk, stamp)
+
+    def _complete_correction(self, measurement: str, series: str, lo: int, hi: int, times: list[int],
+                             stamp: int) -> None:
+        """Delete the listed readings (one DELETE per point: InfluxQL deletes by tag and time range only),
+        rebuild the range's roll-ups and mark the pending record done."""
+        with self._rollup_lock:
+            stmts = [f'DELETE FROM {_ident(measurement)} WHERE "series" = {_quote(series)} AND time >= {t} '
+                     f"AND time < {t + 1}" for t in times]
+            for i in range(0, len(stmts), 100):
+                self.query(";".join(stmts[i:i + 100]))
+            start = pd.Timestamp(lo, unit="ns", tz="UTC")
+            self._rebuild_range(measurement, start, pd.Timestamp(hi - 1, unit="ns", tz="UTC"), [series])
+            self.write_lines([f"_correction_pending,measurement={escape_tag(measurement)} done=true {stamp}"],
+                             precision="ns")
+
+    def _pending_corrections(self, grace_s: float) -> pd.DataFrame:
+        horizon = f"{int(self.config.rollup_horizon_days)}d"
+        frame = self._frame(self.query(f'SELECT * FROM "_correction_pending" WHERE time > now() - {horizon}',
+                                       epoch="ns"), [])
+        if not len(frame) or "times" not in frame:
+            return frame
+        done = frame["done"].fillna(False).astype(bool)
+        due = frame["time"].astype("int64") <= time.time_ns() - int(grace_s * 1e9)
+        return frame[~done & due & frame["times"].notna()].reset_index(drop=True)
 
     # ---- roll-ups ---------------------------------------------------------------------------
     # A write folds its batch into the hourly and daily roll-ups itself (`park/store/rollup.py`): buckets the
@@ -307,6 +335,11 @@ class InfluxStore(TimeSeriesStore):
         `InfluxConfig.rollup_grace_s`: a live writer finishes its own); return how many ranges were done."""
         grace = self.config.rollup_grace_s if grace_s is None else grace_s
         with self._rollup_lock:
+            corrections = self._pending_corrections(grace)
+            for row in corrections.itertuples(index=False):  # a correction that wrote but did not finish deleting
+                times = [int(t) for t in str(row.times).split()]
+                self._complete_correction(row.measurement, row.series, int(row.start), int(row.end), times,
+                                          int(row.time))
             pending = self.pending_rollups(grace)
             for row in pending.itertuples(index=False):
                 series = None if row.series == "*" else str(row.series).split("\n")
