@@ -353,9 +353,15 @@ def run_tasks(tasks: list[Task], cfg: ForecastSettings, pooled: bool = True) -> 
     with Parallel(n_jobs=cfg.workers, backend="loky") as parallel:
         if pooled:
             add_pooled(tasks, cfg, parallel)
-        size = max(1, math.ceil(len(tasks) / (4 * cfg.workers)))
-        batches = [tasks[i:i + size] for i in range(0, len(tasks), size)]
-        return [o for out in parallel(delayed(_run_batch)(b, cfg) for b in batches) for o in out]
+        # the costly non-daily series (hourly day-ahead, per-series candidates) first, so no worker ends on them
+        order = sorted(range(len(tasks)), key=lambda i: _is_daily(tasks[i]))  # stable: otherwise as given
+        size = max(1, math.ceil(len(tasks) / (16 * cfg.workers)))
+        batches = [[tasks[i] for i in order[j:j + size]] for j in range(0, len(order), size)]
+        done = [o for out in parallel(delayed(_run_batch)(b, cfg) for b in batches) for o in out]
+        outcomes: list[Outcome] = [None] * len(tasks)  # type: ignore[list-item]
+        for i, o in zip(order, done, strict=True):
+            outcomes[i] = o
+        return outcomes
 
 
 def run(ctx) -> str:

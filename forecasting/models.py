@@ -72,7 +72,8 @@ def _residual_quantiles(errors: np.ndarray) -> dict[float, float]:
     errors = errors[np.isfinite(errors)]
     if len(errors) == 0:
         return {q: 0.0 for q in QUANTILES if q != 0.5}
-    return {q: float(np.quantile(errors, q)) for q in QUANTILES if q != 0.5}
+    qs = [q for q in QUANTILES if q != 0.5]
+    return dict(zip(qs, (float(v) for v in np.quantile(errors, qs)), strict=True))  # one sort for all four
 
 
 class Model:
@@ -220,7 +221,7 @@ class ExponentialSmoothing(Model):
             raise ValueError(f"{self.name}: needs at least three seasons ({3 * m} points), has {len(y)}")
         self.index = y.index
         values = y.to_numpy(dtype=float)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), threadpool_limits(1):  # BLAS threads only contend on tiny problems
             warnings.simplefilter("ignore")
             model = ETSModel(pd.Series(values), error="add", trend=None, seasonal="add", seasonal_periods=m,
                              initialization_method=self.initialization)
