@@ -20,8 +20,9 @@ def park(n: int = 12, days: int = 365, seed: int = 0) -> dict[str, pd.Series]:
     idx = pd.date_range(END - pd.Timedelta(days=days), END + pd.Timedelta(days=27), freq="D")
     weekend = idx.day_of_week >= 5
     out = {}
+    levels = 10 ** rng.uniform(0, 3, size=n // 2 + 1)
     for i in range(n):
-        level = 10 ** rng.uniform(0, 3)
+        level = levels[i // 2]  # each level once of each kind: the level cannot tell the kinds apart
         shape = np.where(weekend, 0.1, 1.0) if i % 2 == 0 else np.ones(len(idx))
         out[f"E{i}"] = pd.Series(level * shape * (1 + 0.1 * rng.standard_normal(len(idx))), index=idx)
     return out
