@@ -22,7 +22,7 @@ def park(n: int = 12, days: int = 365, seed: int = 0) -> dict[str, pd.Series]:
     out = {}
     levels = 10 ** rng.uniform(0, 3, size=n // 2 + 1)
     for i in range(n):
-        level = levels[i // 2]  # each level once of each kind: the level cannot tell the kinds apart
+        level = levels[i // 2]  # each base level once of each kind
         shape = np.where(weekend, 0.1, 1.0) if i % 2 == 0 else np.ones(len(idx))
         out[f"E{i}"] = pd.Series(level * shape * (1 + 0.1 * rng.standard_normal(len(idx))), index=idx)
     return out
