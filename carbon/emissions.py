@@ -390,54 +390,6 @@ def _allocate_instruments(instruments: pd.DataFrame, windows: pd.DataFrame,
             for i in np.flatnonzero(weight > 0).tolist():
                 flagged.setdefault(i, set()).update(codes)
     return alloc, issues, flagged
-    tz = windows["period_start"].dt.tz
-    w0 = pd.DatetimeIndex(windows["period_start"]).as_unit("ns").asi8
-    w1 = pd.DatetimeIndex(windows["period_end"]).as_unit("ns").asi8
-    owner = windows["enterprise"].to_numpy()
-    imp = windows["imp"].fillna(0.0).to_numpy()
-    b = basis[basis["import_kwh"].notna()]
-    b_owner = b["enterprise"].to_numpy()
-    b0 = pd.DatetimeIndex(b["period_start"]).tz_convert(tz).as_unit("ns").asi8 if len(b) else np.zeros(0, "int64")
-    b1 = pd.DatetimeIndex(b["period_end"]).tz_convert(tz).as_unit("ns").asi8 if len(b) else np.zeros(0, "int64")
-    b_imp = b["import_kwh"].to_numpy(dtype=float)
-    # A window still running (this month to date) spans only as far as its data: the basis knows where it ends.
-    span_end = dict(zip(zip(b_owner, b0, strict=True), b1, strict=True))
-    w1 = np.array([min(e, span_end.get((o, s), e)) for o, s, e in zip(owner, w0, w1, strict=True)], dtype="int64")
-    for inst in instruments.itertuples():
-        c0 = pd.Timestamp(inst.period_start).tz_localize(tz).as_unit("ns").value
-        c1 = pd.Timestamp(inst.period_end).tz_localize(tz).as_unit("ns").value
-        mine = b_owner == inst.enterprise
-        b_overlap = np.clip(np.minimum(b1, c1) - np.maximum(b0, c0), 0, None)
-        covered = float(b_overlap[mine].sum()) / (c1 - c0)
-        total = float((b_imp * b_overlap / np.maximum(b1 - b0, 1))[mine].sum())
-        overlap = np.clip(np.minimum(w1, c1) - np.maximum(w0, c0), 0, None) / (w1 - w0)
-        weight = np.where(owner == inst.enterprise, imp * overlap, 0.0)
-        if weight.sum() <= 0:
-            continue
-        if total <= 0 or covered <= 0:
-            issues.append(Issue("instrument.excess", f"{inst.kind} {inst.reference}: no grid purchases of "
-                                f"{inst.enterprise} known in its claim period: unused",
-                                enterprise=inst.enterprise, carrier="electricity"))
-            continue
-        codes = set()
-        if covered < 1.0 - 1e-9:
-            codes.add("instrument.estimated_basis")
-            issues.append(Issue("instrument.estimated_basis",
-                                f"{inst.kind} {inst.reference} claims {inst.period_start} to {inst.period_end}; grid "
-                                f"purchases are known for {min(covered, 1.0):.1%} of it, the rest is estimated at "
-                                "the same rate: its allocation changes when they are known",
-                                enterprise=inst.enterprise, carrier="electricity"))
-            total = total / min(covered, 1.0)
-        if inst.kind == "gec" and pd.isna(inst.vintage):
-            codes.add("instrument.no_vintage")
-            issues.append(Issue("instrument.no_vintage", f"certificate {inst.reference} of {inst.enterprise} has no "
-                                "vintage: record the year its electricity was generated", enterprise=inst.enterprise,
-                                carrier="electricity"))
-        alloc += inst.quantity_mwh * 1000.0 * weight / total
-        if codes:
-            for i in np.flatnonzero(weight > 0):
-                flagged.setdefault((owner[i], windows["period_start"].iloc[i]), set()).update(codes)
-    return alloc, issues, flagged
 
 
 def _totals(lines: pd.DataFrame, kind: Period, threshold: float = 0.9) -> pd.DataFrame:
