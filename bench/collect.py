@@ -35,14 +35,9 @@ T0 = pd.Timestamp("2026-01-05 08:00", tz=TZ)
 
 def _publisher(port: int, devices: list[str], n: int, rate: float, ready, done) -> None:
     """Publish n messages round-robin over devices at `rate` per second (QoS 1); report the achieved rate."""
-    from bench.mqtt_load import RawPublisher, publish_packet
+    from bench.mqtt_load import RawPublisher, bracelet_packets
 
-    packets = []
-    for i in range(n):
-        dev = devices[i % len(devices)]
-        ts = (T0 + pd.Timedelta(seconds=i // len(devices))).isoformat()
-        body = json.dumps({"device": dev, "ts": ts, "current_a": round(5 + (i % 97) * 0.25, 2)}).encode()
-        packets.append(publish_packet(f"parkcarbon/bench/bracelet/{dev}/telemetry", body, i % 65535 + 1))
+    packets = bracelet_packets(devices, n, T0.isoformat())
     pub = RawPublisher(port)
     ready.set()
     seconds = pub.publish_paced(packets, rate)

@@ -107,17 +107,24 @@ TZ = "Asia/Shanghai"
 T0_ISO = "2026-01-05T08:00:00+08:00"
 
 
-def _publish(port: int, devices: list[str], n: int, rate: float, ready, done) -> None:
-    """Publisher process: n messages round-robin over the devices (one reading each, a second apart per device)."""
+def bracelet_packets(devices: list[str], n: int, t0_iso: str = T0_ISO) -> list[bytes]:
+    """n QoS 1 PUBLISH packets of bracelet telemetry, round-robin over the devices (one reading each, a second
+    apart per device); bench.collect's MQTT run publishes the same."""
     import pandas as pd
 
-    t0 = pd.Timestamp(T0_ISO)
+    t0 = pd.Timestamp(t0_iso)
     packets = []
     for i in range(n):
         dev = devices[i % len(devices)]
         ts = (t0 + pd.Timedelta(seconds=i // len(devices))).isoformat()
         body = json.dumps({"device": dev, "ts": ts, "current_a": round(5 + (i % 97) * 0.25, 2)}).encode()
         packets.append(publish_packet(f"parkcarbon/bench/bracelet/{dev}/telemetry", body, i % 65535 + 1))
+    return packets
+
+
+def _publish(port: int, devices: list[str], n: int, rate: float, ready, done) -> None:
+    """Publisher process: n messages round-robin over the devices (one reading each, a second apart per device)."""
+    packets = bracelet_packets(devices, n)
     pub = RawPublisher(port)
     ready.set()
     seconds = pub.publish_paced(packets, rate)
