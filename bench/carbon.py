@@ -61,6 +61,17 @@ BENCHMARKS_MD = Path(__file__).parent.parent / "docs" / "benchmarks.md"
 SECTION = "## Carbon accounting (`python -m bench.carbon`)"
 
 
+def cached_store(park: Park, enterprises: int, meters: int, year: int, rebuild: bool = False) -> Path:
+    """The benchmark park's embedded store under bench/out/ (carbon_<E>x<M>_<year>.duckdb), built once (not
+    timed) and reused by bench.carbon and bench.reports."""
+    store_path = OUT / f"carbon_{enterprises}x{meters}_{year}.duckdb"
+    OUT.mkdir(parents=True, exist_ok=True)
+    if rebuild or not store_path.exists():
+        print(f"building {store_path} ({len(park.meters)} meters, one year of 15-minute readings) ...", flush=True)
+        print(f"built in {build_store(park, store_path, year):.0f} s (not timed)")
+    return store_path
+
+
 def build_store(park: Park, path: Path, year: int) -> float:
     """Write a year of the park's readings into a fresh embedded store at `path`, month by month; seconds."""
     tmp = path.with_suffix(".building")
@@ -270,12 +281,8 @@ def main(argv: list[str] | None = None) -> dict:
             r = result["ratio_old_over_new"]
             print(f"old / new: wall {r['wall_s']:.2f}x, cpu {r['cpu_s']:.2f}x")
         return result
-    tag = f"carbon_{args.enterprises}x{args.meters}_{args.year}"
-    store_path, meta_path = OUT / f"{tag}.duckdb", OUT / f"{tag}.db"
-    OUT.mkdir(parents=True, exist_ok=True)
-    if args.rebuild or not store_path.exists():
-        print(f"building {store_path} ({len(park.meters)} meters, one year of 15-minute readings) ...", flush=True)
-        print(f"built in {build_store(park, store_path, args.year):.0f} s (not timed)")
+    store_path = cached_store(park, args.enterprises, args.meters, args.year, args.rebuild)
+    meta_path = store_path.with_suffix(".db")
     if args.rebuild or not meta_path.exists():
         meta_path.unlink(missing_ok=True)
         engine = create_engine_from_url(f"sqlite:///{meta_path}")

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import OUT, machine_info, print_machine
-from bench.carbon import SEED, build_store, record_inputs
+from bench.carbon import SEED, cached_store, record_inputs
 from park.metadata import create_engine_from_url, import_park
 from park.settings import Settings
 from park.store.embedded import EmbeddedStore
@@ -63,12 +63,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
 
     park = synth_park(args.enterprises, args.meters, SEED)
-    tag = f"carbon_{args.enterprises}x{args.meters}_{args.year}"
-    store_path, meta_path = OUT / f"{tag}.duckdb", OUT / f"reports_{args.enterprises}x{args.meters}_{args.year}.db"
-    OUT.mkdir(parents=True, exist_ok=True)
-    if args.rebuild or not store_path.exists():
-        print(f"building {store_path} ({len(park.meters)} meters, one year of 15-minute readings) ...", flush=True)
-        print(f"built in {build_store(park, store_path, args.year):.0f} s (not timed)")
+    store_path = cached_store(park, args.enterprises, args.meters, args.year, args.rebuild)
+    meta_path = OUT / f"reports_{args.enterprises}x{args.meters}_{args.year}.db"
     if args.rebuild or not meta_path.exists():
         meta_path.unlink(missing_ok=True)
         engine = create_engine_from_url(f"sqlite:///{meta_path}")
