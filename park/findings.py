@@ -101,6 +101,12 @@ _CODES: list[Code] = [
     _rule("file.time_backwards", "reject", "timestamp goes backwards within the file's rows of one series"),
     _rule("file.midnight_repaired", "info", "a 00:00 row dated one day early was moved to the next day"),
     _rule("file.bad_period", "reject", "a bill or delivery period is empty, reversed or not on the interval grid"),
+    _rule("file.bill_carrier", "reject", "the bill's carrier is not its meter's carrier"),
+    _rule("file.bill_overlap", "reject", "the bill's period overlaps another bill of the same meter (in the file or "
+                                         "imported before)"),
+    _rule("file.bill_differs", "reject", "a bill of the same meter and period was imported with other figures: "
+                                         "import the re-issued bill with --correct to supersede it"),
+    _rule("file.bill_repeat", "info", "the same bill was already imported: reported, not applied"),
     # ---- carbon: issues of accounting results (docs/findings.md) ----------------------------------------------
     _carbon("activity.no_data", "error", "no activity data for the period: its figures are missing (NaN), not zero"),
     _carbon("activity.carrier_missing", "warning", "a metered carrier has no data in the period: the totals leave "

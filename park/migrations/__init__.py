@@ -28,7 +28,7 @@ BASELINE = "0001"  # the schema of release 0.1.0, the last release without migra
 # Every module that declares tables on park.metadata.Base: the models the migrations must match.
 MODEL_MODULES = ("park.metadata", "carbon.records", "portal.alerts", "portal.audit", "portal.auth",
                  "forecasting.cache", "portal.evidence.tables", "park.jobs",
-                 "portal.reports.archive")
+                 "portal.reports.archive", "park.bills")
 
 
 class SchemaError(RuntimeError):
