@@ -40,6 +40,22 @@ def base_period(start: pd.Timestamp, end: pd.Timestamp, kind: str, against: str 
     return shift(start, months), shift(end, months)
 
 
+def bases(start: pd.Timestamp, end: pd.Timestamp, kind: str | None = None
+          ) -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
+    """The comparison bases of the current period [start, end): "last_year" (the same local days and hours a year
+    earlier) and "previous" (one period of `kind` earlier; for a picked range, `kind` None, the span of the same
+    length just before it)."""
+    if kind is None:
+        return {"last_year": (shift(start, 12), shift(end, 12)), "previous": (start - (end - start), start)}
+    return {against: base_period(start, end, kind, against) for against in AGAINST}
+
+
+def year_to_date(end: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """[1 January, end) of the park-local year holding the period that ends at `end`."""
+    last = end - pd.Timedelta("1ns")
+    return pd.Timestamp(last.year, 1, 1, tz=end.tz), end
+
+
 def prorate_output(output_values: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
                    column: str = "output_value_10k_cny") -> pd.DataFrame:
     """Monthly output (enterprise, month, `column`: output value, or a product's quantity) scaled to the share of

@@ -223,3 +223,92 @@ def completeness_notes(coverages: dict[str, float], threshold: float, lang: str)
     limit = t("badge.threshold", lang).format(threshold=pct(threshold))
     return (f"{t('badge.incomplete', lang)} ({limit}): " + "; ".join(below),) if below else (
         f"{t('badge.complete', lang)} ({limit})",)
+
+
+# ---- a chosen period (the date-range picker of every page that shows a period) -----------------------------------
+MAX_PERIOD_DAYS = 366  # the longest range a picker accepts: a year (leap day included)
+PERIOD_TEXT = {
+    "period.picker": {"zh-CN": "统计期", "en": "Period"},
+    "period.bad": {"zh-CN": "日期无法识别：{value}（格式 YYYY-MM-DD）",
+                   "en": "Not a date: {value} (format YYYY-MM-DD)"},
+    "period.order": {"zh-CN": "开始日期 {start} 晚于结束日期 {end}", "en": "The start {start} is after the end {end}"},
+    "period.future": {"zh-CN": "日期 {day} 晚于今天 {today}：请选择今天或以前的日期",
+                      "en": "{day} is after today ({today}): choose today or an earlier day"},
+    "period.too_long": {"zh-CN": "所选期间 {days} 天，超过上限 {max} 天", "en": "The range is {days} days, longer "
+                                                                        "than the {max} days allowed"},
+    "period.empty": {"zh-CN": "所选期间尚无完整的 15 分钟区间", "en": "The range has no complete quarter hour yet"},
+    "period.default": {"zh-CN": "本月至今", "en": "month to date"},
+    "period.picked": {"zh-CN": "所选期间", "en": "chosen period"},
+}
+
+
+class PeriodError(ValueError):
+    """A picked range the page refuses, with the reason as a translation key and its values."""
+
+    def __init__(self, key: str, **values: object) -> None:
+        super().__init__(f"{key}: {values}")
+        self.key, self.values = key, values
+
+    def message(self, lang: str) -> str:
+        from portal.i18n import t
+
+        return t(self.key, lang).format(**self.values)
+
+
+def picked_period(values, now: pd.Timestamp, tz, max_days: int = MAX_PERIOD_DAYS
+                  ) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The park-local [first day 00:00, day after the last day 00:00) of a date-range picker's value, clipped to
+    the last complete quarter hour; None when nothing (or only one end) is picked: the page's default period.
+    PeriodError when the range is not one: an unreadable date, start after end, a day after today, more than
+    `max_days` days, or nothing complete yet."""
+    if not isinstance(values, list | tuple) or len(values) != 2 or not all(values):
+        return None
+    local_now = pd.Timestamp(now).tz_convert(tz)
+    days = []
+    for v in values:
+        try:
+            days.append(pd.Timestamp(str(v)[:10]).tz_localize(tz))
+        except ValueError:
+            raise PeriodError("period.bad", value=str(v)) from None
+    a, b = days
+    if a > b:
+        raise PeriodError("period.order", start=f"{a:%Y-%m-%d}", end=f"{b:%Y-%m-%d}")
+    today = local_now.floor("D")
+    if b > today:
+        raise PeriodError("period.future", day=f"{b:%Y-%m-%d}", today=f"{today:%Y-%m-%d}")
+    n = (b - a).days + 1
+    if n > max_days:
+        raise PeriodError("period.too_long", days=n, max=max_days)
+    end = min(b + pd.DateOffset(days=1), local_now.floor("15min"))
+    if end <= a:
+        raise PeriodError("period.empty")
+    return a, end
+
+
+def period_picker(picker_id: str, now: pd.Timestamp, tz, lang: str, value=None):
+    """The date-range picker: the current month to today by default, no day after today selectable."""
+    import dash_mantine_components as dmc
+
+    from portal.i18n import t
+
+    today = pd.Timestamp(now).tz_convert(tz)
+    value = value or [f"{today:%Y-%m-01}", today.date().isoformat()]
+    return dmc.DatePickerInput(id=picker_id, type="range", label=t("period.picker", lang), valueFormat="YYYY-MM-DD",
+                               value=value, maxDate=today.date().isoformat(), w=260, allowSingleDateInRange=True)
+
+
+def coverage_text(start: pd.Timestamp, end: pd.Timestamp, coverage: float, tz_name: str, lang: str) -> str:
+    """'Period: 2024-03-02 00:00 – 2024-03-05 00:00 (Asia/Shanghai) · Data coverage 98.2%'."""
+    from portal.i18n import t
+
+    return (f"{t('period', lang)}: {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} ({tz_name}) · "
+            f"{t('kpi.coverage', lang)} {pct(coverage)}")
+
+
+def _register_period_text() -> None:
+    from portal.i18n import register
+
+    register(PERIOD_TEXT)
+
+
+_register_period_text()

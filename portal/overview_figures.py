@@ -10,6 +10,7 @@ from datetime import datetime
 
 import pandas as pd
 
+from carbon import compare
 from carbon.costs import CARBON_PRICE_CNY_PER_T
 from carbon.emissions import Accounts
 from park.model import Park
@@ -24,9 +25,10 @@ class Overview:
 
     today: pd.DataFrame  # carrier, value, unit, coverage
     month: pd.DataFrame  # carrier, value, unit, coverage
-    daily: pd.DataFrame  # start, value, coverage, partial (electricity, last 30 days; today partial)
-    by_enterprise: pd.DataFrame  # enterprise, carrier, value, unit, coverage (this month)
-    period_month: tuple[pd.Timestamp, pd.Timestamp]
+    daily: pd.DataFrame  # start, value, coverage, partial (electricity per day: the last 30 days by default, the
+    #                      chosen period's days otherwise; today partial)
+    by_enterprise: pd.DataFrame  # enterprise, carrier, value, unit, coverage (the period)
+    period_month: tuple[pd.Timestamp, pd.Timestamp]  # the period: this month to now by default, else the chosen
 
 
 def _by_carrier(read, start: pd.Timestamp, end: pd.Timestamp, by: list[str]) -> pd.DataFrame:
@@ -40,30 +42,38 @@ def _by_carrier(read, start: pd.Timestamp, end: pd.Timestamp, by: list[str]) -> 
     return out
 
 
-def compute_overview(read, park: Park, now: datetime) -> Overview:
-    """`read` is an aggregate (the scope's, bound to the user; a store's in tools and tests)."""
+def compute_overview(read, park: Park, now: datetime,
+                     period: tuple[pd.Timestamp, pd.Timestamp] | None = None) -> Overview:
+    """`read` is an aggregate (the scope's, bound to the user; a store's in tools and tests).  `period`: park-local
+    [start, end) chosen on the page (portal.components.picked_period); None: this month to now."""
     local_now = pd.Timestamp(now).tz_convert(park.tz)
     today = local_now.floor("D")
     # Periods run to now (the last complete quarter hour): intervals still to come are not "missing".
     tomorrow = local_now.floor("15min")
-    month = pd.Timestamp(today.year, today.month, 1, tz=park.tz)
-    daily = read("energy", today - pd.DateOffset(days=29), tomorrow, "day", where={"carrier": "electricity"})
+    if period is None:
+        start, end = pd.Timestamp(today.year, today.month, 1, tz=park.tz), tomorrow
+        days = (today - pd.DateOffset(days=29), tomorrow)
+    else:
+        start, end = period
+        days = (start.floor("D"), end)
+    daily = read("energy", *days, "day", where={"carrier": "electricity"})
     daily = daily.assign(value=daily["value"].where(daily["coverage"] > 0),  # a day without data is a gap
-                         partial=daily["start"] == today)  # today runs to now: its bar is partial
+                         partial=(daily["start"] == today) & (days[1] > today))  # today runs to now: partial
     return Overview(
         today=_by_carrier(read, today, tomorrow, ["carrier"]),
-        month=_by_carrier(read, month, tomorrow, ["carrier"]),
+        month=_by_carrier(read, start, end, ["carrier"]),
         daily=daily[["start", "value", "coverage", "partial"]],
-        by_enterprise=_by_carrier(read, month, tomorrow, ["enterprise", "carrier"]),
-        period_month=(month, tomorrow),
+        by_enterprise=_by_carrier(read, start, end, ["enterprise", "carrier"]),
+        period_month=(start, end),
     )
 
 
 @dataclass
 class CarbonOverview:
-    """Carbon figures of the overview: this month to date, the last complete month's ranking, the year's quotas."""
+    """Carbon figures of the overview: the period (this month to date by default) beside the previous period, the
+    same days last year and the year to date; the last complete month's ranking; the year's quotas."""
 
-    month: pd.Series  # the park's totals row (energy_tce, scope1/2, totals, coverage)
+    month: pd.Series  # the park's totals over the period (energy_tce, scope1/2, totals, coverage)
     mix: pd.DataFrame  # carrier, tce, coverage
     ranking: pd.DataFrame  # enterprise, emissions_t_co2e, energy_tce, output_value_10k_cny, intensity, grade, rank
     ranking_period: str
@@ -71,6 +81,46 @@ class CarbonOverview:
     live: pd.DataFrame  # start, kw, coverage (park electricity, the latest complete quarter hours)
     accounts: Accounts | None = None  # this month's (completeness and issues shown beside the figures)
     ranking_accounts: Accounts | None = None  # the ranked month's
+    period: tuple[pd.Timestamp, pd.Timestamp] | None = None  # [start, end) of `month`
+    comparison: pd.DataFrame | None = None  # COMPARED rows: this_period, previous, change_previous, last_year,
+    #                                         change (carbon.compare.guard: NaN when the base is covered too thinly)
+    ytd: pd.DataFrame | None = None  # COMPARED rows: this_period (year to date), last_year, change
+    bases: dict | None = None  # "previous", "last_year", "ytd", "ytd_last_year" -> [start, end)
+    flags: dict | None = None  # "previous", "last_year", "ytd" -> carbon.compare.LOW_BASE or ""
+
+
+COMPARED = ["energy_tce", "total_location_t_co2e", "total_market_t_co2e"]  # then a "coverage" row
+
+
+def park_totals(acc: Accounts) -> pd.Series:
+    """The park level's figures summed over the accounts' periods, with their coverage (NaN without rows)."""
+    from carbon.summary import SCOPE_COLUMNS, coverage
+
+    park = acc.totals_at("park")
+    if park.empty:
+        return pd.Series({**{c: float("nan") for c in SCOPE_COLUMNS}, "coverage": float("nan")})
+    return pd.Series({**{c: float(park[c].sum(min_count=1)) for c in SCOPE_COLUMNS},
+                      "coverage": coverage(park["measured"], park["expected"])})
+
+
+def comparison_frame(current: pd.Series, bases: dict[str, pd.Series], threshold: float) -> tuple[pd.DataFrame, dict]:
+    """Rows COMPARED and "coverage": this_period and each base (column named after it), with each change
+    computed and guarded by carbon.compare (the same rule as the enterprise page's): a change whose base is
+    covered below `threshold` is NaN and flagged LOW_BASE.  Returns the frame and the flags by base."""
+    rows = [*COMPARED, "coverage"]
+    frame = pd.DataFrame({"metric": rows, "this_period": [float(current.get(m, float("nan"))) for m in rows],
+                          **{name: [float(b.get(m, float("nan"))) for m in rows] for name, b in bases.items()}})
+    flags = {}
+    for name in bases:
+        frame, flags[name] = compare.guard(frame, name, "change" if name == "last_year" else f"change_{name}",
+                                           threshold)
+    return frame, flags
+
+
+def ranking_month(end: pd.Timestamp) -> pd.Timestamp:
+    """The first day of the latest calendar month that ends at or before `end` (the ranking's month)."""
+    first = pd.Timestamp(end.year, end.month, 1, tz=end.tz)
+    return first - pd.DateOffset(months=1)
 
 
 def quota_status(positions: pd.DataFrame) -> pd.DataFrame:
@@ -93,15 +143,38 @@ def live_load(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(kw=(frame["value"] * 4.0).where(frame["coverage"] > 0))[["start", "kw", "coverage"]]
 
 
-def compute_carbon(scope) -> CarbonOverview:
+def compute_carbon(scope, period: tuple[pd.Timestamp, pd.Timestamp] | None = None) -> CarbonOverview:
+    """`period`: park-local [start, end) chosen on the page; None: this month to now (compared as a month)."""
     from carbon.intensity import grade_enterprises, intensities
 
-    now = scope.now()
+    now = scope.now().tz_convert(scope.park.tz)
     to_now = now.floor("15min")
-    month = pd.Timestamp(now.year, now.month, 1, tz=scope.park.tz)
-    acc = scope.accounts(month, to_now, "month")
-    park = acc.totals_at("park")
-    month_row = park.iloc[0] if len(park) else pd.Series(dtype=object)
+    if period is None:
+        start, end, kind = pd.Timestamp(now.year, now.month, 1, tz=scope.park.tz), to_now, "month"
+    else:
+        (start, end), kind = period, None
+    acc = scope.accounts(start, end, "month")
+    month_row = park_totals(acc)
+    # Like with like (carbon.compare): the same local days one period and one year earlier, and the year to date
+    # beside the same days of last year.
+    bases = compare.bases(start, end, kind)
+    ytd = compare.year_to_date(end)
+    bases["ytd"] = ytd
+    bases["ytd_last_year"] = compare.base_period(*ytd, "year", "last_year")
+    known = {(start, end): acc}
+
+    def accounts(span):
+        if span not in known:
+            known[span] = scope.accounts(*span, "month")
+        return known[span]
+
+    threshold = getattr(scope.park, "coverage_threshold", 0.9)
+    comparison, flags = comparison_frame(month_row, {"previous": park_totals(accounts(bases["previous"])),
+                                                     "last_year": park_totals(accounts(bases["last_year"]))},
+                                         threshold)
+    ytd_frame, ytd_flags = comparison_frame(park_totals(accounts(ytd)),
+                                            {"last_year": park_totals(accounts(bases["ytd_last_year"]))}, threshold)
+    flags["ytd"] = ytd_flags["last_year"]
     lines = acc.lines
     if len(lines):
         grouped = lines.groupby("carrier")
@@ -111,24 +184,32 @@ def compute_carbon(scope) -> CarbonOverview:
     else:
         mix = pd.DataFrame(columns=["carrier", "tce", "measured", "expected"])
     mix["coverage"] = mix["measured"] / mix["expected"].where(mix["expected"] > 0)
-    last_start = month - pd.DateOffset(months=1)
-    last = scope.accounts(last_start, month, "month")
-    outputs = scope.output_values(last_start, month)
+    rank_start = ranking_month(end)
+    rank_end = rank_start + pd.DateOffset(months=1)
+    last = accounts((rank_start, rank_end))
+    outputs = scope.output_values(rank_start, rank_end)
     industries = {e.id: e.industry for e in scope.park.enterprises}
     ranked = grade_enterprises(intensities(last, outputs, "location", industries)) if len(
         last.totals_at("enterprise")) else pd.DataFrame()
     quota = quota_status(scope.quota_positions(now.year, now, CARBON_PRICE_CNY_PER_T))
     live = live_load(scope.aggregate("energy", to_now - pd.Timedelta("2h"), to_now, "15min",
                                      where={"carrier": "electricity"}))
-    return CarbonOverview(month_row, mix[["carrier", "tce", "coverage"]], ranked, f"{last_start:%Y-%m}", quota, live,
-                          acc, last)
+    return CarbonOverview(month_row, mix[["carrier", "tce", "coverage"]], ranked, f"{rank_start:%Y-%m}", quota, live,
+                          acc, last, (start, end), comparison, ytd_frame, bases, flags)
 
 
-def overview(scope) -> tuple[Overview, CarbonOverview]:
-    """The overview's figures at the current quarter hour, shared briefly by users of the same scope."""
+def period_key(period: tuple[pd.Timestamp, pd.Timestamp] | None) -> str:
+    """The part of a cache key that names the period ("default": this month to now)."""
+    return "default" if period is None else f"{period[0].isoformat()}/{period[1].isoformat()}"
+
+
+def overview(scope, period: tuple[pd.Timestamp, pd.Timestamp] | None = None) -> tuple[Overview, CarbonOverview]:
+    """The overview's figures of `period` (None: this month) at the current quarter hour, shared briefly by users
+    of the same scope."""
     now = scope.now()
-    return scope.memo(f"overview@{now.floor('15min').isoformat()}",
-                      lambda: (compute_overview(scope.aggregate, scope.park, now), compute_carbon(scope)))
+    return scope.memo(f"overview@{now.floor('15min').isoformat()}:{period_key(period)}",
+                      lambda: (compute_overview(scope.aggregate, scope.park, now, period),
+                               compute_carbon(scope, period)))
 
 
 def live(scope) -> pd.DataFrame:

@@ -176,8 +176,8 @@ def test_a_warm_overview_sends_the_page_it_rendered_within_the_cache_time(store,
         add_user(engine, "p", name, "correct horse battery", role, None)
     ctx = PortalContext(Settings(data_dir=tmp_path), engine, PARK, store, clock=lambda: NOW)
     built, real = [], page.render_carbon
-    monkeypatch.setattr(page, "render_carbon", lambda co, park, lang, now=None: built.append(lang) or
-                        real(co, park, lang, now))
+    monkeypatch.setattr(page, "render_carbon", lambda co, park, lang, now=None, picked=False: built.append(lang) or
+                        real(co, park, lang, now, picked))
 
     def shown(user: str, lang: str) -> str:
         return json.dumps(page.layout(scope_for(ctx, load_user(engine, user), "/"), lang), cls=PlotlyJSONEncoder,
