@@ -418,7 +418,9 @@ def compare(aggregate, bills: pd.DataFrame, meters: list, start: pd.Timestamp, e
     from carbon.trust import BILL_TOLERANCE, meter_vs_bill
 
     tol = BILL_TOLERANCE if tolerance is None else tolerance
-    start, end = pd.Timestamp(start), pd.Timestamp(end)
+    start, end = pd.Timestamp(start).tz_convert("UTC"), pd.Timestamp(end).tz_convert("UTC")
+    bills = bills.assign(period_start=pd.to_datetime(bills["period_start"], utc=True),
+                         period_end=pd.to_datetime(bills["period_end"], utc=True))
     frames = []
     for m in meters:
         mine = bills[(bills["meter"] == m.id) & (bills["period_start"] >= start) & (bills["period_end"] <= end)]
@@ -461,7 +463,8 @@ def register(sub) -> None:
     imp = bsub.add_parser("import", help="import a bills file (CSV or Excel)",
                           description="Columns: meter, period_start, period_end (exclusive, park time), quantity"
                           "[, unit, amount_cny, account, carrier].  Bad rows are quarantined with their line and "
-                          "reason; exit status 0 all imported, 2 some rows rejected, 1 the file could not be read.")
+                          "reason.  Exit status: 0 imported, no row rejected; 1 imported, some rows rejected; "
+                          "2 the file could not be read (nothing imported).")
     imp.add_argument("file", type=Path)
     imp.add_argument("--correct", action="store_true",
                      help="a bill overlapping an imported one of the same meter supersedes it (re-issued bill)")
@@ -493,9 +496,9 @@ def cmd_import(args: argparse.Namespace, settings) -> int:
                               correct=args.correct, dry_run=args.dry_run)
     except (BillFileError, OSError) as exc:
         print(f"parkcarbon bills import: {exc}", file=sys.stderr)
-        return 1
+        return 2
     print(report.summary())
-    return 2 if report.rejected else 0
+    return 1 if report.rejected else 0
 
 
 def cmd_list(args: argparse.Namespace, settings) -> int:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from collectors.sources.files import FileFormatError
 from forecasting.cli import register as register_forecast
+from park.bills import register as register_bills
 from park.jobs import register_jobs
 from park.metadata import create_engine_from_url, import_park_file, load_park
 from park.migrations import SchemaError, check_schema
@@ -313,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=helptext, description="Serve the Dash portal on the configured store.")
         s.set_defaults(func=cmd_serve)
     register_forecast(sub)  # `forecast backtest FILE` (forecasting/cli.py)
+    register_bills(sub)  # `bills import FILE`, `bills list` (park/bills.py)
     register_jobs(sub)  # `jobs`, `jobs list`, `jobs run JOB_ID` (park/jobs_cli.py)
     register_reports(sub)  # `report run|list|show|get` (portal/reports/cli.py)
     register_evidence(sub)  # `evidence request|grant|...|build|verify|keys|token` (portal/evidence/cli.py)

@@ -213,3 +213,27 @@ def test_compare_flags_agree_differ_incomplete_and_the_stretches_without_a_bill(
     d = e2.iloc[1]
     assert (d["metered"], d["billed"], d["coverage"]) == (full, full * 0.9, 1.0)
     assert d["difference"] == pytest.approx(full * 0.1) and d["source"] == "b.csv line 4"
+
+
+def test_the_command_line_imports_lists_and_quarantines_without_touching_the_store(tmp_path, capsys):
+    from park.parkfile import DEMO_PARK_FILE, load_park_file
+    from portal.cli import main
+
+    root = tmp_path
+    (root / "parkcarbon.toml").write_text(f'park_file = "{DEMO_PARK_FILE}"\ndata_dir = "{root / "state"}"\n')
+    config = str(root / "parkcarbon.toml")
+    assert main(["--config", config, "init"]) == 0
+    meter = next(m for m in load_park_file(DEMO_PARK_FILE).meters if m.carrier == Carrier.ELECTRICITY)
+    path = write(root, f"计量点,起始日期,截止日期,用量,单位\n{meter.id},2024-01-05,2024-02-05,6500,kWh\n"
+                       f"{meter.id},2024-01-20,2024-02-20,100,kWh\n")
+    capsys.readouterr()
+    assert main(["--config", config, "bills", "import", str(path)]) == 1  # one row rejected
+    out = capsys.readouterr().out
+    assert "2 rows read = 1 accepted + 1 rejected" in out and "line 3: " in out and "file.bill_overlap" in out
+    assert main(["--config", config, "bills", "list"]) == 0
+    assert "6500" in capsys.readouterr().out
+    assert main(["--config", config, "bills", "list", "--rejected"]) == 0
+    assert "file.bill_overlap" in capsys.readouterr().out
+    assert main(["--config", config, "bills", "import", str(root / "missing.csv")]) == 2
+    with EmbeddedStore(root / "state" / "timeseries.duckdb", load_park_file(DEMO_PARK_FILE).catalog(), TZ) as s:
+        assert s.points("energy", pd.Timestamp("2024-01-01", tz=TZ), pd.Timestamp("2024-03-01", tz=TZ)).empty

@@ -221,9 +221,28 @@ def report_pdf(data, summ: dict, restated: pd.DataFrame, *, park, key_id: str, a
                    "cross-checked (互证), declared by the enterprise (自证).")
     bc = summ.get("meter_vs_bill") or {}
     if not bc.get("available"):
-        doc.paragraph(f"电表与电费账单互证：无独立于电表的账单可供核对；{bc.get('estimated_or_entered_meter_days', 0)}"
+        doc.paragraph(f"电表与账单互证：本期无企业计量表的账单可供核对；{bc.get('estimated_or_entered_meter_days', 0)}"
                       " 个表日含估算或手工录入数据。", "Meter against utility bill: " + str(bc.get("note") or
                                                                              "no bill was available") + ".")
+    else:  # per billing period: the meter over exactly the billing period against the bill (bill_check.csv)
+        n = bc.get("status_counts") or {}
+        doc.paragraph(f"电表与账单互证：{bc.get('bills_compared', 0)} 个账单期按账单起止时间逐一核对电表电量，"
+                      f"{n.get('agree', 0)} 个一致，{n.get('differ', 0)} 个不一致，{n.get('incomplete_meter', 0)} 个"
+                      "电表数据不全；明细见 bill_check.csv。",
+                      "Meter against utility bill: " + str(bc.get("note")) + ".")
+        status_zh = {"agree": "一致", "differ": "不一致", "incomplete_meter": "电表不全", "no_meter": "无电表数据",
+                     "no_bill": "无账单"}
+        doc.table([Column("计量表", "Meter"), Column("起", "From"), Column("止", "To"),
+                   Column("电表", "Metered", numeric=True, decimals=1),
+                   Column("账单", "Billed", numeric=True, decimals=1),
+                   Column("差额", "Difference", numeric=True, decimals=1), Column("单位", "Unit"),
+                   Column("状态", "Status", width=2)],
+                  [[r["meter"], str(r["period_start"])[:16].replace("T", " "),
+                    str(r["period_end"])[:16].replace("T", " "), r["metered"], r["billed"], r["difference"],
+                    r["unit"], f"{status_zh.get(r['status'], r['status'])} {r['status']}"]
+                   for r in bc.get("compared") or []],
+                  note="电表电量为账单期内各计量间隔之和；差额 = 电表 − 账单。Metered: the sum of the meter's "
+                       "intervals within the billing period; difference = metered − billed.")
     doc.paragraph("如何验证：见证据包中的 README.txt。", "How to verify: see README.txt in the pack.")
     return doc.to_bytes()
 

@@ -319,6 +319,59 @@ def recompute_figures(res: Result, files: dict[str, bytes]) -> None:
         _recompute_baseline(res, summary, _csv(files, "baseline_monthly.csv"), differ)
     if "savings.csv" in files:
         _recompute_savings(res, summary.get("savings") or {}, _csv(files, "savings.csv"), factor)
+    if "bill_check.csv" in files:
+        recompute_bill_check(res, files)
+
+
+def recompute_bill_check(res: Result, files: dict[str, bytes]) -> None:
+    """Meter against utility bill (bill_check.csv): each row's difference (metered - billed), relative difference
+    and status (carbon.trust.meter_vs_bill's rules: no_bill, no_meter, agree within the tolerance, else
+    incomplete_meter when the meter missed intervals, else differ); a billing period of whole park-local days has
+    its metered total and intervals recomputed from energy_daily.csv; the status counts of summary.json."""
+    def differ(what: str, stated, computed) -> None:
+        res.compared += 1
+        same = _same(stated, computed) if isinstance(computed, float) else stated == computed
+        if not same:
+            res.fail("recompute.difference", f"{what}: stated {stated!r}, recomputed {computed!r}", "bill_check.csv")
+
+    try:
+        checks = _csv(files, "bill_check.csv")
+        energy = _csv(files, "energy_daily.csv")
+        stated_counts = (json.loads(files["summary.json"]).get("meter_vs_bill") or {}).get("status_counts") or {}
+    except (KeyError, ValueError) as exc:
+        res.fail("recompute.unreadable", f"a data file needed to recompute the bill check is unreadable: {exc}")
+        return
+    daily: dict[tuple[str, str], dict[str, str]] = {(r["meter"], r["date"]): r for r in energy}
+    counts: dict[str, int] = defaultdict(int)
+    per_meter: dict[str, list[float]] = defaultdict(list)
+    for n, r in enumerate(checks, start=2):
+        where = f"bill_check.csv line {n} ({r['meter']} {r['period_start']} to {r['period_end']})"
+        metered, billed, tol = _f(r["metered"]), _f(r["billed"]), _f(r["tolerance"])
+        start, end = r["period_start"], r["period_end"]
+        if start[11:19] == "00:00:00" and end[11:19] == "00:00:00" and start[19:] == end[19:]:  # whole local days
+            days = [k for k in daily if k[0] == r["meter"] and start[:10] <= k[1] < end[:10]]
+            differ(f"{where}: metered from energy_daily.csv", metered,
+                   _nsum([_f(daily[k]["quantity"]) for k in days]))
+            for c in ("intervals_expected", "intervals_present"):
+                differ(f"{where}: {c} from energy_daily.csv", int(r[c]), sum(int(daily[k][c]) for k in days))
+        diff = metered - billed
+        differ(f"{where}: difference", _f(r["difference"]), diff)
+        rel = diff / billed if not math.isnan(billed) and billed != 0 else math.nan
+        differ(f"{where}: relative_difference", _f(r["relative_difference"]), rel)
+        agree = (not math.isnan(rel) and abs(rel) <= tol) or (billed == 0 and metered == 0)
+        coverage = _f(r["coverage"])
+        status = ("no_bill" if math.isnan(billed) else "no_meter" if math.isnan(metered) else "agree" if agree
+                  else "incomplete_meter" if coverage < 1 else "differ")
+        differ(f"{where}: status", r["status"], status)
+        counts[status] += 1
+        if not math.isnan(diff):
+            per_meter[r["meter"]].append(diff)
+    for k in sorted(set(counts) | set(stated_counts)):
+        res.compared += 1
+        if stated_counts.get(k, 0) != counts.get(k, 0):
+            res.fail("recompute.difference", f"summary.json meter_vs_bill status {k}: stated "
+                     f"{stated_counts.get(k, 0)}, recomputed {counts.get(k, 0)}", "summary.json")
+    res.recomputed["bill_check_differences"] = {m: math.fsum(v) for m, v in sorted(per_meter.items())}
 
 
 def _recompute_intensities(res: Result, summary: dict, output: list[dict[str, str]], differ) -> None:
