@@ -111,13 +111,17 @@ class LiveFeed:
     """Keeps every meter and bracelet of the demo live: every `interval_s` it writes the synthetic readings of the
     complete quarter hours (and currents of the complete minutes) since the last write, for the meters no
     collector polls and for every bracelet, through the store's validating write.  Same data as the history
-    (park.synth, same seed), so the live figures continue the history seamlessly."""
+    (park.synth, same seed), so the live figures continue the history seamlessly.
+
+    `currents`: where the bracelets' currents go instead of the store (a frame ts, series, value each tick): the
+    MQTT publisher when a broker runs (`MqttBracelets`), so they reach the store through the real MQTT source."""
 
     def __init__(self, park: Park, store: TimeSeriesStore, skip_meters: set[str], interval_s: float,
-                 clock=None) -> None:
+                 clock=None, currents=None) -> None:
         import threading
 
         self.park, self.store, self.interval_s = park, store, interval_s
+        self.currents = currents or (lambda frame: self.store.write("current", frame, source="demo-live").written)
         self.meters = {m.id for m in park.meters} - skip_meters
         self.clock = clock or (lambda: pd.Timestamp.now(tz="UTC"))
         self._stop = threading.Event()
@@ -150,7 +154,7 @@ class LiveFeed:
         end = now.floor("1min")
         if self.park.devices and end > self.current_since:
             for frame in synth_currents(self.park, self.current_since, end, seed=2024, gap_rate=0.001):
-                written += self.store.write("current", frame, source="demo-live").written
+                written += self.currents(frame)
             self.current_since = end
         return written
 
@@ -173,28 +177,115 @@ class LiveFeed:
         self._thread.join(10)
 
 
-def start_live(park: Park, store: TimeSeriesStore, data_dir, interval_s: float = 15.0):
-    """Keep the whole demo park live.  The park's Modbus meters are simulated Modbus servers polled by the real
-    collector service (on a free port when theirs is taken, logged); every other meter and every bracelet is
-    simulated by a feed writing into the store (`LiveFeed`).  Returns a stop function."""
+# Where the demo looks for an MQTT broker ("host:port"; "off" never uses one).  The demo never requires a broker:
+# without one reachable its bracelets are simulated through the store's validating write instead.
+DEMO_MQTT_ENV = "PARKCARBON_DEMO_MQTT"
+DEFAULT_DEMO_MQTT = "127.0.0.1:1883"
+DEMO_MQTT_CLIENT = "parkcarbon-demo-bracelets"  # the demo collector's persistent session at the broker
+
+
+def mqtt_address(value: str | None = None) -> tuple[str, int] | None:
+    """The broker the demo should try: `value`, else $PARKCARBON_DEMO_MQTT, else 127.0.0.1:1883; None for "off"
+    (or "", "no", "none").  A value without a port means port 1883; a port that is not a number is an error."""
+    import os
+
+    value = (value if value is not None else os.environ.get(DEMO_MQTT_ENV, DEFAULT_DEMO_MQTT)).strip()
+    if value.lower() in ("", "off", "no", "none"):
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        return value, 1883
+    try:
+        return host, int(port)
+    except ValueError:
+        raise ValueError(f"{DEMO_MQTT_ENV}={value!r}: expected host:port (or 'off')") from None
+
+
+def broker_reachable(address: tuple[str, int] | None, timeout_s: float = 1.0) -> bool:
+    """Whether something accepts TCP connections at the broker's address (a quick probe before subscribing)."""
+    import socket
+
+    if address is None:
+        return False
+    try:
+        with socket.create_connection(address, timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+class MqttBracelets:
+    """The demo's bracelets on the real path: each tick's synthetic currents (the `LiveFeed`'s, park.synth) are
+    published as telemetry (docs/bracelets.md: a JSON array of the device's readings, QoS 1, topic
+    collectors.converters.bracelet.topic_for) to the broker, where the collector's MQTT source subscribes."""
+
+    def __init__(self, park: Park, address: tuple[str, int], client_id: str = "parkcarbon-demo-publisher") -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.park = park
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        self.client.connect(*address)
+        self.client.loop_start()
+
+    def __call__(self, frame: pd.DataFrame) -> int:
+        """Publish a frame of currents (ts, series, value); returns how many readings the broker acknowledged."""
+        from collectors.simulator.bracelets import publish
+
+        payloads = ({"device": str(r.series), "ts": pd.Timestamp(r.ts).isoformat(), "current_a": float(r.value)}
+                    for r in frame.itertuples() if pd.notna(r.value))
+        return publish(self.client, self.park.id, payloads, batch=60)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def start_live(park: Park, store: TimeSeriesStore, data_dir, interval_s: float = 15.0, mqtt: str | None = None):
+    """Keep the whole demo park live, over the real paths where they can run.  The park's Modbus meters are
+    simulated Modbus servers polled by the real collector service (on a free port when theirs is taken, logged).
+    When an MQTT broker is reachable (`mqtt` "host:port", else $PARKCARBON_DEMO_MQTT, else 127.0.0.1:1883; "off":
+    never), every bracelet publishes its telemetry to it and the collector's MQTT source subscribes, so readings
+    reach the store through the broker, the spool and the writer; otherwise (logged) the bracelets are simulated
+    through the store's validating write.  Every other meter is simulated by a feed writing into the store
+    (`LiveFeed`).  Returns a stop function."""
     import logging
 
     from collectors.service import CollectorService
 
     log = logging.getLogger("parkcarbon.demo")
     polled, simulators = serve_modbus(park, log)
-    service = None
+    address = mqtt_address(mqtt)
+    over_mqtt = bool(park.devices) and broker_reachable(address)
+    config: dict = {}
     if simulators:
-        service = CollectorService(polled, store, data_dir / "spool.db",
-                                   {"modbus": {"interval_s": interval_s, "timeout_s": 3}}).start()
+        config["modbus"] = {"interval_s": interval_s, "timeout_s": 3}
+    if over_mqtt:
+        config["mqtt"] = {"host": address[0], "port": address[1], "client_id": DEMO_MQTT_CLIENT}
+    service = CollectorService(polled, store, data_dir / "spool.db", config).start() if config else None
+    if simulators:
         log.info("demo: %d Modbus meters polled live by the collector service", len(_modbus_meters(polled)))
+    publisher = None
+    if over_mqtt:
+        try:
+            publisher = MqttBracelets(park, address)
+        except OSError as exc:
+            log.warning("demo: cannot publish to the MQTT broker at %s:%d (%s)", *address, exc)
     skip = {m.id for m in _modbus_meters(polled)} if simulators else set()
-    feed = LiveFeed(park, store, skip, interval_s).start()
-    log.info("demo: %d other meters and %d bracelets simulated live through the store writer (no MQTT broker in "
-             "the demo)", len(feed.meters), len(park.devices))
+    feed = LiveFeed(park, store, skip, interval_s, currents=publisher).start()
+    if publisher is not None:
+        log.info("demo: %d bracelets publish over MQTT to the broker at %s:%d, read by the collector's MQTT source; "
+                 "%d other meters simulated live through the store writer", len(park.devices), *address,
+                 len(feed.meters))
+    else:
+        why = ("MQTT off" if address is None else f"no MQTT broker reachable at {address[0]}:{address[1]}")
+        log.info("demo: %d other meters and %d bracelets simulated live through the store writer (%s; set %s=host:port "
+                 "to use a broker)", len(feed.meters), len(park.devices), why, DEMO_MQTT_ENV)
 
     def stop() -> None:
         feed.stop()
+        if publisher is not None:
+            publisher.close()
         if service is not None:
             service.stop()
         for sim in simulators:
