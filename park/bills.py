@@ -452,11 +452,52 @@ def compare(aggregate, bills: pd.DataFrame, meters: list, start: pd.Timestamp, e
     return out[COMPARISON_COLUMNS].sort_values(["meter", "period_start"]).reset_index(drop=True)
 
 
+# ---- demo ------------------------------------------------------------------------------------------------------
+DEMO_TARIFF_CNY_PER_KWH = 0.72  # a Jiangsu large-industry average, for the demo's amounts only
+DEMO_BILLING_DAY = 5  # billing periods run from the 5th to the 5th (not calendar months)
+
+
+def seed_demo_bills(engine, store, park, now, path: str | Path | None = None) -> str:
+    """Give the demo park utility bills: for each enterprise's incoming electricity meter (no workshop), the
+    complete billing periods (5th to 5th, park time) of the store's data before `now`, billed at the meter's total
+    within a fraction of a per cent, and one bill per park 6 % above its meter (a disagreement to show).  Written as
+    a bills file (`path`, default beside the store) and imported like any other (re-issued on a later run).
+    Returns a line for the demo's output."""
+    tz = park.tz
+    end = pd.Timestamp(now).tz_convert(tz).normalize()
+    end = end.replace(day=DEMO_BILLING_DAY) if end.day >= DEMO_BILLING_DAY else (
+        end - pd.DateOffset(months=1)).replace(day=DEMO_BILLING_DAY)
+    meters = [m for m in park.meters if str(m.carrier) == "electricity" and m.workshop is None]
+    lines = ["meter,period_start,period_end,quantity,unit,amount_cny"]
+    shown_differ = False
+    for k, m in enumerate(meters):
+        cursor = end
+        while True:
+            start = cursor - pd.DateOffset(months=1)
+            got = metered_over(store.aggregate, m.id, start, cursor)
+            if not got["intervals_present"] or got["coverage"] < 0.99:
+                break
+            wobble = 1.0 + 0.004 * math.sin(k * 7 + start.month)  # meter class and reading dates, within 0.5 %
+            if not shown_differ:
+                wobble, shown_differ = 1.06, True
+            q = round(got["metered"] * wobble, 1)
+            lines.append(f"{m.id},{start:%Y-%m-%d},{cursor:%Y-%m-%d},{q!r},kWh,"
+                         f"{round(q * DEMO_TARIFF_CNY_PER_KWH, 2)!r}")
+            cursor = start
+    target = Path(path) if path is not None else Path(getattr(store, "path", ".")).parent / "demo_bills.csv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = import_bills(engine, park, target, actor="demo", correct=True,
+                          now=pd.Timestamp(now).tz_convert("UTC").to_pydatetime())
+    return (f"demo utility bills: {report.accepted} imported ({report.reported} unchanged) for {len(meters)} "
+            f"incoming electricity meters from {target}; evidence packs hold the meters against them")
+
+
 # ---- command line ----------------------------------------------------------------------------------------------
 def register(sub) -> None:
     """`parkcarbon bills import FILE` and `parkcarbon bills list` (portal/cli.py registers it)."""
     p = sub.add_parser("bills", help="utility bills kept beside the meters (cross-checked in evidence packs)",
-                       description="Utility bills as a record of their own (docs/import.md#utility-bills): they "
+                       description="Utility bills as a record of their own (docs/store.md, 'Utility bills'): they "
                        "do not write energy into the time-series store; evidence packs hold each meter against "
                        "its bills.")
     bsub = p.add_subparsers(dest="bills_command", required=True)

@@ -237,3 +237,24 @@ def test_the_command_line_imports_lists_and_quarantines_without_touching_the_sto
     assert main(["--config", config, "bills", "import", str(root / "missing.csv")]) == 2
     with EmbeddedStore(root / "state" / "timeseries.duckdb", load_park_file(DEMO_PARK_FILE).catalog(), TZ) as s:
         assert s.points("energy", pd.Timestamp("2024-01-01", tz=TZ), pd.Timestamp("2024-03-01", tz=TZ)).empty
+
+
+def test_the_demo_park_gets_bills_that_agree_with_its_meters_but_one(tmp_path):
+    from park.bills import seed_demo_bills
+
+    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'meta.db'}")
+    import_park(engine, PARK)
+    now = pd.Timestamp("2024-04-10 12:00", tz=TZ)
+    ts = pd.date_range(pd.Timestamp("2023-12-01", tz=TZ), now.floor("D"), freq="15min", inclusive="left")
+    with EmbeddedStore(tmp_path / "ts.duckdb", PARK.catalog(), TZ) as store:
+        store.write("energy", pd.concat([pd.DataFrame({"ts": ts, "series": m, "value": v})
+                                         for m, v in (("E1-M1", 10.0), ("E2-M1", 4.0))], ignore_index=True))
+        line = seed_demo_bills(engine, store, PARK, now, tmp_path / "bills.csv")
+        assert "8 imported" in line  # 5 Dec to 5 Jan, to 5 Feb, to 5 Mar, to 5 Apr: four each for two meters
+        bills = load_bills(engine, "p")
+        assert set(bills["meter"]) == {"E1-M1", "E2-M1"}
+        assert bills["period_start"].min() == local("2023-12-05") and bills["period_end"].max() == local("2024-04-05")
+        out = compare(store.aggregate, bills, list(PARK.meters), local("2023-12-05"), local("2024-04-05"))
+        assert sorted(out["status"]) == ["agree"] * 7 + ["differ"]
+        again = seed_demo_bills(engine, store, PARK, now, tmp_path / "bills.csv")
+        assert "0 imported (8 unchanged)" in again
