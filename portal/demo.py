@@ -274,13 +274,14 @@ def start_live(park: Park, store: TimeSeriesStore, data_dir, interval_s: float =
     skip = {m.id for m in _modbus_meters(polled)} if simulators else set()
     feed = LiveFeed(park, store, skip, interval_s, currents=publisher).start()
     if publisher is not None:
-        log.info("demo: %d bracelets publish over MQTT to the broker at %s:%d, read by the collector's MQTT source; "
-                 "%d other meters simulated live through the store writer", len(park.devices), *address,
-                 len(feed.meters))
+        line = (f"demo: {len(park.devices)} bracelets publish over MQTT to the broker at {address[0]}:{address[1]}, "
+                f"read by the collector's MQTT source; {len(feed.meters)} other meters simulated live through the "
+                "store writer")
     else:
         why = ("MQTT off" if address is None else f"no MQTT broker reachable at {address[0]}:{address[1]}")
-        log.info("demo: %d other meters and %d bracelets simulated live through the store writer (%s; set %s=host:port "
-                 "to use a broker)", len(feed.meters), len(park.devices), why, DEMO_MQTT_ENV)
+        line = (f"demo: {len(feed.meters)} other meters and {len(park.devices)} bracelets simulated live through "
+                f"the store writer ({why}; set {DEMO_MQTT_ENV}=host:port to use a broker)")
+    log.info("%s", line)
 
     def stop() -> None:
         feed.stop()
@@ -291,6 +292,7 @@ def start_live(park: Park, store: TimeSeriesStore, data_dir, interval_s: float =
         for sim in simulators:
             sim.stop()
 
+    stop.description = line  # the startup line saying which path the bracelets take (for the command to print)
     return stop
 
 

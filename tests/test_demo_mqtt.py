@@ -75,6 +75,7 @@ def test_the_demo_bracelets_reach_the_store_through_mqtt_when_a_broker_runs(brok
         stop = demo.start_live(park, store, tmp_path, interval_s=0.5, mqtt=f"127.0.0.1:{broker.port}")
     try:
         assert f"publish over MQTT to the broker at 127.0.0.1:{broker.port}" in caplog.text
+        assert "over MQTT" in stop.description
         devices = {d.id for d in park.devices}
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -103,6 +104,7 @@ def test_without_a_broker_the_demo_writes_its_bracelets_through_the_store_and_sa
         stop = demo.start_live(park, store, tmp_path, interval_s=0.5, mqtt=setting)
     try:
         assert said in caplog.text and "bracelets simulated live through the store writer" in caplog.text
+        assert said in stop.description
         before = store.latest("current")["ts"].max()
         deadline = time.monotonic() + 30
         while store.latest("current")["ts"].max() <= before and time.monotonic() < deadline:
