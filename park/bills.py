@@ -457,40 +457,59 @@ DEMO_TARIFF_CNY_PER_KWH = 0.72  # a Jiangsu large-industry average, for the demo
 DEMO_BILLING_DAY = 5  # billing periods run from the 5th to the 5th (not calendar months)
 
 
-def seed_demo_bills(engine, store, park, now, path: str | Path | None = None) -> str:
-    """Give the demo park utility bills: for each enterprise's incoming electricity meter (no workshop), the
-    complete billing periods (5th to 5th, park time) of the store's data before `now`, billed at the meter's total
-    within a fraction of a per cent, and one bill per park 6 % above its meter (a disagreement to show).  Written as
-    a bills file (`path`, default beside the store) and imported like any other (re-issued on a later run).
-    Returns a line for the demo's output."""
+def demo_supply_points(park) -> list:
+    """The demo's billed meters: each enterprise's incoming (enterprise-level) electricity, gas and steam meters;
+    an enterprise without an incoming electricity meter has each workshop electricity meter billed on its own."""
+    billed = ("electricity", "natural_gas", "steam")
+    out = []
+    for e in park.enterprises:
+        mine = [m for m in park.meters if m.enterprise == e.id and str(m.carrier) in billed]
+        incoming = [m for m in mine if m.workshop is None]
+        has_power = any(str(m.carrier) == "electricity" for m in incoming)
+        out += incoming + ([] if has_power else [m for m in mine if str(m.carrier) == "electricity"
+                                                   and m.workshop is not None])
+    return out
+
+
+def seed_demo_bills(engine, store, park, now, path: str | Path | None = None, months: int = 12) -> str:
+    """Give the demo park utility bills: for each billed meter (`demo_supply_points`), the complete billing periods
+    (5th to 5th, park time, up to `months`) of the store's data before `now`, billed at the meter's total within
+    half a per cent, and one bill 6 % above its meter (a disagreement to show).  Written as a bills file (`path`,
+    default beside the store) and imported like any other (re-issued on a later run).  Returns a line for the
+    demo's output."""
     tz = park.tz
     end = pd.Timestamp(now).tz_convert(tz).normalize()
     end = end.replace(day=DEMO_BILLING_DAY) if end.day >= DEMO_BILLING_DAY else (
         end - pd.DateOffset(months=1)).replace(day=DEMO_BILLING_DAY)
-    meters = [m for m in park.meters if str(m.carrier) == "electricity" and m.workshop is None]
+    meters = demo_supply_points(park)
     lines = ["meter,period_start,period_end,quantity,unit,amount_cny"]
-    shown_differ = False
-    for k, m in enumerate(meters):
-        cursor = end
-        while True:
-            start = cursor - pd.DateOffset(months=1)
-            got = metered_over(store.aggregate, m.id, start, cursor)
-            if not got["intervals_present"] or got["coverage"] < 0.99:
-                break
-            wobble = 1.0 + 0.004 * math.sin(k * 7 + start.month)  # meter class and reading dates, within 0.5 %
-            if not shown_differ:
-                wobble, shown_differ = 1.06, True
-            q = round(got["metered"] * wobble, 1)
-            lines.append(f"{m.id},{start:%Y-%m-%d},{cursor:%Y-%m-%d},{q!r},kWh,"
-                         f"{round(q * DEMO_TARIFF_CNY_PER_KWH, 2)!r}")
-            cursor = start
+    if meters:
+        first = end - pd.DateOffset(months=months)
+        daily = store.aggregate("energy", first, end, "day", by=["series"], where={"series": [m.id for m in meters]})
+        shown_differ = False
+        for k, m in enumerate(meters):
+            days = daily[daily["series"] == m.id].set_index("start")
+            cursor = end
+            while cursor > first:
+                start = cursor - pd.DateOffset(months=1)
+                d = days[(days.index >= start) & (days.index < cursor)]
+                if not len(d) or d["count"].sum() < 0.99 * d["expected"].sum():
+                    break  # only complete periods: the demo's bills agree with what the meters read
+                wobble = 1.0 + 0.004 * math.sin(k * 7 + start.month)  # meter class and reading dates, within 0.5 %
+                if not shown_differ and str(m.carrier) == "electricity":
+                    wobble, shown_differ = 1.06, True
+                q = round(float(d["value"].sum()) * wobble, 3)
+                tariff = DEMO_TARIFF_CNY_PER_KWH if str(m.carrier) == "electricity" else None
+                lines.append(f"{m.id},{start:%Y-%m-%d},{cursor:%Y-%m-%d},{q!r},{m.unit},"
+                             + (repr(round(q * tariff, 2)) if tariff else ""))
+                cursor = start
     target = Path(path) if path is not None else Path(getattr(store, "path", ".")).parent / "demo_bills.csv"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("\n".join(lines) + "\n", encoding="utf-8")
     report = import_bills(engine, park, target, actor="demo", correct=True,
                           now=pd.Timestamp(now).tz_convert("UTC").to_pydatetime())
     return (f"demo utility bills: {report.accepted} imported ({report.reported} unchanged) for {len(meters)} "
-            f"incoming electricity meters from {target}; evidence packs hold the meters against them")
+            f"billed meters from {target}; evidence packs hold the meters against them")
 
 
 # ---- command line ----------------------------------------------------------------------------------------------
