@@ -88,14 +88,20 @@ def capacity_scale(by_day: pd.DataFrame, rated_kw: Mapping[str, float], tz: str 
                               "coverage"]]
 
 
-def rated_kw_estimate(points: pd.DataFrame, devices, quantile: float = 0.95) -> dict[str, float]:
+def rated_kw_estimate(points: pd.DataFrame | Mapping[str, pd.DataFrame], devices, quantile: float = 0.95
+                      ) -> dict[str, float]:
     """Rated power in kW per device when the nameplate is unknown: sqrt(3) x V x I x PF / 1000 at the `quantile` of
     the currents it drew while running (at or above its run threshold), with V and PF of the device (the
     three-phase formula of docs/bracelets.md).  A device that never ran is left out: its power is unknown, not 0.
-    points: series (device id), value (current in A)."""
+    points: series (device id), value (current in A); or a mapping of device id to its readings (value)."""
     out = {}
     for d in devices:
-        running = points.loc[(points["series"] == d.id) & (points["value"] >= d.run_current_a), "value"]
+        if isinstance(points, Mapping):
+            own = points.get(d.id)
+            values = own["value"] if own is not None else pd.Series([], dtype=float)
+        else:
+            values = points.loc[points["series"] == d.id, "value"]
+        running = values[values >= d.run_current_a]
         if len(running):
             current = float(running.quantile(quantile))
             out[d.id] = math.sqrt(3) * d.rated_voltage_v * current * d.power_factor / 1000

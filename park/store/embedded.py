@@ -241,6 +241,13 @@ class EmbeddedStore(TimeSeriesStore):
             f"SELECT series, ts, value, quality FROM points WHERE measurement = ? AND ts >= ? AND ts < ?{filt}",
             [measurement, _naive_utc(start), _naive_utc(end), *fparams]).df()
 
+    def _series_values(self, measurement: str, start: pd.Timestamp, end: pd.Timestamp,
+                       where: dict[str, list[str]]) -> pd.DataFrame:
+        filt, fparams = self._filters(where)
+        return self._cur.execute(
+            f"SELECT ts, value FROM points WHERE measurement = ? AND ts >= ? AND ts < ?{filt} ORDER BY ts",
+            [measurement, _naive_utc(start), _naive_utc(end), *fparams]).df()
+
     def _delete(self, measurement: str, series: str, start: pd.Timestamp, end: pd.Timestamp, actor: str,
                 reason: str, *, action: str = "delete", audit_rows: int | None = None) -> int:
         args = [measurement, series, _naive_utc(start), _naive_utc(end)]

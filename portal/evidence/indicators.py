@@ -15,9 +15,11 @@ TRUST_COLUMNS = ["figure", "value", "unit", "tier", "tier_zh", "reason"]
 SIGNAL_COLUMNS = ["code", "severity", "subject", "value", "threshold", "message"]
 
 
-def bracelets_vs_meter(points: pd.DataFrame, devices: list, lines: pd.DataFrame, period) -> pd.DataFrame | None:
+def bracelets_vs_meter(points: pd.DataFrame, devices: list, lines: pd.DataFrame, period,
+                       sampled: dict | None = None) -> pd.DataFrame | None:
     """Per month: the enterprise's metered grid electricity against its bracelets' energy estimate
-    (collectors.bracelet.estimated_energy_kwh, carbon.trust.meter_vs_bracelets); None without bracelets."""
+    (collectors.bracelet.estimated_energy_kwh, carbon.trust.meter_vs_bracelets); None without bracelets.
+    `sampled`: utilisation.samples by device, when already computed."""
     from carbon.trust import meter_vs_bracelets
 
     if not devices or lines.empty:
@@ -30,7 +32,8 @@ def bracelets_vs_meter(points: pd.DataFrame, devices: list, lines: pd.DataFrame,
     for m in period.months:
         a = max(pd.Timestamp(m).tz_localize(period.start.tz), period.start)
         bounds.append((a, min(a + pd.DateOffset(months=1), period.end)))
-    per_month = {d.id: monthly_estimates(by_series[d.id], d, bounds) for d in devices if d.id in by_series}
+    per_month = {d.id: monthly_estimates(by_series[d.id], d, bounds, (sampled or {}).get(d.id))
+                 for d in devices if d.id in by_series}
     rows = []
     for i, (a, _) in enumerate(bounds):
         known = [d for d in devices if d.id in per_month and per_month[d.id][i] is not None]
@@ -40,13 +43,14 @@ def bracelets_vs_meter(points: pd.DataFrame, devices: list, lines: pd.DataFrame,
     return meter_vs_bracelets(metered, estimated)
 
 
-def monthly_estimates(readings: pd.DataFrame, device, bounds: list[tuple]) -> list[float | None]:
+def monthly_estimates(readings: pd.DataFrame, device, bounds: list[tuple], sampled=None) -> list[float | None]:
     """collectors.bracelet.estimated_energy_kwh of the readings within each [a, b) of `bounds` (None for a month
     without readings), with the readings sorted once: the same arithmetic on the same slices (the last reading of
-    a month stands for one interval, as it does when the month is passed alone)."""
+    a month stands for one interval, as it does when the month is passed alone).  `sampled`:
+    utilisation.samples(readings, device) when already computed."""
     from collectors.bracelet import DEFAULT_PARAMS, SQRT3, _ns, _samples
 
-    ts, current, hold_end, _ = _samples(readings, device, DEFAULT_PARAMS)
+    ts, current, hold_end, _ = sampled if sampled is not None else _samples(readings, device, DEFAULT_PARAMS)
     interval = int(device.interval_s * 1_000_000_000)
     out: list[float | None] = []
     for a, b in bounds:

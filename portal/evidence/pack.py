@@ -254,15 +254,17 @@ def gather(es, period: PackPeriod) -> PackData:
     output = ov.assign(trust="declared")[["month", "output_value_10k_cny", "trust"]].reset_index(drop=True)
     devices = es.devices()
     pts: dict[str, pd.DataFrame] = {}
+    sampled: dict = {}
     if devices:
         from collectors.bracelet_analytics import lead_time
-        from portal.evidence.utilisation import daily_utilisation
+        from portal.evidence.utilisation import daily_utilisation, samples
 
-        # one read per bracelet: a year of one-minute currents is half a million rows each, and every use below is
-        # per device (a single read would be sorted and split by series again)
-        pts = {d.id: es.points("current", start - lead_time(devices), end, where={"series": [d.id]})
-               for d in devices}
-        util = daily_utilisation(pts, devices, start, end)
+        # one read per bracelet of its times and currents only (series_values: a year of one-minute currents is
+        # half a million rows each, and every use below is per device), sampled once for the state machine and
+        # the energy estimate
+        pts = {d.id: es.scope.series_values("current", d.id, start - lead_time(devices), end) for d in devices}
+        sampled = {d.id: samples(pts[d.id], d) for d in devices}
+        util = daily_utilisation(pts, devices, start, end, sampled=sampled)
     else:
         util = pd.DataFrame(columns=UTILISATION_COLUMNS)
     utilisation_frame = util[UTILISATION_COLUMNS].reset_index(drop=True)
@@ -272,12 +274,12 @@ def gather(es, period: PackPeriod) -> PackData:
     if devices:
         from carbon.risk import rated_kw_estimate
 
-        rated = {k: v for d in devices for k, v in rated_kw_estimate(pts[d.id], [d]).items()}
+        rated = rated_kw_estimate(pts, devices)
     data = PackData(ent, period, acc, energy, monthly, lines, factors, output, utilisation_frame, carriers,
                     t, intensities(t, monthly, output, period), meters, devices, rated)
     from portal.evidence.indicators import bracelets_vs_meter, risk_tables, trust_table
 
-    data.crosscheck = bracelets_vs_meter(pts, devices, lines, period)
+    data.crosscheck = bracelets_vs_meter(pts, devices, lines, period, sampled)
     data.bill_check = bill_check(energy)
     data.trust = trust_table(data)
     data.quota = es.quota_position(period.start.year, period.end)

@@ -66,15 +66,24 @@ def _levels(current: np.ndarray, restart: np.ndarray, idle_in: float, run_in: fl
 STATE_NAMES = np.array(["off", "idle", "running", "unknown"], dtype=object)  # codes 0-2 = levels, 3 = unknown
 
 
-def state_runs(readings: pd.DataFrame, device, start, end, params=None) -> tuple[np.ndarray, np.ndarray,
-                                                                                  np.ndarray]:
+def samples(readings: pd.DataFrame, device, params=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """collectors.bracelet._samples of one device's readings (ts, value): sorted sample times (UTC ns), currents,
+    the end of the time each stands for, whether a gap follows.  Computed once per device and passed to
+    `state_runs` and indicators.monthly_estimates, which would each compute them again."""
+    from collectors.bracelet import DEFAULT_PARAMS, _samples
+
+    return _samples(readings, device, params or DEFAULT_PARAMS)
+
+
+def state_runs(readings: pd.DataFrame, device, start, end, params=None, sampled=None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """collectors.bracelet.states as arrays: run starts and ends (UTC ns) and state codes (STATE_NAMES), the same
-    runs over [start, end)."""
-    from collectors.bracelet import DEFAULT_PARAMS, _merge_short, _samples
+    runs over [start, end).  `sampled`: `samples(readings, device, params)` when already computed."""
+    from collectors.bracelet import DEFAULT_PARAMS, _merge_short
 
     params = params or DEFAULT_PARAMS
     t0, t1 = _ns(start), _ns(end)
-    ts, current, hold_end, gap_after = _samples(readings, device, params)
+    ts, current, hold_end, gap_after = sampled if sampled is not None else samples(readings, device, params)
     if device.run_current_a <= device.idle_current_a or not len(ts):
         return _loop_runs(readings, device, start, end, params)
     restart = np.append(True, gap_after[:-1])
@@ -129,10 +138,10 @@ def _intersect(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> tuple[np.n
 
 
 def daily_utilisation(points: pd.DataFrame, devices: list, start: pd.Timestamp, end: pd.Timestamp,
-                      calendar=None) -> pd.DataFrame:
+                      calendar=None, sampled: dict | None = None) -> pd.DataFrame:
     """COLUMNS, one row per device and park-local day in [start, end) (start a local midnight; the last day ends
     at `end`).  points: the devices' current readings (series, ts, value) from a gap limit before `start`, or
-    a dict of them by device."""
+    a dict of them (ts, value) by device; `sampled`: their `samples` by device, when already computed."""
     from collectors.bracelet import DEFAULT_CALENDAR
 
     calendar = calendar or DEFAULT_CALENDAR
@@ -147,7 +156,7 @@ def daily_utilisation(points: pd.DataFrame, devices: list, start: pd.Timestamp, 
     empty = pd.DataFrame({"ts": pd.Series([], dtype="datetime64[ns, UTC]"), "value": pd.Series([], dtype=float)})
     frames = []
     for d in devices:
-        s, e, code = state_runs(by_series.get(d.id, empty), d, start, end)
+        s, e, code = state_runs(by_series.get(d.id, empty), d, start, end, sampled=(sampled or {}).get(d.id))
         hours = {st: _per_day(s[code == st], e[code == st], edges) / 3600 for st in (RUNNING, IDLE, OFF, UNKNOWN)}
         run = code == RUNNING
         i0, i1 = _intersect(list(zip(s[run].tolist(), e[run].tolist(), strict=True)), planned)
