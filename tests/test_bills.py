@@ -258,3 +258,22 @@ def test_the_demo_park_gets_bills_that_agree_with_its_meters_but_one(tmp_path):
         assert sorted(out["status"]) == ["agree"] * 7 + ["differ"]
         again = seed_demo_bills(engine, store, PARK, now, tmp_path / "bills.csv")
         assert "0 imported (8 unchanged)" in again
+
+
+@pytest.mark.postgres
+def test_the_same_import_on_postgresql(tmp_path):
+    from tests.support.postgres import postgres_server
+
+    with postgres_server() as url:
+        engine = create_engine_from_url(url)  # upgraded to head by the migrations, 0010 included
+        import_park(engine, PARK)
+        report = import_bills(engine, PARK, write(tmp_path, BILLS), actor="test", now=NOW)
+        assert (report.accepted, report.rejected, report.reported) == (4, 9, 1)
+        rejects = bill_rejects(engine, "p")
+        assert dict(zip(rejects["line"], rejects["code"], strict=True)) == EXPECTED_REJECTS
+        bills = load_bills(engine, "p")
+        assert set(bills["period_start"]) >= {local("2024-01-05"), local("2024-01-01")}
+        reissued = write(tmp_path, "meter,period_start,period_end,quantity\nE1-M1,2024-01-05,2024-02-05,6600\n",
+                         "r.csv")
+        assert import_bills(engine, PARK, reissued, actor="test", correct=True, now=NOW).superseded == 1
+        engine.dispose()
