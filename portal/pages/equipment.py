@@ -2,23 +2,37 @@
 
 Devices with last seen, latest current and state; a state timeline of a chosen day; utilisation (开工率) by day and
 by shift; estimated energy per device reconciled with the enterprise's metered electricity; health warnings
-(silent devices).  Without bracelet readings the page says so instead of showing zeros.  Method and parameters:
-docs/bracelets.md (collectors.bracelet).
+(silent devices).  Below, for a period chosen with the date-range picker (this month by default): utilisation by
+day and the estimated energy reconciled with the meter over the period, with its coverage.  Without bracelet
+readings the page says so instead of showing zeros.  Method and parameters: docs/bracelets.md (collectors.bracelet).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import dash_mantine_components as dmc
 import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 
+from collectors import bracelet_analytics as bracelets
 from collectors.bracelet import DEFAULT_PARAMS, LEVELS, UNKNOWN
 from collectors.bracelet_analytics import EquipmentDay, recent_days
 from park.model import Park
 from portal import downloads
 from portal.auth import Role
-from portal.components import data_table, fmt, graph, kpi, pct
+from portal.components import (
+    PeriodError,
+    coverage_text,
+    data_table,
+    fmt,
+    graph,
+    kpi,
+    pct,
+    period_picker,
+    picked_period,
+)
 from portal.i18n import register as register_text
 from portal.i18n import t
 from portal.pages.enterprise import enterprise_control, local, name_of, period_text, refused
@@ -97,6 +111,10 @@ TEXT = {
                          "en": "{device}: no reading for {minutes} min (more than {n} intervals)"},
     "eq.health.never": {"zh-CN": "{device}：从未上报数据", "en": "{device}: no reading ever"},
     "eq.health.ok": {"zh-CN": "所有设备均按时上报", "en": "All devices are reporting"},
+    "eq.period.title": {"zh-CN": "所选期间：开工率与估算电量", "en": "Chosen period: utilisation and estimated energy"},
+    "eq.period.util": {"zh-CN": "开工率（按日，所选期间）", "en": "Utilisation by day (chosen period)"},
+    "eq.period.bracelets": {"zh-CN": "手环数据完整率", "en": "Bracelet data coverage"},
+    "eq.period.none": {"zh-CN": "所选期间无设备手环数据", "en": "No bracelet readings in the chosen period"},
     "eq.health.battery": {"zh-CN": "暂不提供手环低电量预警：平台目前只记录手环的电流读数，不记录电池电量",
                           "en": "No low-battery warnings yet: the platform records the bracelets' current readings, "
                                 "not their battery level"},
@@ -270,6 +288,65 @@ def render_day(e: EquipmentDay, park: Park, lang: str) -> list:
     return out
 
 
+def render_period(e: EquipmentDay, park: Park, lang: str) -> list:
+    """Utilisation by day and estimated energy over a chosen period (`equipment_period`), with its coverage."""
+    bracelet_cov = e.energy["coverage"].mean() if len(e.energy) else float("nan")
+    note = (coverage_text(e.start, e.end, e.metered_coverage, park.timezone, lang)
+            + f" · {t('eq.period.bracelets', lang)} {pct(bracelet_cov)}")
+    out = [html.H3(t("eq.period.title", lang)), html.P(note, className="note", id="eq-period-coverage")]
+    pct_cols = (t("eq.col.utilisation", lang), t("eq.col.running_share", lang), t("col.coverage", lang))
+    if e.by_day.empty or not (e.by_day["coverage"] > 0).any():
+        out.append(dmc.Alert(t("eq.period.none", lang), color="gray", id="eq-period-none"))
+    else:
+        days = day_table(e, park, lang)
+        chart = _util_chart(e, park, lang)
+        chart.id = "eq-period-util-chart"
+        chart.figure.update_layout(title=t("eq.period.util", lang))
+        out += [chart, downloads.buttons("eq-period-day", lang, days),
+                data_table("eq-period-day-table", days, percent=pct_cols)]
+    rec = e.reconciliation
+    cards = [kpi(t("eq.energy.metered", lang), fmt(e.metered_kwh, 1), "kWh",
+                 f"{t('kpi.coverage', lang)} {pct(e.metered_coverage)}", "eq-period-metered"),
+             kpi(t("eq.energy.estimated", lang), fmt(_known(e.energy, "estimated_kwh").sum(min_count=1), 1), "kWh",
+                 f"{t('kpi.coverage', lang)} {pct(bracelet_cov)}", "eq-period-estimated")]
+    if rec:
+        cards += [kpi(t("eq.energy.ratio", lang), pct(rec.ratio), "", "", "eq-period-ratio"),
+                  kpi(t("eq.energy.unattributed", lang), fmt(rec.unattributed_kwh, 1), "kWh", "",
+                      "eq-period-unattributed")]
+    out += [html.H3(t("eq.energy.title", lang)), html.P(t("eq.energy.note", lang), className="note"),
+            *([] if rec else [dmc.Alert(t("eq.energy.no_meter", lang), color="yellow")]),
+            html.Div(cards, className="kpis"),
+            downloads.buttons("eq-period-energy", lang, energy := energy_table(e, park, lang)),
+            data_table("eq-period-energy-table", energy, percent=(t("col.coverage", lang),))]
+    return out
+
+
+def equipment_period(ent, start: pd.Timestamp, end: pd.Timestamp) -> EquipmentDay:
+    """One enterprise's bracelets over park-local [start, end), read through its scope and computed by the wing
+    (collectors.bracelet_analytics): utilisation per day of the period, estimated energy and its reconciliation
+    with the metered electricity over the whole period.  No state timeline or shifts (those are the day's)."""
+    devices = ent.devices()
+    points = ent.points("current", start - bracelets.lead_time(devices), end)
+    metered = ent.aggregate("energy", start, end, "day", where={"carrier": "electricity"})
+    whole = bracelets.equipment_day(ent.enterprise, devices, points, metered, start, end)
+    return replace(whole, by_day=bracelets.utilisation_by_day(devices, points, start, end),
+                   timeline=whole.timeline.iloc[0:0], by_shift=whole.by_shift.iloc[0:0])
+
+
+def period_of(ent, picked) -> EquipmentDay:
+    """The figures of the picked period (this month to now when none; PeriodError when the value is not a range),
+    shared briefly by the users of one scope (the page and its downloads)."""
+    now = ent.scope.now().tz_convert(ent.scope.park.tz)
+    period = picked_period(picked, now, ent.scope.park.tz)
+    if period is None:
+        start, end = pd.Timestamp(now.year, now.month, 1, tz=now.tz), now.floor("15min")
+        if end <= start:
+            raise PeriodError("period.empty")
+        period = (start, end)
+    key = f"equipment-period:{period[0].isoformat()}/{period[1].isoformat()}:{now.floor('15min').isoformat()}"
+    return ent.memo(key, lambda: equipment_period(ent, *period))
+
+
 # ---- page ----------------------------------------------------------------------------------------------------
 def layout(scope, lang: str) -> html.Div:
     fitted = [e for e in scope.enterprises() if scope.enterprise(e.id).devices()]
@@ -284,6 +361,8 @@ def layout(scope, lang: str) -> html.Div:
         dcc.Interval(id="eq-tick", interval=60_000),
         dcc.Loading(html.Div(id="eq-status"), delay_show=300),
         dcc.Loading(html.Div(id="eq-body"), delay_show=300),
+        dmc.Group([period_picker("eq-range", scope.now(), scope.park.tz, lang)], align="flex-end", mt="md"),
+        dcc.Loading(html.Div(id="eq-period"), delay_show=300),
     ])
 
 
@@ -320,6 +399,36 @@ def register(callbacks) -> None:
         if e is None:
             return dmc.Alert(t("eq.empty_day", lang), color="gray")
         return render_day(e, scope.park, lang)
+
+    @callbacks.callback(Output("eq-period", "children"), Input("eq-enterprise", "value"), Input("eq-range", "value"),
+                        action="period")
+    def period(scope, lang: str, asked: str | None, picked=None):
+        ent = scope.enterprise(asked)
+        if ent is None:
+            return refused(lang, "eq-period-refused")
+        if not ent.devices():
+            return dmc.Alert(t("eq.no_devices", lang), color="gray")
+        try:
+            e = period_of(ent, picked)
+        except PeriodError as exc:
+            return dmc.Alert(exc.message(lang), color="red", id="eq-period-error")
+        return render_period(e, scope.park, lang)
+
+    for prefix, name, build in (("eq-period-day", "equipment-utilisation-by-day", day_table),
+                                ("eq-period-energy", "equipment-energy", energy_table)):
+        def period_table(scope, lang: str, asked: str | None, picked=None, build=build) -> downloads.Export | None:
+            ent = scope.enterprise(asked)
+            if ent is None or not ent.devices():
+                return None
+            try:
+                e = period_of(ent, picked)
+            except PeriodError:
+                return None
+            return downloads.Export(build(e, scope.park, lang), label=ent.enterprise,
+                                    coverage=None if pd.isna(e.metered_coverage) else float(e.metered_coverage),
+                                    **downloads.period(e.start, e.end, scope.park.timezone))
+
+        callbacks.download(prefix, name, period_table, State("eq-enterprise", "value"), State("eq-range", "value"))
 
     def devices(scope, lang: str, asked: str | None) -> tuple[str, pd.DataFrame] | None:
         ent = scope.enterprise(asked)
