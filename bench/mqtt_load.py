@@ -195,6 +195,168 @@ def bench(rate: float, n: int, receivers: int, n_devices: int) -> dict:
             "published_after_s": published_at, "all_spooled_after_s": spooled_at}
 
 
+# ---- CPU per message, per stage (--cpu) ------------------------------------------------------------------------
+CPU_TOPIC = "parkcarbon/+/bracelet/+/telemetry"
+
+
+def _bench_park(n_devices: int):
+    from park.model import Device, Enterprise, Park
+
+    devices = [f"D{i:05d}" for i in range(n_devices)]
+    park = Park(id="bench", name="bench", enterprises=tuple(Enterprise(f"E{i:03d}", f"E{i:03d}")
+                                                            for i in range(n_devices // 10 + 1)),
+                devices=tuple(Device(d, f"E{i // 10:03d}") for i, d in enumerate(devices)))
+    return park, devices
+
+
+class _NullSink:
+    """Accepts and forgets: what the source costs without the pipeline."""
+
+    def submit(self, readings) -> None:
+        pass
+
+    def submit_payloads(self, batch) -> None:
+        pass
+
+    def reject(self, **kw) -> None:
+        pass
+
+
+def _cpu_child(port: int, n: int, n_devices: int, stage: str, workdir: str) -> None:
+    """One measured receiver in its own process (run by `cpu_stages` with the code tree under test first on
+    sys.path).  Prints READY once subscribed, then a JSON line: CPU seconds of this process while it received
+    `n` messages (time.process_time, all threads), and for stage "full" also while its writer drained them."""
+    import sys
+
+    import collectors
+    from collectors.sources.mqtt import MqttSettings, MqttSource
+
+    park, _ = _bench_park(n_devices)
+    work = Path(workdir)
+    settings = MqttSettings(port=port, client_id=f"cpu-{stage}-{work.name}", topic=CPU_TOPIC, batch_size=5000)
+    spool = store = None
+    if stage == "null":
+        sink = _NullSink()
+    else:
+        from collectors.pipeline import Pipeline
+        from collectors.spool import Spool
+
+        spool = Spool(work / "spool.db")
+        sink = Pipeline(park.catalog(), spool)
+    src = MqttSource(sink, settings).start()
+    if not src.wait_ready(60):
+        raise RuntimeError("the receiver did not connect")
+    time.sleep(0.5)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    print("READY", flush=True)
+    deadline = time.monotonic() + 600
+    while src.stats.acked < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    cpu1, wall1 = time.process_time(), time.perf_counter()
+    out = {"tree": str(Path(collectors.__file__).parent.parent), "stage": stage, "messages": n,
+           "acked": src.stats.acked, "received": src.stats.received, "receiver_cpu_s": cpu1 - cpu0,
+           "receiver_wall_s": wall1 - wall0}
+    out.update({k: v for k, v in vars(src.stats).items() if k.startswith("cpu_")})
+    src.stop()
+    if spool is not None:
+        from collectors.writer import Writer
+        from park.store.embedded import EmbeddedStore
+
+        out["spooled"] = spool.stats().queued
+        store = EmbeddedStore(work / "ts.duckdb", park.catalog(), TZ)
+        w0 = time.process_time()
+        res = Writer(spool, store).drain()
+        out["writer_cpu_s"] = time.process_time() - w0
+        out["written"] = res.written
+        store.close()
+        spool.close()
+    print(json.dumps(out), flush=True)
+    sys.stdout.flush()
+
+
+def _baseline_tree(rev: str) -> Path:
+    """`collectors/` as it was at `rev` (git archive into a scratch folder), to measure old and new side by side
+    on the same machine at the same time; everything else (park/, the store) is the current code."""
+    import subprocess
+
+    root = Path(tempfile.mkdtemp(prefix="bench-mqtt-base-"))
+    repo = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(["git", "-C", str(repo), "archive", rev, "collectors"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    return root
+
+
+def cpu_stages(n: int, rate: float, reps: int, baseline: str | None, n_devices: int = 1000) -> list[dict]:
+    """CPU microseconds per message for each stage, per code tree, alternating trees so both see the same load:
+    "null" = paho network loop + on_message + acknowledgement with a sink that does nothing; "full" = the real
+    receiver (decode, validation, spool append) and then its writer draining the spool into an embedded store."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.support.mosquitto import MosquittoServer
+
+    repo = Path(__file__).resolve().parent.parent
+    trees = ([("before", _baseline_tree(baseline))] if baseline else []) + [("after", repo)]
+    broker = MosquittoServer(extra_config="max_inflight_messages 0\nmax_queued_messages 0\n").start()
+    _, devices = _bench_park(n_devices)
+    rows = []
+    try:
+        for rep in range(reps):
+            for stage in ("null", "full"):
+                for label, tree in trees:
+                    work = Path(tempfile.mkdtemp(prefix=f"bench-mqtt-cpu-{label}-{stage}-{rep}-"))
+                    code = (f"import sys; sys.path.insert(0, {str(tree)!r}); from bench.mqtt_load import _cpu_child; "
+                            f"_cpu_child({broker.port}, {n}, {n_devices}, {stage!r}, {str(work)!r})")
+                    env = dict(os.environ, PYTHONPATH=str(repo))
+                    child = subprocess.Popen([sys.executable, "-c", code], cwd=str(repo), env=env,
+                                             stdout=subprocess.PIPE, text=True)
+                    assert child.stdout is not None
+                    line = child.stdout.readline()
+                    if line.strip() != "READY":
+                        raise RuntimeError(f"{label} {stage}: the receiver did not start: {line!r}")
+                    load = os.getloadavg()[0]
+                    ctx = mp.get_context("spawn")
+                    ready, done = ctx.Event(), ctx.Queue()
+                    pub = ctx.Process(target=_publish, args=(broker.port, devices, n, rate, ready, done))
+                    pub.start()
+                    published = done.get(timeout=900)
+                    pub.join(30)
+                    res = json.loads(child.stdout.readline())
+                    child.wait(120)
+                    shutil.rmtree(work, ignore_errors=True)
+                    res.update(label=label, rep=rep, load_1min=load, published_per_s=n / published["seconds"],
+                               receiver_us_per_msg=1e6 * res["receiver_cpu_s"] / n)
+                    if "writer_cpu_s" in res:
+                        res["writer_us_per_msg"] = 1e6 * res["writer_cpu_s"] / n
+                    print(f"  {label:6} {stage:4} rep {rep}: receiver {res['receiver_us_per_msg']:6.1f} us/msg"
+                          + (f", writer {res['writer_us_per_msg']:5.1f} us/msg" if "writer_us_per_msg" in res else "")
+                          + f" (load {load:.1f})", flush=True)
+                    rows.append(res)
+    finally:
+        broker.cleanup()
+        for label, tree in trees:
+            if label == "before":
+                shutil.rmtree(tree, ignore_errors=True)
+    return rows
+
+
+def summarise_cpu(rows: list[dict]) -> dict:
+    """Median CPU µs per message per (tree, stage), and the decode+validate+spool share (full - null)."""
+    import statistics
+
+    out: dict[str, dict] = {}
+    for label in dict.fromkeys(r["label"] for r in rows):
+        mine = [r for r in rows if r["label"] == label]
+        null = statistics.median(r["receiver_us_per_msg"] for r in mine if r["stage"] == "null")
+        full = statistics.median(r["receiver_us_per_msg"] for r in mine if r["stage"] == "full")
+        writer = statistics.median(r["writer_us_per_msg"] for r in mine if r["stage"] == "full")
+        out[label] = {"receive_ack_us": null, "decode_validate_spool_us": full - null, "receiver_us": full,
+                      "writer_us": writer, "total_us": full + writer}
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     from bench import OUT, machine_info, print_machine
 
@@ -204,9 +366,25 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--receivers", type=int, default=2, help="receiver processes (0: one in-process receiver)")
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--out", type=Path, default=OUT / "mqtt_load.json")
+    ap.add_argument("--cpu", action="store_true", help="measure CPU per message per stage instead (one receiver)")
+    ap.add_argument("--baseline", help="with --cpu: also measure collectors/ as of this git revision, alternating")
+    ap.add_argument("--reps", type=int, default=2, help="with --cpu: repetitions per tree and stage")
     args = ap.parse_args(argv)
     info = machine_info()
     print_machine(info)
+    if args.cpu:
+        rows = cpu_stages(args.messages, args.rate, args.reps, args.baseline, args.devices)
+        summary = summarise_cpu(rows)
+        print(f"CPU per message (median of {args.reps}), {args.messages:,} messages offered at {args.rate:,.0f}/s:")
+        print(f"  {'tree':8}{'paho+ack':>10}{'decode+val+spool':>18}{'receiver':>10}{'writer':>8}{'total':>8}  us")
+        for label, s in summary.items():
+            print(f"  {label:8}{s['receive_ack_us']:10.1f}{s['decode_validate_spool_us']:18.1f}{s['receiver_us']:10.1f}"
+                  f"{s['writer_us']:8.1f}{s['total_us']:8.1f}")
+        result = {"benchmark": "mqtt_load --cpu", "machine": info, "baseline": args.baseline, "runs": rows,
+                  "summary": summary}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_name("mqtt_cpu.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+        return result
     res = bench(args.rate, args.messages, args.receivers, args.devices)
     print(f"offered {res['offered_per_s']:,.0f}/s, published {res['published_per_s']:,.0f}/s; stored "
           f"{res['stored']:,} of {res['messages']:,} ({res['lost']:,} lost) in {res['seconds']:.1f} s: "

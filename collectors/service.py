@@ -44,7 +44,6 @@ import logging
 import multiprocessing as mp
 import socket
 import threading
-import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -242,7 +241,6 @@ def observed_mqtt_source(sink, settings, board: StatusBoard, name: str):
         status_name = name
 
         def __init__(self) -> None:
-            self._last_message_ns = 0
             super().__init__(sink, settings)
 
         def _make_client(self):
@@ -259,23 +257,20 @@ def observed_mqtt_source(sink, settings, board: StatusBoard, name: str):
 
         def _on_connect_fail(self, client, userdata) -> None:
             reason = _reach(settings.host, settings.port)
-            board.error(name, f"cannot connect: {reason}")
-            retries = next((s["retries"] for s in board.states() if s["source"] == name), 0)
+            retries = next((s["retries"] for s in board.states() if s["source"] == name), 0) + 1
+            # logged before the status file counts it, so a reader of the file finds the log line already there
             log.warning("cannot reach MQTT broker %s:%s (%s); attempt %d failed, retrying in %g-%g s",
                         settings.host, settings.port, reason, retries, settings.reconnect_min_s,
                         settings.reconnect_max_s)
+            board.error(name, f"cannot connect: {reason}")
 
         def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
             super()._on_disconnect(client, userdata, flags, reason_code, properties)
             if not self._stop.is_set():
                 board.error(name, f"connection lost: {reason_code}")
 
-        def _on_message(self, client, userdata, msg) -> None:
-            self._last_message_ns = time.time_ns()
-            super()._on_message(client, userdata, msg)
-
         def sample_status(self) -> None:
-            last = self._last_message_ns
+            last = self.last_message_ns
             at = datetime.fromtimestamp(last / 1e9, UTC).isoformat(timespec="milliseconds") if last else None
             board.update(name, write=False, readings=self.stats.submitted, messages=self.stats.received,
                          last_message_at=at)

@@ -30,6 +30,13 @@ CREATE TABLE IF NOT EXISTS state (series TEXT PRIMARY KEY, data TEXT NOT NULL);
 """
 
 
+def _lines(values: list) -> list[int | None]:
+    """Source line numbers as ints, None where there is none (all None for a batch from a network source)."""
+    if all(v is None for v in values):
+        return values
+    return [None if pd.isna(v) else int(v) for v in values]
+
+
 @dataclass(frozen=True)
 class SpoolStats:
     queued: int
@@ -68,7 +75,7 @@ class Spool:
 
             records = list(zip(listed(rows["measurement"]), listed(rows["series"]), ts_ns.tolist(),
                                rows["value"].astype(float).tolist(), listed(rows["quality"]), listed(source),
-                               [None if pd.isna(v) else int(v) for v in listed(line)], strict=True))
+                               _lines(listed(line)), strict=True))
         rej = [(r.get("measurement"), r.get("source"), r.get("row"), r.get("line"), r.get("series"), r.get("ts"),
                 r.get("value"), r["code"], r["reason"]) for r in rejects]
         with self._lock:
