@@ -280,26 +280,57 @@ def gather(es, period: PackPeriod) -> PackData:
     from portal.evidence.indicators import bracelets_vs_meter, risk_tables, trust_table
 
     data.crosscheck = bracelets_vs_meter(pts, devices, lines, period, sampled)
-    data.bill_check = bill_check(energy)
+    data.bill_check = bill_check(es, period, meters, energy)
     data.trust = trust_table(data)
     data.quota = es.quota_position(period.start.year, period.end)
     data.risk, data.capacity, data.signals = risk_tables(scope, data, rated)
     return data
 
 
-def bill_check(energy: pd.DataFrame) -> dict:
-    """Meter against utility bill (互证, carbon.trust.meter_vs_bill) needs the bill as a record of its own.  The
-    store keeps one value per meter interval: a bill imported into it (`parkcarbon import`, a period value) fills
-    the meter's own intervals (quality substituted), replacing the meter there rather than checking it, and
-    recorded activity (carbon.records) is energy no meter measures.  So no bill is available to hold against a
-    meter; the pack says so, with the meter-days whose intervals were not all measured (estimated or entered by
-    hand: bills, manual readings)."""
+BILL_CHECK_COLUMNS = ["meter", "carrier", "unit", "period_start", "period_end", "metered", "billed", "difference",
+                      "relative_difference", "tolerance", "within_tolerance", "status", "coverage",
+                      "intervals_expected", "intervals_present", "intervals_measured", "bill_id", "amount_cny",
+                      "source"]
+
+
+def bill_check(es, period: PackPeriod, meters: list, energy: pd.DataFrame) -> dict:
+    """Meter against utility bill (互证, carbon.trust.meter_vs_bill via park.bills.compare): per billing period of
+    the enterprise's meters within the pack's period, the store's energy over exactly the billing period against
+    the bill (park.bills: bills kept beside the meters, never in the store), with the difference and a status
+    (agree | differ | incomplete_meter | no_meter), and the stretches no bill covers (no_bill).  `compared` rows
+    are BILL_CHECK_COLUMNS (bill_check.csv); bills reaching outside the period are counted, not compared."""
+    from park.bills import compare
+
     hand = energy[energy["intervals_estimated"] > 0] if len(energy) else energy
-    return {"available": False, "compared": [], "estimated_or_entered_meter_days": int(len(hand)),
-            "note": "no utility bill was available as a record independent of the meters: a bill imported into the "
-                    "store fills the meter's own intervals (it replaces the meter there, it does not check it); "
-                    f"{len(hand)} meter-days hold estimated or hand-entered intervals (quality 'estimated' in "
-                    "energy_daily.csv)"}
+    tz = period.start.tz
+    bills = es.scope.bills(period.start, period.end)
+    bills = bills[bills["enterprise"] == es.enterprise]
+    inside = (bills["period_start"] >= period.start) & (bills["period_end"] <= period.end)
+    table = compare(es.aggregate, bills[inside], meters, period.start, period.end)
+    rows = [{c: (pd.Timestamp(r[c]).tz_convert(tz).isoformat() if c in ("period_start", "period_end")
+                 else r[c]) for c in BILL_CHECK_COLUMNS} for r in table.to_dict("records")]
+    for r in rows:
+        r["within_tolerance"] = None if pd.isna(r["within_tolerance"]) else bool(r["within_tolerance"])
+        r["bill_id"] = None if pd.isna(r["bill_id"]) else int(r["bill_id"])
+        r["amount_cny"] = None if r["amount_cny"] is None or pd.isna(r["amount_cny"]) else float(r["amount_cny"])
+        for c in ("intervals_expected", "intervals_present", "intervals_measured"):
+            r[c] = int(r[c])
+    status = table["status"].value_counts().to_dict() if len(table) else {}
+    billed = int(table["bill_id"].notna().sum()) if len(table) else 0
+    outside = int((~inside).sum())
+    if billed:
+        note = (f"{billed} billing periods of {table['meter'].nunique()} meters compared with the meters' energy over "
+                f"exactly each billing period: {status.get('agree', 0)} agree within "
+                f"{float(table['tolerance'].iloc[0]):.0%}, {status.get('differ', 0)} differ, "
+                f"{status.get('incomplete_meter', 0)} with the meter incomplete, {status.get('no_meter', 0)} "
+                f"without meter data; {status.get('no_bill', 0)} stretches without a bill (bill_check.csv)")
+    else:
+        note = "no utility bill of the enterprise's meters lies within the period (parkcarbon bills import)"
+    if outside:
+        note += f"; {outside} bills reaching outside the period not compared"
+    return {"available": bool(billed), "compared": rows, "bills_compared": billed, "bills_outside_period": outside,
+            "status_counts": {k: int(v) for k, v in sorted(status.items())},
+            "estimated_or_entered_meter_days": int(len(hand)), "note": note}
 
 
 def intensities(totals: dict, monthly: pd.DataFrame, output: pd.DataFrame, period: PackPeriod) -> dict:
@@ -436,6 +467,9 @@ def build(data: PackData, *, park, consent_row, issued_to: str, key_id: str, pri
 
         files["baseline_monthly.csv"] = frame_csv(data.baseline, BASELINE_COLUMNS)
     files["trust.csv"] = frame_csv(data.trust, TRUST_COLUMNS)
+    if data.bill_check and data.bill_check.get("compared"):  # meter against utility bill, per billing period
+        files["bill_check.csv"] = to_csv(BILL_CHECK_COLUMNS, ([r[c] for c in BILL_CHECK_COLUMNS]
+                                                              for r in data.bill_check["compared"]))
     files["restatements.csv"] = frame_csv(restated, RESTATEMENT_COLUMNS)
     files["signing_key.pem"] = keys.public_pem(private_key.public_key()).encode()
     e = data.enterprise
