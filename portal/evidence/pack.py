@@ -326,6 +326,9 @@ def bill_check(es, period: PackPeriod, meters: list, energy: pd.DataFrame) -> di
                 f"without meter data; {status.get('no_bill', 0)} stretches without a bill (bill_check.csv)")
     else:
         note = "no utility bill of the enterprise's meters lies within the period (parkcarbon bills import)"
+    partial = int(((table["coverage"] < 1) & table["bill_id"].notna()).sum()) if len(table) else 0
+    if partial:
+        note += f"; the meter missed intervals in {partial} billing periods (coverage below 1 in bill_check.csv)"
     if outside:
         note += f"; {outside} bills reaching outside the period not compared"
     return {"available": bool(billed), "compared": rows, "bills_compared": billed, "bills_outside_period": outside,

@@ -236,10 +236,10 @@ def report_pdf(data, summ: dict, restated: pd.DataFrame, *, park, key_id: str, a
                    Column("电表", "Metered", numeric=True, decimals=1),
                    Column("账单", "Billed", numeric=True, decimals=1),
                    Column("差额", "Difference", numeric=True, decimals=1), Column("单位", "Unit"),
-                   Column("状态", "Status", width=2)],
+                   Column("覆盖率", "Coverage"), Column("状态", "Status", width=2)],
                   [[r["meter"], str(r["period_start"])[:16].replace("T", " "),
                     str(r["period_end"])[:16].replace("T", " "), r["metered"], r["billed"], r["difference"],
-                    r["unit"], f"{status_zh.get(r['status'], r['status'])} {r['status']}"]
+                    r["unit"], _pct(r["coverage"]), f"{status_zh.get(r['status'], r['status'])} {r['status']}"]
                    for r in bc.get("compared") or []],
                   note="电表电量为账单期内各计量间隔之和；差额 = 电表 − 账单。Metered: the sum of the meter's "
                        "intervals within the billing period; difference = metered − billed.")
