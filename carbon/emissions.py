@@ -26,7 +26,7 @@ import pandas as pd
 from carbon.energy import NOT_ENERGY, RENEWABLE, add_heat_gj, add_tce, join_ids, prepare_lines
 from carbon.errors import InputError
 from carbon.factors import CO2_PER_C, DEFAULT_POLICY, LOOKUP_COLUMNS, FactorLookup, FactorPolicy, FactorRegistry
-from carbon.inputs import IMPORT, check_activity, check_instruments
+from carbon.inputs import IMPORT, check_activity, check_instruments, require_instrument_columns
 from carbon.issues import INCOMPLETE, Issue, issue_frame
 from carbon.periods import Period, coarser_or_equal, native_period, period, period_end, period_label, period_start
 from carbon.split import split_lines
@@ -135,13 +135,19 @@ def compute_accounts(activity: pd.DataFrame, registry: FactorRegistry, regions: 
     lines = add_tce(lines, lookup)
     lines = _scope1(lines, lookup)
     lines = _scope2_location(lines, lookup)
-    if instrument_basis is None:
-        basis = grid_purchases(act)
-    elif "import_kwh" in instrument_basis.columns:
-        basis = instrument_basis
-    else:
-        basis = grid_purchases(instrument_basis)
-    lines, inst_issues, inst_codes = _scope2_market(lines, lookup, check_instruments(instruments), basis)
+    basis = None
+    if instruments is not None and instruments.empty:  # nothing to allocate: no basis (every window gets 0 kWh)
+        require_instrument_columns(instruments)
+        instruments = None
+    elif instruments is not None:
+        instruments = check_instruments(instruments)
+        if instrument_basis is None:
+            basis = grid_purchases(act)
+        elif "import_kwh" in instrument_basis.columns:
+            basis = instrument_basis
+        else:
+            basis = grid_purchases(instrument_basis)
+    lines, inst_issues, inst_codes = _scope2_market(lines, lookup, instruments, basis)
     issues += inst_issues
     lines["period"] = period_label(lines["period_start"], native)
     lines["reasons"] = _line_reasons(lines, lookup.line_codes, inst_codes)
@@ -269,6 +275,9 @@ def _scope2_market(lines: pd.DataFrame, lookup: FactorLookup, instruments: pd.Da
     if grid.any():
         residual[grid], rid[grid] = lookup.per_base("grid", "residual", out.loc[grid, LOOKUP_COLUMNS])
     out["grid_kwh"] = out["q_base"].where(grid) * out["sign"]
+    if instruments is None:  # no instruments: every purchase at the residual factor, none covered
+        market = np.where(imports, out["q_base"].to_numpy(), 0.0) * residual
+        return _market_columns(out, market, np.zeros(len(out)), grid, rid), [], {}
     keys = ["enterprise", "period_start"]
     # Each line's window (enterprise, window start) as a number; the windows of grid purchases in the order they
     # first appear among the grid import lines.
@@ -304,12 +313,7 @@ def _scope2_market(lines: pd.DataFrame, lookup: FactorLookup, instruments: pd.Da
     share = np.divide(q_base, window_imp, out=np.zeros_like(q_base), where=divisible)
     covered_line = np.nan_to_num(share) * np.nan_to_num(window_covered, nan=0.0)
     market = np.where(imports, out["q_base"].to_numpy() - covered_line, 0.0) * residual
-    heat_like = out["role"].isin([HEAT, STEAM]).to_numpy()
-    heat_market = np.where(imports, out["scope2_location_t_co2e"].to_numpy(), 0.0)
-    market = np.where(heat_like, heat_market, market)
-    out["green_kwh"] = pd.Series(np.where(grid, covered_line, 0.0), index=out.index).where(_has_data(out))
-    out["scope2_market_t_co2e"] = _zero_where_data(out, market, pd.Series(grid | heat_like, index=out.index))
-    out["market_factors"] = np.where(grid, rid, np.where(heat_like, out["emission_factors"], ""))
+    out = _market_columns(out, market, covered_line, grid, rid)
     codes: dict = {}
     if flagged:
         for idx, r in zip(out.index[grid & has_row], line_row[grid & has_row].tolist(), strict=True):
@@ -317,6 +321,20 @@ def _scope2_market(lines: pd.DataFrame, lookup: FactorLookup, instruments: pd.Da
             if c:
                 codes[idx] = c
     return out, issues, codes
+
+
+def _market_columns(out: pd.DataFrame, market: np.ndarray, covered_line: np.ndarray, grid: np.ndarray,
+                    rid: np.ndarray) -> pd.DataFrame:
+    """The lines with green_kwh (grid kWh covered by instruments), scope2_market_t_co2e (grid: `market`; heat and
+    steam purchases: as location-based) and market_factors."""
+    imports = (out["flow"] == IMPORT).to_numpy()
+    heat_like = out["role"].isin([HEAT, STEAM]).to_numpy()
+    heat_market = np.where(imports, out["scope2_location_t_co2e"].to_numpy(), 0.0)
+    market = np.where(heat_like, heat_market, market)
+    out["green_kwh"] = pd.Series(np.where(grid, covered_line, 0.0), index=out.index).where(_has_data(out))
+    out["scope2_market_t_co2e"] = _zero_where_data(out, market, pd.Series(grid | heat_like, index=out.index))
+    out["market_factors"] = np.where(grid, rid, np.where(heat_like, out["emission_factors"], ""))
+    return out
 
 
 def _allocate_instruments(instruments: pd.DataFrame, windows: pd.DataFrame,
@@ -398,44 +416,58 @@ def _totals(lines: pd.DataFrame, kind: Period, threshold: float = 0.9) -> pd.Dat
     factor and instrument codes of its lines.
 
     Groups are numbered once (keys factorised in sorted order, so numbers sort like the keys); each level sums
-    its lines per group in their order, as a group-by on the keys would."""
-    role, has = lines["role"], lines["quantity"].notna()
-    grid = role == GRID
-    # Only what the totals read, in one frame (the lines carry some 35 columns)
-    f = pd.DataFrame({
-        "enterprise": lines["enterprise"], "workshop": lines["workshop"].fillna(""), "carrier": lines["carrier"],
-        "period_start": period_start(lines["period_start"], kind), "reasons": lines["reasons"],
-        "energy_tce": lines["tce"],
-        "renewable_tce": lines["tce"].where(role == ONSITE, 0.0).where(has),
-        "scope1_t_co2e": lines["scope1_t_co2e"], "scope2_location_t_co2e": lines["scope2_location_t_co2e"],
-        "scope2_market_t_co2e": lines["scope2_market_t_co2e"], "biogenic_t_co2": lines["biogenic_t_co2"],
-        "grid_net_kwh": lines["grid_kwh"].where(grid),
-        "grid_export_kwh": lines["q_base"].where(grid & (lines["flow"] != IMPORT), 0.0).where(grid),
-        "green_kwh": lines["green_kwh"], "pv_kwh": lines["q_base"].where(role == ONSITE),
-        "measured": lines["measured"], "expected": lines["expected"], "has": has,
+    its lines per group in their order, as a group-by on the keys would.  Columns are built as arrays and put in
+    one frame at the end (the fixed cost of frames, not the rows, is what a small accounting pays)."""
+    role = lines["role"].to_numpy(dtype=object)
+    has = lines["quantity"].notna().to_numpy()
+    grid, onsite = role == GRID, role == ONSITE
+    tce, q_base = lines["tce"].to_numpy(dtype=float), lines["q_base"].to_numpy(dtype=float)
+    nan = np.nan
+    # Only what the totals sum, in one frame (the lines carry some 35 columns)
+    values = pd.DataFrame({
+        "energy_tce": tce,
+        "renewable_tce": np.where(has, np.where(onsite, tce, 0.0), nan),
+        "scope1_t_co2e": lines["scope1_t_co2e"].to_numpy(dtype=float),
+        "scope2_location_t_co2e": lines["scope2_location_t_co2e"].to_numpy(dtype=float),
+        "scope2_market_t_co2e": lines["scope2_market_t_co2e"].to_numpy(dtype=float),
+        "biogenic_t_co2": lines["biogenic_t_co2"].to_numpy(dtype=float),
+        "grid_net_kwh": np.where(grid, lines["grid_kwh"].to_numpy(dtype=float), nan),
+        "grid_export_kwh": np.where(grid, np.where((lines["flow"] != IMPORT).to_numpy(), q_base, 0.0), nan),
+        "green_kwh": lines["green_kwh"].to_numpy(dtype=float), "pv_kwh": np.where(onsite, q_base, nan),
+        "measured": lines["measured"].to_numpy(), "expected": lines["expected"].to_numpy(),
     })
-    number = {k: pd.factorize(f[k], sort=True) for k in ("enterprise", "workshop", "period_start", "carrier")}
+    per_carrier_values = pd.DataFrame({"has": has, "measured": values["measured"].to_numpy(),
+                                       "expected": values["expected"].to_numpy()})
+    starts = period_start(lines["period_start"], kind).reset_index(drop=True)
+    keyed = {"enterprise": lines["enterprise"].reset_index(drop=True),
+             "workshop": lines["workshop"].fillna("").reset_index(drop=True), "period_start": starts,
+             "carrier": lines["carrier"]}
+    number = {k: pd.factorize(v, sort=True) for k, v in keyed.items()}
     carriers = number["carrier"][1].tolist()
     n_carriers = max(len(carriers), 1)
-    flagged = (f["reasons"] != "").to_numpy()  # few lines carry codes: group only those
-    values = f[[*METRICS, "measured", "expected"]]
-    per_carrier_values = f[["has", "measured", "expected"]]
-    out = []
+    reasons_of_line = lines["reasons"].to_numpy(dtype=object)
+    flagged = reasons_of_line != ""  # few lines carry codes: group only those
+    parts: dict[str, list] = {c: [] for c in ("level", "enterprise", "workshop", "period_start", "carriers",
+                                              "missing_carriers", "line_reasons", "low_coverage")}
+    sums_of: list[pd.DataFrame] = []
+    enterprise_arr = keyed["enterprise"].to_numpy(dtype=object)
+    workshop_arr = keyed["workshop"].to_numpy(dtype=object)
     for level, keys in (("workshop", ["enterprise", "workshop"]), ("enterprise", ["enterprise"]), ("park", [])):
         groups = [*keys, "period_start"]
-        key = np.zeros(len(f), dtype=np.int64)
+        key = np.zeros(len(lines), dtype=np.int64)
         for k in groups:
             codes, uniques = number[k]
             key = key * max(len(uniques), 1) + codes
-        sums = values.groupby(key, sort=True).sum(min_count=1)
+        sums_of.append(values.groupby(key, sort=True).sum(min_count=1))
         ids, first = np.unique(key, return_index=True)
         n = len(ids)
         # Per (group, carrier): whether it has data and its coverage
         pc = per_carrier_values.groupby(key * n_carriers + number["carrier"][0], sort=True).sum(min_count=1)
         pc_key = pc.index.to_numpy()
         pos = np.searchsorted(ids, pc_key // n_carriers).tolist()
-        expected = pc["expected"]
-        low = (pc["measured"] / expected.where(expected > 0) < threshold).tolist()
+        measured, expected = pc["measured"].to_numpy(dtype=float), pc["expected"].to_numpy(dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            low = (measured / np.where(expected > 0, expected, nan) < threshold).tolist()
         present: list[list[str]] = [[] for _ in range(n)]
         missing: list[list[str]] = [[] for _ in range(n)]
         low_coverage = [False] * n
@@ -446,23 +478,26 @@ def _totals(lines: pd.DataFrame, kind: Period, threshold: float = 0.9) -> pd.Dat
                 low_coverage[p] = True
         line_reasons = [""] * n
         if flagged.any():
-            codes = f.loc[flagged, "reasons"].groupby(key[flagged], sort=True).agg(
-                lambda x: "|".join(sorted({c for v in x for c in v.split("|") if c})))
-            for p, c in zip(np.searchsorted(ids, codes.index.to_numpy()).tolist(), codes.tolist(), strict=True):
-                line_reasons[p] = c
-        t = {k: f[k].take(first).reset_index(drop=True) if k in groups else None for k in ("enterprise", "workshop")}
-        t["period_start"] = f["period_start"].take(first).reset_index(drop=True)
-        t.update({c: sums[c].to_numpy() for c in sums.columns})  # column by column: each keeps its dtype
-        t.update({"carriers": [", ".join(c) for c in present] if n else np.array([], dtype=object),
-                  "missing_carriers": [", ".join(c) for c in missing] if n else np.array([], dtype=object),
-                  "line_reasons": line_reasons, "low_coverage": low_coverage, "level": level})
-        out.append(pd.DataFrame(t))
-    totals = pd.concat(out, ignore_index=True)
+            merged: dict[int, set[str]] = {}
+            for g, v in zip(key[flagged].tolist(), reasons_of_line[flagged].tolist(), strict=True):
+                merged.setdefault(g, set()).update(c for c in v.split("|") if c)
+            for p, g in zip(np.searchsorted(ids, list(merged)).tolist(), merged, strict=True):
+                line_reasons[p] = "|".join(sorted(merged[g]))
+        parts["level"].append([level] * n)
+        parts["enterprise"].append(enterprise_arr[first] if "enterprise" in groups else [None] * n)
+        parts["workshop"].append(workshop_arr[first] if "workshop" in groups else [None] * n)
+        parts["period_start"].append(first)
+        parts["carriers"].append([", ".join(c) for c in present])
+        parts["missing_carriers"].append([", ".join(c) for c in missing])
+        parts["line_reasons"].append(line_reasons)
+        parts["low_coverage"].append(low_coverage)
+    flat = {c: [x for part in parts[c] for x in part] for c in parts if c != "period_start"}
+    sums = {c: np.concatenate([s[c].to_numpy() for s in sums_of]) for c in values.columns}
+    period_starts = starts.take(np.concatenate(parts["period_start"])).reset_index(drop=True)
     reasons = []
-    for no_data, missing_any, low, codes in zip(totals["energy_tce"].isna().tolist(),
-                                                (totals["missing_carriers"] != "").tolist(),
-                                                totals["low_coverage"].tolist(), totals["line_reasons"].tolist(),
-                                                strict=True):
+    for no_data, missing_any, low, codes in zip(np.isnan(sums["energy_tce"]).tolist(),
+                                                [m != "" for m in flat["missing_carriers"]], flat["low_coverage"],
+                                                flat["line_reasons"], strict=True):
         if not (no_data or missing_any or low or codes):
             reasons.append(())
             continue
@@ -474,18 +509,29 @@ def _totals(lines: pd.DataFrame, kind: Period, threshold: float = 0.9) -> pd.Dat
         if low:
             r.add("activity.low_coverage")
         reasons.append(tuple(sorted(r)))
-    derived = {
-        "workshop": totals["workshop"].replace("", None),
-        "period_end": period_end(totals["period_start"], kind),
-        "period": period_label(totals["period_start"], kind),
-        "total_location_t_co2e": totals["scope1_t_co2e"] + totals["scope2_location_t_co2e"],
-        "total_market_t_co2e": totals["scope1_t_co2e"] + totals["scope2_market_t_co2e"],
-        "coverage": (totals["measured"] / totals["expected"].replace(0, np.nan)).clip(upper=1.0),
-        "reasons": pd.Series(reasons, index=totals.index, dtype=object if reasons else float),
-        "complete": pd.Series([not r for r in reasons], index=totals.index, dtype=bool),
+    measured, expected = sums["measured"], sums["expected"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        coverage = np.minimum(measured / np.where(expected == 0, nan, expected), 1.0)
+    reasons_col = np.empty(len(reasons), dtype=object)
+    reasons_col[:] = reasons
+    text = pd.StringDtype(na_value=np.nan)
+    listed = text if reasons else object  # (no rows: untyped lists, as a frame of empty lists types them)
+    workshops = np.array(flat["workshop"], dtype=object)
+    workshops[workshops == ""] = None
+    columns = {
+        "level": pd.array(flat["level"], dtype=text),
+        "enterprise": pd.Series(flat["enterprise"], dtype=object), "workshop": pd.Series(workshops, dtype=object),
+        "period": period_label(period_starts, kind), "period_start": period_starts,
+        "period_end": period_end(period_starts, kind), **{c: sums[c] for c in METRICS},
+        "total_location_t_co2e": sums["scope1_t_co2e"] + sums["scope2_location_t_co2e"],
+        "total_market_t_co2e": sums["scope1_t_co2e"] + sums["scope2_market_t_co2e"],
+        "coverage": coverage, "measured": measured, "expected": expected,
+        "complete": np.array([not r for r in reasons], dtype=bool),
+        "reasons": pd.Series(reasons_col, dtype=object) if reasons else pd.Series([], dtype=float),
+        "missing_carriers": pd.array(flat["missing_carriers"], dtype=listed),
+        "carriers": pd.array(flat["carriers"], dtype=listed),
     }
-    totals = pd.DataFrame({c: derived[c] if c in derived else totals[c] for c in TOTAL_COLUMNS})
-    return totals[TOTAL_COLUMNS]
+    return pd.DataFrame(columns)[TOTAL_COLUMNS]
 
 
 def _activity_issues(lines: pd.DataFrame, totals: pd.DataFrame, kind: Period, threshold: float) -> list[Issue]:

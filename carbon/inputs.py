@@ -38,6 +38,9 @@ def _row_name(frame: pd.DataFrame, i: int) -> str:
     return ", ".join(parts)
 
 
+_DIMENSION_DTYPE = pd.Series(["energy"]).map({"energy": "energy"}).dtype  # what a map of the dimensions gives
+
+
 def check_activity(activity: pd.DataFrame) -> pd.DataFrame:
     """A clean activity frame: all ACTIVITY_COLUMNS, aware window bounds, units the carrier can be measured in
     (park.units.carrier_unit: steam by mass or heat, gas by volume, ...), `q_base` (the quantity in the base unit of
@@ -70,18 +73,22 @@ def check_activity(activity: pd.DataFrame) -> pd.DataFrame:
                          f"{act['quantity'][negative].iloc[0]} is negative; an export is a positive quantity with "
                          "flow 'export'")
     act["unit"] = act["unit"].astype(str)
-    pairs = act[["carrier", "unit"]].drop_duplicates()
-    scale, dimension = {}, {}
-    for carrier, unit in pairs.itertuples(index=False):
+    # Each distinct (carrier, unit) pair converted once, in order of first appearance
+    carriers, carrier_names = pd.factorize(act["carrier"])
+    units, unit_names = pd.factorize(act["unit"])
+    pairs, pair_codes = pd.factorize(carriers.astype(np.int64) * max(len(unit_names), 1) + units)
+    scale, dimension = np.empty(len(pair_codes)), np.empty(len(pair_codes), dtype=object)
+    for j, code in enumerate(pair_codes.tolist()):
+        carrier, unit = carrier_names[code // max(len(unit_names), 1)], unit_names[code % max(len(unit_names), 1)]
         try:
             u = carrier_unit(carrier, unit)
         except UnitError as exc:
-            first = int(np.flatnonzero(((act["carrier"] == carrier) & (act["unit"] == unit)).to_numpy())[0])
+            first = int(np.flatnonzero(pairs == j)[0])
             raise InputError(f"activity {_row_name(act, first)}: unit {unit!r}: {exc}") from None
-        scale[(carrier, unit)], dimension[(carrier, unit)] = u.to_base, u.dimension
-    keys = pd.Series(list(zip(act["carrier"], act["unit"], strict=True)), index=act.index)
-    act["q_base"] = act["quantity"] * keys.map(scale).astype(float)
-    act["dimension"] = keys.map(dimension)
+        scale[j], dimension[j] = u.to_base, u.dimension
+    act["q_base"] = act["quantity"] * scale[pairs]
+    # (typed as a mapping of the pairs would type it: text, or float when there are no rows)
+    act["dimension"] = pd.Series(dimension[pairs], index=act.index).astype(_DIMENSION_DTYPE if len(act) else float)
     act["sign"] = np.where(act["flow"] == EXPORT, -1.0, 1.0)
     for col in ("count", "measured", "expected"):
         act[col] = pd.to_numeric(act[col], errors="coerce")
@@ -118,7 +125,7 @@ def check_instruments(frame: pd.DataFrame | None) -> pd.DataFrame:
     """
     if frame is None:
         return pd.DataFrame(columns=INSTRUMENT_COLUMNS)
-    _require(frame, ["enterprise", "kind", "quantity_mwh", "period_start", "period_end"], "instrument")
+    require_instrument_columns(frame)
     out = frame.reindex(columns=INSTRUMENT_COLUMNS).copy()
     unknown = ~out["kind"].isin(list(INSTRUMENT_KINDS))
     if unknown.any():
@@ -153,6 +160,11 @@ def check_instruments(frame: pd.DataFrame | None) -> pd.DataFrame:
                          f"{out['vintage'][bad_vintage].iloc[0]!r} must be the year the electricity was generated")
     out["vintage"] = vintage.astype("Int64")
     return out
+
+
+def require_instrument_columns(frame: pd.DataFrame) -> None:
+    """InputError unless `frame` has the columns an instrument frame needs (checked even when it is empty)."""
+    _require(frame, ["enterprise", "kind", "quantity_mwh", "period_start", "period_end"], "instrument")
 
 
 def _months(col: pd.Series, what: str) -> pd.Series:
