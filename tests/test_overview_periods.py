@@ -15,6 +15,8 @@ import json
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from park.metadata import create_engine_from_url, import_park
 from park.model import Enterprise, Meter, Park
@@ -178,3 +180,40 @@ def test_the_downloads_carry_the_chosen_period_in_their_names(client, prefix, na
         assert "Alpha Co.,Electricity,17280.0,kWh,1.0" in data["content"]
     else:
         assert "This period" in data["content"] and "Same days last year" in data["content"]
+
+
+# ---- invariants ----------------------------------------------------------------------------------------------------
+
+DAYS = st.dates(min_value=pd.Timestamp("2022-01-01").date(), max_value=pd.Timestamp("2024-03-20").date())
+TEXTS = st.one_of(DAYS.map(str), st.text(max_size=12), st.none())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(TEXTS, min_size=0, max_size=3))
+def test_a_picked_value_is_a_valid_period_the_default_or_a_period_error(values):
+    """Whatever the picker sends: a non-empty [start, end) within 366 days ending by the last complete quarter hour,
+    None (the default), or a PeriodError with a message in every language; never anything else."""
+    try:
+        period = picked_period(values, NOW, TZ)
+    except PeriodError as exc:
+        assert all(exc.message(lang) for lang in ("zh-CN", "en"))
+        return
+    if period is None:
+        return
+    start, end = period
+    assert start < end <= NOW and start == start.normalize()
+    assert (end - start) <= pd.Timedelta(days=366)
+
+
+@settings(max_examples=200, deadline=None)
+@given(DAYS, st.integers(min_value=1, max_value=366))
+def test_a_picked_ranges_previous_period_is_the_span_just_before_it(first, days):
+    from carbon.compare import bases
+
+    start = pd.Timestamp(first).tz_localize(TZ)
+    end = start + pd.Timedelta(days=days)
+    b = bases(start, end)
+    assert b["previous"] == (start - (end - start), start)
+    ly_start, ly_end = b["last_year"]
+    assert (ly_start.month, ly_start.day) == (start.month, start.day) or (start.month, start.day) == (2, 29)
+    assert ly_start.year == start.year - 1 and ly_end > ly_start
