@@ -203,16 +203,56 @@ def peer_stats(value: float, peers: pd.Series, min_peers: int = MIN_PEERS) -> Pe
 
 
 def _window_value(monthly: pd.DataFrame, column: str, how: str, as_of: pd.Timestamp) -> pd.Series:
-    """Per enterprise: the indicator over the last TREND_MONTHS months ending with `as_of`."""
+    """Per enterprise: the indicator over the last TREND_MONTHS months ending with `as_of`: trend's `latest`, and
+    for the elasticity `elasticity_windows` at `as_of` (all enterprises' windows at once, `_elasticity_at`)."""
+    if how == "ratio":
+        return _elasticity_at(monthly, as_of)
     out = {}
     for ent, g in monthly.groupby("enterprise"):
-        if how == "ratio":
-            el = elasticity_windows(g).set_index("month")["elasticity"]
-            out[ent] = float(el.get(as_of, math.nan))
-        else:
-            g = g.set_index("month").sort_index()
-            out[ent] = trend(g[column], as_of, how)["latest"] if column in g.columns else math.nan
+        if column not in g.columns:
+            out[ent] = math.nan
+            continue
+        s = g.set_index("month").sort_index()[column].dropna().sort_index()  # trend's latest, without the rest
+        out[ent] = _combine(_window(s, as_of, TREND_MONTHS), how, TREND_MONTHS)
     return pd.Series(out, dtype=float)
+
+
+def _elasticity_at(monthly: pd.DataFrame, as_of: pd.Timestamp, months: int = TREND_MONTHS) -> pd.Series:
+    """Per enterprise: elasticity_windows(its rows)'s elasticity at `as_of` (NaN where flagged or absent), for
+    every enterprise at once: its months as one column of a month x enterprise table over the union of their
+    months, rolled with the same window sums (a column's months before its first are empty, which leaves its
+    window sums as they are alone), then the same arithmetic and refusals as `elasticity`.  Months that are not
+    month starts take the per-enterprise path."""
+    f = monthly[["enterprise", "month", "energy_tce", "output"]]
+    groups = f.groupby("enterprise")
+    month = pd.DatetimeIndex(f["month"])
+    if f.empty or not ((month.day == 1) & (month == month.normalize())).all():
+        return pd.Series({ent: float(elasticity_windows(g).set_index("month")["elasticity"].get(as_of, math.nan))
+                          for ent, g in groups}, dtype=float)
+    ents = list(groups.groups)
+    full = pd.date_range(month.min(), month.max(), freq="MS", tz=month.tz)
+
+    def window_sums(column: str) -> pd.DataFrame:
+        x = f.pivot(index="month", columns="enterprise", values=column).reindex(index=full, columns=ents)
+        x = x.astype(float)
+        sums = x.rolling(months, min_periods=months).sum()
+        sums[x.isna().rolling(months, min_periods=1).max().astype(bool).to_numpy()] = np.nan
+        return sums
+
+    def at(sums: pd.DataFrame, when: pd.Timestamp) -> pd.Series:
+        return sums.loc[when] if when in sums.index else pd.Series(np.nan, index=ents)
+
+    energy, output = window_sums("energy_tce"), window_sums("output")
+    base = as_of - pd.DateOffset(years=1)
+    e, o, e0, o0 = at(energy, as_of), at(output, as_of), at(energy, base), at(output, base)
+    energy_change = (e - e0) / e0.where(e0 > 0)
+    output_change = (o - o0) / o0.where(o0 > 0)
+    missing = e.isna() | o.isna() | e0.isna() | o0.isna()
+    negative = ~missing & ((e0 < 0) | (o0 < 0))
+    zero = ~missing & ~negative & ((e0 == 0) | (o0 == 0))
+    unchanged = ~missing & ~negative & ~zero & (output_change == 0)
+    out = (energy_change / output_change).where(~(missing | negative | zero | unchanged))
+    return pd.Series(out.to_numpy(dtype=float), index=ents, dtype=float)
 
 
 def risk_indicators(monthly: pd.DataFrame, enterprise: str, as_of, min_peers: int = MIN_PEERS) -> pd.DataFrame:
