@@ -98,6 +98,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     seed_carbon(engine, store, park, now)
     print(evidence_key_line(settings))  # the demo park signs its evidence packs like any other
     print(seed_consent(engine, park, now))
+    from park.bills import seed_demo_bills
+
+    print(seed_demo_bills(engine, store, park, now))  # utility bills beside the meters: the packs' 互证 check
     if args.no_serve:
         store.close()
         return 0
