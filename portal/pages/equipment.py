@@ -9,7 +9,7 @@ readings the page says so instead of showing zeros.  Method and parameters: docs
 
 from __future__ import annotations
 
-from dataclasses import replace
+import math
 
 import dash_mantine_components as dmc
 import pandas as pd
@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 
 from collectors import bracelet_analytics as bracelets
-from collectors.bracelet import DEFAULT_PARAMS, LEVELS, UNKNOWN
+from collectors.bracelet import DEFAULT_PARAMS, LEVELS, UNKNOWN, reconcile
 from collectors.bracelet_analytics import EquipmentDay, recent_days
 from park.model import Park
 from portal import downloads
@@ -41,6 +41,7 @@ PATH = "/equipment"
 TITLE_KEY = "nav.equipment"
 ROLES = {Role.ADMIN, Role.ENTERPRISE}
 STATES = (*reversed(LEVELS), UNKNOWN)  # running, idle, off, unknown
+MAX_DAYS = 31  # the longest period of the equipment section (a state pass over each day of each device)
 STATE_COLORS = {"running": "#2e7d4f", "idle": "#e0a526", "off": "#9aa5a0", "unknown": "#dfe4e1"}
 
 TEXT = {
@@ -323,21 +324,39 @@ def render_period(e: EquipmentDay, park: Park, lang: str) -> list:
 
 def equipment_period(ent, start: pd.Timestamp, end: pd.Timestamp) -> EquipmentDay:
     """One enterprise's bracelets over park-local [start, end), read through its scope and computed by the wing
-    (collectors.bracelet_analytics): utilisation per day of the period, estimated energy and its reconciliation
-    with the metered electricity over the whole period.  No state timeline or shifts (those are the day's)."""
+    (collectors.bracelet_analytics.utilisation_by_day, collectors.bracelet.reconcile): utilisation per day of the
+    period, and each device's estimated energy over the period (the sum of its days': the estimate integrates the
+    known time only, so it adds up) reconciled with the metered electricity.  No state timeline or shifts (those
+    are the day's); one pass over the readings per day, not per shift."""
     devices = ent.devices()
     points = ent.points("current", start - bracelets.lead_time(devices), end)
     metered = ent.aggregate("energy", start, end, "day", where={"carrier": "electricity"})
-    whole = bracelets.equipment_day(ent.enterprise, devices, points, metered, start, end)
-    return replace(whole, by_day=bracelets.utilisation_by_day(devices, points, start, end),
-                   timeline=whole.timeline.iloc[0:0], by_shift=whole.by_shift.iloc[0:0])
+    by_day = bracelets.utilisation_by_day(devices, points, start, end)
+    elapsed_h = (end - start).total_seconds() / 3600
+    per = by_day.groupby("device", sort=False)[["energy_kwh", "unknown_h"]].sum() if len(by_day) else None
+    est = {d.id: float(per.loc[d.id, "energy_kwh"]) if per is not None else 0.0 for d in devices}
+    cov = {d.id: (elapsed_h - float(per.loc[d.id, "unknown_h"])) / elapsed_h if per is not None else 0.0
+           for d in devices}
+    metered_kwh = float(metered["value"].sum(min_count=1))
+    exp = float(metered["expected"].sum())
+    rec = reconcile(est, metered_kwh) if math.isfinite(metered_kwh) else None
+    energy = pd.DataFrame({"device": list(est), "estimated_kwh": list(est.values()),
+                           "factor": [rec.factors[k] if rec else math.nan for k in est],
+                           "reconciled_kwh": [rec.reconciled_kwh[k] if rec else math.nan for k in est],
+                           "coverage": [cov[k] for k in est]})
+    return EquipmentDay(
+        enterprise=ent.enterprise, start=start, end=end, has_readings=bool((by_day["coverage"] > 0).any()),
+        timeline=pd.DataFrame(columns=bracelets.TIMELINE_COLUMNS), by_day=by_day, by_shift=pd.DataFrame(),
+        energy=energy, metered_kwh=metered_kwh,
+        metered_coverage=min(float(metered["measured"].sum()) / exp, 1.0) if exp > 0 else math.nan,
+        reconciliation=rec)
 
 
 def period_of(ent, picked) -> EquipmentDay:
     """The figures of the picked period (this month to now when none; PeriodError when the value is not a range),
     shared briefly by the users of one scope (the page and its downloads)."""
     now = ent.scope.now().tz_convert(ent.scope.park.tz)
-    period = picked_period(picked, now, ent.scope.park.tz)
+    period = picked_period(picked, now, ent.scope.park.tz, MAX_DAYS)
     if period is None:
         start, end = pd.Timestamp(now.year, now.month, 1, tz=now.tz), now.floor("15min")
         if end <= start:
