@@ -132,6 +132,17 @@ def _publish(port: int, devices: list[str], n: int, rate: float, ready, done) ->
     done.put({"seconds": seconds, "acked": pub.acked})
 
 
+def _proc_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far, from /proc (0 when it is gone)."""
+    import os
+
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench(rate: float, n: int, receivers: int, n_devices: int) -> dict:
     from collectors.service import CollectorService
     from collectors.status import read_states
@@ -165,6 +176,12 @@ def bench(rate: float, n: int, receivers: int, n_devices: int) -> dict:
         pub = ctx.Process(target=_publish, args=(broker.port, devices, n, rate, ready, done))
         pub.start()
         ready.wait(300)
+        import os
+
+        pids = {"receivers": [p.pid for p in service.receivers], "broker": [broker.proc.pid],
+                "publisher": [pub.pid], "collector (writer; also this benchmark's polling)": [os.getpid()]}
+        cpu0 = {k: sum(_proc_cpu_s(p) for p in v) for k, v in pids.items()}
+        load0 = os.getloadavg()[0]
         t0 = time.perf_counter()
         published = done.get(timeout=900)
         published_at = time.perf_counter() - t0
@@ -181,6 +198,8 @@ def bench(rate: float, n: int, receivers: int, n_devices: int) -> dict:
                 break
             time.sleep(0.5)
         elapsed = time.perf_counter() - t0
+        cpu_us = {k: round(1e6 * (sum(_proc_cpu_s(p) for p in v) - cpu0[k]) / n, 1) for k, v in pids.items()}
+        load1 = os.getloadavg()[0]
         pub.join(30)
         per_receiver = {s["source"]: s["readings"] for s in read_states(tmp) if s["kind"] == "mqtt"}
     finally:
@@ -192,7 +211,8 @@ def bench(rate: float, n: int, receivers: int, n_devices: int) -> dict:
             "published_per_s": n / published["seconds"], "acked": published["acked"], "stored": stored,
             "lost": n - stored, "end_to_end_per_s": stored / elapsed, "seconds": elapsed,
             "readings_per_receiver": per_receiver, "complete": stored == n,
-            "published_after_s": published_at, "all_spooled_after_s": spooled_at}
+            "published_after_s": published_at, "all_spooled_after_s": spooled_at,
+            "cpu_us_per_message": cpu_us, "load_1min_start_end": [round(load0, 2), round(load1, 2)]}
 
 
 # ---- CPU per message, per stage (--cpu) ------------------------------------------------------------------------
@@ -343,17 +363,31 @@ def cpu_stages(n: int, rate: float, reps: int, baseline: str | None, n_devices: 
 
 
 def summarise_cpu(rows: list[dict]) -> dict:
-    """Median CPU µs per message per (tree, stage), and the decode+validate+spool share (full - null)."""
+    """Median CPU µs per message per tree: the receiver with a null sink (paho network loop, on_message, decoding,
+    acknowledgement), the pipeline's share (full - null: validation and the spool append), the whole receiver and
+    the writer (spool read, store write, spool delete).  A tree that reports its flush thread's CPU per step
+    (MqttStats.cpu_*) also gets the network thread (receiver - flush steps), decode, submit and acknowledgement."""
     import statistics
+
+    def med(values) -> float | None:
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else None
 
     out: dict[str, dict] = {}
     for label in dict.fromkeys(r["label"] for r in rows):
         mine = [r for r in rows if r["label"] == label]
-        null = statistics.median(r["receiver_us_per_msg"] for r in mine if r["stage"] == "null")
-        full = statistics.median(r["receiver_us_per_msg"] for r in mine if r["stage"] == "full")
-        writer = statistics.median(r["writer_us_per_msg"] for r in mine if r["stage"] == "full")
-        out[label] = {"receive_ack_us": null, "decode_validate_spool_us": full - null, "receiver_us": full,
-                      "writer_us": writer, "total_us": full + writer}
+        null = med(r["receiver_us_per_msg"] for r in mine if r["stage"] == "null")
+        full = med(r["receiver_us_per_msg"] for r in mine if r["stage"] == "full")
+        writer = med(r["writer_us_per_msg"] for r in mine if r["stage"] == "full")
+        out[label] = {"receive_decode_ack_us": null, "validate_spool_us": full - null, "receiver_us": full,
+                      "writer_us": writer, "total_us": full + writer,
+                      "load_1min": [round(r["load_1min"], 1) for r in mine]}
+        fulls = [r for r in mine if r["stage"] == "full" and "cpu_convert_s" in r]
+        if fulls:
+            steps = {name: med(1e6 * r[key] / r["messages"] for r in fulls) for name, key in
+                     (("decode_us", "cpu_convert_s"), ("submit_us", "cpu_submit_s"), ("ack_us", "cpu_ack_s"))}
+            steps["network_thread_us"] = full - sum(steps.values())
+            out[label]["full_receiver_steps"] = steps
     return out
 
 
@@ -376,10 +410,13 @@ def main(argv: list[str] | None = None) -> dict:
         rows = cpu_stages(args.messages, args.rate, args.reps, args.baseline, args.devices)
         summary = summarise_cpu(rows)
         print(f"CPU per message (median of {args.reps}), {args.messages:,} messages offered at {args.rate:,.0f}/s:")
-        print(f"  {'tree':8}{'paho+ack':>10}{'decode+val+spool':>18}{'receiver':>10}{'writer':>8}{'total':>8}  us")
+        print(f"  {'tree':8}{'receive+decode+ack':>20}{'validate+spool':>16}{'receiver':>10}{'writer':>8}{'total':>8}"
+              "  us/message")
         for label, s in summary.items():
-            print(f"  {label:8}{s['receive_ack_us']:10.1f}{s['decode_validate_spool_us']:18.1f}{s['receiver_us']:10.1f}"
-                  f"{s['writer_us']:8.1f}{s['total_us']:8.1f}")
+            print(f"  {label:8}{s['receive_decode_ack_us']:20.1f}{s['validate_spool_us']:16.1f}{s['receiver_us']:10.1f}"
+                  f"{s['writer_us']:8.1f}{s['total_us']:8.1f}   load {s['load_1min']}")
+            if "full_receiver_steps" in s:
+                print("  " + " " * 8 + ", ".join(f"{k} {v:.1f}" for k, v in s["full_receiver_steps"].items()))
         result = {"benchmark": "mqtt_load --cpu", "machine": info, "baseline": args.baseline, "runs": rows,
                   "summary": summary}
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -392,6 +429,8 @@ def main(argv: list[str] | None = None) -> dict:
           f"{res['readings_per_receiver']}")
     print(f"timeline: all published after {res['published_after_s']:.1f} s, all received and spooled after "
           f"{res['all_spooled_after_s'] or float('nan'):.1f} s, all stored after {res['seconds']:.1f} s")
+    print(f"CPU per message by process (us, /proc): {res['cpu_us_per_message']}; load average (1 min) at start / end "
+          f"{res['load_1min_start_end']}")
     goal = res["complete"] and res["end_to_end_per_s"] >= 0.95 * args.rate
     print(f"goal: {args.rate:,.0f} readings/s stored, none lost -> {'met' if goal else 'MISSED'}")
     result = {"benchmark": "mqtt_load", "machine": info, "result": res, "goal_met": goal}

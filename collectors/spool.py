@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 SCHEMA = """
@@ -102,10 +103,17 @@ class Spool:
     def claim(self, limit: int) -> pd.DataFrame:
         """The oldest queued rows (not removed until `ack`)."""
         with self._lock:
-            cur = self._con.execute("SELECT id, measurement, series, ts_ns, value, quality, source, line FROM queue "
-                                    "ORDER BY id LIMIT ?", (limit,))
-            frame = pd.DataFrame(cur.fetchall(), columns=[d[0] for d in cur.description])
-        frame["ts"] = pd.to_datetime(frame["ts_ns"].astype("int64"), unit="ns", utc=True)
+            rows = self._con.execute("SELECT id, measurement, series, ts_ns, value, quality, source, line FROM queue "
+                                     "ORDER BY id LIMIT ?", (limit,)).fetchall()
+        # Built column by column with the types known (pandas' row-wise inference was a third of the writer's CPU).
+        cols = list(zip(*rows, strict=True)) if rows else [()] * 8
+        ts_ns = np.fromiter(cols[3], dtype="int64", count=len(rows))
+        frame = pd.DataFrame({
+            "id": np.fromiter(cols[0], dtype="int64", count=len(rows)),
+            **{name: pd.Series(cols[i], dtype=object) for i, name in ((1, "measurement"), (2, "series"))},
+            "ts_ns": ts_ns, "value": np.fromiter(cols[4], dtype="float64", count=len(rows)),
+            **{name: pd.Series(cols[i], dtype=object) for i, name in ((5, "quality"), (6, "source"), (7, "line"))}})
+        frame["ts"] = pd.to_datetime(ts_ns, unit="ns", utc=True)
         return frame
 
     def claim_rejects(self, limit: int) -> list[dict]:
@@ -117,10 +125,13 @@ class Spool:
     def ack(self, ids: Iterable[int], table: str = "queue") -> None:
         """Forget rows the store has accepted."""
         assert table in ("queue", "rejects")
-        ids = [(int(i),) for i in ids]
+        ids = sorted({int(i) for i in ids})
         with self._lock:
             self._con.execute("BEGIN IMMEDIATE")
-            self._con.executemany(f"DELETE FROM {table} WHERE id = ?", ids)
+            if ids and ids[-1] - ids[0] + 1 == len(ids):  # a run of ids (what a claim gives): one range delete
+                self._con.execute(f"DELETE FROM {table} WHERE id BETWEEN ? AND ?", (ids[0], ids[-1]))
+            else:
+                self._con.executemany(f"DELETE FROM {table} WHERE id = ?", [(i,) for i in ids])
             self._con.execute("COMMIT")
 
     def bury(self, rows: pd.DataFrame, reason: str) -> None:
