@@ -70,9 +70,22 @@ def samples(readings: pd.DataFrame, device, params=None) -> tuple[np.ndarray, np
     """collectors.bracelet._samples of one device's readings (ts, value): sorted sample times (UTC ns), currents,
     the end of the time each stands for, whether a gap follows.  Computed once per device and passed to
     `state_runs` and indicators.monthly_estimates, which would each compute them again."""
-    from collectors.bracelet import DEFAULT_PARAMS, _samples
+    from collectors.bracelet import _NS, DEFAULT_PARAMS, _samples
 
-    return _samples(readings, device, params or DEFAULT_PARAMS)
+    params = params or DEFAULT_PARAMS
+    ts = readings["ts"] if len(readings) else None
+    if ts is None or not isinstance(ts.dtype, pd.DatetimeTZDtype):
+        return _samples(readings, device, params)
+    t = ts.astype("datetime64[ns, UTC]").astype("int64").to_numpy()
+    if not (np.diff(t) > 0).all():  # not in strictly increasing time order: the wing's sort and de-duplication
+        return _samples(readings, device, params)
+    # already what _samples' sort and de-duplication would give (series_values: one series in time order)
+    current = readings["value"].astype(float).to_numpy()
+    interval = int(device.interval_s * _NS)
+    gap_after = np.ones(len(t), dtype=bool)
+    gap_after[:-1] = np.diff(t) > params.gap_intervals * interval
+    hold_end = np.where(gap_after, t + interval, np.append(t[1:], 0))
+    return t, current, hold_end, gap_after
 
 
 def state_runs(readings: pd.DataFrame, device, start, end, params=None, sampled=None
