@@ -151,8 +151,9 @@ def compute_accounts(activity: pd.DataFrame, registry: FactorRegistry, regions: 
     issues += inst_issues
     lines["period"] = period_label(lines["period_start"], native)
     lines["reasons"] = _line_reasons(lines, lookup.line_codes, inst_codes)
-    totals = _totals(lines, kind, coverage_threshold)
-    issues += _activity_issues(lines, totals, kind, coverage_threshold)
+    starts = period_start(lines["period_start"], kind).reset_index(drop=True)  # each line's reporting period
+    totals = _totals(lines, kind, coverage_threshold, starts)
+    issues += _activity_issues(lines, totals, kind, coverage_threshold, starts)
     issues += [Issue("factor.missing", str(exc), carrier=key) for exc, key in lookup.missing]
     fallbacks = lookup.fallback_frame()
     for fb in fallbacks.itertuples():
@@ -410,7 +411,8 @@ def _allocate_instruments(instruments: pd.DataFrame, windows: pd.DataFrame,
     return alloc, issues, flagged
 
 
-def _totals(lines: pd.DataFrame, kind: Period, threshold: float = 0.9) -> pd.DataFrame:
+def _totals(lines: pd.DataFrame, kind: Period, threshold: float = 0.9, starts: pd.Series | None = None
+            ) -> pd.DataFrame:
     """Totals per workshop, enterprise and park and reporting period (TOTAL_COLUMNS), each with `complete` and the
     `reasons` (codes) why not: no data, a carrier without data, a carrier's coverage below `threshold`, and the
     factor and instrument codes of its lines.
@@ -438,7 +440,8 @@ def _totals(lines: pd.DataFrame, kind: Period, threshold: float = 0.9) -> pd.Dat
     })
     per_carrier_values = pd.DataFrame({"has": has, "measured": values["measured"].to_numpy(),
                                        "expected": values["expected"].to_numpy()})
-    starts = period_start(lines["period_start"], kind).reset_index(drop=True)
+    if starts is None:
+        starts = period_start(lines["period_start"], kind).reset_index(drop=True)
     keyed = {"enterprise": lines["enterprise"].reset_index(drop=True),
              "workshop": lines["workshop"].fillna("").reset_index(drop=True), "period_start": starts,
              "carrier": lines["carrier"]}
@@ -534,33 +537,47 @@ def _totals(lines: pd.DataFrame, kind: Period, threshold: float = 0.9) -> pd.Dat
     return pd.DataFrame(columns)[TOTAL_COLUMNS]
 
 
-def _activity_issues(lines: pd.DataFrame, totals: pd.DataFrame, kind: Period, threshold: float) -> list[Issue]:
-    """No data, missing carriers and low coverage, per enterprise (and carrier) and period."""
+def _activity_issues(lines: pd.DataFrame, totals: pd.DataFrame, kind: Period, threshold: float,
+                     starts: pd.Series | None = None) -> list[Issue]:
+    """No data, missing carriers and low coverage, per enterprise (and carrier) and period.  `starts`: each line's
+    reporting period start (period_start of its window start), when the caller has it."""
     issues = []
-    ent = totals[totals["level"] == "enterprise"]
-    for r in ent[ent["energy_tce"].isna()].itertuples():
-        issues.append(Issue("activity.no_data", f"no metered or recorded energy for {r.enterprise} in {r.period}: "
+    at_enterprise = (totals["level"] == "enterprise").to_numpy()
+    no_data = np.isnan(totals["energy_tce"].to_numpy(dtype=float))
+    some_missing = (totals["missing_carriers"] != "").to_numpy(dtype=bool)
+    names = totals["enterprise"].to_numpy(dtype=object)
+    periods = totals["period"].to_numpy(dtype=object)
+    for i in np.flatnonzero(at_enterprise & no_data).tolist():
+        issues.append(Issue("activity.no_data", f"no metered or recorded energy for {names[i]} in {periods[i]}: "
                             "its figures are missing, not zero; check the meters' connection or record the bills",
-                            enterprise=r.enterprise, period=r.period))
-    for r in ent[(ent["missing_carriers"] != "") & ent["energy_tce"].notna()].itertuples():
-        issues.append(Issue("activity.carrier_missing", f"{r.enterprise} has no {r.missing_carriers} data in "
-                            f"{r.period}: its totals leave them out", enterprise=r.enterprise, period=r.period,
-                            carrier=r.missing_carriers))
-    # Per enterprise, carrier and period (sorted by the three): one number per group, keys factorised sorted
-    labels = period_label(period_start(lines["period_start"], kind), kind)
+                            enterprise=names[i], period=periods[i]))
+    missing = totals["missing_carriers"].to_numpy(dtype=object)
+    for i in np.flatnonzero(at_enterprise & some_missing & ~no_data).tolist():
+        issues.append(Issue("activity.carrier_missing", f"{names[i]} has no {missing[i]} data in "
+                            f"{periods[i]}: its totals leave them out", enterprise=names[i], period=periods[i],
+                            carrier=missing[i]))
+    # Per enterprise, carrier and period (sorted by the three: a period's start sorts like its label): one number
+    # per group, keys factorised sorted; labels made for the flagged groups only
+    if starts is None:
+        starts = period_start(lines["period_start"], kind).reset_index(drop=True)
     key = np.zeros(len(lines), dtype=np.int64)
-    for values in (lines["enterprise"], lines["carrier"], labels):
+    for values in (lines["enterprise"], lines["carrier"], starts):
         codes, uniques = pd.factorize(values, sort=True)
         key = key * max(len(uniques), 1) + codes
-    sums = lines[["measured", "expected"]].groupby(key, sort=True).sum()
+    counts = pd.DataFrame({"measured": lines["measured"].to_numpy(), "expected": lines["expected"].to_numpy()})
+    sums = counts.groupby(key, sort=True).sum()
     first = np.unique(key, return_index=True)[1]
-    coverage = (sums["measured"] / sums["expected"].replace(0, np.nan)).to_numpy()
-    enterprise, carrier, label = (lines["enterprise"].to_numpy(dtype=object), lines["carrier"].to_numpy(dtype=object),
-                                  labels.to_numpy(dtype=object))
-    for g in np.flatnonzero(coverage < threshold).tolist():
-        i = first[g]
-        issues.append(Issue("activity.low_coverage", f"{carrier[i]} data of {enterprise[i]} in {label[i]} covers "
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = sums["expected"].to_numpy(dtype=float)
+        coverage = sums["measured"].to_numpy(dtype=float) / np.where(expected == 0, np.nan, expected)
+    low = np.flatnonzero(coverage < threshold)
+    if not len(low):
+        return issues
+    rows = first[low]
+    enterprise, carrier = lines["enterprise"].to_numpy(dtype=object), lines["carrier"].to_numpy(dtype=object)
+    label = period_label(starts.take(rows).reset_index(drop=True), kind).to_numpy(dtype=object)
+    for g, i, lab in zip(low.tolist(), rows.tolist(), label.tolist(), strict=True):
+        issues.append(Issue("activity.low_coverage", f"{carrier[i]} data of {enterprise[i]} in {lab} covers "
                             f"{coverage[g]:.1%} of the expected intervals (threshold {threshold:.0%})",
-                            enterprise=enterprise[i], period=label[i], carrier=carrier[i]))
+                            enterprise=enterprise[i], period=lab, carrier=carrier[i]))
     return issues
-
