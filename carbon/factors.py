@@ -192,6 +192,7 @@ class FactorRegistry:
         for row in self.rows:
             self._by_key.setdefault((row.kind, row.key, row.parameter), []).append(row)
         self._cache: dict[tuple, Resolution] = {}
+        self._frames: dict[tuple, tuple[tuple[FactorRow, ...], pd.DataFrame]] = {}
         self._fingerprint: str | None = None
 
     @classmethod
@@ -227,12 +228,21 @@ class FactorRegistry:
 
     def frame(self, rows: Iterable[FactorRow] | None = None) -> pd.DataFrame:
         """Rows as a table (all, or the given ones): what an evidence pack ships beside the figures."""
-        cols = ["id", "kind", "key", "parameter", "region", "enterprise", "value", "unit", "per_base",
-                "valid_from", "valid_to", "data_year", "source", "publication", "published", "verified", "origin",
-                "note"]
-        data = [{c: getattr(r, c) for c in cols} for r in (self.rows if rows is None else rows)]
-        return pd.DataFrame(data, columns=cols).drop_duplicates("id", keep="last").sort_values("id").reset_index(
-            drop=True)
+        rows = tuple(self.rows if rows is None else rows)
+        # The rows never change: one table per set of rows (an accounting asks for the few it used), a copy out
+        key = tuple(map(id, rows))
+        frames = self.__dict__.setdefault("_frames", {})  # (a registry unpickled from before the cache: none)
+        hit = frames.get(key)
+        if hit is None or len(hit[0]) != len(rows) or any(a is not b for a, b in zip(hit[0], rows, strict=True)):
+            cols = ["id", "kind", "key", "parameter", "region", "enterprise", "value", "unit", "per_base",
+                    "valid_from", "valid_to", "data_year", "source", "publication", "published", "verified",
+                    "origin", "note"]
+            data = [{c: getattr(r, c) for c in cols} for r in rows]
+            table = pd.DataFrame(data, columns=cols).drop_duplicates("id", keep="last").sort_values("id")
+            hit = (rows, table.reset_index(drop=True))
+            if len(frames) < 256:
+                frames[key] = hit
+        return hit[1].copy()
 
     def resolve(self, kind: str, key: str, parameter: str, regions: Sequence[str], on: date,
                 policy: FactorPolicy = DEFAULT_POLICY, enterprise: str | None = None) -> Resolution:
@@ -614,4 +624,6 @@ class FactorLookup:
                     "factor.level_fallback" if res.level_fallback else "factor.region_fallback")
             rows.append([code, res.row.kind, res.row.key, res.row.parameter, res.regions[0], res.on, res.target,
                          res.row.id, res.row.region, res.reason, ", ".join(sorted(who))])
-        return pd.DataFrame(rows, columns=cols).sort_values(["kind", "key", "parameter", "on"]).reset_index(drop=True)
+        # ordered by kind, key, parameter and date, stably (as a frame's multi-column sort), before the frame is made
+        rows.sort(key=lambda r: (r[1], r[2], r[3], r[5]))
+        return pd.DataFrame(rows, columns=cols)
