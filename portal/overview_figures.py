@@ -70,8 +70,8 @@ def compute_overview(read, park: Park, now: datetime,
 
 @dataclass
 class CarbonOverview:
-    """Carbon figures of the overview: the period (this month to date by default) beside the previous period, the
-    same days last year and the year to date; the last complete month's ranking; the year's quotas."""
+    """Carbon figures of the overview: the period (this month to date by default), the last complete month's
+    ranking, the year's quotas (its comparisons: `Comparison`)."""
 
     month: pd.Series  # the park's totals over the period (energy_tce, scope1/2, totals, coverage)
     mix: pd.DataFrame  # carrier, tce, coverage
@@ -82,11 +82,19 @@ class CarbonOverview:
     accounts: Accounts | None = None  # this month's (completeness and issues shown beside the figures)
     ranking_accounts: Accounts | None = None  # the ranked month's
     period: tuple[pd.Timestamp, pd.Timestamp] | None = None  # [start, end) of `month`
-    comparison: pd.DataFrame | None = None  # COMPARED rows: this_period, previous, change_previous, last_year,
-    #                                         change (carbon.compare.guard: NaN when the base is covered too thinly)
-    ytd: pd.DataFrame | None = None  # COMPARED rows: this_period (year to date), last_year, change
-    bases: dict | None = None  # "previous", "last_year", "ytd", "ytd_last_year" -> [start, end)
-    flags: dict | None = None  # "previous", "last_year", "ytd" -> carbon.compare.LOW_BASE or ""
+
+
+@dataclass
+class Comparison:
+    """The period's park figures beside the previous period, the same days last year and the year to date."""
+
+    period: tuple[pd.Timestamp, pd.Timestamp]
+    comparison: pd.DataFrame  # COMPARED rows: this_period, previous, change_previous, last_year, change
+    #                           (carbon.compare.guard: a change is NaN when its base is covered too thinly)
+    ytd: pd.DataFrame  # COMPARED rows: this_period (year to date), last_year, change
+    bases: dict  # "previous", "last_year", "ytd", "ytd_last_year" -> [start, end)
+    flags: dict  # "previous", "last_year", "ytd" -> carbon.compare.LOW_BASE or ""
+    coverage: float  # the period's
 
 
 COMPARED = ["energy_tce", "total_location_t_co2e", "total_market_t_co2e"]  # then a "coverage" row
@@ -149,32 +157,9 @@ def compute_carbon(scope, period: tuple[pd.Timestamp, pd.Timestamp] | None = Non
 
     now = scope.now().tz_convert(scope.park.tz)
     to_now = now.floor("15min")
-    if period is None:
-        start, end, kind = pd.Timestamp(now.year, now.month, 1, tz=scope.park.tz), to_now, "month"
-    else:
-        (start, end), kind = period, None
+    start, end, _ = _bounds(scope, period)
     acc = scope.accounts(start, end, "month")
     month_row = park_totals(acc)
-    # Like with like (carbon.compare): the same local days one period and one year earlier, and the year to date
-    # beside the same days of last year.
-    bases = compare.bases(start, end, kind)
-    ytd = compare.year_to_date(end)
-    bases["ytd"] = ytd
-    bases["ytd_last_year"] = compare.base_period(*ytd, "year", "last_year")
-    known = {(start, end): acc}
-
-    def accounts(span):
-        if span not in known:
-            known[span] = scope.accounts(*span, "month")
-        return known[span]
-
-    threshold = getattr(scope.park, "coverage_threshold", 0.9)
-    comparison, flags = comparison_frame(month_row, {"previous": park_totals(accounts(bases["previous"])),
-                                                     "last_year": park_totals(accounts(bases["last_year"]))},
-                                         threshold)
-    ytd_frame, ytd_flags = comparison_frame(park_totals(accounts(ytd)),
-                                            {"last_year": park_totals(accounts(bases["ytd_last_year"]))}, threshold)
-    flags["ytd"] = ytd_flags["last_year"]
     lines = acc.lines
     if len(lines):
         grouped = lines.groupby("carrier")
@@ -186,7 +171,7 @@ def compute_carbon(scope, period: tuple[pd.Timestamp, pd.Timestamp] | None = Non
     mix["coverage"] = mix["measured"] / mix["expected"].where(mix["expected"] > 0)
     rank_start = ranking_month(end)
     rank_end = rank_start + pd.DateOffset(months=1)
-    last = accounts((rank_start, rank_end))
+    last = scope.accounts(rank_start, rank_end, "month")
     outputs = scope.output_values(rank_start, rank_end)
     industries = {e.id: e.industry for e in scope.park.enterprises}
     ranked = grade_enterprises(intensities(last, outputs, "location", industries)) if len(
@@ -195,7 +180,44 @@ def compute_carbon(scope, period: tuple[pd.Timestamp, pd.Timestamp] | None = Non
     live = live_load(scope.aggregate("energy", to_now - pd.Timedelta("2h"), to_now, "15min",
                                      where={"carrier": "electricity"}))
     return CarbonOverview(month_row, mix[["carrier", "tce", "coverage"]], ranked, f"{rank_start:%Y-%m}", quota, live,
-                          acc, last, (start, end), comparison, ytd_frame, bases, flags)
+                          acc, last, (start, end))
+
+
+def _bounds(scope, period) -> tuple[pd.Timestamp, pd.Timestamp, str | None]:
+    """[start, end) and kind (carbon.summary.PERIODS; None for a picked range) of the overview's period."""
+    now = scope.now().tz_convert(scope.park.tz)
+    if period is None:
+        return pd.Timestamp(now.year, now.month, 1, tz=scope.park.tz), now.floor("15min"), "month"
+    return period[0], period[1], None
+
+
+def compute_comparison(scope, period: tuple[pd.Timestamp, pd.Timestamp] | None = None) -> Comparison:
+    """Like with like (carbon.compare): the period's park totals beside the same local days one period and one
+    year earlier, and the year to date beside the same days of last year; each change guarded by the base's
+    coverage against the park's threshold.  The accountings are the scope's (shared with the rest of the page)."""
+    start, end, kind = _bounds(scope, period)
+    bases = compare.bases(start, end, kind)
+    ytd = compare.year_to_date(end)
+    bases["ytd"] = ytd
+    bases["ytd_last_year"] = compare.base_period(*ytd, "year", "last_year")
+
+    def totals(span) -> pd.Series:
+        return park_totals(scope.accounts(*span, "month"))
+
+    current = totals((start, end))
+    threshold = getattr(scope.park, "coverage_threshold", 0.9)
+    frame, flags = comparison_frame(current, {"previous": totals(bases["previous"]),
+                                              "last_year": totals(bases["last_year"])}, threshold)
+    ytd_frame, ytd_flags = comparison_frame(totals(ytd), {"last_year": totals(bases["ytd_last_year"])}, threshold)
+    flags["ytd"] = ytd_flags["last_year"]
+    return Comparison((start, end), frame, ytd_frame, bases, flags, float(current["coverage"]))
+
+
+def comparison(scope, period: tuple[pd.Timestamp, pd.Timestamp] | None = None) -> Comparison:
+    """`compute_comparison` at the current quarter hour, shared briefly by users of the same scope."""
+    now = scope.now()
+    return scope.memo(f"overview-compare@{now.floor('15min').isoformat()}:{period_key(period)}",
+                      lambda: compute_comparison(scope, period))
 
 
 def period_key(period: tuple[pd.Timestamp, pd.Timestamp] | None) -> str:

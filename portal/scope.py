@@ -156,6 +156,13 @@ class Scope:
 
         return overview(self, period)
 
+    def overview_comparison(self, period: tuple[pd.Timestamp, pd.Timestamp] | None = None):
+        """The overview period's park figures beside the previous period, the same days last year and the year to
+        date (portal.overview_figures.Comparison), shared briefly within the scope."""
+        from portal.overview_figures import comparison
+
+        return comparison(self, period)
+
     def live_load(self) -> pd.DataFrame:
         """Park electricity in kW over the last two hours' complete quarter hours."""
         from portal.overview_figures import live

@@ -31,6 +31,9 @@ def test_a_period_picked_in_the_calendar_drives_the_overviews_kpi(portal, chrome
         truth = location_t(raw(ctx, pd.Timestamp("2024-02-05", tz=TZ), pd.Timestamp("2024-02-08", tz=TZ)))
         assert number(card.locator(".kpi-value").inner_text()) == pytest.approx(truth, abs=0.05)
         assert "2024-02-05 00:00 – 2024-02-08 00:00" in page.locator("#ov-coverage").inner_text()
+        # the comparison (its own callback) is of the same period: the previous one is 2-5 February
+        page.wait_for_selector("#ov-compare-table .ag-row", timeout=60_000)
+        assert "2024-02-02 00:00 – 2024-02-05 00:00" in page.locator("#ov-compare").inner_text()
     except Exception:
         page.screenshot(path="/tmp/pp/periods.png")
         raise

@@ -71,14 +71,20 @@ def post(client, outputs, inputs, state=None):
     c, token = client
     resp = c.post("/_dash-update-component", json=callback_body(outputs, inputs, state),
                   headers={"X-CSRFToken": token})
+    if resp.status_code == 204:  # no_update: nothing changes on the page
+        return {}
     assert resp.status_code == 200, resp.data[:500]
     return resp.json["response"]
 
 
 def body(client, picked, lang="en") -> tuple[str, str]:
-    r = post(client, ["ov-body.children", "ov-period-message.children"], {"ov-range.value": picked},
-             {"lang.data": lang})
-    return (json.dumps(r.get("ov-body", {}), ensure_ascii=False),
+    """The page's body for a picked value as its two callbacks answer it (the figures, then the comparison), and
+    the period message; "{}" when the figures shown stay."""
+    r = post(client, ["ov-top.children", "ov-rest.children", "ov-period-message.children"],
+             {"ov-range.value": picked}, {"lang.data": lang})
+    c = post(client, ["ov-compare.children"], {"ov-range.value": picked}, {"lang.data": lang})
+    shown = [r[k] for k in ("ov-top", "ov-rest") if k in r] + ([c] if c else [])
+    return (json.dumps(shown, ensure_ascii=False) if shown else "{}",
             json.dumps(r["ov-period-message"]["children"], ensure_ascii=False))
 
 

@@ -29,7 +29,7 @@ from portal.components import (
 )
 from portal.i18n import register as register_text
 from portal.i18n import t
-from portal.overview_figures import COMPARED, NO_QUOTA, CarbonOverview, Overview, period_key
+from portal.overview_figures import COMPARED, NO_QUOTA, CarbonOverview, Comparison, Overview, period_key
 
 PATH = "/"
 TITLE_KEY = "nav.overview"
@@ -203,7 +203,6 @@ def render_carbon(co: CarbonOverview, park: Park, lang: str, now: pd.Timestamp |
         html.Div([coverage_text(start, end, m.get("coverage", float("nan")), park.timezone, lang) if start else "",
                   completeness_badge(co.accounts, lang, "carbon-complete")], className="note", id="ov-coverage"),
         cards,
-        *render_comparison(co, park, lang),
         graph(mix, "energy-mix", lang),
         html.H3([t("table.ranking", lang), completeness_badge(co.ranking_accounts, lang, "ranking-complete")]),
         html.P(f"{t('period', lang)}: {co.ranking_period} ({park.timezone}"
@@ -219,7 +218,7 @@ def render_carbon(co: CarbonOverview, park: Park, lang: str, now: pd.Timestamp |
 UNITS = {"energy_tce": "tce", "total_location_t_co2e": "tCO2e", "total_market_t_co2e": "tCO2e", "coverage": "%"}
 
 
-def comparison_table(co: CarbonOverview, lang: str) -> pd.DataFrame:
+def comparison_table(co: Comparison, lang: str) -> pd.DataFrame:
     """The period beside the previous period, the same days last year and the year to date (with last year's),
     each change guarded by carbon.compare (NaN: hidden, its base covered below the park's threshold)."""
     c, y = co.comparison.set_index("metric"), co.ytd.set_index("metric")
@@ -251,9 +250,7 @@ def _span(span: tuple[pd.Timestamp, pd.Timestamp]) -> str:
     return f"{a:%Y-%m-%d %H:%M} – {b:%Y-%m-%d %H:%M}"
 
 
-def render_comparison(co: CarbonOverview, park: Park, lang: str) -> list:
-    if co.comparison is None:
-        return []
+def render_comparison(co: Comparison, park: Park, lang: str) -> list:
     table = comparison_table(co, lang)
     threshold = getattr(park, "coverage_threshold", 0.9)
     low = [t(f"ov.compare.{k}", lang) for k in ("previous", "last_year", "ytd_last_year")
@@ -295,7 +292,15 @@ def layout(scope, lang: str) -> html.Div:
                                         dmc.Group([period_picker("ov-range", now, scope.park.tz, lang)],
                                                   align="flex-end"),
                                         html.Div(id="ov-period-message"),
-                                        html.Div(id="ov-body", children=_render(scope, lang, now, None))]))
+                                        *_slots(_render(scope, lang, now, None))]))
+
+
+def _slots(rendered: tuple[list, list]) -> list:
+    """The page's body around the comparison, which its own callback fills (`compared`): the accountings of the
+    bases cost as much as the rest of the page, so the figures do not wait for them."""
+    top, rest = rendered
+    return [html.Div(id="ov-top", children=top), dcc.Loading(html.Div(id="ov-compare"), delay_show=300),
+            html.Div(id="ov-rest", children=rest)]
 
 
 def chosen(scope, picked) -> tuple[pd.Timestamp, pd.Timestamp] | None:
@@ -307,30 +312,42 @@ def chosen(scope, picked) -> tuple[pd.Timestamp, pd.Timestamp] | None:
     return None if period == (month, now.floor("15min")) else period
 
 
-def _render(scope, lang: str, now: pd.Timestamp, period) -> list:
+def _render(scope, lang: str, now: pd.Timestamp, period) -> tuple[list, list]:
     ov, co = scope.overview(period)
     picked = period is not None
     # enterprises heading for a deficit at the nightly forecasts (read from their cache)
     deficits = forecast_figures.deficits(scope.forecasts("quota_t_co2e", with_result=False), now.year,
                                          scope.park.tz)
-    return [*render_carbon(co, scope.park, lang, now, picked),
-            *forecast_figures.render_deficits(deficits, scope.names(lang), lang),
-            *render_overview(ov, scope.park, lang, picked)]
+    carbon = render_carbon(co, scope.park, lang, now, picked)
+    # above the comparison: the period and coverage line and the KPI cards; below it, the rest
+    return carbon[:2], [*carbon[2:], *forecast_figures.render_deficits(deficits, scope.names(lang), lang),
+                        *render_overview(ov, scope.park, lang, picked)]
 
 
 def register(callbacks) -> None:
-    @callbacks.callback(Output("ov-body", "children"), Output("ov-period-message", "children"),
-                        Input("ov-range", "value"), prevent_initial_call=True, action="period")
+    @callbacks.callback(Output("ov-top", "children"), Output("ov-rest", "children"),
+                        Output("ov-period-message", "children"), Input("ov-range", "value"),
+                        prevent_initial_call=True, action="period")
     def body(scope, lang: str, picked):
         """The page for the chosen period (rendered once per scope, language, period and quarter hour); a range
         that is not one keeps the figures shown and says why, in the page's language."""
         try:
             period = chosen(scope, picked)
         except PeriodError as exc:
-            return no_update, dmc.Alert(exc.message(lang), color="red", id="ov-period-error")
+            return no_update, no_update, dmc.Alert(exc.message(lang), color="red", id="ov-period-error")
         now = scope.now().tz_convert(scope.park.tz)
-        return scope.memo(f"overview-body:{lang}@{now.floor('15min').isoformat()}:{period_key(period)}",
-                          lambda: _render(scope, lang, now, period)), []
+        top, rest = scope.memo(f"overview-body:{lang}@{now.floor('15min').isoformat()}:{period_key(period)}",
+                               lambda: _render(scope, lang, now, period))
+        return top, rest, []
+
+    @callbacks.callback(Output("ov-compare", "children"), Input("ov-range", "value"), action="comparison")
+    def compared_section(scope, lang: str, picked):
+        """The period beside the previous period, the same days last year and the year to date (on load too)."""
+        try:
+            period = chosen(scope, picked)
+        except PeriodError:
+            return no_update  # the body's callback says why
+        return render_comparison(scope.overview_comparison(period), scope.park, lang)
 
     def figures(scope, picked):
         try:
@@ -362,12 +379,12 @@ def register(callbacks) -> None:
     callbacks.download("ranking", "ranking", ranking, State("ov-range", "value"))
 
     def compared(scope, lang: str, picked=None) -> downloads.Export | None:
-        _, figs = figures(scope, picked)
-        if figs is None:
+        try:
+            co = scope.overview_comparison(chosen(scope, picked))
+        except PeriodError:
             return None
-        co = figs[1]
         return downloads.Export(comparison_table(co, lang), title=t("ov.compare.title", lang),
-                                coverage=None if pd.isna(co.month.get("coverage")) else float(co.month["coverage"]),
+                                coverage=None if pd.isna(co.coverage) else co.coverage,
                                 **downloads.period(*co.period, scope.park.timezone))
 
     callbacks.download("ov-compare", "overview-comparison", compared, State("ov-range", "value"))
