@@ -107,6 +107,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from portal.demo import DEMO_FIRST_RUNS, start_jobs, start_live
 
     stop_live = start_live(park, store, settings.data_dir)
+    print(stop_live.description, flush=True)  # which path the live meters and bracelets take (MQTT or direct)
     stop_jobs = start_jobs(settings, engine, store, park)  # this process runs the jobs on its embedded store
     print(f"jobs: run in this process: {', '.join(DEMO_FIRST_RUNS)} now in the background, then on their schedule "
           f"(run log: PARKCARBON_DATA_DIR={settings.data_dir} parkcarbon jobs log)", flush=True)
