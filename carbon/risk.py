@@ -207,6 +207,9 @@ def _window_value(monthly: pd.DataFrame, column: str, how: str, as_of: pd.Timest
     for the elasticity `elasticity_windows` at `as_of` (all enterprises' windows at once, `_elasticity_at`)."""
     if how == "ratio":
         return _elasticity_at(monthly, as_of)
+    fast = _latest_at(monthly, column, how, as_of)
+    if fast is not None:
+        return fast
     out = {}
     for ent, g in monthly.groupby("enterprise"):
         if column not in g.columns:
@@ -215,6 +218,27 @@ def _window_value(monthly: pd.DataFrame, column: str, how: str, as_of: pd.Timest
         s = g.set_index("month").sort_index()[column].dropna().sort_index()  # trend's latest, without the rest
         out[ent] = _combine(_window(s, as_of, TREND_MONTHS), how, TREND_MONTHS)
     return pd.Series(out, dtype=float)
+
+
+def _latest_at(monthly: pd.DataFrame, column: str, how: str, as_of: pd.Timestamp, months: int = TREND_MONTHS
+               ) -> pd.Series | None:
+    """trend(...)["latest"] of `column` for every enterprise at once: the `months` months ending with `as_of` as
+    rows of a month x enterprise table, summed (or averaged) where all are there, NaN elsewhere; None (take the
+    per-enterprise path) unless the months are unique month starts per enterprise and `as_of` one too."""
+    if column not in monthly.columns or monthly.empty:
+        return None
+    f = monthly[["enterprise", "month", column]]
+    month = pd.DatetimeIndex(f["month"])
+    as_of = pd.Timestamp(as_of)
+    if (not ((month.day == 1) & (month == month.normalize())).all() or as_of != as_of.normalize()
+            or as_of.day != 1 or f.duplicated(["enterprise", "month"]).any() or f["enterprise"].isna().any()):
+        return None
+    ents = list(f.groupby("enterprise").groups)
+    window = pd.date_range(as_of - pd.DateOffset(months=months - 1), as_of, freq="MS")
+    x = f.pivot(index="month", columns="enterprise", values=column).reindex(index=window, columns=ents)
+    x = x.astype(float)
+    value = x.sum(axis=0) if how == "sum" else x.mean(axis=0)
+    return pd.Series(value.where(x.notna().all(axis=0)).to_numpy(dtype=float), index=ents, dtype=float)
 
 
 def _elasticity_at(monthly: pd.DataFrame, as_of: pd.Timestamp, months: int = TREND_MONTHS) -> pd.Series:

@@ -72,3 +72,14 @@ def test_elasticity_of_peers_over_two_years_is_the_per_enterprise_one():
     want = reference(monthly, "elasticity", "ratio", as_of)
     assert got.notna().sum() >= 2  # a real comparison, not NaN against NaN
     pd.testing.assert_series_equal(got, want, check_exact=True, check_names=False)
+
+
+def test_window_sums_add_in_month_order_like_the_per_enterprise_sum():
+    # 1e16 + 1 + 1 is 1e16 added left to right and 1e16 + 2 right to left: the order must be trend's
+    monthly = pd.DataFrame({"enterprise": ["A"] * 3 + ["B"] * 3, "industry": "x", "month": list(MONTHS[:3]) * 2,
+                            "energy_tce": [1e16, 1.0, 1.0, 1.0, 1.0, 1e16], "output": 1.0})
+    for how in ("sum", "mean"):
+        got = risk._window_value(monthly, "energy_tce", how, MONTHS[2])
+        want = reference(monthly, "energy_tce", how, MONTHS[2])
+        pd.testing.assert_series_equal(got, want, check_exact=True, check_names=False)
+        assert got["A"] != got["B"]
