@@ -12,11 +12,18 @@ repeat then runs, side by side and in a rotating order:
                is timed on its own and should find none;
 * influx_raw - the same readings pre-serialised to line protocol before the clock starts, posted with
                InfluxStore.write_lines (same batch size, gzip and requests in flight): what the server and
-               the HTTP path alone allow, the ceiling for `influx`.
+               the HTTP path alone allow, the ceiling for `influx`;
+* influx_1h  - (with --with-hourly) `influx` with hourly roll-ups of energy kept too, as before 2026-12-03.
+
+Each influx run also records the CPU seconds of this process (time.process_time) and of influxd (utime + stime
+from /proc/<pid>/stat) over its write, so the gap can be told apart: client work, server work, or waiting.
+With --reads, hour and day windows of the loaded data are read through the store, from raw readings (energy's
+default) and from hourly roll-ups, to measure what dropping the hourly roll-ups costs readers.
 
 Reported: the median readings/s of each over the repeats, the ratio influx/influx_raw (both to the same
-server, side by side), the roll-up points written per reading, the median final refresh time, and a one-off
-breakdown of the client-side CPU work (validation, serialisation) that explains the gap.
+server, side by side), the roll-up points written per reading, client and influxd CPU per run, the median
+final refresh time, and a one-off breakdown of the client-side CPU work (validation, serialisation)
+that explains the gap.
 Goals: embedded >= 300 000 readings/s; influx >= 70 % of influx_raw.
 """
 
@@ -75,8 +82,9 @@ class Bench:
     """The three runs, sharing one set of readings and one influxd."""
 
     def __init__(self, park: Park, frame: pd.DataFrame, batch_size: int, influx_url: str | None,
-                 workdir: Path) -> None:
+                 workdir: Path, server_pid: int | None = None) -> None:
         self.park, self.frame, self.catalog = park, frame, park.catalog()
+        self.server_pid = server_pid
         self.parts = batches(frame, batch_size)
         self.influx_url = influx_url
         self.workdir = workdir
@@ -101,9 +109,26 @@ class Bench:
         self._check("embedded", written, stored)
         return {"seconds": elapsed, "readings_per_s": written / elapsed}
 
-    def _influx(self, database: str) -> InfluxStore:
-        return InfluxStore(InfluxConfig(url=self.influx_url, database=database, timeout_s=60), self.catalog,
-                           self.park.timezone)
+    def _influx(self, database: str, hourly: tuple[str, ...] = InfluxConfig.hourly_rollups) -> InfluxStore:
+        return InfluxStore(InfluxConfig(url=self.influx_url, database=database, timeout_s=60,
+                                        hourly_rollups=hourly), self.catalog, self.park.timezone)
+
+    def _server_cpu(self) -> float:
+        """influxd's CPU seconds so far (user + system), from /proc/<pid>/stat; 0 when unknown."""
+        if not self.server_pid:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def _clocks(self) -> tuple[float, float, float]:
+        return time.perf_counter(), time.process_time(), self._server_cpu()
+
+    def _since(self, t: tuple[float, float, float]) -> dict[str, float]:
+        now = self._clocks()
+        return {"seconds": now[0] - t[0], "client_cpu_s": now[1] - t[1], "server_cpu_s": now[2] - t[2]}
 
     def _count_and_drop(self, store: InfluxStore) -> int:
         res = store.query(f'SELECT count("value") FROM "{MEASUREMENT}"')
@@ -112,11 +137,12 @@ class Bench:
         store.close()
         return n
 
-    def influx(self, r: int) -> dict[str, float]:
-        store = self._influx(f"bench_ours_{r}")  # creating the database is not timed
-        t0 = time.perf_counter()
+    def influx(self, r: int, hourly: tuple[str, ...] = InfluxConfig.hourly_rollups) -> dict[str, float]:
+        store = self._influx(f"bench_ours_{r}", hourly)  # creating the database is not timed
+        t0 = self._clocks()
         written = sum(store.write(MEASUREMENT, b).written for b in self.parts)
-        elapsed = time.perf_counter() - t0
+        cpu = self._since(t0)
+        elapsed = cpu["seconds"]
         t1 = time.perf_counter()
         ranges = store.refresh_rollups(grace_s=0)
         rollup = time.perf_counter() - t1
@@ -126,8 +152,12 @@ class Bench:
         if abs(day_total - raw_total) > 1e-6 * abs(raw_total):
             raise RuntimeError(f"influx: daily roll-ups hold {day_total}, raw readings {raw_total}")
         self._check("influx", written, self._count_and_drop(store))
-        return {"seconds": elapsed, "readings_per_s": written / elapsed, "rollup_s": rollup,
-                "rollup_ranges": ranges, "rollup_points": rollup_points}
+        return {**cpu, "readings_per_s": written / elapsed, "rollup_s": rollup, "rollup_ranges": ranges,
+                "rollup_points": rollup_points}
+
+    def influx_1h(self, r: int) -> dict[str, float]:
+        """`influx` with hourly roll-ups of energy kept as well (the design before 2026-12-03)."""
+        return self.influx(r + 1000, hourly=(MEASUREMENT, *InfluxConfig.hourly_rollups))
 
     @staticmethod
     def _count(store: InfluxStore, measurement: str, field: str, fn: str = "count") -> float:
@@ -136,11 +166,40 @@ class Bench:
 
     def influx_raw(self, r: int) -> dict[str, float]:
         store = self._influx(f"bench_raw_{r}")
-        t0 = time.perf_counter()
+        t0 = self._clocks()
         written = store.write_lines(self.lines, self.precision)
-        elapsed = time.perf_counter() - t0
+        cpu = self._since(t0)
         self._check("influx_raw", written, self._count_and_drop(store))
-        return {"seconds": elapsed, "readings_per_s": written / elapsed}
+        return {**cpu, "readings_per_s": written / cpu["seconds"]}
+
+    def reads(self, repeats: int = 3) -> dict[str, dict[str, float]]:
+        """Median seconds of hour and day windows over the loaded range through the store, hours read from the
+        raw readings (energy keeps no hourly roll-ups) and from hourly roll-ups (a store that keeps them)."""
+        start = START.tz_convert("UTC").floor("D")
+        end = (self.frame["ts"].max() + pd.Timedelta("1D")).tz_convert(self.park.timezone).floor("D")
+        enterprise = self.catalog.series[0].enterprise
+        asks = {"park": {}, "by enterprise": {"by": ["enterprise"]}, "one enterprise": {"where": {
+            "enterprise": enterprise}}}
+        out: dict[str, dict[str, float]] = {}
+        for label, hourly in (("hours from raw", InfluxConfig.hourly_rollups),
+                              ("hours from 1h roll-ups", (MEASUREMENT, *InfluxConfig.hourly_rollups))):
+            store = self._influx(f"bench_reads_{len(hourly)}", hourly)
+            for b in self.parts:
+                store.write(MEASUREMENT, b)
+            for window in ("hour", "day"):
+                if window == "day" and label != "hours from raw":
+                    continue
+                for ask, kw in asks.items():
+                    times = []
+                    for _ in range(repeats):
+                        t0 = time.perf_counter()
+                        store.aggregate(MEASUREMENT, start, end, window, **kw)
+                        times.append(time.perf_counter() - t0)
+                    name = f"{window} windows, {ask}" + (f" ({label})" if window == "hour" else "")
+                    out[name] = {"median_s": statistics.median(times), "seconds": times}
+                    print(f"read {name:<58} {statistics.median(times):7.3f} s", flush=True)
+            self._count_and_drop(store)
+        return out
 
     def _check(self, name: str, written: int, stored: int) -> None:
         if written != len(self.frame) or stored != len(self.frame):
@@ -255,7 +314,7 @@ def statements(bench: Bench) -> dict[str, dict[str, float]]:
         out["embedded"] = dict(totals.most_common())
         if bench.influx_url:
             totals.clear()
-            real_serialise = influx_module.encode_body
+            real_serialise = influx_module.encode_lines
 
             def timed_serialise(*a: object, **k: object) -> object:
                 t0 = time.perf_counter()
@@ -264,7 +323,7 @@ def statements(bench: Bench) -> dict[str, dict[str, float]]:
                 finally:
                     totals["serialise"] += time.perf_counter() - t0
 
-            influx_module.encode_body = timed_serialise
+            influx_module.encode_lines = timed_serialise
             try:
                 ist = bench._influx("bench_statements")
                 t0 = time.perf_counter()
@@ -293,7 +352,7 @@ def statements(bench: Bench) -> dict[str, dict[str, float]]:
                 bench._count_and_drop(ist)
                 out["influx"] = dict(totals.most_common())
             finally:
-                influx_module.encode_body = real_serialise
+                influx_module.encode_lines = real_serialise
     finally:
         base_module.validate = real_validate
         store.close()
@@ -333,6 +392,10 @@ def main(argv: list[str] | None = None) -> dict:
                     help="also time each SQL/InfluxQL statement and client step of one more run of each store")
     ap.add_argument("--split", action="store_true",
                     help="also time client roll-up work and server posting of readings vs roll-ups, each alone")
+    ap.add_argument("--with-hourly", action="store_true",
+                    help="also run influx_1h: hourly roll-ups of energy kept as well (the design before 2026-12-03)")
+    ap.add_argument("--reads", action="store_true",
+                    help="also time hour and day windows read from raw readings and from hourly roll-ups")
     ap.add_argument("--out", type=Path, default=OUT / "ingest.json")
     args = ap.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
@@ -366,27 +429,33 @@ def main(argv: list[str] | None = None) -> dict:
     breakdown: dict[str, float] = {}
     try:
         t0 = time.perf_counter()
-        bench = Bench(park, frame, args.batch, server.url if server else None, workdir)
+        bench = Bench(park, frame, args.batch, server.url if server else None, workdir,
+                      server.proc.pid if server else None)
         if server:
             print(f"raw line protocol serialised before timing in {time.perf_counter() - t0:.1f} s")
-        names = [n for n in ("embedded", "influx", "influx_raw") if n.split("_")[0] in backends]
+        names = [n for n in ("embedded", "influx", "influx_raw", "influx_1h") if n.split("_")[0] in backends
+                 and (n != "influx_1h" or args.with_hourly)]
         for r in range(args.repeats):
             order = names[r % len(names):] + names[:r % len(names)]  # rotate: no run always goes first
             for name in order:
-                res = getattr(bench, name)(r)
+                res = {"loadavg_1m": round(os.getloadavg()[0], 2), **getattr(bench, name)(r)}
                 runs.setdefault(name, []).append(res)
                 extra = f", roll-up refresh {res['rollup_s']:.2f} s" if "rollup_s" in res else ""
+                if "client_cpu_s" in res:
+                    extra += f", CPU client {res['client_cpu_s']:.2f} s, influxd {res['server_cpu_s']:.2f} s"
                 print(f"repeat {r + 1}/{args.repeats} {name:<10} {res['seconds']:7.2f} s "
-                      f"{res['readings_per_s']:>11,.0f} readings/s{extra}", flush=True)
+                      f"{res['readings_per_s']:>11,.0f} readings/s{extra} (load {res['loadavg_1m']})", flush=True)
         if server:
             breakdown = bench.breakdown()
+        if args.reads and server:
+            steps["reads"] = bench.reads()
         if args.split and server:
             steps["split"] = split(bench)
         if args.statements:
             steps.update(statements(bench))
         if args.profile:
             for name in names:
-                if name != "influx_raw":
+                if name not in ("influx_raw", "influx_1h"):
                     profiles[name] = profile(getattr(bench, name), name)
     finally:
         if server:
@@ -412,7 +481,11 @@ def report(info: dict, args: argparse.Namespace, n: int, runs: dict[str, list[di
         summary[name] = {"median_readings_per_s": statistics.median(rates),
                          "median_seconds": statistics.median(r["seconds"] for r in rs),
                          "readings_per_s": rates, "seconds": [r["seconds"] for r in rs]}
-        if name == "influx":
+        if "client_cpu_s" in rs[0]:
+            summary[name]["median_client_cpu_s"] = statistics.median(r["client_cpu_s"] for r in rs)
+            summary[name]["median_server_cpu_s"] = statistics.median(r["server_cpu_s"] for r in rs)
+        summary[name]["loadavg_1m"] = [r.get("loadavg_1m") for r in rs]
+        if name in ("influx", "influx_1h"):
             summary[name]["median_rollup_s"] = statistics.median(r["rollup_s"] for r in rs)
             summary[name]["rollup_s"] = [r["rollup_s"] for r in rs]
             summary[name]["rollup_points_per_reading"] = rs[0]["rollup_points"] / n
@@ -426,14 +499,22 @@ def report(info: dict, args: argparse.Namespace, n: int, runs: dict[str, list[di
         goals["influx"] = {"goal": f"ours >= {GOAL_RATIO:.0%} of raw", "measured": ratio, "met": ratio >= GOAL_RATIO}
 
     print(f"\n{n:,} readings, {args.repeats} repeat(s), batches of {args.batch:,}; medians")
-    print(f"{'store':<12}{'readings/s':>12}{'write s':>9}{'roll-up s':>11}  per repeat (readings/s)")
+    print(f"{'store':<12}{'readings/s':>12}{'write s':>9}{'roll-up s':>11}{'client CPU':>12}{'influxd CPU':>13}"
+          "  per repeat (readings/s)")
     for name, s in summary.items():
         roll = f"{s['median_rollup_s']:.2f}" if "median_rollup_s" in s else "-"
+        cpu = (f"{s['median_client_cpu_s']:>12.2f}{s['median_server_cpu_s']:>13.2f}" if "median_client_cpu_s" in s
+               else f"{'-':>12}{'-':>13}")
         each = ", ".join(f"{x:,.0f}" for x in s["readings_per_s"])
-        print(f"{name:<12}{s['median_readings_per_s']:>12,.0f}{s['median_seconds']:>9.2f}{roll:>11}  {each}")
+        print(f"{name:<12}{s['median_readings_per_s']:>12,.0f}{s['median_seconds']:>9.2f}{roll:>11}{cpu}  {each}")
     if ratio is not None:
         print(f"ratio influx (with roll-ups) / influx_raw: {ratio:.2f}; roll-up points per reading "
               f"{summary['influx']['rollup_points_per_reading']:.3f}")
+    if "influx_1h" in summary and "influx_raw" in summary:
+        r1h = summary["influx_1h"]["median_readings_per_s"] / summary["influx_raw"]["median_readings_per_s"]
+        summary["influx_1h"]["ratio_to_raw"] = r1h
+        print(f"ratio influx_1h (hourly roll-ups of energy kept too) / influx_raw: {r1h:.2f}; roll-up points per "
+              f"reading {summary['influx_1h']['rollup_points_per_reading']:.3f}")
     if breakdown:
         print("client CPU of the influx path over all batches, once: " +
               ", ".join(f"{k.removesuffix('_s')} {v:.2f} s" for k, v in breakdown.items()))

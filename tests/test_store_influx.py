@@ -295,40 +295,41 @@ def _upsert(stored: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     return both.drop_duplicates(["series", "start"], keep="last").reset_index(drop=True)
 
 
-@settings(max_examples=150, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate))
-@given(_writes())
-def test_rollup_plan_of_batches_cut_anywhere_equals_one_batch(batches):
+@pytest.mark.parametrize("hourly", [True, False], ids=["hourly-kept", "days-only"])
+@settings(max_examples=100, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate))
+@given(batches=_writes())
+def test_rollup_plan_of_batches_cut_anywhere_equals_one_batch(hourly, batches):
     """The write path's roll-up plan, against an in-memory raw store: client-side buckets plus the buckets it
-    asks to rebuild (from raw readings, days from hours) end equal to the roll-ups of all readings at once."""
+    asks to rebuild (from raw readings) end equal to the roll-ups of all readings at once, hours (where a
+    measurement keeps them) and days each on their own."""
     raw = pd.DataFrame(columns=["series", "ts", "value", "quality"])
     hours = rollup.bucket_stats(raw, "hour", TZ)
     days = hours.copy()
     for rows in batches:
         batch = _frame(rows)
-        p = rollup.plan(batch, hours.drop(columns="first_ns").assign(first_ns=np.nan), days, TZ)
+        p = rollup.plan(batch, hours.drop(columns="first_ns").assign(first_ns=np.nan) if hourly else None,
+                        days.drop(columns="first_ns").assign(first_ns=np.nan), TZ)
         raw = pd.concat([raw, batch]).drop_duplicates(["series", "ts"], keep="last")
         hours, days = _upsert(hours, p.hours), _upsert(days, p.days)
-        rebuilt = rollup.bucket_stats(raw, "hour", TZ).merge(p.recompute_hours, on=["series", "start"])
-        hours = _upsert(hours, rebuilt)
-        day_keys = pd.concat([p.recompute_days, pd.DataFrame({
-            "series": p.recompute_hours["series"],
-            "start": rollup.day_starts(p.recompute_hours["start"].to_numpy(dtype="int64"), TZ)})])
-        days = _upsert(days, rollup.days_from_hours(hours, TZ).merge(day_keys.drop_duplicates(),
-                                                                     on=["series", "start"]))
+        hours = _upsert(hours, rollup.bucket_stats(raw, "hour", TZ).merge(p.recompute_hours, on=["series", "start"]))
+        days = _upsert(days, rollup.bucket_stats(raw, "day", TZ).merge(p.recompute_days, on=["series", "start"]))
     want_h, want_d = _truth(batches)
-    assert _norm(hours) == _norm(want_h)
-    assert _norm(days, last=False) == _norm(want_d, last=False)
+    assert _norm(hours) == (_norm(want_h) if hourly else [])
+    assert _norm(days) == _norm(want_d)
 
 
 _hyp_db = iter(range(10_000))
 
 
+@pytest.mark.parametrize("hourly", [("energy",), ()], ids=["hourly-kept", "days-only"])
 @settings(max_examples=8, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate),
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batches=_writes())
-def test_influx_rollups_after_batches_cut_anywhere_equal_the_raw_totals(influx_server, batches):
-    """The same property on a real influxd: hour and day windows (read from the roll-ups) equal the raw data."""
-    store = InfluxStore(InfluxConfig(url=influx_server.url, database=f"cuts_{next(_hyp_db)}"), CATALOG, TZ)
+def test_influx_rollups_after_batches_cut_anywhere_equal_the_raw_totals(influx_server, hourly, batches):
+    """The same property on a real influxd: hour windows (from hourly roll-ups, or from raw readings where the
+    measurement keeps none) and day windows (from the daily roll-ups) equal the raw data."""
+    store = InfluxStore(InfluxConfig(url=influx_server.url, database=f"cuts_{next(_hyp_db)}",
+                                     hourly_rollups=hourly), CATALOG, TZ)
     for rows in batches:
         store.write("energy", _frame(rows))
     start, end = pd.Timestamp("2024-03-01", tz=TZ), pd.Timestamp("2024-03-03", tz=TZ)
@@ -343,3 +344,53 @@ def test_influx_rollups_after_batches_cut_anywhere_equal_the_raw_totals(influx_s
         assert sorted(mx["value"]) == sorted(want["max"])
     store.query(f'DROP DATABASE "{store.config.database}"', db=False)
     store.close()
+
+
+def _points_in(store: InfluxStore, measurement: str) -> int:
+    res = store.query(f'SELECT count("count") FROM "{measurement}"')
+    return int(res[0]["series"][0]["values"][0][1]) if res and res[0].get("series") else 0
+
+
+def test_energy_writes_daily_rollups_only_about_one_point_per_day_and_series(influx_server):
+    """15-minute energy keeps no hourly roll-ups on InfluxDB (an hourly point cost influxd about as much as
+    2-3 readings, for 4 readings an hour): two days of two meters written in 7 batches give 4 daily points,
+    not 96 hourly ones, and hour windows (read from the raw readings) still hold every reading."""
+    store = InfluxStore(InfluxConfig(url=influx_server.url, database="days_only"), CATALOG, TZ)
+    frame = pd.concat([batch(192, "M1"), batch(192, "M2").assign(value=0.5)], ignore_index=True)
+    frame = frame.sort_values("ts", kind="stable").reset_index(drop=True)
+    for part in np.array_split(np.arange(len(frame)), 7):
+        store.write("energy", frame.iloc[part])
+    assert _points_in(store, "energy_1h") == 0
+    assert _points_in(store, "energy_1d") == 4
+    span = (pd.Timestamp("2024-03-01", tz=TZ), pd.Timestamp("2024-03-03", tz=TZ))
+    hours = store.aggregate("energy", *span, "hour", by=["series"])
+    assert len(hours) == 96 and hours["count"].tolist() == [4] * 96
+    assert hours.groupby("series")["value"].sum().to_dict() == {"M1": 240.0, "M2": 96.0}
+    days = store.aggregate("energy", *span, "day", by=["series"])
+    assert days.groupby("series")["value"].sum().to_dict() == {"M1": 240.0, "M2": 96.0}
+
+
+def test_an_old_daily_rollup_without_last_ns_is_rebuilt_not_added_to(influx_server):
+    """A day written before daily roll-ups carried `last_ns` (or by hand) cannot be appended to safely: the
+    next write of that day rebuilds it from the raw readings."""
+    store = InfluxStore(InfluxConfig(url=influx_server.url, database="old_day"), CATALOG, TZ)
+    store.write("energy", batch(8))  # 00:00-01:45, 1.25 each: 10.0
+    key = series_keys("energy_1d", CATALOG)["M1"]
+    midnight = int(pd.Timestamp("2024-03-01", tz=TZ).timestamp())
+    # the old point: no last_ns field (deleted first, as a rewrite would merge with the stored fields)
+    store.query(f'DELETE FROM "energy_1d" WHERE time >= {midnight * 10**9} AND time < {midnight * 10**9 + 1}')
+    store.write_lines([f"{key} count=3i,max=1.25,measured=3i,min=1.25,sum=99.0 {midnight}"], precision="s")
+    store.write("energy", batch(12).iloc[8:])  # 02:00-02:45, appended
+    day = store.aggregate("energy", pd.Timestamp("2024-03-01", tz=TZ), pd.Timestamp("2024-03-02", tz=TZ), "day")
+    assert day["value"].sum() == 15.0 and day["count"].sum() == 12
+
+
+def test_a_measurement_with_hourly_rollups_keeps_them(influx_server):
+    """Where readings are dense (sampled levels), hourly roll-ups are still written and read."""
+    store = InfluxStore(InfluxConfig(url=influx_server.url, database="hourly_kept", hourly_rollups=("energy",)),
+                        CATALOG, TZ)
+    store.write("energy", batch(8))
+    assert _points_in(store, "energy_1h") == 2 and _points_in(store, "energy_1d") == 1
+    hours = store.aggregate("energy", pd.Timestamp("2024-03-01", tz=TZ), pd.Timestamp("2024-03-01 02:00", tz=TZ),
+                            "hour")
+    assert hours["value"].tolist() == [5.0, 5.0]

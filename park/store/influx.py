@@ -4,8 +4,10 @@ InfluxDB 1.x, 2.x (compatibility endpoints, token auth) and 3.x all serve this A
 we rely on and test (against InfluxDB 1.6 from Debian).  Writes are serialised column-wise
 (`lineprotocol.py`), posted in batches with gzip, several in flight, with retries and back-off on
 connection errors and 5xx/429; a refusal (4xx) is raised at once with the server's reason.  Roll-ups live in
-the measurements `<name>_1h` and `<name>_1d` (park-local days) and are recomputed server-side with
-`SELECT ... INTO` for the series and range each write or delete touched.
+the measurements `<name>_1d` (park-local days) and, for dense measurements only (`InfluxConfig.hourly_rollups`),
+`<name>_1h`; each write computes them on the client from its batch (`rollup.py`) and posts them beside the
+readings, rebuilding from raw readings (plain `SELECT`) only buckets it rewrote.  Hour windows of a measurement
+without hourly roll-ups (15-minute energy) are read from the raw readings with `GROUP BY time(1h)`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from park.model import SeriesCatalog
 from park.store import rollup
 from park.store.base import Correction, TimeSeriesStore
 from park.store.errors import StoreRejected, StoreUnavailable
-from park.store.lineprotocol import best_precision, encode_body, encode_rollups, escape_tag, series_keys
+from park.store.lineprotocol import best_precision, encode_lines, encode_rollups, escape_tag, join_lines, series_keys
 from park.store.schema import Rejection, Window
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,11 @@ class InfluxConfig:
     create_database: bool = True  # CREATE DATABASE at start (1.x); a server that refuses it (2.x/3.x) is noted
     rollup_grace_s: float = 300.0  # refresh_rollups() folds ranges marked longer ago: their writer has died
     rollup_horizon_days: int = 31  # unfinished marks older than this are not looked for
+    # Measurements that also keep hourly roll-ups (`<name>_1h`).  Sampled levels (power, current) may come every
+    # few seconds, where an hourly point replaces hundreds of readings on read; 15-minute energy intervals are
+    # only 4 to an hour, and an hourly point (6 fields) costs influxd about as much to write as 2-3 readings, so
+    # hour windows of energy are read from the raw readings with GROUP BY time(1h) (docs/benchmarks.md).
+    hourly_rollups: tuple[str, ...] = ("power", "current")
 
 
 def _ns(t: pd.Timestamp) -> int:
@@ -207,22 +214,24 @@ class InfluxStore(TimeSeriesStore):
         series = list(pd.unique(frame["series"]))
         lo, hi = frame["ts"].min(), frame["ts"].max()
         size = self.config.batch_size
+        hourly = self._hourly(measurement)
         with self._rollup_lock:
             mark = self._mark_dirty(measurement, lo, hi, series)
             h0, h1 = _ns(lo.floor("h")), _ns(hi.floor("h")) + rollup.HOUR_NS
             d0, d1 = _ns(self._day_floor(lo)), _ns(self._day_floor(self._day_floor(hi) + pd.Timedelta("25h")))
-            stored_q = (self._stored_query(measurement + "_1h", h0, h1, series) + ";"
-                        + self._stored_query(measurement + "_1d", d0, d1, series))
+            stored_q = self._stored_query(measurement + "_1d", d0, d1, series)
+            if hourly:
+                stored_q += ";" + self._stored_query(measurement + "_1h", h0, h1, series)
             with ThreadPoolExecutor(1) as side, ThreadPoolExecutor(self.config.max_in_flight) as pool:
                 # The stored buckets are read while the readings are encoded and posted (only this process
                 # writes them now), then the roll-ups are posted beside the last readings.
                 stored = side.submit(self.query, stored_q, epoch="ns")
-                futures = [pool.submit(self._post_body, encode_body(frame.iloc[i:i + size], keys, precision),
-                                       precision)
-                           for i in range(0, len(frame), size)]  # encode the next batch while earlier ones are posted
+                lines = encode_lines(frame, keys, precision)  # the batch's lines built once, column-wise
+                futures = [pool.submit(self._post_body, join_lines(lines.slice(i, size)), precision)
+                           for i in range(0, len(frame), size)]  # join the next body while earlier ones are posted
                 res = stored.result()
-                plan = rollup.plan(frame, self._stored_frame(res[:1], series), self._stored_frame(res[1:], series),
-                                   self.timezone)
+                plan = rollup.plan(frame, self._stored_frame(res[1:], series) if hourly else None,
+                                   self._stored_frame(res[:1], series), self.timezone)
                 futures += self._submit_rollups(pool, measurement, plan.hours, plan.days)
                 for f in futures:
                     f.result()
@@ -301,9 +310,9 @@ class InfluxStore(TimeSeriesStore):
         return frame[~done & due & frame["times"].notna()].reset_index(drop=True)
 
     # ---- roll-ups ---------------------------------------------------------------------------
-    # A write folds its batch into the hourly and daily roll-ups itself (`park/store/rollup.py`): buckets the
-    # batch fills or appends to are computed on the client; buckets it rewrites are rebuilt from raw readings
-    # after the write.  Roll-up points are only ever overwritten in place (same series and time), so a reader
+    # A write folds its batch into the daily (and, where kept, hourly) roll-ups itself (`park/store/rollup.py`):
+    # buckets the batch fills or appends to are computed on the client; buckets it rewrites are rebuilt from raw
+    # readings after the write.  Roll-up points are only ever overwritten in place (same series and time), so a reader
     # sees the old or the new value of a bucket, never a half-rebuilt range; readers never rebuild anything.
     # Before writing, the writer records its range in `_rollup_dirty` (in the server: a crash loses no mark)
     # and marks it done afterwards; `refresh_rollups()` folds in the ranges of writers that died in between.
@@ -354,6 +363,10 @@ class InfluxStore(TimeSeriesStore):
             return ""
         return " AND \"series\" =~ /^(" + "|".join(re.escape(s).replace("/", "\\/") for s in series) + ")$/"
 
+    def _hourly(self, measurement: str) -> bool:
+        """Whether the measurement keeps hourly roll-ups (`InfluxConfig.hourly_rollups`)."""
+        return measurement in self.config.hourly_rollups
+
     def _rollup_keys(self, measurement: str) -> dict[str, str]:
         return self._keys.get(measurement) or self._keys.setdefault(measurement,
                                                                      series_keys(measurement, self.catalog))
@@ -392,11 +405,10 @@ class InfluxStore(TimeSeriesStore):
                         days: pd.DataFrame) -> list:
         size = self.config.batch_size
         futures = []
-        for name, frame, with_last in ((measurement + "_1h", hours, True), (measurement + "_1d", days, False)):
+        for name, frame in ((measurement + "_1h", hours), (measurement + "_1d", days)):
             keys = self._rollup_keys(name)
             for i in range(0, len(frame), size):
-                futures.append(pool.submit(self._post_body, encode_rollups(frame.iloc[i:i + size], keys, with_last),
-                                           "s"))
+                futures.append(pool.submit(self._post_body, encode_rollups(frame.iloc[i:i + size], keys, True), "s"))
         return futures
 
     def _raw(self, measurement: str, lo_ns: int, hi_ns: int, series: list[str] | None) -> pd.DataFrame:
@@ -416,46 +428,39 @@ class InfluxStore(TimeSeriesStore):
             self.query(";".join(stmts[i:i + 100]))
 
     def _rebuild(self, measurement: str, hour_keys: pd.DataFrame, day_keys: pd.DataFrame) -> None:
-        """Rebuild the given hour buckets from raw readings, then the given days (and the days of those hours)
-        from their hourly roll-ups, a park-local day at a time (a rewritten year is not read back at once)."""
-        hour_day = rollup.day_starts(hour_keys["start"].to_numpy(dtype="int64"), self.timezone)
-        days = sorted(set(hour_day.tolist()) | set(day_keys["start"].astype("int64").tolist()))
-        if len(days) <= 1:
-            return self._rebuild_day(measurement, hour_keys, day_keys)
-        for day in days:
-            self._rebuild_day(measurement, hour_keys[hour_day == day], day_keys[day_keys["start"] == day])
-
-    def _rebuild_day(self, measurement: str, hour_keys: pd.DataFrame, day_keys: pd.DataFrame) -> None:
-        """`_rebuild` of hours and days of one park-local day: overwrite in place, and remove buckets left
-        without any reading."""
-        mh, md = measurement + "_1h", measurement + "_1d"
+        """Rebuild the given hour buckets (where the measurement keeps them) and days, and the days of those
+        hours, from raw readings, a park-local day at a time (a rewritten year is not read back at once)."""
         key = ["series", "start"]
-        if len(hour_keys):
-            series = sorted(set(hour_keys["series"]))
+        hour_day = rollup.day_starts(hour_keys["start"].to_numpy(dtype="int64"), self.timezone)
+        day_keys = pd.concat([day_keys[key], pd.DataFrame({"series": hour_keys["series"].to_numpy(),
+                                                           "start": hour_day})]).drop_duplicates()
+        day_keys = day_keys.astype({"start": "int64"})
+        for day in sorted(set(day_keys["start"].tolist())):
+            self._rebuild_day(measurement, day, hour_keys[hour_day == day], day_keys[day_keys["start"] == day])
+
+    def _rebuild_day(self, measurement: str, day: int, hour_keys: pd.DataFrame, day_keys: pd.DataFrame) -> None:
+        """`_rebuild` of one park-local day (UTC ns of its midnight) from its raw readings: overwrite in place,
+        and remove buckets left without any reading."""
+        key = ["series", "start"]
+        series = sorted(set(day_keys["series"]))
+        end = int(self._day_floor(pd.Timestamp(day, tz="UTC") + pd.Timedelta("25h")).value)
+        raw = self._raw(measurement, day, end, series)
+        if self._hourly(measurement) and len(hour_keys):
+            hours = rollup.bucket_stats(raw, "hour", self.timezone).merge(hour_keys[key], on=key)
             lo, hi = int(hour_keys["start"].min()), int(hour_keys["start"].max()) + rollup.HOUR_NS
-            hours = rollup.bucket_stats(self._raw(measurement, lo, hi, series), "hour", self.timezone)
-            hours = hours.merge(hour_keys[key], on=key)
-            stale = _anti(self._stored(mh, lo, hi, series).merge(hour_keys[key], on=key), hours)
+            stale = _anti(self._stored(measurement + "_1h", lo, hi, series).merge(hour_keys[key], on=key), hours)
             self._post_rollups(measurement, hours, hours.iloc[:0])
             if len(stale):
-                self._delete_points(mh, stale)
-            starts = rollup.day_starts(hour_keys["start"].to_numpy(dtype="int64"), self.timezone)
-            day_keys = pd.concat([day_keys[key], pd.DataFrame({"series": hour_keys["series"].to_numpy(),
-                                                               "start": starts})]).drop_duplicates()
-        if not len(day_keys):
-            return
-        series = sorted(set(day_keys["series"]))
-        lo = int(day_keys["start"].min())
-        hi = int(self._day_floor(pd.Timestamp(int(day_keys["start"].max()), tz="UTC") + pd.Timedelta("25h")).value)
-        days = rollup.days_from_hours(self._stored(mh, lo, hi, series), self.timezone).merge(day_keys[key], on=key)
-        stale = _anti(self._stored(md, lo, hi, series).merge(day_keys[key], on=key), days)
+                self._delete_points(measurement + "_1h", stale)
+        days = rollup.bucket_stats(raw, "day", self.timezone).merge(day_keys[key], on=key)
+        stale = _anti(self._stored(measurement + "_1d", day, end, series).merge(day_keys[key], on=key), days)
         self._post_rollups(measurement, days.iloc[:0], days)
         if len(stale):
-            self._delete_points(md, stale)
+            self._delete_points(measurement + "_1d", stale)
 
     def _rebuild_range(self, measurement: str, lo: pd.Timestamp, hi: pd.Timestamp, series: list[str] | None) -> None:
-        """Rebuild every hour and day of [lo, hi] for the series (None: all of the measurement's kind), a day at
-        a time so that memory stays bounded."""
+        """Rebuild every hour (where kept) and day of [lo, hi] for the series (None: all of the measurement's
+        kind), a day at a time so that memory stays bounded."""
         if series is None:
             kind = self._spec(measurement).kind
             series = [s.id for s in self.catalog.series if s.kind == kind]
@@ -463,9 +468,10 @@ class InfluxStore(TimeSeriesStore):
         day = self._day_floor(first)
         while day <= last:
             nxt = self._day_floor(day + pd.Timedelta("25h"))
+            days = pd.DataFrame({"series": series, "start": _ns(day)})
             hours = pd.date_range(max(first, day), min(last, nxt - pd.Timedelta("1h")), freq="h")
-            keys = pd.DataFrame([(s, int(h.value)) for s in series for h in hours], columns=["series", "start"])
-            self._rebuild(measurement, keys, keys.iloc[:0])
+            hour_keys = pd.DataFrame([(s, int(h.value)) for s in series for h in hours], columns=["series", "start"])
+            self._rebuild_day(measurement, _ns(day), hour_keys, days)
             day = nxt
 
     def _record(self, measurement: str, tags: dict, fields: dict) -> str:
@@ -531,7 +537,8 @@ class InfluxStore(TimeSeriesStore):
         group += [_ident(b) for b in by]
         tz = f" tz({_quote(self.timezone)})" if window in (Window.DAY, Window.MONTH) else ""
         group_sql = (" GROUP BY " + ", ".join(group) + " fill(none)" if group else "") + tz
-        if window is Window.QUARTER_HOUR or not hour_aligned:
+        hourly = window is Window.HOUR or not day_aligned
+        if window is Window.QUARTER_HOUR or not hour_aligned or (hourly and not self._hourly(measurement)):
             m = _ident(measurement)
             stats = self.query(
                 f'SELECT sum("value") AS "sum", count("value") AS "count", min("value") AS "min", '

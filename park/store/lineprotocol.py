@@ -66,11 +66,15 @@ def encode_lines(frame: pd.DataFrame, keys: Mapping[str, str], precision: str = 
     return pc.binary_join_element_wise(prefix, middle, values, " ", pc.cast(pa.array(ts), pa.string()), "")
 
 
-def encode_body(frame: pd.DataFrame, keys: Mapping[str, str], precision: str = "s") -> bytes:
-    """A whole request body: the lines joined by newlines, never materialised as Python strings."""
-    lines = encode_lines(frame, keys, precision)
+def join_lines(lines: pa.Array) -> bytes:
+    """A request body from encoded lines (or a slice of them): joined by newlines, never Python strings."""
     joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(lines)], pa.int32()), lines), "\n")
     return joined[0].as_buffer().to_pybytes()
+
+
+def encode_body(frame: pd.DataFrame, keys: Mapping[str, str], precision: str = "s") -> bytes:
+    """A whole request body: the lines joined by newlines, never materialised as Python strings."""
+    return join_lines(encode_lines(frame, keys, precision))
 
 
 def serialise(measurement: str, frame: pd.DataFrame, precision: str = "s",

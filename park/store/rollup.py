@@ -1,20 +1,20 @@
 """Hourly and daily roll-ups computed on the client from the batch being written (pure functions, no I/O).
 
-A roll-up bucket holds, per series and hour (or park-local day): `sum`, `count`, `measured`, `min`, `max`, and
-for hours `last_ns`, the time of its newest reading.  A batch is folded into the stored buckets without reading
-raw data back whenever that is exact:
+A roll-up bucket holds, per series and hour (or park-local day): `sum`, `count`, `measured`, `min`, `max` and
+`last_ns`, the time of its newest reading.  A batch is folded into the stored buckets without reading raw data
+back whenever that is exact, hours and days alike and each on its own:
 
 - a bucket with no stored roll-up gets the batch's part as it is;
 - a bucket whose stored readings all lie before the batch's first reading in it (`last_ns` < batch first: fresh
-  data appended to a partly filled hour) gets the stored stats combined with the batch's part (sums and counts
-  added, min of mins, max of maxes);
+  data appended to a partly filled hour or day) gets the stored stats combined with the batch's part (sums and
+  counts added, min of mins, max of maxes);
 - any other bucket (the batch rewrites or interleaves with stored readings: a correction, a re-import, late
-  data inside a filled hour, or an old roll-up without `last_ns`) is **recomputed from the raw readings** after
-  the batch is written; adding the batch's part would count an overwritten reading twice.
+  data inside a filled bucket, or an old roll-up without `last_ns`) is **recomputed from the raw readings**
+  after the batch is written; adding the batch's part would count an overwritten reading twice.
 
-A day is combined the same way when none of the batch's hours in it needed a recompute (then no reading of the
-batch replaced a stored one, so adding is exact); otherwise it is rebuilt from its hourly roll-ups.  Days are
-built from hours, which needs a time zone with whole-hour UTC offsets (all of China).
+Hourly roll-ups are optional per measurement (`plan(..., stored_hours=None)`): the InfluxDB backend keeps them
+only where readings are much denser than hourly (see `park/store/influx.py`).  Days need a time zone with
+whole-hour UTC offsets (all of China) so that every hour lies in one local day.
 """
 
 from __future__ import annotations
@@ -47,17 +47,25 @@ def bucket_stats(frame: pd.DataFrame, unit: str, timezone: str) -> pd.DataFrame:
     """Stats per (series, hour) or (series, park-local day) of readings (series, ts, value, quality)."""
     if not len(frame):
         return _empty()
-    ts = pd.to_datetime(frame["ts"], utc=True).astype("datetime64[ns, UTC]").astype("int64").to_numpy()
-    start = ts - ts % HOUR_NS if unit == "hour" else day_starts(ts, timezone)
+    ts = frame["ts"]
+    ts = (ts.astype("datetime64[ns, UTC]").astype("int64").to_numpy() if isinstance(ts.dtype, pd.DatetimeTZDtype)
+          else pd.to_datetime(ts, utc=True).astype("datetime64[ns, UTC]").astype("int64").to_numpy())
+    start = ts - ts % HOUR_NS
+    if unit != "hour":  # whole-hour offsets: the local day of an hour's start is the day of all of the hour
+        hours, inverse = np.unique(start, return_inverse=True)  # a batch spans few hours: convert those only
+        start = day_starts(hours, timezone)[inverse]
     codes, uniq = pd.factorize(frame["series"])  # group on integers: far cheaper than on strings
-    work = pd.DataFrame({"code": codes, "start": start, "value": frame["value"].to_numpy(dtype="float64"),
+    buckets, slot = np.unique(start, return_inverse=True)
+    work = pd.DataFrame({"value": frame["value"].to_numpy(dtype="float64"),
                          "measured": (frame["quality"] == "measured").to_numpy(dtype=bool).astype("int64"),
-                         "ts": ts})
-    g = work.groupby(["code", "start"], sort=True)
+                         "ts": ts}, copy=False)
+    g = work.groupby(codes.astype("int64") * len(buckets) + slot, sort=True)  # one integer key per bucket
     out = g.agg(sum=("value", "sum"), count=("value", "size"), measured=("measured", "sum"),
                 min=("value", "min"), max=("value", "max"), first_ns=("ts", "min"), last_ns=("ts", "max"))
-    out = out.reset_index()
-    out.insert(0, "series", np.asarray(uniq, dtype=object)[out.pop("code").to_numpy()])
+    key = out.index.to_numpy()
+    out = out.reset_index(drop=True)
+    out.insert(0, "start", buckets[key % len(buckets)])
+    out.insert(0, "series", np.asarray(uniq, dtype=object)[key // len(buckets)])
     return out.astype({"count": "int64", "measured": "int64"})
 
 
@@ -81,6 +89,23 @@ def combine(stored: pd.DataFrame, batch: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index().astype({"count": "int64", "measured": "int64"})
 
 
+def fold(batch: pd.DataFrame, stored: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The batch's buckets folded into the stored ones of the same unit: (buckets to write as they are,
+    (series, start) of buckets to recompute from raw readings after the write)."""
+    stored = stored.reindex(columns=list(COLUMNS))
+    joined = batch.merge(stored[["series", "start", "last_ns"]].rename(columns={"last_ns": "stored_last"}),
+                         on=["series", "start"], how="left", indicator=True)
+    absent = (joined["_merge"] == "left_only").to_numpy()
+    after = (joined["stored_last"].notna() & (joined["first_ns"] > joined["stored_last"])).to_numpy()
+    fresh = batch[absent]
+    appended = batch[after & ~absent]
+    if len(appended):
+        fresh = pd.concat([fresh, combine(stored.merge(appended[["series", "start"]], on=["series", "start"]),
+                                          appended)], ignore_index=True)
+    recompute = batch.loc[~(absent | after), ["series", "start"]]
+    return fresh.reset_index(drop=True), recompute.reset_index(drop=True)
+
+
 @dataclass
 class Plan:
     """What a write does to the roll-ups."""
@@ -88,32 +113,19 @@ class Plan:
     hours: pd.DataFrame  # hour buckets computed on the client, to write as they are
     days: pd.DataFrame  # day buckets computed on the client, to write as they are
     recompute_hours: pd.DataFrame  # (series, start) of hours to rebuild from raw readings after the write
-    recompute_days: pd.DataFrame  # (series, start) of days to rebuild from their hourly roll-ups after that
+    recompute_days: pd.DataFrame  # (series, start) of days to rebuild from raw readings after the write
 
 
-def plan(batch: pd.DataFrame, stored_hours: pd.DataFrame, stored_days: pd.DataFrame, timezone: str) -> Plan:
+def plan(batch: pd.DataFrame, stored_hours: pd.DataFrame | None, stored_days: pd.DataFrame, timezone: str) -> Plan:
     """Fold a validated batch (series, ts, value, quality; one reading per series and ts) into the stored
-    roll-ups of the buckets it touches (`stored_*`: COLUMNS, `last_ns` NaN when unknown)."""
-    b_hours = bucket_stats(batch, "hour", timezone)
-    stored_h = stored_hours.reindex(columns=list(COLUMNS))
-    joined = b_hours.merge(stored_h[["series", "start", "last_ns"]].rename(columns={"last_ns": "stored_last"}),
-                           on=["series", "start"], how="left", indicator=True)
-    absent = (joined["_merge"] == "left_only").to_numpy()
-    after = (joined["stored_last"].notna() & (joined["first_ns"] > joined["stored_last"])).to_numpy()
-    append = absent | after
-    fresh = b_hours[absent]
-    appended = b_hours[after & ~absent]
-    stored_appended = stored_h.merge(appended[["series", "start"]], on=["series", "start"])
-    hours = pd.concat([fresh, combine(stored_appended, appended)], ignore_index=True) if len(appended) else fresh
-    recompute_h = b_hours.loc[~append, ["series", "start"]].reset_index(drop=True)
-
-    b_days = days_from_hours(b_hours, timezone)
-    dirty = days_from_hours(b_hours[~append], timezone)[["series", "start"]]
-    clean = b_days.merge(dirty, on=["series", "start"], how="left", indicator=True)
-    clean = b_days[(clean["_merge"] == "left_only").to_numpy()]
-    stored_d = stored_days.reindex(columns=list(COLUMNS)).merge(clean[["series", "start"]], on=["series", "start"])
-    days = combine(stored_d, clean) if len(stored_d) else clean
-    return Plan(hours.reset_index(drop=True), days.reset_index(drop=True), recompute_h, dirty.reset_index(drop=True))
+    roll-ups of the buckets it touches (`stored_*`: COLUMNS, `last_ns` NaN when unknown).  `stored_hours`
+    None: the measurement keeps no hourly roll-ups (none are planned)."""
+    if stored_hours is None:
+        hours, recompute_h = _empty(), _empty()[["series", "start"]]
+    else:
+        hours, recompute_h = fold(bucket_stats(batch, "hour", timezone), stored_hours)
+    days, recompute_d = fold(bucket_stats(batch, "day", timezone), stored_days)
+    return Plan(hours, days, recompute_h, recompute_d)
 
 
-__all__ = ["STATS", "COLUMNS", "Plan", "plan", "bucket_stats", "days_from_hours", "combine", "day_starts"]
+__all__ = ["STATS", "COLUMNS", "Plan", "plan", "fold", "bucket_stats", "days_from_hours", "combine", "day_starts"]
