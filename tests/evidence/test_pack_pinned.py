@@ -57,8 +57,9 @@ def build(park, store_path, meta_path, key_dir, enterprise: str) -> None:
         synth.synth_readings, synth.synth_currents = real
 
 
-def pack_files(tmp) -> dict[str, bytes]:
-    """The pack's files (no PDF) of the park's first plastics maker for 2024, as the bank API builds it."""
+def pack_files(tmp, also=None) -> tuple[dict[str, bytes], object]:
+    """The pack's files (no PDF) of the park's first plastics maker for 2024, as the bank API builds it, and what
+    `also(scope, enterprise, period)` returns on the same store (None without it)."""
     from portal.auth import load_user
     from portal.context import PortalContext
     from portal.evidence import consent, keys, pack
@@ -86,15 +87,53 @@ def pack_files(tmp) -> dict[str, bytes]:
         blob, _ = pack.build(data, park=park, consent_row=grant, issued_to="bench-bank", key_id=key_id,
                              private_key=private, generated_at=NOW.to_pydatetime(), restated=restated,
                              public_keys_url=keys.PUBLIC_KEYS_PATH, report=False)
+        extra = also(scope, ent, period) if also else None
     finally:
         store.close()
     with zipfile.ZipFile(io.BytesIO(blob)) as z:
-        return {n: z.read(n) for n in z.namelist()}
+        return {n: z.read(n) for n in z.namelist()}, extra
+
+
+def peers_both_ways(scope, enterprise: str, period) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """scope.peer_months, and the same frame from the park's whole accounting cut to the industry (how peer_months
+    computed it before it accounted the industry alone)."""
+    from portal.auth import Role, User
+
+    fast = scope.peer_months(enterprise, period.start, period.end)  # first: a park-wide accounting cached
+    park = scope.park                                                # before would serve it (cut)
+    industry = next(e.industry for e in park.enterprises if e.id == enterprise)
+    group = [e.id for e in park.enterprises if e.industry == industry]
+    whole = User(username="test:peers", park_id=park.id, role=Role.REGULATOR, enterprise_id=None)
+    tot = scope._access.accounts(whole, period.start, period.end, "month").totals_at("enterprise")
+    tot = tot[tot["enterprise"].isin(group)]
+    out = scope._access.output_values(whole, period.start, period.end)
+    out = out[out["enterprise"].isin(group)].assign(month=lambda f: pd.to_datetime(f["month"]).dt.tz_localize(park.tz))
+    frame = pd.DataFrame({"enterprise": tot["enterprise"], "month": tot["period_start"],
+                          "energy_tce": tot["energy_tce"]})
+    frame = frame.merge(out[["enterprise", "month", "output_value_10k_cny"]], on=["enterprise", "month"],
+                        how="left").rename(columns={"output_value_10k_cny": "output"})
+    alias = {e: f"peer-{i}" for i, e in enumerate(sorted(set(group) - {enterprise}), start=1)}
+    alias[enterprise] = enterprise
+    frame = frame.assign(enterprise=frame["enterprise"].map(alias), industry=industry).reset_index(drop=True)
+    return fast, frame
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory) -> dict[str, bytes]:
-    return pack_files(tmp_path_factory.mktemp("pinned"))
+def built(tmp_path_factory) -> tuple[dict[str, bytes], tuple[pd.DataFrame, pd.DataFrame]]:
+    return pack_files(tmp_path_factory.mktemp("pinned"), also=peers_both_ways)
+
+
+@pytest.fixture(scope="module")
+def files(built) -> dict[str, bytes]:
+    return built[0]
+
+
+def test_peers_are_the_park_accounting_cut_to_the_industry(built):
+    fast, whole = built[1]
+    assert len(set(fast["enterprise"])) == 4 and len(fast) == 16  # the plastics maker and 3 peers, 4 months
+    key = ["enterprise", "month"]
+    pd.testing.assert_frame_equal(fast.sort_values(key).reset_index(drop=True),
+                                  whole.sort_values(key).reset_index(drop=True), check_exact=True)
 
 
 def digests(files: dict[str, bytes]) -> dict[str, str]:
