@@ -17,6 +17,11 @@ test client, login, CSRF and the access layer included):
 
 Goals (issue 5): park overview median < 300 ms and p95 < 1 s on the embedded store; first render < 2 s.
 
+    python -m bench.portal --enterprise-first-load [--enterprises 20 --meters 3] [--repeats 7]
+
+The enterprise page's first load in process (issue 13: goal < 1 s): its four data callbacks in a fresh portal
+context each load (nothing cached), median wall and CPU time of `--repeats` loads, with the load average.
+
     python -m bench.portal --served embedded|influx [--workers N] [--users 20] [--requests 10]
 
 Under `parkcarbon serve`'s gunicorn (portal/serve.py, the production path; issue 11): the portal in worker
@@ -130,6 +135,61 @@ def time_enterprise_page(app, username: str, enterprise: str, repeats: int) -> l
                 raise RuntimeError(f"enterprise page {outputs}: HTTP {resp.status_code}")
         out.append((time.perf_counter() - t) * 1000)
     return out
+
+
+def enterprise_first_load(enterprises: int, meters: int, repeats: int) -> dict:
+    """The enterprise page's first load in process: its four data callbacks (Flask test client, login and CSRF
+    included) in a fresh portal context each time (nothing cached), as the enterprise user, on the cached store
+    carbon_<E>x<M>_2024; the median of `repeats` loads after one warm-up (imports, the store's first queries).
+    Wall and CPU time (time.process_time: this process only, so other jobs on a shared machine count less)."""
+    import os
+
+    import carbon.records  # noqa: F401  (tables)
+    import portal.audit  # noqa: F401
+    import portal.auth  # noqa: F401
+    from bench import carbon as bench_carbon
+    from park.metadata import create_engine_from_url
+    from park.settings import Settings
+    from park.store.embedded import EmbeddedStore
+    from park.synth import synth_park
+    from portal.app import create_app
+    from portal.auth import add_user
+    from portal.context import PortalContext
+
+    tag = f"carbon_{enterprises}x{meters}_2024"
+    if not (OUT / f"{tag}.duckdb").exists() or not (OUT / f"{tag}.db").exists():
+        bench_carbon.main(["--build-only", "--enterprises", str(enterprises), "--meters", str(meters)])
+    park = synth_park(enterprises, meters, bench_carbon.SEED)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ent-"))
+    shutil.copy(OUT / f"{tag}.db", tmp / "meta.db")
+    engine = create_engine_from_url(f"sqlite:///{tmp / 'meta.db'}")
+    ent = park.enterprises[0].id
+    add_user(engine, park.id, "ent", PASSWORD, "enterprise", ent, replace=True)
+    store = EmbeddedStore(OUT / f"{tag}.duckdb", park.catalog(), park.timezone)
+    walls, cpus = [], []
+    load = os.getloadavg()
+    try:
+        for i in range(repeats + 1):
+            ctx = PortalContext(Settings(data_dir=tmp), engine, park, store, clock=lambda: NOW)
+            client = create_app(ctx, "b" * 32).server.test_client()
+            csrf = login(client, "ent")
+            t, c = time.perf_counter(), time.process_time()
+            for outputs, inputs in enterprise_calls(ent):
+                resp = client.post("/_dash-update-component",
+                                   json=callback_body(outputs, inputs, {"lang.data": "zh-CN"}),
+                                   headers={"X-CSRFToken": csrf})
+                if resp.status_code != 200:
+                    raise RuntimeError(f"enterprise page {outputs}: HTTP {resp.status_code}")
+            if i:  # the first load warms imports and the store: not counted
+                walls.append((time.perf_counter() - t) * 1000)
+                cpus.append((time.process_time() - c) * 1000)
+    finally:
+        store.close()
+        engine.dispose()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"park": tag, "n": repeats, "wall_median_ms": statistics.median(walls),
+            "cpu_median_ms": statistics.median(cpus), "wall_ms": walls, "cpu_ms": cpus,
+            "load_average_start": load, "load_average_end": os.getloadavg()}
 
 
 def concurrent(app, users: int, requests_each: int) -> list[float]:
@@ -352,11 +412,25 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--workers", type=int, help="gunicorn workers for --served influx (default 2 per core)")
     ap.add_argument("--enterprises", type=int, default=200, help="for --served: the synthetic park's size")
     ap.add_argument("--meters", type=int, default=10, help="for --served: meters per enterprise")
+    ap.add_argument("--enterprise-first-load", action="store_true",
+                    help="only the enterprise page's first load in process (fresh context each, --repeats loads, "
+                         "on the --enterprises x --meters store)")
     ap.add_argument("--serve-child", metavar="CONFIG", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.serve_child:
         return serve_child(args.serve_child, args.workers, args.port)
+    if args.enterprise_first_load:
+        info = machine_info()
+        print_machine(info)
+        result = {"machine": info, "now": NOW.isoformat(),
+                  **enterprise_first_load(args.enterprises, args.meters, args.repeats)}
+        print(f"enterprise first load ({result['park']}, n={result['n']}): wall median "
+              f"{result['wall_median_ms']:.0f} ms, CPU median {result['cpu_median_ms']:.0f} ms; load average "
+              f"{result['load_average_start'][0]:.1f} -> {result['load_average_end'][0]:.1f}")
+        OUT.mkdir(exist_ok=True)
+        (OUT / f"portal_enterprise_{result['park']}.json").write_text(json.dumps(result, indent=2, default=str))
+        return result
     if args.served:
         info = machine_info()
         print_machine(info)
