@@ -126,11 +126,13 @@ def compute_accounts(activity: pd.DataFrame, registry: FactorRegistry, regions: 
               for c in sorted(lines.loc[lines["role"] == OTHER, "carrier"].unique())]
     lines = lines[lines["role"] != OTHER].reset_index(drop=True)
     lines = split_lines(lines, registry, policy)
-    for r in lines[lines["share"] < 1.0].drop_duplicates(["enterprise", "carrier", "period_start", "on"]).itertuples():
-        issues.append(Issue("factor.split", f"a factor for {r.carrier} changes inside the window from "
-                            f"{r.period_start.date().isoformat()}: the part from {r.on.isoformat()} "
-                            f"({r.share:.1%} of the window's time and quantity) uses the factor in force then",
-                            enterprise=r.enterprise, period=r.period_start.date().isoformat(), carrier=r.carrier))
+    split = (lines["share"] < 1.0).to_numpy()  # few windows are split: no frame work when none is
+    if split.any():
+        for r in lines[split].drop_duplicates(["enterprise", "carrier", "period_start", "on"]).itertuples():
+            issues.append(Issue("factor.split", f"a factor for {r.carrier} changes inside the window from "
+                                f"{r.period_start.date().isoformat()}: the part from {r.on.isoformat()} "
+                                f"({r.share:.1%} of the window's time and quantity) uses the factor in force then",
+                                enterprise=r.enterprise, period=r.period_start.date().isoformat(), carrier=r.carrier))
     lines = add_heat_gj(lines, lookup)
     lines = add_tce(lines, lookup)
     lines = _scope1(lines, lookup)
@@ -156,9 +158,9 @@ def compute_accounts(activity: pd.DataFrame, registry: FactorRegistry, regions: 
     issues += _activity_issues(lines, totals, kind, coverage_threshold, starts)
     issues += [Issue("factor.missing", str(exc), carrier=key) for exc, key in lookup.missing]
     fallbacks = lookup.fallback_frame()
-    for fb in fallbacks.itertuples():
-        issues.append(Issue(fb.code, f"{fb.reason} (enterprises: {fb.enterprises})", carrier=fb.key,
-                            period=fb.on.isoformat()))
+    for code, reason, names, key, on in zip(*(fallbacks[c].tolist() for c in ("code", "reason", "enterprises", "key",
+                                                                            "on")), strict=True):
+        issues.append(Issue(code, f"{reason} (enterprises: {names})", carrier=key, period=on.isoformat()))
     unverified = [r for r in lookup.used.values() if not r.verified]
     issues += [Issue("factor.unverified", f"factor {r.id} = {r.value} {r.unit} ({r.source}) is not verified: "
                      f"{r.note or 'check it against the primary source'}", carrier=r.key) for r in unverified]
@@ -207,8 +209,8 @@ def _has_data(lines: pd.DataFrame) -> pd.Series:
 
 def _zero_where_data(lines: pd.DataFrame, values: pd.Series | np.ndarray, mask: pd.Series) -> pd.Series:
     """`values` on the lines of `mask`; 0 on the other lines that have data; NaN where there is no data."""
-    out = pd.Series(np.where(mask, values, 0.0), index=lines.index, dtype=float)
-    return out.where(_has_data(lines))
+    has = lines["quantity"].notna().to_numpy()
+    return pd.Series(np.where(has, np.where(mask, values, 0.0), np.nan), index=lines.index, dtype=float)
 
 
 def _scope1(lines: pd.DataFrame, lookup: FactorLookup) -> pd.DataFrame:
