@@ -152,7 +152,7 @@ class ShiftCalendar:
                     if b > s0 and a < e0:
                         out.append((max(a, s0), min(b, e0)))
             day += timedelta(days=1)
-        return out
+        return sorted(out)  # in time order whatever order a day's shifts are listed in (overlaps walk them so)
 
     def planned_hours(self, start: datetime, end: datetime) -> float:
         return sum((b - a).total_seconds() for a, b in self.planned(start, end)) / 3600

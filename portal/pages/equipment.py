@@ -9,15 +9,13 @@ readings the page says so instead of showing zeros.  Method and parameters: docs
 
 from __future__ import annotations
 
-import math
-
 import dash_mantine_components as dmc
 import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 
 from collectors import bracelet_analytics as bracelets
-from collectors.bracelet import DEFAULT_PARAMS, LEVELS, UNKNOWN, reconcile
+from collectors.bracelet import DEFAULT_PARAMS, LEVELS, UNKNOWN
 from collectors.bracelet_analytics import EquipmentDay, recent_days
 from park.model import Park
 from portal import downloads
@@ -324,32 +322,12 @@ def render_period(e: EquipmentDay, park: Park, lang: str) -> list:
 
 def equipment_period(ent, start: pd.Timestamp, end: pd.Timestamp) -> EquipmentDay:
     """One enterprise's bracelets over park-local [start, end), read through its scope and computed by the wing
-    (collectors.bracelet_analytics.utilisation_by_day, collectors.bracelet.reconcile): utilisation per day of the
-    period, and each device's estimated energy over the period (the sum of its days': the estimate integrates the
-    known time only, so it adds up) reconciled with the metered electricity.  No state timeline or shifts (those
-    are the day's); one pass over the readings per day, not per shift."""
+    (collectors.bracelet_analytics.equipment_period: utilisation per day in one pass over each device's readings,
+    the estimated energy over the period reconciled with the metered electricity)."""
     devices = ent.devices()
     points = ent.points("current", start - bracelets.lead_time(devices), end)
     metered = ent.aggregate("energy", start, end, "day", where={"carrier": "electricity"})
-    by_day = bracelets.utilisation_by_day(devices, points, start, end)
-    elapsed_h = (end - start).total_seconds() / 3600
-    per = by_day.groupby("device", sort=False)[["energy_kwh", "unknown_h"]].sum() if len(by_day) else None
-    est = {d.id: float(per.loc[d.id, "energy_kwh"]) if per is not None else 0.0 for d in devices}
-    cov = {d.id: (elapsed_h - float(per.loc[d.id, "unknown_h"])) / elapsed_h if per is not None else 0.0
-           for d in devices}
-    metered_kwh = float(metered["value"].sum(min_count=1))
-    exp = float(metered["expected"].sum())
-    rec = reconcile(est, metered_kwh) if math.isfinite(metered_kwh) else None
-    energy = pd.DataFrame({"device": list(est), "estimated_kwh": list(est.values()),
-                           "factor": [rec.factors[k] if rec else math.nan for k in est],
-                           "reconciled_kwh": [rec.reconciled_kwh[k] if rec else math.nan for k in est],
-                           "coverage": [cov[k] for k in est]})
-    return EquipmentDay(
-        enterprise=ent.enterprise, start=start, end=end, has_readings=bool((by_day["coverage"] > 0).any()),
-        timeline=pd.DataFrame(columns=bracelets.TIMELINE_COLUMNS), by_day=by_day, by_shift=pd.DataFrame(),
-        energy=energy, metered_kwh=metered_kwh,
-        metered_coverage=min(float(metered["measured"].sum()) / exp, 1.0) if exp > 0 else math.nan,
-        reconciliation=rec)
+    return bracelets.equipment_period(ent.enterprise, devices, points, metered, start, end)
 
 
 def period_of(ent, picked) -> EquipmentDay:
