@@ -80,12 +80,12 @@ def test_verify_recomputes_the_baseline_intensities(with_2023):
     assert not np.isnan(res.recomputed["baseline_tce_per_10k_cny"])
 
 
-def test_meter_against_bill_says_no_bill_was_available_and_counts_hand_entered_days(with_2023):
-    from portal.evidence.pack import bill_check
-
+def test_meter_against_bill_without_bills_says_so_and_counts_hand_entered_days(with_2023):
+    """This park has no bills imported: the check says no bill lies within the period and compares nothing (the
+    comparison itself is tested with bills in tests/test_bills_pack.py)."""
     summ, _ = _pack(with_2023, "2024-01")
     bc = summ["meter_vs_bill"]
-    assert bc["available"] is False and "no utility bill was available" in bc["note"]
+    assert bc["available"] is False and bc["bills_compared"] == 0
+    assert "no utility bill" in bc["note"] and "within the period" in bc["note"]
+    assert not [r for r in bc["compared"] if r["bill_id"] is not None]
     assert bc["estimated_or_entered_meter_days"] == 0  # every interval of the test park is measured
-    energy = pd.DataFrame({"intervals_estimated": [0, 96, 3, 0]})
-    assert bill_check(energy)["estimated_or_entered_meter_days"] == 2
