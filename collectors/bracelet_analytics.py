@@ -96,16 +96,12 @@ def equipment_day(enterprise: str, devices: list[Device], points: pd.DataFrame, 
     week = start - pd.DateOffset(days=6)
     lead = lead_time(devices)
     on_day = points[points["ts"] >= start - lead]
-    timeline, by_day, by_shift, energy = [], [], [], {}
+    timeline, by_shift, energy = [], [], {}
+    # each of the 7 days from its own readings (and a gap limit before it), all in one pass per device
+    by_day = utilisation_by_day(devices, points, week, end, calendar)
     for d in devices:
-        r = _readings(points, d.id)
         day_r = _readings(on_day, d.id)
         timeline.append(states(day_r, d, start, end).assign(device=d.id))
-        for offset in range(7):
-            a = week + pd.DateOffset(days=offset)
-            b = min(a + pd.DateOffset(days=1), end)
-            span = r[(r["ts"] >= a - lead) & (r["ts"] < b)]  # the day's readings (and a gap limit before it)
-            by_day.append({"day": a, **utilisation(span, d, a, b, calendar).__dict__})
         for a, b in calendar.planned(start, end):
             by_shift.append({"shift_start": a, "shift_end": b, **utilisation(day_r, d, a, b, calendar).__dict__})
         u = utilisation(day_r, d, start, end, calendar)
@@ -124,7 +120,7 @@ def equipment_day(enterprise: str, devices: list[Device], points: pd.DataFrame, 
         enterprise=enterprise, start=start, end=end, has_readings=bool(len(on_day[on_day["ts"] >= start])),
         timeline=(pd.concat(timeline, ignore_index=True)[TIMELINE_COLUMNS] if timeline
                   else pd.DataFrame(columns=TIMELINE_COLUMNS)),
-        by_day=pd.DataFrame(by_day), by_shift=pd.DataFrame(by_shift), energy=energy_frame, metered_kwh=metered_kwh,
+        by_day=by_day, by_shift=pd.DataFrame(by_shift), energy=energy_frame, metered_kwh=metered_kwh,
         metered_coverage=metered_cov, reconciliation=rec)
 
 

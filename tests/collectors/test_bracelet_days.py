@@ -103,7 +103,9 @@ def test_devices_the_array_form_does_not_assume_take_the_per_day_way():
     assert fast["running_h"].iloc[0] == pytest.approx(50 / 60)
 
 
-def test_the_demo_parks_busiest_enterprise_for_a_month_is_exactly_the_per_day_computation():
+@pytest.fixture(scope="module")
+def demo():
+    """The demo park's busiest enterprise (most bracelets): its devices and synthetic currents, 1-11 March 2024."""
     from park.parkfile import DEMO_PARK_FILE, load_park_file
     from park.synth import synth_currents
 
@@ -112,7 +114,11 @@ def test_the_demo_parks_busiest_enterprise_for_a_month_is_exactly_the_per_day_co
     devices = [d for d in park.devices if d.enterprise == counts.index[0]]
     start, end = pd.Timestamp("2024-03-01", tz=park.tz), pd.Timestamp("2024-03-11 12:00", tz=park.tz)
     points = pd.concat(list(synth_currents(park, start - ba.lead_time(devices), end, seed=2024, gap_rate=0.001)))
-    points = points[points["series"].isin([d.id for d in devices])]
+    return devices, points[points["series"].isin([d.id for d in devices])], start, end
+
+
+def test_the_demo_parks_busiest_enterprise_is_exactly_the_per_day_computation(demo):
+    devices, points, start, end = demo
     fast = ba.utilisation_by_day(devices, points, start, end)
     slow = ba.utilisation_by_day_per_day(devices, points, start, end)
     pd.testing.assert_frame_equal(fast, slow, check_exact=True)
@@ -133,3 +139,20 @@ def test_running_in_shift_counts_every_shift_whatever_order_the_calendar_lists_t
     assert u["running_in_shift_h"].iloc[0] == pytest.approx(1.0) and u["overtime_h"].iloc[0] == pytest.approx(0.0)
     fast = ba.utilisation_by_day([d], points, day, day + pd.DateOffset(days=1), night_first)
     pd.testing.assert_frame_equal(fast, u, check_exact=True)
+
+
+def test_the_days_week_and_the_periods_energy_are_the_per_day_figures(demo):
+    """equipment_day's week (7 days ending on the day) and equipment_period's energy over the period are the
+    per-day computation's: the week's rows exactly, the period's estimate the sum of the days' estimates."""
+    devices, points, _, _ = demo
+    day, end = pd.Timestamp("2024-03-08", tz=TZ), pd.Timestamp("2024-03-09", tz=TZ)
+    metered = pd.DataFrame({"value": [100.0], "measured": [96], "expected": [96]})
+    e = ba.equipment_day("E", devices, points, metered, day, end)
+    pd.testing.assert_frame_equal(
+        e.by_day, ba.utilisation_by_day_per_day(devices, points, day - pd.DateOffset(days=6), end), check_exact=True)
+    start = pd.Timestamp("2024-03-02", tz=TZ)
+    p = ba.equipment_period("E", devices, points, metered, start, end)
+    slow = ba.utilisation_by_day_per_day(devices, points, start, end)
+    want = slow.groupby("device", sort=False)["energy_kwh"].sum()
+    assert p.energy.set_index("device")["estimated_kwh"].to_dict() == want.to_dict()
+    assert p.reconciliation.reconciled_kwh == {k: v * min(1.0, 100.0 / want.sum()) for k, v in want.items()}
