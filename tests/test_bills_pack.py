@@ -87,6 +87,17 @@ def test_the_pack_lists_metered_against_billed_per_billing_period_with_the_diffe
     assert summary["status_counts"] == {"agree": 1, "differ": 1, "no_bill": 2}
 
 
+def test_the_energy_figure_names_the_bill_check_in_its_trust_tier(blob):
+    """Energy from the park's meters stays measured (他证); the bills are a check it names, with the summed
+    difference of the compared periods (one agreeing, one differing: the check as a whole is outside tolerance)."""
+    trust = {r["figure"]: r for r in rows(members(blob)["trust.csv"])}
+    energy = trust["energy_tce"]
+    assert energy["tier"] == "measured"
+    assert "the electricity utility bills (kWh)" in energy["reason"]
+    difference = (M1 - M1 * 1.01) + (store_total("E1-M1", "2024-03-20 08:00", "2024-04-01") - M2 * 0.9)
+    assert f"difference {difference:,.1f}" in energy["reason"] and "outside" in energy["reason"]
+
+
 def test_the_report_shows_the_comparison(blob, tmp_path):
     path = tmp_path / "report.pdf"
     path.write_bytes(members(blob)["report.pdf"])

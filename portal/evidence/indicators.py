@@ -69,7 +69,8 @@ def monthly_estimates(readings: pd.DataFrame, device, bounds: list[tuple], sampl
 def trust_table(data) -> pd.DataFrame:
     """Each headline figure with its trust tier: energy and emissions from the park's meters are measured (他证),
     from figures the enterprise entered declared (自证); output value is declared; intensities take the weaker.
-    With bracelets, their energy estimate is held against the meters (互证 when it does not exceed them)."""
+    With bracelets, their energy estimate is held against the meters (互证 when it does not exceed them); with utility
+    bills, the meters are held against them per carrier (the check is named in the energy figure's reason)."""
     from carbon.trust import check_rows, classify_figures, summary_figures
     from portal.evidence.pack import HEADLINE
 
@@ -87,6 +88,13 @@ def trust_table(data) -> pd.DataFrame:
                                                      "derived_from": []}])], ignore_index=True)
         checks = pd.concat([check_rows("bracelet_estimated_kwh", "bracelets", "the park's electricity meters", cc),
                             check_rows("energy_tce", "meters", "the bracelets' estimate", cc)], ignore_index=True)
+    billed = [r for r in ((data.bill_check or {}).get("compared") or [])
+              if r.get("bill_id") is not None and r.get("within_tolerance") is not None]
+    if billed:  # the meters against the utility bills, one check per carrier and unit (never summed across units)
+        frame = pd.DataFrame(billed)
+        checks = pd.concat([c for c in [checks] if c is not None] + [
+            check_rows("energy_tce", "meters", f"the {carrier} utility bills ({unit})", g)
+            for (carrier, unit), g in frame.groupby(["carrier", "unit"], sort=True)], ignore_index=True)
     out = classify_figures(figures, checks)
     return out[TRUST_COLUMNS].reset_index(drop=True)
 
