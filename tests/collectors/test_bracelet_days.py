@@ -36,7 +36,7 @@ def readings(draw, interval_s: int, span_s: int) -> pd.DataFrame:
                           min_size=n, max_size=n))
     first = draw(st.integers(-3 * 3600, span_s))
     ts = DAY0 + pd.to_timedelta(first + np.cumsum(steps, dtype=np.int64), unit="s")
-    values = draw(st.lists(st.sampled_from([0.0, 0.5, 0.85, 0.95, 1.0, 3.0, 4.4, 4.6, 5.0, 9.0]),
+    values = draw(st.lists(st.sampled_from([0.0, 0.5, 0.85, 0.95, 1.0, 3.0, 4.4, 4.6, 5.0, 9.0, float("nan")]),
                            min_size=n, max_size=n))
     return pd.DataFrame({"ts": ts, "value": values})
 
