@@ -107,7 +107,11 @@ def validate(
 
     `grid=True` (what the store's `write` asks): interval values (energy) must start on their series' interval
     grid (`reading.off_grid`).  A collector validating raw register readings before normalisation leaves it off:
-    registers are read at any time, and the intervals made from them lie on the grid."""
+    registers are read at any time, and the intervals made from them lie on the grid.
+
+    Cost: the series (and quality) column is factorised once and every per-series rule, tag and the duplicate
+    check work on those integer codes; string columns of the result are taken from their few distinct values
+    (pyarrow-backed), never rebuilt from Python objects row by row."""
     spec: MeasurementSpec | None = MEASUREMENTS.get(measurement)
     if spec is None:
         raise SchemaError(f"unknown measurement {measurement!r}; known: {', '.join(MEASUREMENTS)}")
@@ -116,88 +120,149 @@ def validate(
         raise SchemaError(f"batch lacks column(s) {', '.join(missing)}; a batch needs {', '.join(REQUIRED)}")
     df = frame.reset_index(drop=True)
     n = len(df)
-    code = np.full(n, None, dtype=object)  # first failing rule per row
+    code = np.zeros(n, dtype=np.int8)  # first failing rule per row: 1 + its index in _ORDER, 0 = none yet
 
     def mark(mask: pd.Series | np.ndarray, rule: str) -> None:
-        m = np.asarray(mask, dtype=bool) & (code == None)  # noqa: E711 (elementwise)
-        code[m] = rule
+        m = np.asarray(mask, dtype=bool) & (code == 0)
+        code[m] = _CODE[rule]
 
     ts, bad_ts, naive_ts = _timestamps(df["ts"])
     mark(bad_ts, "reading.bad_timestamp")
     mark(naive_ts, "reading.naive_timestamp")
 
-    series = df["series"].astype(str)
-    codes, uniq = pd.factorize(series)
+    codes, uniq = _factorize_text(df["series"])  # a missing series gets code -1
     in_catalog = np.array([s in catalog for s in uniq], dtype=bool)
     right_kind = np.array([s in catalog and catalog[s].kind == spec.kind for s in uniq], dtype=bool)
-    mark(~in_catalog[codes], "series.unknown")
-    mark(~right_kind[codes], "series.wrong_kind")
+    known = codes >= 0
+    mark(~known | ~np.append(in_catalog, False)[codes], "series.unknown")
+    mark(~np.append(right_kind, False)[codes], "series.wrong_kind")
 
+    ts_ns = ts.to_numpy(dtype="datetime64[ns]").view("int64")
     if grid and spec.default_agg == "sum":  # interval values (energy): one per interval, starting on the grid
-        mark(off_grid(ts, series, catalog), "reading.off_grid")
+        mark(_off_grid_codes(ts_ns, ts.notna().to_numpy(), codes, uniq, catalog), "reading.off_grid")
 
     value, not_number = _values(df["value"])
     mark(not_number, "reading.not_a_number")
-    mark(~np.isfinite(value.to_numpy()), "reading.not_finite")
+    values = value.to_numpy(dtype="float64")
+    mark(~np.isfinite(values), "reading.not_finite")
 
     if "unit" in df.columns:
         units = df["unit"]
         factor = np.ones(n)
-        for (s, u), idx in df.groupby([series, units.astype(str)], sort=False).indices.items():
+        series_text = df["series"].astype(str)
+        for (s, u), idx in df.groupby([series_text, units.astype(str)], sort=False).indices.items():
             if s not in catalog or pd.isna(units.iloc[idx[0]]) or catalog[s].kind != spec.kind:
                 continue
             target = catalog[s].unit if spec.unit_from_series else spec.unit
             try:
                 factor[idx] = conversion_factor(u, target)
             except UnitError as exc:
-                mark(pd.Series(np.isin(np.arange(n), idx)),
-                     "reading.unit_mismatch" if "convert" in str(exc) else "reading.unknown_unit")
-        value = value * factor
+                rows = np.zeros(n, dtype=bool)
+                rows[idx] = True
+                mark(rows, "reading.unit_mismatch" if "convert" in str(exc) else "reading.unknown_unit")
+        values = values * factor
     if spec.non_negative:
-        mark(value.to_numpy() < 0, "reading.negative")
+        mark(values < 0, "reading.negative")
 
     if "quality" in df.columns:
-        quality = df["quality"].fillna(Quality.MEASURED.value).astype(str)
-        qcodes, quniq = pd.factorize(quality)
-        mark(~np.isin(np.array([q in QUALITIES for q in quniq], dtype=bool)[qcodes], True), "reading.bad_quality")
+        qcodes, quniq = _factorize_text(df["quality"], fill=Quality.MEASURED.value)
+        mark(~np.array([q in QUALITIES for q in quniq], dtype=bool)[qcodes], "reading.bad_quality")
     else:
-        quality = pd.Series(Quality.MEASURED.value, index=df.index)
+        qcodes, quniq = np.zeros(n, dtype=np.intp), np.array([Quality.MEASURED.value], dtype=object)
 
-    bad = code != None  # noqa: E711
-    rejected = _rejections(df, bad, code, catalog) if bad.any() else []
-    good = ~bad
-    keep = np.flatnonzero(good)
-    uniq_list = list(uniq)
+    bad = code != 0
+    rejected = _rejections(df, bad, _CODES[code], catalog) if bad.any() else []
+    keep = np.flatnonzero(~bad)
+    kept = codes[keep]
 
-    def tag(name: str) -> np.ndarray:
-        per_series = np.array([getattr(catalog[s], name) if s in catalog else None for s in uniq_list], dtype=object)
-        return per_series[codes[keep]] if len(uniq_list) else np.array([], dtype=object)
+    # Idempotence inside a batch: the last reading of a (series, ts) wins.
+    last = _last_of_each(kept, ts_ns[keep])
+    if last is not None:
+        keep, kept = keep[last], kept[last]
+
+    def tag(name: str) -> np.ndarray | pd.api.extensions.ExtensionArray:
+        return _take(np.array([getattr(catalog[s], name) if s in catalog else None for s in uniq], dtype=object),
+                     kept)
 
     out = pd.DataFrame(
         {
-            "series": series.iloc[keep].to_numpy(dtype=object),
+            "series": _take(uniq, kept),
             "enterprise": tag("enterprise"),
             "workshop": tag("workshop"),
             "carrier": tag("carrier"),
             "ts": ts.iloc[keep].reset_index(drop=True),
-            "value": value.to_numpy()[keep],
-            "quality": quality.iloc[keep].to_numpy(dtype=object),
+            "value": values[keep],
+            "quality": _take(quniq, qcodes[keep]),
             "row": keep,  # position in the input batch, so callers can map rows back to their source
         }
     )
-    # Idempotence inside a batch: the last reading of a (series, ts) wins.
-    if out.duplicated(["series", "ts"], keep="last").any():
-        out = out.drop_duplicates(["series", "ts"], keep="last").reset_index(drop=True)
     return ValidBatch(out, rejected)
+
+
+_ORDER = tuple(RULES)
+_CODE = {rule: i + 1 for i, rule in enumerate(_ORDER)}
+_CODES = np.array([None, *_ORDER], dtype=object)
+
+
+def _factorize_text(raw: pd.Series, fill: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and distinct values (an object array of str) of a column read as text, as `astype(str)` reads it.
+
+    `fill` replaces missing values first; without it a missing value gets code -1.  A column of strings is
+    factorised as it is (no conversion of every row); anything else goes through `astype(str)` first, so
+    1, 1.0 and True stay three different texts."""
+    if isinstance(raw.dtype, pd.StringDtype):
+        codes, uniq = pd.factorize(raw.fillna(fill) if fill is not None else raw)
+    elif pd.api.types.is_object_dtype(raw.dtype) and pd.api.types.infer_dtype(raw, skipna=False) == "string":
+        codes, uniq = pd.factorize(raw.to_numpy())
+    else:
+        codes, uniq = pd.factorize((raw.fillna(fill) if fill is not None else raw).astype(str))
+    return codes.astype(np.intp, copy=False), np.asarray(uniq, dtype=object)
+
+
+def _take(uniq: np.ndarray, codes: np.ndarray) -> np.ndarray | pd.api.extensions.ExtensionArray:
+    """`uniq[codes]` as the column pandas would make of it, built from the distinct values present only."""
+    if not len(codes):
+        return np.array([], dtype=object)
+    present = np.flatnonzero(np.bincount(codes, minlength=len(uniq)))
+    small = pd.Series(uniq[present]).array  # pandas infers the column's dtype from the values present
+    if not isinstance(small.dtype, pd.StringDtype):
+        return uniq[codes]
+    where = np.zeros(len(uniq), dtype=np.intp)
+    where[present] = np.arange(len(present))
+    return small.take(where[codes])
+
+
+def _last_of_each(codes: np.ndarray, ts_ns: np.ndarray) -> np.ndarray | None:
+    """Positions (ascending) of the last row of each (series code, time); None when every pair is unique."""
+    if len(codes) < 2:
+        return None
+    lo, hi = int(ts_ns.min()), int(ts_ns.max())
+    span = hi - lo + 1
+    if span * (int(codes.max()) + 1) < 2**62:  # one int64 key per row: a hash table, no sort
+        key = codes.astype(np.int64) * span + (ts_ns - lo)
+        dup = pd.Index(key).duplicated(keep="last")
+        return np.flatnonzero(~dup) if dup.any() else None
+    order = np.lexsort((ts_ns, codes))  # stable: equal pairs stay in input order
+    same = (codes[order[1:]] == codes[order[:-1]]) & (ts_ns[order[1:]] == ts_ns[order[:-1]])
+    if not same.any():
+        return None
+    dup = np.zeros(len(codes), dtype=bool)
+    dup[order[:-1][same]] = True
+    return np.flatnonzero(~dup)
 
 
 def off_grid(ts: pd.Series, series: pd.Series, catalog: SeriesCatalog) -> np.ndarray:
     """Mask of aware timestamps not on their (known) series' interval grid."""
     codes, uniq = pd.factorize(series.astype(str))
-    step_s = np.array([_grid_s(catalog[s].interval_s) if s in catalog else 0 for s in uniq], dtype="int64")
-    step_ns = step_s[codes] * 1_000_000_000 if len(uniq) else np.zeros(len(ts), dtype="int64")
     ts_ns = ts.to_numpy(dtype="datetime64[ns]").view("int64")
-    return (step_ns > 0) & (ts_ns % np.maximum(step_ns, 1) != 0) & ts.notna().to_numpy()
+    return _off_grid_codes(ts_ns, ts.notna().to_numpy(), codes, np.asarray(uniq, dtype=object), catalog)
+
+
+def _off_grid_codes(ts_ns: np.ndarray, present: np.ndarray, codes: np.ndarray, uniq: np.ndarray,
+                    catalog: SeriesCatalog) -> np.ndarray:
+    step_s = np.array([_grid_s(catalog[s].interval_s) if s in catalog else 0 for s in uniq], dtype="int64")
+    step_ns = step_s[codes] * 1_000_000_000 if len(uniq) else np.zeros(len(ts_ns), dtype="int64")
+    return (step_ns > 0) & (ts_ns % np.maximum(step_ns, 1) != 0) & present
 
 
 def _grid_s(interval_s: int) -> int:
