@@ -99,10 +99,23 @@ def equipment_day(enterprise: str, devices: list[Device], points: pd.DataFrame, 
     timeline, by_shift, energy = [], [], {}
     # each of the 7 days from its own readings (and a gap limit before it), all in one pass per device
     by_day = utilisation_by_day(devices, points, week, end, calendar)
+    shifts = calendar.planned(start, end)
+    whole, by_shifts = _Windows([(start, end)], calendar), _Windows(shifts, calendar)
     for d in devices:
         day_r = _readings(on_day, d.id)
+        if array_form_applies(d) and by_shifts.disjoint:  # the same figures from one pass per window set
+            ts, current, _, _ = _samples(day_r, d, DEFAULT_PARAMS)
+            w, rs, re_, rc, _ = window_runs(ts, current, [0], [len(ts)], whole.t0, whole.t1, d)
+            timeline.append(_runs_frame(rs, re_, rc, start).assign(device=d.id))
+            n = np.full(len(shifts), len(ts))
+            by_shift += [{"shift_start": a, "shift_end": b, **u} for (a, b), u in zip(
+                shifts, _window_figures(d, ts, current, np.zeros(len(shifts), int), n, by_shifts, DEFAULT_PARAMS),
+                strict=True)]
+            u = _window_figures(d, ts, current, np.array([0]), np.array([len(ts)]), whole, DEFAULT_PARAMS)[0]
+            energy[d.id] = (u["energy_kwh"], u["coverage"])
+            continue
         timeline.append(states(day_r, d, start, end).assign(device=d.id))
-        for a, b in calendar.planned(start, end):
+        for a, b in shifts:
             by_shift.append({"shift_start": a, "shift_end": b, **utilisation(day_r, d, a, b, calendar).__dict__})
         u = utilisation(day_r, d, start, end, calendar)
         energy[d.id] = (u.energy_kwh, u.coverage)
@@ -217,6 +230,9 @@ def window_runs(ts: np.ndarray, current: np.ndarray, lo: np.ndarray, hi: np.ndar
     lo, hi = np.asarray(lo, dtype=np.int64), np.asarray(hi, dtype=np.int64)
     t0, t1 = np.asarray(t0, dtype=np.int64), np.asarray(t1, dtype=np.int64)
     n = len(lo)
+    if not n:
+        none = np.zeros(0, dtype=np.int64)
+        return none, none, none, none, {}
     counts = np.maximum(hi - lo, 0)
     offset = np.cumsum(counts) - counts
     total = int(counts.sum())
@@ -283,6 +299,14 @@ def window_runs(ts: np.ndarray, current: np.ndarray, lo: np.ndarray, hi: np.ndar
                             "counts": counts}
 
 
+def _runs_frame(s: np.ndarray, e: np.ndarray, code: np.ndarray, start) -> pd.DataFrame:
+    """Runs as collectors.bracelet.states gives them (times in `start`'s time zone)."""
+    tz = pd.Timestamp(start).tz
+    return pd.DataFrame({"start": pd.to_datetime(s.tolist(), unit="ns", utc=True).tz_convert(tz),
+                         "end": pd.to_datetime(e.tolist(), unit="ns", utc=True).tz_convert(tz),
+                         "state": [STATE_NAMES[i] for i in code.tolist()], "seconds": ((e - s) / _NS).tolist()})
+
+
 def _day_bounds(start, end) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
     days, day = [], pd.Timestamp(start)
     while day < end:
@@ -306,56 +330,78 @@ def utilisation_by_day(devices: list[Device], points: pd.DataFrame, start: pd.Ti
     if not days:
         return pd.DataFrame()
     lead = lead_time(devices).value
-    t0 = np.array([_ns(a) for a, _ in days], dtype=np.int64)
-    t1 = np.array([_ns(b) for _, b in days], dtype=np.int64)
-    elapsed_h = [(b - a).total_seconds() / 3600 for a, b in days]
-    shifts = [calendar.planned(a, b) for a, b in days]
-    planned_h = [sum((b - a).total_seconds() for a, b in p) / 3600 for p in shifts]
-    p0 = np.array([_ns(a) for p in shifts for a, _ in p], dtype=np.int64)
-    p1 = np.array([_ns(b) for p in shifts for _, b in p], dtype=np.int64)
+    windows = _Windows(days, calendar)
     by_series = dict(tuple(points.groupby("series"))) if len(points) else {}
     rows = []
     for d in devices:
         r = by_series.get(d.id, points.iloc[:0])[["ts", "value"]]
-        if not array_form_applies(d, params):
+        if not (array_form_applies(d, params) and windows.disjoint):
             rows += _device_days_loop(r, d, days, lead, calendar, params)
             continue
         ts, current, _, _ = _samples(r, d, params)
-        lo = np.searchsorted(ts, t0 - lead, side="left")
-        hi = np.searchsorted(ts, t1, side="left")
-        w, s, e, c, smp = window_runs(ts, current, lo, hi, t0, t1, d, params)
-        # hours per state: the same float seconds summed per day and state the way utilisation's groupby does
-        key = w * 4 + c
-        sums = pd.DataFrame({"key": key, "seconds": (e - s) / _NS}).groupby("key")["seconds"].sum().div(3600)
-        hours = dict(zip(sums.index.tolist(), sums.tolist(), strict=True))
-        # running in shift: running runs cut by the day's planned shifts, in time order (utilisation's _overlap_s)
-        run = c == RUNNING_CODE
-        rs, re_, rw = s[run], e[run], w[run]
-        j_lo = np.searchsorted(p1, rs, side="right")
-        cnt = np.maximum(np.searchsorted(p0, re_, side="left") - j_lo, 0)
-        i = np.repeat(np.arange(len(rs)), cnt)
-        j = j_lo[i] + np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-        lo_i, hi_i = np.maximum(rs[i], p0[j]), np.minimum(re_[i], p1[j])
-        pos = hi_i > lo_i
-        in_shift = np.bincount(rw[i][pos], weights=(hi_i[pos] - lo_i[pos]) / _NS, minlength=len(days))
-        # energy: each day's readings held for their time within the day (estimated_energy_kwh, its own sum)
-        held = ((np.clip(smp["hold_end"], t0[smp["window"]], t1[smp["window"]])
-                 - np.clip(smp["ts"], t0[smp["window"]], t1[smp["window"]])) / _NS)
-        amp_s = smp["current"] * held
-        for k, (a, _) in enumerate(days):
-            running_h = hours.get(k * 4 + RUNNING_CODE, 0.0)
-            unknown_h = hours.get(k * 4 + _UNKNOWN, 0.0)
-            in_h = float(in_shift[k]) / 3600
-            o, n = int(smp["offset"][k]), int(smp["counts"][k])
-            amp_hours = float(np.sum(amp_s[o:o + n])) / 3600
-            rows.append({"day": a, "device": d.id, "running_h": running_h, "idle_h": hours.get(k * 4 + 1, 0.0),
-                         "off_h": hours.get(k * 4, 0.0), "unknown_h": unknown_h, "planned_h": planned_h[k],
-                         "running_in_shift_h": in_h, "overtime_h": running_h - in_h,
-                         "utilisation": in_h / planned_h[k] if planned_h[k] > 0 else math.nan,
-                         "running_share": running_h / elapsed_h[k],
-                         "coverage": (elapsed_h[k] - unknown_h) / elapsed_h[k],
-                         "energy_kwh": SQRT3 * d.rated_voltage_v * d.power_factor * amp_hours / 1000})
+        lo = np.searchsorted(ts, windows.t0 - lead, side="left")
+        hi = np.searchsorted(ts, windows.t1, side="left")
+        rows += [{"day": a, **u} for (a, _), u in zip(days, _window_figures(d, ts, current, lo, hi, windows, params),
+                                                      strict=True)]
     return pd.DataFrame(rows)
+
+
+class _Windows:
+    """Periods to compute utilisation over, in time order, with the calendar's planned time within each."""
+
+    def __init__(self, bounds: list[tuple[pd.Timestamp, pd.Timestamp]], calendar: ShiftCalendar):
+        self.t0 = np.array([_ns(a) for a, _ in bounds], dtype=np.int64)
+        self.t1 = np.array([_ns(b) for _, b in bounds], dtype=np.int64)
+        self.elapsed_h = [(b - a).total_seconds() / 3600 for a, b in bounds]
+        shifts = [calendar.planned(a, b) for a, b in bounds]
+        self.planned_h = [sum((b - a).total_seconds() for a, b in p) / 3600 for p in shifts]
+        self.p0 = np.array([_ns(a) for p in shifts for a, _ in p], dtype=np.int64)
+        self.p1 = np.array([_ns(b) for p in shifts for _, b in p], dtype=np.int64)
+        # the array form's cut of running runs by planned time needs both in time order without overlaps
+        self.disjoint = bool((self.t0[1:] >= self.t1[:-1]).all() and (self.p0[1:] >= self.p1[:-1]).all()
+                             and (self.p1 > self.p0).all())
+
+
+def _window_figures(d: Device, ts: np.ndarray, current: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                    windows: _Windows, params: StateParams) -> list[dict]:
+    """`utilisation(readings[lo[k]:hi[k]], d, window k)` as a dict for every window k, from one pass."""
+    t0, t1 = windows.t0, windows.t1
+    if not len(t0):
+        return []
+    w, s, e, c, smp = window_runs(ts, current, lo, hi, t0, t1, d, params)
+    # hours per state: the same float seconds summed per window and state the way utilisation's groupby does
+    sums = pd.DataFrame({"key": w * 4 + c, "seconds": (e - s) / _NS}).groupby("key")["seconds"].sum().div(3600)
+    hours = dict(zip(sums.index.tolist(), sums.tolist(), strict=True))
+    # running in shift: running runs cut by the window's planned time, in time order (utilisation's _overlap_s)
+    run = c == RUNNING_CODE
+    rs, re_, rw = s[run], e[run], w[run]
+    p0, p1 = windows.p0, windows.p1
+    j_lo = np.searchsorted(p1, rs, side="right")
+    cnt = np.maximum(np.searchsorted(p0, re_, side="left") - j_lo, 0)
+    i = np.repeat(np.arange(len(rs)), cnt)
+    j = j_lo[i] + np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    lo_i, hi_i = np.maximum(rs[i], p0[j]), np.minimum(re_[i], p1[j])
+    pos = hi_i > lo_i
+    in_shift = np.bincount(rw[i][pos], weights=(hi_i[pos] - lo_i[pos]) / _NS, minlength=len(t0))
+    # energy: each window's readings held for their time within it (estimated_energy_kwh, its own np.sum)
+    win = smp["window"]
+    held = (np.clip(smp["hold_end"], t0[win], t1[win]) - np.clip(smp["ts"], t0[win], t1[win])) / _NS
+    amp_s = smp["current"] * held
+    out = []
+    for k in range(len(t0)):
+        running_h = hours.get(k * 4 + RUNNING_CODE, 0.0)
+        unknown_h = hours.get(k * 4 + _UNKNOWN, 0.0)
+        in_h = float(in_shift[k]) / 3600
+        o, n = int(smp["offset"][k]), int(smp["counts"][k])
+        amp_hours = float(np.sum(amp_s[o:o + n])) / 3600
+        planned_h, elapsed_h = windows.planned_h[k], windows.elapsed_h[k]
+        out.append({"device": d.id, "running_h": running_h, "idle_h": hours.get(k * 4 + 1, 0.0),
+                    "off_h": hours.get(k * 4, 0.0), "unknown_h": unknown_h, "planned_h": planned_h,
+                    "running_in_shift_h": in_h, "overtime_h": running_h - in_h,
+                    "utilisation": in_h / planned_h if planned_h > 0 else math.nan,
+                    "running_share": running_h / elapsed_h, "coverage": (elapsed_h - unknown_h) / elapsed_h,
+                    "energy_kwh": SQRT3 * d.rated_voltage_v * d.power_factor * amp_hours / 1000})
+    return out
 
 
 RUNNING_CODE = STATE_NAMES.index(RUNNING)

@@ -46,6 +46,7 @@ CALENDARS = [
     ShiftCalendar({wd: (Shift(time(22), time(6)), Shift(time(9, 30), time(17, 15))) for wd in range(7)},
                   holidays=frozenset({date(2024, 3, 2)})),  # a night shift across midnight, a holiday
     ShiftCalendar({}),  # nothing planned: utilisation NaN
+    ShiftCalendar({wd: (Shift(time(8), time(16)), Shift(time(12), time(20))) for wd in range(5)}),  # overlapping
 ]
 
 
@@ -156,3 +157,30 @@ def test_the_days_week_and_the_periods_energy_are_the_per_day_figures(demo):
     want = slow.groupby("device", sort=False)["energy_kwh"].sum()
     assert p.energy.set_index("device")["estimated_kwh"].to_dict() == want.to_dict()
     assert p.reconciliation.reconciled_kwh == {k: v * min(1.0, 100.0 / want.sum()) for k, v in want.items()}
+
+
+@pytest.mark.parametrize("day", ["2024-03-08", "2024-03-10"])  # a Friday; a Sunday: no shifts planned
+def test_the_days_shifts_timeline_and_energy_are_the_per_shift_figures(demo, day):
+    """equipment_day's shifts, state timeline and energy from one pass per device equal `utilisation` of each
+    shift and `states` of the day, computed here from the day's readings the way they were before."""
+    from collectors.bracelet import utilisation
+
+    devices, points, _, _ = demo
+    start, end = pd.Timestamp(day, tz=TZ), pd.Timestamp(day, tz=TZ) + pd.DateOffset(days=1)
+    metered = pd.DataFrame({"value": [100.0], "measured": [96], "expected": [96]})
+    e = ba.equipment_day("E", devices, points, metered, start, end)
+    on_day = points[points["ts"] >= start - ba.lead_time(devices)]
+    shifts, timeline, energy = [], [], {}
+    for d in devices:
+        r = on_day.loc[on_day["series"] == d.id, ["ts", "value"]]
+        timeline.append(states(r, d, start, end).assign(device=d.id))
+        shifts += [{"shift_start": a, "shift_end": b, **utilisation(r, d, a, b).__dict__}
+                   for a, b in DEFAULT_CALENDAR.planned(start, end)]
+        u = utilisation(r, d, start, end)
+        energy[d.id] = (u.energy_kwh, u.coverage)
+    pd.testing.assert_frame_equal(e.by_shift, pd.DataFrame(shifts), check_exact=True)
+    pd.testing.assert_frame_equal(e.timeline, pd.concat(timeline, ignore_index=True)[ba.TIMELINE_COLUMNS],
+                                  check_exact=True)
+    got = e.energy.set_index("device")
+    assert {k: (got.loc[k, "estimated_kwh"], got.loc[k, "coverage"]) for k in energy} == energy
+    assert len(e.by_shift) == (0 if day == "2024-03-10" else 2 * len(devices))
