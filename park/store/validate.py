@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from park.model import SeriesCatalog
+from park.model import SeriesCatalog, SeriesInfo
 from park.store.errors import SchemaError
 from park.store.schema import MEASUREMENTS, QUALITIES, MeasurementSpec, Quality, Rejection
 from park.units import UnitError, conversion_factor
@@ -131,15 +131,16 @@ def validate(
     mark(naive_ts, "reading.naive_timestamp")
 
     codes, uniq = _factorize_text(df["series"])  # a missing series gets code -1
-    in_catalog = np.array([s in catalog for s in uniq], dtype=bool)
-    right_kind = np.array([s in catalog and catalog[s].kind == spec.kind for s in uniq], dtype=bool)
+    infos = _infos(catalog, uniq)  # one look-up per distinct series
+    in_catalog = np.array([i is not None for i in infos], dtype=bool)
+    right_kind = np.array([i is not None and i.kind == spec.kind for i in infos], dtype=bool)
     known = codes >= 0
     mark(~known | ~np.append(in_catalog, False)[codes], "series.unknown")
     mark(~np.append(right_kind, False)[codes], "series.wrong_kind")
 
     ts_ns = ts.to_numpy(dtype="datetime64[ns]").view("int64")
     if grid and spec.default_agg == "sum":  # interval values (energy): one per interval, starting on the grid
-        mark(_off_grid_codes(ts_ns, ts.notna().to_numpy(), codes, uniq, catalog), "reading.off_grid")
+        mark(_off_grid_codes(ts_ns, ts.notna().to_numpy(), codes, infos), "reading.off_grid")
 
     value, not_number = _values(df["value"])
     mark(not_number, "reading.not_a_number")
@@ -181,8 +182,7 @@ def validate(
         keep, kept = keep[last], kept[last]
 
     def tag(name: str) -> np.ndarray | pd.api.extensions.ExtensionArray:
-        return _take(np.array([getattr(catalog[s], name) if s in catalog else None for s in uniq], dtype=object),
-                     kept)
+        return _take(np.array([getattr(i, name) if i is not None else None for i in infos], dtype=object), kept)
 
     out = pd.DataFrame(
         {
@@ -237,9 +237,11 @@ def _last_of_each(codes: np.ndarray, ts_ns: np.ndarray) -> np.ndarray | None:
     if len(codes) < 2:
         return None
     lo, hi = int(ts_ns.min()), int(ts_ns.max())
-    span = hi - lo + 1
-    if span * (int(codes.max()) + 1) < 2**62:  # one int64 key per row: a hash table, no sort
-        key = codes.astype(np.int64) * span + (ts_ns - lo)
+    width = int(codes.max()) + 1
+    if (hi - lo + 1) * width < 2**62:  # one int64 key per row, time-major
+        key = (ts_ns - lo) * width + codes
+        if bool(np.all(key[1:] > key[:-1])):  # the usual batch: in time order, series in a fixed order
+            return None
         dup = pd.Index(key).duplicated(keep="last")
         return np.flatnonzero(~dup) if dup.any() else None
     order = np.lexsort((ts_ns, codes))  # stable: equal pairs stay in input order
@@ -255,13 +257,19 @@ def off_grid(ts: pd.Series, series: pd.Series, catalog: SeriesCatalog) -> np.nda
     """Mask of aware timestamps not on their (known) series' interval grid."""
     codes, uniq = pd.factorize(series.astype(str))
     ts_ns = ts.to_numpy(dtype="datetime64[ns]").view("int64")
-    return _off_grid_codes(ts_ns, ts.notna().to_numpy(), codes, np.asarray(uniq, dtype=object), catalog)
+    return _off_grid_codes(ts_ns, ts.notna().to_numpy(), codes, _infos(catalog, uniq))
 
 
-def _off_grid_codes(ts_ns: np.ndarray, present: np.ndarray, codes: np.ndarray, uniq: np.ndarray,
-                    catalog: SeriesCatalog) -> np.ndarray:
-    step_s = np.array([_grid_s(catalog[s].interval_s) if s in catalog else 0 for s in uniq], dtype="int64")
-    step_ns = step_s[codes] * 1_000_000_000 if len(uniq) else np.zeros(len(ts_ns), dtype="int64")
+def _infos(catalog: SeriesCatalog, uniq: np.ndarray | pd.Index) -> list[SeriesInfo | None]:
+    """The catalog entry of each distinct series, None for one not in the catalog."""
+    return [catalog[s] if s in catalog else None for s in uniq]  # noqa: SIM401 (a SeriesCatalog has no .get)
+
+
+def _off_grid_codes(ts_ns: np.ndarray, present: np.ndarray, codes: np.ndarray, infos: list[SeriesInfo | None]
+                    ) -> np.ndarray:
+    """`off_grid` on factorised series: `infos[code]` is the series' SeriesInfo, None when unknown."""
+    step_s = np.array([_grid_s(i.interval_s) if i is not None else 0 for i in infos], dtype="int64")
+    step_ns = step_s[codes] * 1_000_000_000 if len(infos) else np.zeros(len(ts_ns), dtype="int64")
     return (step_ns > 0) & (ts_ns % np.maximum(step_ns, 1) != 0) & present
 
 
