@@ -164,12 +164,10 @@ class EnterpriseScope:
             return None
         accounts = self.accounts(start, end)
         # Like with like (carbon.compare): the same local days a year and a period earlier, output prorated.
-        if bounds is not None:  # a picked range: the same days a year earlier, and the span just before it
-            ly_start, ly_end = compare.shift(start, 12), compare.shift(end, 12)
-            pv_start, pv_end = start - (end - start), start
-        else:
-            ly_start, ly_end = compare.base_period(start, end, kind, "last_year")
-            pv_start, pv_end = compare.base_period(start, end, kind, "previous")
+        # A picked range (kind None for carbon.compare.bases): the same days a year earlier, and the span just
+        # before it.
+        based = compare.bases(start, end, None if bounds is not None else kind)
+        (ly_start, ly_end), (pv_start, pv_end) = based["last_year"], based["previous"]
         last = self.accounts(ly_start, ly_end)
         prev = last if (pv_start, pv_end) == (ly_start, ly_end) else self.accounts(pv_start, pv_end)
         tot = totals(accounts)

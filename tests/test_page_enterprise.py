@@ -250,6 +250,43 @@ def test_an_enterprise_without_readings_has_missing_figures_not_zeros(ctx):
 
 
 # ---- rendering ---------------------------------------------------------------------------------------------------
+def graphs(components) -> list:
+    """Every dcc.Graph in a rendered component tree."""
+    from dash import dcc
+
+    found, todo = [], list(components if isinstance(components, list) else [components])
+    while todo:
+        c = todo.pop()
+        if isinstance(c, dcc.Graph):
+            found.append(c)
+        children = getattr(c, "children", None)
+        todo.extend(children if isinstance(children, list | tuple) else [children] if children is not None else [])
+    return found
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_chart_is_what_plotlys_validation_makes_of_it(month, ctx, lang):
+    """The charts are built from plain dicts without plotly's validation (its cost): each must come out of
+    validation unchanged (a shorthand such as a title given as a string would not, and plotly.js 3 ignores it),
+    themed (the park palette) and titled."""
+    import plotly.graph_objects as go
+
+    q = scope(ctx).quota_view(NOW)
+    now = NOW + pd.Timedelta("7min")
+    rendered = [*page.render_summary(month, PARK, lang), *page.render_details(month, PARK, lang),
+                *page.render_quota(q, PARK, lang), *page.render_trend(scope(ctx).monthly_trend(NOW), lang),
+                *page.render_power(scope(ctx).realtime_power(now), PARK, now, lang)]
+    charts = graphs(rendered)
+    assert {g.id for g in charts} == {"ent-scopes", "ent-mix", "ent-workshops", "ent-cost", "ent-quota-chart",
+                                      "ent-trend-chart", "ent-power-chart"}
+    for g in charts:
+        sent = json.loads(g.figure.to_json())
+        assert json.loads(go.Figure(sent).to_json()) == sent, g.id
+        assert sent["layout"]["template"]["layout"]["colorway"][0] == "#2e7d4f"
+        assert sent["layout"]["title"]["text"] and sent["layout"]["height"] in (300, 320)
+        assert all(isinstance(tr, dict) and tr["type"] for tr in sent["data"])
+
+
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_every_label_is_translated_and_every_figure_has_unit_period_and_coverage(month, ctx, lang):
     assert set(page.TEXT) <= set(TEXT) and all(set(v) == set(LANGUAGES) for v in page.TEXT.values())

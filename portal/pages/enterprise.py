@@ -263,10 +263,23 @@ def cost_table(f: EnterpriseFigures, lang: str) -> pd.DataFrame:
 
 
 # ---- rendering -----------------------------------------------------------------------------------------------
-def _graph(fig: go.Figure, graph_id: str, title: str, height: int = 320) -> dcc.Graph:
-    fig.update_layout(margin={"l": 60, "r": 20, "t": 60, "b": 40},
-                      legend={"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"})
-    return graph(fig, graph_id, title=title, height=height)
+MARGIN = {"l": 60, "r": 20, "t": 60, "b": 40}
+LEGEND = {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.02, "yanchor": "bottom"}
+
+
+def _values(v) -> list | object:
+    """Trace values as plotly's validation would store them (a pandas column as its array)."""
+    return v.to_numpy() if isinstance(v, pd.Series | pd.Index) else v
+
+
+def _graph(traces: list[dict], graph_id: str, title: str, lang: str, height: int = 320, **layout) -> dcc.Graph:
+    """A chart built from plain dicts, themed by portal.components.graph (portal.theme).  Plotly's validation of
+    every property cost more than the page's figures (tens of ms per chart); the dicts are written in its full
+    form (title {"text": ...}), and tests/test_page_enterprise.py checks every chart validates unchanged."""
+    data = [{k: _values(v) for k, v in tr.items()} for tr in traces]
+    fig = go.Figure({"data": data, "layout": {**layout, "title": {"text": title}, "height": height,
+                                              "margin": MARGIN, "legend": LEGEND}}, _validate=False)
+    return graph(fig, graph_id, lang)
 
 
 def render_summary(f: EnterpriseFigures, park: Park, lang: str) -> list:
@@ -275,10 +288,9 @@ def render_summary(f: EnterpriseFigures, park: Park, lang: str) -> list:
                  f"ent-kpi-{c}") for c in SCOPE_COLUMNS]
     s1 = f.totals["scope1_t_co2e"]
     methods = [t("ent.method.location", lang), t("ent.method.market", lang)]
-    fig = go.Figure([go.Bar(name=t("ent.scope1", lang), x=methods, y=[s1, s1]),
-                     go.Bar(name=t("ent.scope2", lang), x=methods,
-                            y=[f.totals["scope2_location_t_co2e"], f.totals["scope2_market_t_co2e"]])])
-    fig.update_layout(barmode="stack", yaxis_title="tCO2e")
+    bars = [{"type": "bar", "name": t("ent.scope1", lang), "x": methods, "y": [s1, s1]},
+            {"type": "bar", "name": t("ent.scope2", lang), "x": methods,
+             "y": [f.totals["scope2_location_t_co2e"], f.totals["scope2_market_t_co2e"]]}]
     return [
         html.H2(name_of(park.enterprises, f.enterprise, lang), id="ent-name"),
         html.P([period_text(f.start, f.end, park, lang) + "; " + t("coverage.note", lang),
@@ -286,7 +298,8 @@ def render_summary(f: EnterpriseFigures, park: Park, lang: str) -> list:
         *([dmc.Alert(t("ent.no_data", lang), color="yellow", id="ent-no-data")]
           if pd.isna(f.totals["energy_tce"]) else []),
         html.Div(cards, className="kpis", id="ent-kpis"),
-        _graph(fig, "ent-scopes", t("ent.chart.scopes", lang)),
+        _graph(bars, "ent-scopes", t("ent.chart.scopes", lang), lang, barmode="stack",
+               yaxis={"title": {"text": "tCO2e"}}),
         html.P(t("ent.scopes.note", lang), className="note"),
     ]
 
@@ -302,18 +315,18 @@ def _flags(f: EnterpriseFigures, lang: str) -> str:
 def render_details(f: EnterpriseFigures, park: Park, lang: str) -> list:
     period = period_text(f.start, f.end, park, lang)
     mix = f.by_carrier.dropna(subset=["energy_tce"])
-    mix_fig = go.Figure(go.Pie(labels=[t("carrier." + c, lang) for c in mix["carrier"]], values=mix["energy_tce"],
-                               hovertemplate="%{label}: %{value:,.2f} tce (%{percent})<extra></extra>"))
+    mix_fig = [{"type": "pie", "labels": [t("carrier." + c, lang) for c in mix["carrier"]], "values": mix["energy_tce"],
+                "hovertemplate": "%{label}: %{value:,.2f} tce (%{percent})<extra></extra>"}]
     ws = workshop_table(f, park, lang)
-    ws_fig = go.Figure([go.Bar(name=t("ent.method.location", lang), x=ws.iloc[:, 0],
-                               y=f.by_workshop["total_location_t_co2e"]),
-                        go.Bar(name=t("ent.method.market", lang), x=ws.iloc[:, 0],
-                               y=f.by_workshop["total_market_t_co2e"])])
-    ws_fig.update_layout(yaxis_title="tCO2e")
+    ws_fig = [{"type": "bar", "name": t("ent.method.location", lang), "x": ws.iloc[:, 0],
+               "y": f.by_workshop["total_location_t_co2e"]},
+              {"type": "bar", "name": t("ent.method.market", lang), "x": ws.iloc[:, 0],
+               "y": f.by_workshop["total_market_t_co2e"]}]
     cost = f.cost.dropna(subset=["cost_cny"])
-    cost_fig = go.Figure(go.Pie(
-        labels=[t("ent.cost.carbon", lang) if i == "carbon" else t("carrier." + i, lang) for i in cost["item"]],
-        values=cost["cost_cny"], hovertemplate="%{label}: %{value:,.0f} CNY (%{percent})<extra></extra>"))
+    cost_fig = [{"type": "pie", "values": cost["cost_cny"],
+                 "labels": [t("ent.cost.carbon", lang) if i == "carbon" else t("carrier." + i, lang)
+                            for i in cost["item"]],
+                 "hovertemplate": "%{label}: %{value:,.0f} CNY (%{percent})<extra></extra>"}]
     ly_start, ly_end = f.last_year
     flags = _flags(f, lang)
     share = (t("col.coverage", lang), t("ent.col.share", lang))
@@ -324,12 +337,12 @@ def render_details(f: EnterpriseFigures, park: Park, lang: str) -> list:
     return [
         html.H3(t("ent.carrier.title", lang)),
         html.P(period, className="note"),
-        _graph(mix_fig, "ent-mix", t("ent.chart.mix", lang)),
+        _graph(mix_fig, "ent-mix", t("ent.chart.mix", lang), lang),
         downloads.buttons("ent-carrier", lang, carriers := carrier_table(f, lang)),
         data_table("ent-carrier-table", carriers, percent=share[:1]),
         html.H3(t("ent.workshop.title", lang)),
         html.P(period, className="note"),
-        _graph(ws_fig, "ent-workshops", t("ent.chart.workshops", lang)),
+        _graph(ws_fig, "ent-workshops", t("ent.chart.workshops", lang), lang, yaxis={"title": {"text": "tCO2e"}}),
         downloads.buttons("ent-workshop", lang, ws),
         data_table("ent-workshop-table", ws, percent=share[:1], links={ws.columns[0]: workshop_links(f)}),
         html.H3(t("ent.intensity.title", lang)),
@@ -348,7 +361,7 @@ def render_details(f: EnterpriseFigures, park: Park, lang: str) -> list:
         *unit,
         html.H3(t("ent.cost.title", lang)),
         html.P(period + "; " + t("ent.cost.note", lang), className="note"),
-        _graph(cost_fig, "ent-cost", t("ent.chart.cost", lang)),
+        _graph(cost_fig, "ent-cost", t("ent.chart.cost", lang), lang),
         downloads.buttons("ent-cost", lang, costs := cost_table(f, lang)),
         data_table("ent-cost-table", costs, percent=share),
     ]
@@ -360,11 +373,9 @@ def render_power(power: pd.DataFrame, park: Park, now: pd.Timestamp, lang: str) 
     known = power.dropna(subset=["kw"])
     if known.empty:
         return [title, dmc.Alert(t("ent.power.none", lang), color="gray", id="ent-power-none")]
-    fig = go.Figure()
-    for carrier, g in power.groupby("carrier"):
-        fig.add_scatter(x=local(g["start"]), y=g["kw"], name=t("carrier." + carrier, lang), mode="lines",
-                        line={"shape": "hv"}, hovertemplate="%{x|%H:%M}: %{y:,.1f} kW<extra></extra>")
-    fig.update_layout(yaxis_title="kW", xaxis={"range": [local(today), local(today + pd.Timedelta("1D"))]})
+    lines = [{"type": "scatter", "x": local(g["start"]), "y": g["kw"], "name": t("carrier." + carrier, lang),
+              "mode": "lines", "line": {"shape": "hv"}, "hovertemplate": "%{x|%H:%M}: %{y:,.1f} kW<extra></extra>"}
+             for carrier, g in power.groupby("carrier")]
     cards = []
     for carrier, g in known.groupby("carrier"):
         row = g.iloc[-1]
@@ -374,8 +385,10 @@ def render_power(power: pd.DataFrame, park: Park, now: pd.Timestamp, lang: str) 
     updated = t("updated", lang).format(time=f"{now.tz_convert(park.tz):%H:%M:%S}")
     return [title, html.P(period_text(today, now.floor("15min"), park, lang) + "; " + t("ent.power.note", lang)
                           + " · " + updated, className="note", id="ent-power-updated"),
-            html.Div(cards, className="kpis"), _graph(fig, "ent-power-chart", t("ent.chart.power", lang),
-                                                             height=300)]
+            html.Div(cards, className="kpis"),
+            _graph(lines, "ent-power-chart", t("ent.chart.power", lang), lang, height=300,
+                   yaxis={"title": {"text": "kW"}},
+                   xaxis={"range": [local(today), local(today + pd.Timedelta("1D"))]})]
 
 
 def _warning(pos: dict, lang: str) -> str:
@@ -397,22 +410,23 @@ def render_quota(q: QuotaView, park: Park, lang: str) -> list:
         price=f"{CARBON_PRICE_CNY_PER_T:.2f}"), className="note")
     cov = f"{t('kpi.coverage', lang)} {pct(q.coverage)}"
     emitted = kpi(t("ent.quota.emitted", lang), fmt(q.emissions_t_co2e, 2), "tCO2e", cov, "ent-quota-emitted")
-    fig = go.Figure()
-    fig.add_scatter(x=local(q.daily["day"] + pd.Timedelta("1D")), y=q.daily["cumulative_t_co2e"], mode="lines",
-                    name=t("ent.quota.cumulative", lang), hovertemplate="%{x|%Y-%m-%d}: %{y:,.1f} tCO2e<extra></extra>")
+    lines = [{"type": "scatter", "x": local(q.daily["day"] + pd.Timedelta("1D")), "y": q.daily["cumulative_t_co2e"],
+              "mode": "lines", "name": t("ent.quota.cumulative", lang),
+              "hovertemplate": "%{x|%Y-%m-%d}: %{y:,.1f} tCO2e<extra></extra>"}]
     year_end = q.start + pd.DateOffset(years=1)
-    fig.update_layout(yaxis_title="tCO2e", xaxis={"range": [local(q.start), local(year_end)]})
+    axes = {"yaxis": {"title": {"text": "tCO2e"}}, "xaxis": {"range": [local(q.start), local(year_end)]}}
     if q.position is None:
         return [title, note, html.Div([emitted], className="kpis"),
                 dmc.Alert(t("ent.quota.no_ledger", lang).format(year=q.year), color="gray", id="ent-quota-none"),
-                _graph(fig, "ent-quota-chart", t("ent.chart.quota", lang))]
+                _graph(lines, "ent-quota-chart", t("ent.chart.quota", lang), lang, **axes)]
     p = q.position
     allowances = p["allowances_t"]
-    fig.add_scatter(x=[local(q.start), local(year_end)], y=[allowances] * 2, mode="lines",
-                    name=t("ent.quota.allowances", lang), line={"color": "#b00020"})
+    lines.append({"type": "scatter", "x": [local(q.start), local(year_end)], "y": [allowances] * 2, "mode": "lines",
+                  "name": t("ent.quota.allowances", lang), "line": {"color": "#b00020"}})
     threshold = 0.8 * allowances
-    fig.add_scatter(x=[local(q.start), local(year_end)], y=[threshold] * 2, mode="lines",
-                    name=t("ent.quota.threshold", lang).format(share="80%"), line={"color": "#e0a526", "dash": "dot"})
+    lines.append({"type": "scatter", "x": [local(q.start), local(year_end)], "y": [threshold] * 2, "mode": "lines",
+                  "name": t("ent.quota.threshold", lang).format(share="80%"),
+                  "line": {"color": "#e0a526", "dash": "dot"}})
     status = t(f"quota.{p['status']}", lang)
     warning = _warning(p, lang)
     cards = [
@@ -427,7 +441,7 @@ def render_quota(q: QuotaView, park: Park, lang: str) -> list:
     return [title, note, html.Div(cards, className="kpis"),
             *([dmc.Alert(warning, color="red" if p["status"] == "deficit" else "yellow", id="ent-quota-warning")]
               if warning else []),
-            _graph(fig, "ent-quota-chart", t("ent.chart.quota", lang))]
+            _graph(lines, "ent-quota-chart", t("ent.chart.quota", lang), lang, **axes)]
 
 
 def trend_slot() -> dcc.Loading:
@@ -444,18 +458,17 @@ def render_trend(trend: pd.DataFrame, lang: str) -> list:
         return [title, dmc.Alert(t("ent.trend.none", lang), color="gray", id="ent-trend-none")]
     partial = trend["partial"].tolist()
     months = local(trend["month"])
-    fig = go.Figure()
-    fig.add_bar(x=months, y=trend["total_location_t_co2e"], name=t("ent.trend.emissions", lang),
-                marker={"pattern": {"shape": ["/" if p else "" for p in partial]},
-                        "opacity": [0.55 if p else 1.0 for p in partial]},
-                customdata=[t("ent.trend.partial", lang) if p else "" for p in partial],
-                hovertemplate="%{x|%Y-%m}: %{y:,.2f} tCO2e %{customdata}<extra></extra>")
-    fig.add_scatter(x=months, y=trend["energy_tce"], name=t("ent.trend.energy", lang), yaxis="y2",
-                    mode="lines+markers", hovertemplate="%{x|%Y-%m}: %{y:,.2f} tce<extra></extra>")
-    fig.update_layout(yaxis_title="tCO2e", yaxis2={"overlaying": "y", "side": "right", "title": "tce",
-                                                   "rangemode": "tozero"}, xaxis={"dtick": "M1"})
+    traces = [{"type": "bar", "x": months, "y": trend["total_location_t_co2e"], "name": t("ent.trend.emissions", lang),
+               "marker": {"pattern": {"shape": ["/" if p else "" for p in partial]},
+                          "opacity": [0.55 if p else 1.0 for p in partial]},
+               "customdata": [t("ent.trend.partial", lang) if p else "" for p in partial],
+               "hovertemplate": "%{x|%Y-%m}: %{y:,.2f} tCO2e %{customdata}<extra></extra>"},
+              {"type": "scatter", "x": months, "y": trend["energy_tce"], "name": t("ent.trend.energy", lang),
+               "yaxis": "y2", "mode": "lines+markers", "hovertemplate": "%{x|%Y-%m}: %{y:,.2f} tce<extra></extra>"}]
     return [title, html.P(t("ent.trend.note", lang), className="note"),
-            _graph(fig, "ent-trend-chart", t("ent.chart.trend", lang))]
+            _graph(traces, "ent-trend-chart", t("ent.chart.trend", lang), lang, yaxis={"title": {"text": "tCO2e"}},
+                   yaxis2={"overlaying": "y", "side": "right", "title": {"text": "tce"}, "rangemode": "tozero"},
+                   xaxis={"dtick": "M1"})]
 
 
 # ---- page ----------------------------------------------------------------------------------------------------
