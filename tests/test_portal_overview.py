@@ -189,3 +189,30 @@ def test_a_warm_overview_sends_the_page_it_rendered_within_the_cache_time(store,
     assert built == ["zh-CN", "en"] and "Alpha Co." in en and "Alpha Co." not in zh and "甲公司" in zh
     ctx.access._cache.ttl_s = 0
     assert shown("admin", "zh-CN") == zh and built == ["zh-CN", "en", "zh-CN"]
+
+
+@pytest.mark.parametrize("local", ["2024-03-10 00:05", "2024-04-01 00:10"])
+def test_the_first_quarter_hour_of_a_day_and_of_a_month_renders_with_nothing_complete_yet(store, tmp_path, local):
+    """Between local midnight and 00:15 no interval of today is complete (on the 1st, none of the month either):
+    the page renders, today's and the month's figures are empty (no data, never 0), and yesterday stays a full
+    day.  (It used to answer 500: the store refuses the empty range [00:00, 00:00).)"""
+    import carbon.records  # noqa: F401  (the carbon tables)
+    from park.metadata import create_engine_from_url, import_park
+    from park.settings import Settings
+    from portal.auth import add_user, load_user
+    from portal.context import PortalContext
+    from portal.pages import overview as page
+    from portal.scope import scope_for
+
+    now = pd.Timestamp(local, tz=TZ)
+    ov = compute_overview(store.aggregate, PARK, now)
+    assert ov.today.empty
+    assert ov.month.empty == (now.day == 1)
+    if now.day == 1:
+        assert ov.by_enterprise.empty
+    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'meta.db'}")
+    import_park(engine, PARK)
+    add_user(engine, "p", "admin", "correct horse battery", "admin", None)
+    ctx = PortalContext(Settings(data_dir=tmp_path), engine, PARK, store, clock=lambda: now)
+    shown = json.dumps(page.layout(scope_for(ctx, load_user(engine, "admin"), "/"), "en"), cls=PlotlyJSONEncoder)
+    assert "Alpha Co." in shown or now.day == 1

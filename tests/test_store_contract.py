@@ -84,6 +84,22 @@ def test_hourly_and_quarter_hour_windows(store):
     assert h["start"].tolist() == [local("2024-03-01 00:00"), local("2024-03-01 01:00")]
 
 
+@pytest.mark.parametrize("window", ["15min", "hour", "day", "month"])
+def test_an_empty_range_has_no_row_and_a_reversed_one_is_refused(store, window):
+    """[t, t) is a real period with nothing in it (the first quarter hour of a day or a month, when a page asks for
+    "to now"): no row, the columns typed as usual; end before start is a caller's mistake and is refused."""
+    store.write("energy", readings("E1-M1", "2024-03-01 00:00", 8, [1, 2, 3, 4, 5, 6, 7, 8]))
+    t = local("2024-03-01 01:00")
+    full = store.aggregate("energy", t, t + pd.Timedelta("1h"), window, by=["enterprise", "carrier"])
+    empty = store.aggregate("energy", t, t, window, by=["enterprise", "carrier"])
+    assert len(full) and empty.empty
+    assert list(empty.columns) == list(full.columns)
+    assert {c: str(empty[c].dtype) for c in empty.columns if c not in ("enterprise", "carrier")} == {
+        c: str(full[c].dtype) for c in full.columns if c not in ("enterprise", "carrier")}
+    with pytest.raises(ValueError, match="reversed range"):
+        store.aggregate("energy", t, t - pd.Timedelta("15min"), window)
+
+
 def test_days_are_park_local_days(store):
     # 23:45 local on 1 March is 15:45 UTC; 00:00 local on 2 March is 16:00 UTC of 1 March.
     store.write("energy", readings("E1-M1", "2024-03-01 23:45", 2, [1.0, 10.0]))

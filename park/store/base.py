@@ -107,10 +107,21 @@ class TimeSeriesStore(ABC):
             raise ValueError(f"unknown aggregate {agg!r}; use one of {', '.join(AGGS)}")
         by = self._check_tags(by)
         start_u, end_u = to_utc(start, "start"), to_utc(end, "end")
-        if end_u <= start_u:
-            raise ValueError(f"empty range: end {end} is not after start {start}")
+        if end_u < start_u:
+            raise ValueError(f"reversed range: end {end} is before start {start}")
+        if end_u == start_u:  # an empty range (the first quarter hour of a day or a month): no window, no row
+            return self._empty_aggregate(by)
         stats = self._pieces(measurement, start_u, end_u, window, by, self._where(where))
         return self._finish(measurement, stats, start_u, end_u, window, by, agg, where)
+
+    def _empty_aggregate(self, by: Sequence[str]) -> pd.DataFrame:
+        """`aggregate`'s frame with no row, its columns typed as they are when it has rows."""
+        columns: dict[str, pd.Series] = {"start": pd.Series([], dtype=f"datetime64[us, {self.tz}]")}
+        columns.update({tag: pd.Series([], dtype=object) for tag in by})
+        columns.update({"value": pd.Series([], dtype="float64"), "count": pd.Series([], dtype="int64"),
+                        "measured": pd.Series([], dtype="int64"), "expected": pd.Series([], dtype="int64"),
+                        "coverage": pd.Series([], dtype="float64")})
+        return pd.DataFrame(columns)
 
     def coverage(
         self, measurement: str, start: datetime, end: datetime, by: Sequence[str] = ("series",),
