@@ -296,7 +296,7 @@ def _upsert(stored: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("hourly", [True, False], ids=["hourly-kept", "days-only"])
-@settings(max_examples=100, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate))
+@settings(max_examples=30, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate))
 @given(batches=_writes())
 def test_rollup_plan_of_batches_cut_anywhere_equals_one_batch(hourly, batches):
     """The write path's roll-up plan, against an in-memory raw store: client-side buckets plus the buckets it

@@ -50,7 +50,7 @@ CALENDARS = [
 ]
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), days=st.integers(1, 4), interval_s=st.sampled_from([60, 300]),
        cal=st.sampled_from(CALENDARS), part=st.booleans(),
        params=st.builds(StateParams, hysteresis=st.sampled_from([0.0, 0.1, 0.3]),
@@ -69,7 +69,7 @@ def test_one_pass_is_exactly_the_per_day_computation(data, days, interval_s, cal
     pd.testing.assert_frame_equal(fast, slow, check_exact=True)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(data=st.data(), interval_s=st.sampled_from([60, 300]), windows=st.integers(1, 5),
        params=st.builds(StateParams, hysteresis=st.sampled_from([0.0, 0.1]),
                         min_dwell_s=st.sampled_from([0.0, 120.0, 900.0]), gap_intervals=st.sampled_from([1.0, 3.0])))
