@@ -175,13 +175,17 @@ class EnterpriseScope:
         values = self.output_values(min(ly_start, pv_start), end)
         products = self.product_output(min(ly_start, pv_start), end)
 
-        def output(frame: pd.DataFrame, base: tuple, column: str = "output_value_10k_cny") -> pd.DataFrame:
-            return pd.concat([compare.prorate_output(frame, start, end, column),
-                              compare.prorate_output(frame, *base, column)], ignore_index=True)
+        values_now = compare.prorate_output(values, start, end)  # the current side once, for both bases
 
-        intensity, flags = intensity_summary(accounts, last, output(values, (ly_start, ly_end)), start, ly_start)
+        def output(frame: pd.DataFrame, base: tuple, column: str = "output_value_10k_cny",
+                   now: pd.DataFrame | None = None) -> pd.DataFrame:
+            now = compare.prorate_output(frame, start, end, column) if now is None else now
+            return pd.concat([now, compare.prorate_output(frame, *base, column)], ignore_index=True)
+
+        intensity, flags = intensity_summary(accounts, last, output(values, (ly_start, ly_end), now=values_now), start,
+                                             ly_start)
         # intensity_summary pairs its two sides by a year's distance; the previous period's side is labelled so.
-        on_prev, _ = intensity_summary(accounts, prev, output(values, (pv_start, pv_end)), start,
+        on_prev, _ = intensity_summary(accounts, prev, output(values, (pv_start, pv_end), now=values_now), start,
                                        start - pd.DateOffset(years=1))
         intensity["previous"], intensity["change_previous"] = on_prev["last_year"], on_prev["change"]
         threshold = getattr(self.scope.park, "coverage_threshold", 0.9)
