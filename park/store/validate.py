@@ -298,26 +298,45 @@ def _describe(v: object) -> str:
 def _rejections(df: pd.DataFrame, bad: np.ndarray, code: np.ndarray, catalog: SeriesCatalog) -> list[Rejection]:
     rows = np.flatnonzero(bad)
     lines = df["line"] if "line" in df.columns else None
+    cells = _cells(df, rows)
     out = []
-    for i in rows:
-        r = df.iloc[i]
+    for k, i in enumerate(rows):
+        r = {c: v[k] for c, v in cells.items()} if cells is not None else df.iloc[i]
         line = int(lines.iloc[i]) if lines is not None and pd.notna(lines.iloc[i]) else None
         where = f"line {line}" if line is not None else f"row {i}"
         c = code[i]
-        detail = {
-            "reading.bad_timestamp": f"timestamp {_describe(r['ts'])}",
-            "reading.naive_timestamp": f"timestamp {_describe(r['ts'])}",
-            "series.unknown": f"series {r['series']!r}",
-            "series.wrong_kind": f"series {r['series']!r}",
-            "reading.unknown_unit": f"unit {r.get('unit')!r}",
-            "reading.unit_mismatch": f"unit {r.get('unit')!r} for series {r['series']!r}",
-            "reading.bad_quality": f"quality {r.get('quality')!r}",
-        }.get(c, f"value {_describe(r['value'])}")
-        if c == "reading.off_grid":
-            detail = (f"time {_describe(r['ts'])} is not on the {_grid_name(catalog[r['series']].interval_s)} of "
+        ts_text, value_text = _describe(r["ts"]), _describe(r["value"])  # each described once
+        if c in ("reading.bad_timestamp", "reading.naive_timestamp"):
+            detail = f"timestamp {ts_text}"
+        elif c in ("series.unknown", "series.wrong_kind"):
+            detail = f"series {r['series']!r}"
+        elif c == "reading.unknown_unit":
+            detail = f"unit {r.get('unit')!r}"
+        elif c == "reading.unit_mismatch":
+            detail = f"unit {r.get('unit')!r} for series {r['series']!r}"
+        elif c == "reading.bad_quality":
+            detail = f"quality {r.get('quality')!r}"
+        elif c == "reading.off_grid":
+            detail = (f"time {ts_text} is not on the {_grid_name(catalog[r['series']].interval_s)} of "
                       f"series {r['series']!r}")
-        out.append(
-            Rejection(int(i), line, str(r["series"]), _describe(r["ts"]), _describe(r["value"]), c,
-                      f"{where}: {detail}: {RULES[c]}")
-        )
+        else:
+            detail = f"value {value_text}"
+        out.append(Rejection(int(i), line, str(r["series"]), ts_text, value_text, c, f"{where}: {detail}: {RULES[c]}"))
     return out
+
+
+def _cells(df: pd.DataFrame, rows: np.ndarray) -> dict[str, list | np.ndarray] | None:
+    """The cells of the described columns at `rows`, each the very value `df.iloc[row][column]` gives, read
+    column by column (a row Series per rejected row cost ~0.2 ms).  None, so the caller falls back to
+    `df.iloc`, when a row of `df` is not an object row (its values would be converted to a common dtype)."""
+    if not df.columns.is_unique or df.iloc[rows[0]].dtype != object:
+        return None
+    cells: dict[str, list | np.ndarray] = {}
+    for c in ("ts", "series", "value", "unit", "quality"):
+        if c in df.columns:
+            col = df[c].iloc[rows]
+            if isinstance(col.dtype, np.dtype) and col.dtype.kind in "fiubO":
+                cells[c] = col.to_numpy()  # numpy scalars, as an object row holds them
+            else:
+                cells[c] = list(col)  # Timestamps, str, NaN, ... boxed as .iloc boxes them
+    return cells
