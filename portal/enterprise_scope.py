@@ -35,14 +35,21 @@ INTERVAL_H = 0.25  # the 15-minute interval of the real-time power, in hours
 
 def cut(acc: Accounts, enterprise: str) -> Accounts:
     """Accounts restricted to one enterprise (its workshop and enterprise rows; no park totals)."""
+    def keep(frame: pd.DataFrame, mask: pd.Series) -> pd.DataFrame:
+        # The access layer has usually cut already: a frame of this enterprise's rows alone is kept as it is.
+        mask = mask.fillna(False).to_numpy(dtype=bool)
+        if mask.all() and frame.index.equals(pd.RangeIndex(len(frame))):
+            return frame
+        return frame[mask].reset_index(drop=True)
+
     def only(frame: pd.DataFrame) -> pd.DataFrame:
         if "enterprise" not in frame.columns:
             return frame.iloc[0:0]
-        return frame[frame["enterprise"] == enterprise].reset_index(drop=True)
+        return keep(frame, frame["enterprise"] == enterprise)
 
-    totals_ = acc.totals[(acc.totals["level"] != "park") & (acc.totals["enterprise"] == enterprise)]
-    return replace(acc, lines=only(acc.lines), totals=totals_.reset_index(drop=True), issues=only(acc.issues),
-                   fallbacks=only(acc.fallbacks))
+    t = acc.totals
+    return replace(acc, lines=only(acc.lines), totals=keep(t, (t["level"] != "park") & (t["enterprise"] == enterprise)),
+                   issues=only(acc.issues), fallbacks=only(acc.fallbacks))
 
 
 @dataclass
