@@ -60,6 +60,17 @@ from park.store import TimeSeriesStore
 log = logging.getLogger(__name__)
 
 
+def _not_a_busy_writer(record: logging.LogRecord) -> bool:
+    """APScheduler warns each time an interval job is due while its previous run is still going.  For the store
+    writer that is the normal case under load (a drain of a big backlog outlasts the 0.5 s tick, and the running
+    drain takes whatever arrived meanwhile), so those warnings are dropped; every other one is kept."""
+    message = record.getMessage()
+    return not ("maximum number of running instances reached" in message and "_drain_if_due" in message)
+
+
+logging.getLogger("apscheduler.scheduler").addFilter(_not_a_busy_writer)
+
+
 def log_events(events: list[dict]) -> None:
     """Log the pipeline's findings (resets, rollovers, gaps, spikes, duplicates ...): rejects and flags as
     warnings, infos as info, each with its series, time, source line, code and detail."""
