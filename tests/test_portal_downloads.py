@@ -143,7 +143,7 @@ def overview_download(client, fmt: str, lang: str) -> dict:
     other = "xlsx" if fmt == "csv" else "csv"
     body = support.callback_body(["overview-download.data"], {f"overview-dl-{fmt}.n_clicks": 1,
                                                               f"overview-dl-{other}.n_clicks": None},
-                                 {"lang.data": lang})
+                                 {"lang.data": lang, "ov-range.value": None})  # the period picker: this month
     resp = client.post("/_dash-update-component", json=body, headers={"X-CSRFToken": support.session_csrf(client)})
     assert resp.status_code == 200, resp.get_data(as_text=True)[:300]
     return resp.json["response"]["overview-download"]["data"]
