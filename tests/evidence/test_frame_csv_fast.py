@@ -28,7 +28,8 @@ def frames(draw):
         "t": [pd.Timestamp("2024-01-01", tz="Asia/Shanghai") + pd.Timedelta(minutes=15 * k) for k in range(n)],
     }
     frame = pd.DataFrame({k: pd.Series(v, dtype=object if k in "so" else None) for k, v in cols.items()})
-    frame["f32"] = frame["f"].astype(np.float32) if n else pd.Series([], dtype=np.float32)
+    with np.errstate(over="ignore"):  # floats beyond float32's range become ±inf on purpose (a case to write)
+        frame["f32"] = frame["f"].astype(np.float32) if n else pd.Series([], dtype=np.float32)
     frame["str"] = frame["s"].astype("string")
     return frame
 
