@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from collectors.bracelet_analytics import levels
+
 COLUMNS = ["date", "device", "name", "running_h", "idle_h", "off_h", "unknown_h", "planned_h", "running_in_shift_h",
            "utilisation", "coverage"]
 _NS = 1_000_000_000
@@ -38,29 +40,6 @@ def _per_day(starts: np.ndarray, ends: np.ndarray, edges: np.ndarray) -> np.ndar
     part = np.where(k < len(starts), np.clip(edges - starts[np.minimum(k, len(starts) - 1)], 0, None), 0)
     covered = (whole[k] + part).astype(float)
     return np.diff(covered) / _NS
-
-
-def _levels(current: np.ndarray, restart: np.ndarray, idle_in: float, run_in: float, hysteresis: float
-            ) -> np.ndarray:
-    """collectors.bracelet._classify without the loop.  A reading after a gap, at or above the run threshold or
-    below idle's exit threshold sets the level whatever came before; in between (a stretch of such readings),
-    from off the level becomes idle at the first reading reaching idle's threshold, from running it becomes idle
-    at the first reading below running's exit threshold, and idle stays idle."""
-    leave1, leave2 = idle_in * (1 - hysteresis), run_in * (1 - hysteresis)
-    entered = np.where(current >= run_in, 2, np.where(current >= idle_in, 1, 0))
-    fixed = restart | (current >= run_in) | (current < leave1)
-    group = np.cumsum(fixed) - 1  # the first reading always restarts
-    first = np.flatnonzero(fixed)
-    base = np.where(restart, entered, np.where(current >= run_in, 2, 0))[first][group]
-
-    def reached(trigger: np.ndarray) -> np.ndarray:  # a trigger at or before each reading, within its stretch
-        c = np.cumsum(trigger & ~fixed)
-        before = c[first] - (trigger & ~fixed)[first]
-        return c - before[group] > 0
-
-    level = np.where(base == 0, np.where(reached(entered >= 1), 1, 0),
-                     np.where(base == 2, np.where(reached(current < leave2), 1, 2), 1))
-    return np.where(fixed, base, level)
 
 
 STATE_NAMES = np.array(["off", "idle", "running", "unknown"], dtype=object)  # codes 0-2 = levels, 3 = unknown
@@ -100,7 +79,7 @@ def state_runs(readings: pd.DataFrame, device, start, end, params=None, sampled=
     if device.run_current_a <= device.idle_current_a or not len(ts):
         return _loop_runs(readings, device, start, end, params)
     restart = np.append(True, gap_after[:-1])
-    level = _levels(current, restart, device.idle_current_a, device.run_current_a, params.hysteresis)
+    level = levels(current, restart, device.idle_current_a, device.run_current_a, params.hysteresis)
     # each reading's held time, and unknown between a reading's held time and the next reading after a gap
     gap = np.flatnonzero(gap_after[:-1])
     s = np.concatenate([ts, hold_end[gap]])
