@@ -23,6 +23,18 @@ def influx_server():
         server.cleanup()
 
 
+@pytest.fixture
+def broker():
+    """A real Mosquitto on a free 127.0.0.1 port for one test, stopped after it."""
+    from tests.support.mosquitto import MosquittoServer
+
+    server = MosquittoServer()
+    try:
+        yield server.start()
+    finally:
+        server.cleanup()
+
+
 @pytest.fixture(scope="session")
 def chrome():
     """One headless Debian Chromium (Playwright) for the whole session's browser tests."""

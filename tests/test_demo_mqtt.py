@@ -18,17 +18,7 @@ from collectors.converters.bracelet import TOPIC_FILTER
 from park.parkfile import DEMO_PARK_FILE, load_park_file
 from park.store.embedded import EmbeddedStore
 from portal import demo
-from tests.support.mosquitto import MosquittoServer
 from tests.support.servers import free_port
-
-
-@pytest.fixture
-def broker():
-    server = MosquittoServer()
-    try:
-        yield server.start()
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture

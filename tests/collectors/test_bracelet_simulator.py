@@ -18,21 +18,12 @@ from collectors.writer import Writer
 from park.model import Device
 from park.parkfile import DEMO_PARK_FILE, load_park_file
 from park.store.embedded import EmbeddedStore
-from tests.support.mosquitto import MosquittoServer, wait_until
+from tests.support.mosquitto import wait_until
 
 TZ = "Asia/Shanghai"
 FRIDAY = pd.Timestamp("2024-03-01", tz=TZ)
 DEVICES = [Device("E1-D1", "E1", "E1-W1", run_current_a=8.0), Device("E1-D2", "E1", "E1-W1"),
            Device("E1-D3", "E1", "E1-W1", idle_current_a=0.5, run_current_a=6.0, interval_s=120)]
-
-
-@pytest.fixture
-def broker():
-    server = MosquittoServer()
-    try:
-        yield server.start()
-    finally:
-        server.cleanup()
 
 
 def frame(items: list[dict], device: str) -> pd.DataFrame:

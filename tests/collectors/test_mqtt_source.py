@@ -7,7 +7,6 @@ import json
 import threading
 
 import pandas as pd
-import pytest
 
 from collectors.converters.bracelet import topic_for
 from collectors.pipeline import Pipeline
@@ -21,15 +20,6 @@ from tests.support.mosquitto import MosquittoServer, Publisher, wait_until
 
 TZ = "Asia/Shanghai"
 T0 = pd.Timestamp("2024-03-01 08:00", tz=TZ)
-
-
-@pytest.fixture
-def broker():
-    server = MosquittoServer()
-    try:
-        yield server.start()
-    finally:
-        server.cleanup()
 
 
 class Recorder:
