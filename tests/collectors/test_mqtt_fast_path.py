@@ -18,7 +18,7 @@ from collectors.spool import Spool
 from collectors.writer import Writer
 from park.model import SeriesCatalog, SeriesInfo
 from park.store.embedded import EmbeddedStore
-from tests.collectors.test_mqtt_source import Recorder, broker, publish, source, telemetry  # noqa: F401 (fixture)
+from tests.collectors.test_mqtt_source import Recorder, publish, source, telemetry  # noqa: F401 (fixture)
 from tests.support.mosquitto import Publisher, wait_until
 
 TZ = "Asia/Shanghai"
