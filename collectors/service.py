@@ -13,8 +13,9 @@ the `[collect]` table of parkcarbon.toml:
     client_id = "parkcarbon-bracelets"
     receivers = 0               # N >= 1: N receiver processes on a shared subscription, a spool each
     [collect]
-    writer_max_wait_s = 5       # the store writer writes when 20 000 readings wait or 5 s have passed
-    writer_min_rows = 20000
+    writer_interval_s = 0.5     # the store writer's tick: it looks at each spool this often
+    writer_max_wait_s = 5       # while readings keep arriving, it writes when 20 000 wait or 5 s have passed;
+    writer_min_rows = 20000     # a tick that finds nothing new since the previous one writes what waits at once
     [collect.vendor_http]       # a bracelet vendor's cloud API; off unless present
     base_url = "https://vendor.example/"
     interval_s = 300
@@ -92,7 +93,7 @@ class CollectorService:
     store: TimeSeriesStore
     spool_path: Path
     config: dict = field(default_factory=dict)
-    writer_interval_s: float = 1.0
+    writer_interval_s: float = 0.5  # the tail of a stream is stored one to two ticks after it stops
     rollup_interval_s: float = 60.0
     status_interval_s: float = 2.0
 

@@ -30,9 +30,11 @@ class DrainResult:
 
 
 class Writer:
-    """Drains the spool.  A store write has a fixed cost (validation, the insert, the roll-up refresh), so under a
-    steady trickle the writer waits until `min_rows` are queued or `max_wait_s` has passed since its last write,
-    trading a few seconds of latency for far less work per reading."""
+    """Drains the spool.  A store write has a fixed cost (validation, the insert, the roll-up refresh), so while
+    readings keep arriving the writer waits until `min_rows` are queued or `max_wait_s` has passed since its last
+    write, trading a few seconds of latency for far less work per reading.  When they stop arriving (nothing new
+    since the previous look: `due()` is asked once a tick) it writes what waits at once: that batch will not grow,
+    and waiting for the deadline would only hold back the tail of a stream."""
 
     def __init__(self, spool: Spool, store: TimeSeriesStore, batch_size: int = 50_000, min_rows: int = 1,
                  max_wait_s: float = 0.0) -> None:
@@ -42,13 +44,19 @@ class Writer:
         self.min_rows = min_rows
         self.max_wait_s = max_wait_s
         self._last = time.monotonic()
+        self._seen: int | None = None  # rows queued at the previous look (a tick's `due()` or a drain's end)
+        self._store_down = False  # the last drain found the store down: retry on the deadline, not every quiet tick
         self._lock = threading.Lock()  # one drain at a time
 
     def due(self) -> bool:
-        """Whether a write is worth its fixed cost now."""
+        """Whether a write is worth its fixed cost now: the deadline has passed, a full batch waits, or rows wait
+        and none arrived since the previous look (the flow stopped; not while the store is known to be down)."""
         if time.monotonic() - self._last >= self.max_wait_s:
             return True
-        return self.spool.stats().queued >= self.min_rows
+        queued = self.spool.stats().queued
+        quiet = queued > 0 and queued == self._seen and not self._store_down
+        self._seen = queued
+        return quiet or queued >= self.min_rows
 
     def drain(self, max_batches: int | None = None) -> DrainResult:
         """Write queued rows and rejections to the store until the spool is empty (or max_batches)."""
@@ -81,6 +89,8 @@ class Writer:
             except StoreUnavailable as exc:
                 result.store_down = str(exc)
                 log.warning("store unavailable, %d rows wait in the spool: %s", self.spool.stats().queued, exc)
+            self._store_down = result.store_down is not None
+            self._seen = self.spool.stats().queued  # what arrives after this is new to the next look
         return result
 
     def _drain_rejects(self, result: DrainResult) -> None:
