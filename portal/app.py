@@ -33,6 +33,7 @@ def create_app(ctx: PortalContext, secret: str | None = None) -> dash.Dash:
                     serve_locally=True, suppress_callback_exceptions=True, update_title=None)
     paths = {p.PATH: p for p in pages}
     last_pages = web.LastPages()  # what each user last saw, shown with its age while the store is down
+    serialised = web.SerialisedTrees()  # a shared page body is JSON-encoded once, not on every load
 
     def may_open(user, path: str) -> bool:
         return path in paths and user.role in paths[path].ROLES
@@ -88,6 +89,7 @@ def create_app(ctx: PortalContext, secret: str | None = None) -> dash.Dash:
             try:
                 body = page.layout(scope_for(ctx, user, page.PATH), lang)
                 last_pages.remember(seen, body, ctx.now())
+                body = serialised.of(body)
             except StoreError as exc:  # the store is down: header, navigation, a banner, the last figures shown
                 body = web.store_down(exc, lang, admin=user.role == "admin", last=last_pages.last(seen),
                                       now=ctx.now())

@@ -297,6 +297,42 @@ class LastPages:
             return self._pages.get(key)
 
 
+class SerialisedTrees:
+    """The JSON of page bodies, made once per body object: a page shares its rendered component tree for the
+    figures' cache time (scope.memo), so every warm load used to send the same tree through Dash's JSON encoder
+    again, most of a warm load's cost.  `of(tree)` gives the tree's JSON as an `orjson.Fragment`, which Dash's
+    encoder (plotly.io's orjson engine) writes as it is: the same bytes, encoded once while the page memo hands
+    out the same object.  A tree is keyed by identity and held (so its id cannot be reused) among the last `size`
+    bodies.  With plotly's json engine (no orjson) the tree is returned unchanged."""
+
+    def __init__(self, size: int = 64) -> None:
+        import threading
+        from collections import OrderedDict
+
+        self.size, self._items, self._lock = size, OrderedDict(), threading.Lock()
+
+    def of(self, tree):
+        import plotly.io as pio
+
+        if pio.json.config.default_engine not in ("auto", "orjson"):
+            return tree
+        import orjson
+        from plotly.io.json import to_json_plotly
+
+        with self._lock:
+            hit = self._items.get(id(tree))
+            if hit is not None and hit[0] is tree:
+                self._items.move_to_end(id(tree))
+                return hit[1]
+        fragment = orjson.Fragment(to_json_plotly(tree, engine="orjson"))
+        with self._lock:
+            self._items[id(tree)] = (tree, fragment)
+            self._items.move_to_end(id(tree))
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return fragment
+
+
 def _age(seconds: float, lang: str) -> str:
     minutes = int(seconds // 60)
     if minutes < 1:

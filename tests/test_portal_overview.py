@@ -216,3 +216,51 @@ def test_the_first_quarter_hour_of_a_day_and_of_a_month_renders_with_nothing_com
     ctx = PortalContext(Settings(data_dir=tmp_path), engine, PARK, store, clock=lambda: now)
     shown = json.dumps(page.layout(scope_for(ctx, load_user(engine, "admin"), "/"), "en"), cls=PlotlyJSONEncoder)
     assert "Alpha Co." in shown or now.day == 1
+
+
+def test_a_warm_load_sends_the_same_bytes_as_encoding_the_page_anew(store, tmp_path):
+    """The router sends a shared page body's JSON made once (portal.web.SerialisedTrees): a warm load's answer is
+    byte for byte what Dash's encoder makes of the same page rendered anew, the same for two users of one scope,
+    and a new render (the figures' cache time over) is sent as itself, never the old JSON."""
+    from dash._utils import to_json
+
+    import carbon.records  # noqa: F401  (the carbon tables)
+    from park.metadata import create_engine_from_url, import_park
+    from park.settings import Settings
+    from portal.app import create_app
+    from portal.auth import add_user
+    from portal.context import PortalContext
+    from tests.support.portal import login_token, render_body
+
+    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'meta.db'}")
+    import_park(engine, PARK)
+    for name, role in (("admin", "admin"), ("reg", "regulator")):
+        add_user(engine, "p", name, "correct horse battery", role, None)
+    clock = {"now": NOW}
+    ctx = PortalContext(Settings(data_dir=tmp_path), engine, PARK, store, clock=lambda: clock["now"])
+    app = create_app(ctx, "k" * 32)
+
+    def page_of(user: str) -> dict:
+        client = app.server.test_client()
+        csrf = login_token(client, user, "correct horse battery")
+        resp = client.post("/_dash-update-component", json=render_body("/", "zh-CN"), headers={"X-CSRFToken": csrf})
+        assert resp.status_code == 200
+        return resp.get_json()["response"]["page"]["children"]
+
+    first, again, other = page_of("admin"), page_of("admin"), page_of("reg")
+    assert first == again == other
+    # what Dash's own encoder makes of the page rendered from scratch (nothing shared)
+    from portal.auth import load_user
+    from portal.pages import overview
+    from portal.scope import scope_for
+
+    ctx.access._cache.ttl_s = 0
+
+    fresh = json.loads(to_json(overview.layout(scope_for(ctx, load_user(engine, "admin"), "/"), "zh-CN")))
+    assert first == fresh
+    # a new quarter hour of figures: a new render, and its JSON, not the old one
+    store.write("energy", pd.DataFrame({"ts": [NOW], "series": "E1-M1", "value": 1000.0}))
+    clock["now"] = NOW + pd.Timedelta("15min")
+    later = page_of("admin")
+    assert later != first
+    assert later == json.loads(to_json(overview.layout(scope_for(ctx, load_user(engine, "admin"), "/"), "zh-CN")))
