@@ -44,7 +44,8 @@ def day_starts(ts_ns: np.ndarray, timezone: str) -> np.ndarray:
 
 
 def bucket_stats(frame: pd.DataFrame, unit: str, timezone: str) -> pd.DataFrame:
-    """Stats per (series, hour) or (series, park-local day) of readings (series, ts, value, quality)."""
+    """Stats per (series, hour) or (series, park-local day) of readings (series, ts, value, quality; values
+    finite, as validation leaves them).  Sorted by series (first appearance) and start."""
     if not len(frame):
         return _empty()
     ts = frame["ts"]
@@ -56,17 +57,20 @@ def bucket_stats(frame: pd.DataFrame, unit: str, timezone: str) -> pd.DataFrame:
         start = day_starts(hours, timezone)[inverse]
     codes, uniq = pd.factorize(frame["series"])  # group on integers: far cheaper than on strings
     buckets, slot = np.unique(start, return_inverse=True)
-    work = pd.DataFrame({"value": frame["value"].to_numpy(dtype="float64"),
-                         "measured": (frame["quality"] == "measured").to_numpy(dtype=bool).astype("int64"),
-                         "ts": ts}, copy=False)
-    g = work.groupby(codes.astype("int64") * len(buckets) + slot, sort=True)  # one integer key per bucket
-    out = g.agg(sum=("value", "sum"), count=("value", "size"), measured=("measured", "sum"),
-                min=("value", "min"), max=("value", "max"), first_ns=("ts", "min"), last_ns=("ts", "max"))
-    key = out.index.to_numpy()
-    out = out.reset_index(drop=True)
-    out.insert(0, "start", buckets[key % len(buckets)])
-    out.insert(0, "series", np.asarray(uniq, dtype=object)[key // len(buckets)])
-    return out.astype({"count": "int64", "measured": "int64"})
+    key = codes.astype("int64") * len(buckets) + slot  # one integer key per bucket
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    first = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))  # each bucket's first row in `order`
+    value = frame["value"].to_numpy(dtype="float64")[order]
+    measured = (frame["quality"] == "measured").to_numpy(dtype=bool)[order].astype("int64")
+    ts = ts[order]
+    key = key[first]
+    return pd.DataFrame({
+        "series": np.asarray(uniq, dtype=object)[key // len(buckets)], "start": buckets[key % len(buckets)],
+        "sum": np.add.reduceat(value, first), "count": np.diff(np.append(first, len(order))).astype("int64"),
+        "measured": np.add.reduceat(measured, first), "min": np.minimum.reduceat(value, first),
+        "max": np.maximum.reduceat(value, first), "first_ns": np.minimum.reduceat(ts, first),
+        "last_ns": np.maximum.reduceat(ts, first)})
 
 
 def days_from_hours(hours: pd.DataFrame, timezone: str) -> pd.DataFrame:
@@ -91,18 +95,39 @@ def combine(stored: pd.DataFrame, batch: pd.DataFrame) -> pd.DataFrame:
 
 def fold(batch: pd.DataFrame, stored: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The batch's buckets folded into the stored ones of the same unit: (buckets to write as they are,
-    (series, start) of buckets to recompute from raw readings after the write)."""
+    (series, start) of buckets to recompute from raw readings after the write).  Keys are unique in each."""
     stored = stored.reindex(columns=list(COLUMNS))
-    joined = batch.merge(stored[["series", "start", "last_ns"]].rename(columns={"last_ns": "stored_last"}),
-                         on=["series", "start"], how="left", indicator=True)
-    absent = (joined["_merge"] == "left_only").to_numpy()
-    after = (joined["stored_last"].notna() & (joined["first_ns"] > joined["stored_last"])).to_numpy()
-    fresh = batch[absent]
-    appended = batch[after & ~absent]
-    if len(appended):
-        fresh = pd.concat([fresh, combine(stored.merge(appended[["series", "start"]], on=["series", "start"]),
-                                          appended)], ignore_index=True)
-    recompute = batch.loc[~(absent | after), ["series", "start"]]
+    if not len(batch):
+        return batch.reset_index(drop=True), batch[["series", "start"]].reset_index(drop=True)
+    # Match each batch bucket to its stored bucket on integer keys (series code, start code), not strings.
+    codes, _ = pd.factorize(np.concatenate([np.asarray(batch["series"], dtype=object),
+                                            np.asarray(stored["series"], dtype=object)]))
+    starts = np.concatenate([batch["start"].to_numpy(dtype="int64"), stored["start"].to_numpy(dtype="int64")])
+    scodes, suniq = pd.factorize(starts)
+    key = codes.astype("int64") * max(len(suniq), 1) + scodes
+    bkey, skey = key[:len(batch)], key[len(batch):]
+    order = np.argsort(skey, kind="stable")
+    pos = np.searchsorted(skey[order], bkey).clip(0, max(len(skey) - 1, 0))
+    match = order[pos] if len(skey) else np.zeros(len(bkey), dtype="int64")
+    found = (skey[match] == bkey) if len(skey) else np.zeros(len(bkey), dtype=bool)
+    stored_last = stored["last_ns"].to_numpy(dtype="float64")[match] if len(skey) else np.full(len(bkey), np.nan)
+    first_ns = batch["first_ns"].to_numpy(dtype="float64")
+    after = found & ~np.isnan(stored_last) & (first_ns > stored_last)
+    fresh = batch[~found]
+    if after.any():  # stored stats plus the batch's part: no reading of one is in the other
+        b, s = batch[after], stored.iloc[match[after]]
+        appended = pd.DataFrame({
+            "series": b["series"].to_numpy(), "start": b["start"].to_numpy(dtype="int64"),
+            "sum": s["sum"].to_numpy(dtype="float64") + b["sum"].to_numpy(dtype="float64"),
+            "count": s["count"].to_numpy(dtype="float64").astype("int64") + b["count"].to_numpy(dtype="int64"),
+            "measured": (s["measured"].to_numpy(dtype="float64").astype("int64")
+                         + b["measured"].to_numpy(dtype="int64")),
+            "min": np.fmin(s["min"].to_numpy(dtype="float64"), b["min"].to_numpy(dtype="float64")),
+            "max": np.fmax(s["max"].to_numpy(dtype="float64"), b["max"].to_numpy(dtype="float64")),
+            "first_ns": np.fmin(s["first_ns"].to_numpy(dtype="float64"), b["first_ns"].to_numpy(dtype="float64")),
+            "last_ns": b["last_ns"].to_numpy(dtype="int64")})  # > the stored last, by `after`
+        fresh = pd.concat([fresh, appended], ignore_index=True)
+    recompute = batch.loc[found & ~after, ["series", "start"]]
     return fresh.reset_index(drop=True), recompute.reset_index(drop=True)
 
 
