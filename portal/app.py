@@ -34,6 +34,7 @@ def create_app(ctx: PortalContext, secret: str | None = None) -> dash.Dash:
     paths = {p.PATH: p for p in pages}
     last_pages = web.LastPages()  # what each user last saw, shown with its age while the store is down
     serialised = web.SerialisedTrees()  # a shared page body is JSON-encoded once, not on every load
+    navs: dict = {}  # (role, language, page) -> the navigation's JSON
 
     def may_open(user, path: str) -> bool:
         return path in paths and user.role in paths[path].ROLES
@@ -93,8 +94,12 @@ def create_app(ctx: PortalContext, secret: str | None = None) -> dash.Dash:
             except StoreError as exc:  # the store is down: header, navigation, a banner, the last figures shown
                 body = web.store_down(exc, lang, admin=user.role == "admin", last=last_pages.last(seen),
                                       now=ctx.now())
-        nav = [dmc.NavLink(label=t(p.TITLE_KEY, lang), href=p.PATH, active=pathname == p.PATH,
-                           id=f"nav-{p.__name__.rsplit('.', 1)[-1]}") for p in pages if user.role in p.ROLES]
+        here = pathname if pathname in paths else None  # a key from the known paths only, never the request's text
+        nav = navs.get((user.role, lang, here))
+        if nav is None:  # the same few per role, language and page: built and encoded once
+            nav = navs.setdefault((user.role, lang, here), serialised.of(
+                [dmc.NavLink(label=t(p.TITLE_KEY, lang), href=p.PATH, active=here == p.PATH,
+                             id=f"nav-{p.__name__.rsplit('.', 1)[-1]}") for p in pages if user.role in p.ROLES]))
         park = ctx.park.name if lang == "zh-CN" else ctx.park.name_en or ctx.park.name
         who = f"{user.display_name or user.username} · {t('role.' + user.role, lang)}"
         return (t("app.title", lang), park, who, t("lang.switch", lang), t("logout", lang), nav, body)

@@ -272,17 +272,25 @@ def session_user(engine: Engine, token: str | None, now: datetime | None = None)
     if not token or not isinstance(token, str) or len(token) > 200:
         return None
     now = now or datetime.now(UTC)
-    with Session(engine) as s, s.begin():
-        row = s.get(SessionRow, _digest(token))
-        if (row is None or row.revoked_at is not None or now >= row.expires_at
-                or now - row.last_seen_at >= timedelta(hours=IDLE_HOURS)):
+    digest = _digest(token)
+    # one query for the session and its user (every request of a signed-in browser asks it)
+    with engine.connect() as conn:
+        found = conn.execute(select(SessionRow.revoked_at, SessionRow.expires_at, SessionRow.last_seen_at,
+                                    *[getattr(UserRow, c) for c in _USER_FIELDS])
+                             .join(UserRow, UserRow.username == SessionRow.username)
+                             .where(SessionRow.id == digest)).first()
+        if found is None:
             return None
-        user_row = s.get(UserRow, row.username)
-        if user_row is None or not user_row.active:
+        if (found.revoked_at is not None or now >= found.expires_at
+                or now - found.last_seen_at >= timedelta(hours=IDLE_HOURS) or not found.active):
             return None
-        if now - row.last_seen_at >= TOUCH_EVERY:
-            row.last_seen_at = now
-        return _user(user_row)
+        if now - found.last_seen_at >= TOUCH_EVERY:
+            conn.execute(update(SessionRow).where(SessionRow.id == digest).values(last_seen_at=now))
+            conn.commit()
+    return _user(found)  # the row has the user's columns by name
+
+
+_USER_FIELDS = ("username", "park_id", "role", "enterprise_id", "display_name", "password_hash", "active")  # _user's
 
 
 def end_session(engine: Engine, token: str | None, now: datetime | None = None) -> None:
