@@ -13,7 +13,7 @@ This is the only module of `carbon` that touches the database; the calculations 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -394,11 +394,16 @@ def record_output_values(engine: Engine, park_id: str, frame: pd.DataFrame, acto
         for r in clean.itertuples()])
 
 
-def load_output_values(engine: Engine, park_id: str, start: date, end: date) -> pd.DataFrame:
-    """The latest recorded output value per enterprise and month in [start, end)."""
+def load_output_values(engine: Engine, park_id: str, start: date, end: date,
+                       enterprises: Collection[str] | None = None) -> pd.DataFrame:
+    """The latest recorded output value per enterprise and month in [start, end) (of `enterprises` only, when
+    given: the query reads theirs alone)."""
     with Session(engine) as session:
-        rows = session.execute(select(OutputValueRow).where(
-            OutputValueRow.park_id == park_id, OutputValueRow.month >= start, OutputValueRow.month < end)).scalars()
+        query = select(OutputValueRow).where(
+            OutputValueRow.park_id == park_id, OutputValueRow.month >= start, OutputValueRow.month < end)
+        if enterprises is not None:
+            query = query.where(OutputValueRow.enterprise_id.in_(sorted(enterprises)))
+        rows = session.execute(query).scalars()
         frame = pd.DataFrame([(r.id, r.enterprise_id, r.month, r.output_value_10k_cny) for r in rows],
                              columns=["id", *OUTPUT_COLUMNS])
     return _latest(frame, ["enterprise", "month"])[OUTPUT_COLUMNS].reset_index(drop=True)
@@ -415,12 +420,16 @@ def record_product_output(engine: Engine, park_id: str, frame: pd.DataFrame, act
          "actor": actor} for r in clean.itertuples()])
 
 
-def load_product_output(engine: Engine, park_id: str, start: date, end: date) -> pd.DataFrame:
-    """The latest recorded output per enterprise, month and product in [start, end)."""
+def load_product_output(engine: Engine, park_id: str, start: date, end: date,
+                        enterprises: Collection[str] | None = None) -> pd.DataFrame:
+    """The latest recorded output per enterprise, month and product in [start, end) (of `enterprises` only, when
+    given)."""
     with Session(engine) as session:
-        rows = session.execute(select(ProductOutputRow).where(
-            ProductOutputRow.park_id == park_id, ProductOutputRow.month >= start,
-            ProductOutputRow.month < end)).scalars()
+        query = select(ProductOutputRow).where(
+            ProductOutputRow.park_id == park_id, ProductOutputRow.month >= start, ProductOutputRow.month < end)
+        if enterprises is not None:
+            query = query.where(ProductOutputRow.enterprise_id.in_(sorted(enterprises)))
+        rows = session.execute(query).scalars()
         frame = pd.DataFrame([(r.id, r.enterprise_id, r.month, r.product, r.quantity, r.unit, r.workshop_id)
                               for r in rows], columns=["id", *PRODUCT_COLUMNS])
     return _latest(frame, ["enterprise", "month", "product"])[PRODUCT_COLUMNS].reset_index(drop=True)
@@ -441,8 +450,10 @@ def record_activity(engine: Engine, park_id: str, frame: pd.DataFrame, actor: st
         for r in clean.itertuples()])
 
 
-def load_activity_records(engine: Engine, park_id: str, start: datetime, end: datetime) -> pd.DataFrame:
-    """Recorded activity whose period lies in [start, end) (aware, park-local), as an activity frame.
+def load_activity_records(engine: Engine, park_id: str, start: datetime, end: datetime,
+                          enterprises: Collection[str] | None = None) -> pd.DataFrame:
+    """Recorded activity whose period lies in [start, end) (aware, park-local), as an activity frame (of
+    `enterprises` only, when given).
 
     A record is a whole period (a monthly bill): it is loaded when it starts in the range, in the range's zone.
     """
@@ -450,9 +461,12 @@ def load_activity_records(engine: Engine, park_id: str, start: datetime, end: da
     if tz is None:
         raise InputError("start must be timezone-aware (park-local)")
     with Session(engine) as session:
-        rows = session.execute(select(ActivityRecordRow).where(
+        query = select(ActivityRecordRow).where(
             ActivityRecordRow.park_id == park_id, ActivityRecordRow.period_start >= pd.Timestamp(start).date(),
-            ActivityRecordRow.period_start < pd.Timestamp(end).date())).scalars()
+            ActivityRecordRow.period_start < pd.Timestamp(end).date())
+        if enterprises is not None:
+            query = query.where(ActivityRecordRow.enterprise_id.in_(sorted(enterprises)))
+        rows = session.execute(query).scalars()
         frame = pd.DataFrame([(r.id, r.enterprise_id, r.workshop_id, r.carrier, r.flow, r.period_start,
                                r.period_end, r.quantity, r.unit, r.source) for r in rows],
                              columns=["id", "enterprise", "workshop", "carrier", "flow", "period_start", "period_end",

@@ -195,8 +195,9 @@ class DataAccess:
                                   lambda: load_activity(self.store, start, end, window, ids or [""]))
         if metered.empty:  # nothing metered (no meters, or no enterprise): the park's accounting, cut by the caller
             return self._accounts(None, start, end, kind, policy_name)
-        recorded = self._cache.get(("recorded", _iso(start), _iso(end)),
-                                   lambda: records.load_activity_records(self.engine, self.park.id, start, end))
+        recorded = self._cache.get(("recorded", _iso(start), _iso(end), tuple(ids)),
+                                   lambda: records.load_activity_records(self.engine, self.park.id, start, end,
+                                                                         enterprises=ids))
         recorded = recorded[recorded["enterprise"].isin(who)]
         if window == "day" and len(recorded):
             raise InputError("recorded activity (bills, exports) is per month or longer: daily accounts cannot include "
@@ -229,18 +230,18 @@ class DataAccess:
         """Recorded monthly output value (产值, 10k CNY) per visible enterprise, months in [start, end)."""
         from carbon import records
 
+        allowed = self.scope(user)  # read for the scope's enterprises alone, and cut again
         out = records.load_output_values(self.engine, self.park.id, pd.Timestamp(start).date(),
-                                         pd.Timestamp(end).date())
-        allowed = self.scope(user)
+                                         pd.Timestamp(end).date(), enterprises=allowed)
         return out if allowed is None else out[out["enterprise"].isin(allowed)].reset_index(drop=True)
 
     def product_output(self, user: User, start, end) -> pd.DataFrame:
         """Recorded monthly product output per visible enterprise, months in [start, end)."""
         from carbon import records
 
+        allowed = self.scope(user)  # read for the scope's enterprises alone, and cut again
         out = records.load_product_output(self.engine, self.park.id, pd.Timestamp(start).date(),
-                                          pd.Timestamp(end).date())
-        allowed = self.scope(user)
+                                          pd.Timestamp(end).date(), enterprises=allowed)
         return out if allowed is None else out[out["enterprise"].isin(allowed)].reset_index(drop=True)
 
     def quota_positions(self, user: User, year: int, now, carbon_price_cny_per_t: float,

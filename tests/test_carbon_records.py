@@ -93,3 +93,35 @@ def test_energy_in_tce_without_emissions():
                                           "heat/steam/enthalpy/national/2015-01-01|"
                                           "heat/steam/feedwater_enthalpy/national/2015-01-01|"
                                           "tce/heat/all/national/2020-01-01"]
+
+
+def test_records_read_for_some_enterprises_are_exactly_theirs_of_the_whole_park(env):
+    """Output values, product output and recorded activity read for a set of enterprises (the query narrowed, as
+    an enterprise user's page reads them) are the rows of the whole park's read for those enterprises, corrections
+    (the latest record wins) included, and never a row of another."""
+    park, engine, _ = env
+    ids = [e.id for e in park.enterprises]
+    months = ["2024-02-01", "2024-03-01"]
+    out = pd.DataFrame([{"enterprise": e, "month": m, "output_value_10k_cny": 100.0 * (i + 1) + j}
+                        for i, e in enumerate(ids) for j, m in enumerate(months)])
+    records.record_output_values(engine, park.id, out, actor="clerk")
+    records.record_output_values(engine, park.id, out.iloc[:1].assign(output_value_10k_cny=7.0), actor="clerk")
+    records.record_product_output(engine, park.id, pd.DataFrame(
+        [{"enterprise": e, "month": m, "product": "beam", "quantity": 10.0 + i, "unit": "t"}
+         for i, e in enumerate(ids) for m in months]), actor="clerk")
+    records.record_activity(engine, park.id, pd.DataFrame(
+        [{"enterprise": e, "carrier": "diesel", "period_start": "2024-03-01", "period_end": "2024-04-01",
+          "quantity": 1.0 + i, "unit": "t"} for i, e in enumerate(ids)]), actor="clerk")
+    lo, hi = pd.Timestamp("2024-01-01").date(), pd.Timestamp("2025-01-01").date()
+    start, end = pd.Timestamp("2024-01-01", tz=TZ), pd.Timestamp("2025-01-01", tz=TZ)
+    reads = [lambda who: records.load_output_values(engine, park.id, lo, hi, enterprises=who),
+             lambda who: records.load_product_output(engine, park.id, lo, hi, enterprises=who),
+             lambda who: records.load_activity_records(engine, park.id, start, end, enterprises=who)]
+    for read in reads:
+        whole = read(None)
+        assert set(whole["enterprise"]) == set(ids)
+        for who in ([ids[0]], ids[1:], []):
+            got = read(who)
+            assert set(got["enterprise"]) <= set(who)
+            pd.testing.assert_frame_equal(got, whole[whole["enterprise"].isin(who)].reset_index(drop=True),
+                                          check_dtype=False)
