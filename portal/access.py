@@ -38,13 +38,20 @@ class TTLCache:
         self._lock = threading.Lock()
 
     def get(self, key, compute: Callable):
-        """The cached value, or compute it once: concurrent callers of the same key wait for the one computing."""
+        """The cached value, or compute it once: concurrent callers of the same key wait for the one computing,
+        except that while a value past its time is being recomputed, the others are given that previous value
+        (stale while revalidating: a page whose figures expire does not make every viewer wait for them)."""
         with self._lock:
             hit = self._items.get(key)
             if hit and time.monotonic() - hit[0] < self.ttl_s:
                 return hit[1]
             key_lock = self._computing.setdefault(key, threading.Lock())
-        with key_lock:
+        if hit is not None and self.ttl_s > 0:
+            if not key_lock.acquire(blocking=False):
+                return hit[1]  # someone is computing its successor
+        else:
+            key_lock.acquire()
+        try:
             with self._lock:
                 hit = self._items.get(key)
                 if hit and time.monotonic() - hit[0] < self.ttl_s:
@@ -56,6 +63,8 @@ class TTLCache:
                 self._items[key] = (time.monotonic(), value)
                 self._computing.pop(key, None)
             return value
+        finally:
+            key_lock.release()
 
     def peek(self, key):
         """The cached value of `key` while it is fresh, else None (nothing is computed)."""

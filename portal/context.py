@@ -25,6 +25,7 @@ class PortalContext:
     clock: object = field(default=lambda: pd.Timestamp.now(tz="UTC"))  # injectable for tests and demos
     consents: ConsentProvider | None = None  # a bank's enterprises with consent in force (portal.evidence.consent)
     access: DataAccess = field(init=False)
+    warmer: object | None = None  # portal.warm.Warmer, when this process keeps the park-wide pages warm
 
     def __post_init__(self) -> None:
         if self.consents is None:

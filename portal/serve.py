@@ -40,9 +40,11 @@ SERVE_KEYS = {
     "access_log": (str, '"-" (standard output), a file path, or "" (none)'),
     "secure_cookies": (bool, "true or false"),
     "proxies": (int, "how many reverse proxies (nginx: 1) stand in front, 0 when none"),
+    "warm": (bool, "true or false: each worker renders the park-wide overview at start and keeps it fresh "
+                   "(portal.warm)"),
 }
 DEFAULTS = {"workers": 1, "threads": 4, "timeout_s": 60, "graceful_timeout_s": 30, "access_log": "-",
-            "secure_cookies": True, "proxies": 0}
+            "secure_cookies": True, "proxies": 0, "warm": True}
 ACCESS_LOG_FORMAT = '%(h)s - %(u)s [%(t)s] "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 HEALTH_TIMEOUT_S = 2.0
 LOCK_WAIT_S = 25.0  # a new worker waits this long for the old one to release the embedded store (SIGHUP)
@@ -159,6 +161,9 @@ def health(ctx) -> dict:
         checks["broker"] = _check(lambda: _broker_check(mqtt))
     report: dict[str, Any] = {"status": "ok" if all(c["ok"] for c in checks.values()) else "unavailable",
                               "park": ctx.park.id, "checks": checks, "pid": os.getpid()}
+    if ctx.warmer is not None:  # for information (a warming worker serves, only slower): portal.warm
+        report["warm"] = {"done": ctx.warmer.warm, "first_round_s": ctx.warmer.first_round_s,
+                          "error": ctx.warmer.last_error}
     try:
         from collectors.status import read_states  # published by `parkcarbon collect`, when it does
     except ImportError:
@@ -219,6 +224,10 @@ def portal_wsgi(settings: Settings, *, wait_s: float = 0.0, clock=None, jobs: bo
         from park.jobs import JobsHost  # the one worker runs the jobs on the embedded store (docs/jobs.md)
 
         JobsHost(settings, engine, store, park, role="portal worker").start()
+    if options["warm"]:  # the park-wide overview rendered at start and kept fresh (portal.warm)
+        from portal.warm import Warmer
+
+        ctx.warmer = Warmer(ctx, (settings.language,)).start()
     app.server.config["SESSION_COOKIE_SECURE"] = bool(options["secure_cookies"])
     wsgi = app.server
     if options["proxies"]:

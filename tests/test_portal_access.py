@@ -190,6 +190,49 @@ def test_the_cache_computes_once_for_concurrent_callers():
     assert TTLCache(0).get("k", lambda: 1) == 1  # a zero TTL always recomputes
 
 
+def test_while_an_expired_value_is_recomputed_the_others_get_the_previous_one():
+    """Stale while revalidating: one caller recomputes an expired value; callers meanwhile get the previous value
+    at once instead of waiting; afterwards everyone gets the new one.  A missing value is still waited for."""
+    import threading
+    import time
+
+    from portal.access import TTLCache
+
+    cache = TTLCache(0.05)
+    assert cache.get("k", lambda: "old") == "old"
+    time.sleep(0.1)  # expired
+    started, release = threading.Event(), threading.Event()
+
+    def slow():
+        started.set()
+        release.wait(5)
+        return "new"
+
+    recomputed = []
+    worker = threading.Thread(target=lambda: recomputed.append(cache.get("k", slow)))
+    worker.start()
+    assert started.wait(5)
+    t0 = time.monotonic()
+    assert cache.get("k", lambda: "never") == "old"  # not computed again, not waited for
+    assert time.monotonic() - t0 < 1.0
+    release.set()
+    worker.join()
+    assert recomputed == ["new"] and cache.get("k", lambda: "never") == "new"
+    # nothing cached yet: a second caller waits for the first, and neither gets a stale value
+    cold, release2 = [], threading.Event()
+    first = threading.Thread(target=lambda: cold.append(cache.get("c", lambda: release2.wait(5) and "v")))
+    first.start()
+    time.sleep(0.05)
+    second = threading.Thread(target=lambda: cold.append(cache.get("c", lambda: "other")))
+    second.start()
+    time.sleep(0.05)
+    assert cold == []
+    release2.set()
+    first.join()
+    second.join()
+    assert cold == ["v", "v"]
+
+
 def test_a_scope_without_enterprises_gets_no_carbon_rows(ctx):
     """A bank without consent: empty accounts and positions, and naming an enterprise is refused."""
     bank = load_user(ctx.engine, "bank")

@@ -264,3 +264,39 @@ def test_a_warm_load_sends_the_same_bytes_as_encoding_the_page_anew(store, tmp_p
     later = page_of("admin")
     assert later != first
     assert later == json.loads(to_json(overview.layout(scope_for(ctx, load_user(engine, "admin"), "/"), "zh-CN")))
+
+
+def test_a_warmed_worker_serves_the_overview_without_computing_it(store, tmp_path, monkeypatch):
+    """portal.warm: a worker's warm-up renders the park-wide overview (body and comparison) as a signed-in
+    administrator's first load would; the administrator's and the regulator's loads then compute nothing, and
+    what they are sent is the page the warm-up rendered; /healthz says the worker is warm."""
+    import carbon.records  # noqa: F401  (the carbon tables)
+    from park.metadata import create_engine_from_url, import_park
+    from park.settings import Settings
+    from portal.app import create_app
+    from portal.auth import add_user
+    from portal.context import PortalContext
+    from portal.pages import overview as page
+    from portal.warm import Warmer
+    from tests.support.portal import login_token, render_body
+
+    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'meta.db'}")
+    import_park(engine, PARK)
+    for name, role in (("admin", "admin"), ("reg", "regulator")):
+        add_user(engine, "p", name, "correct horse battery", role, None)
+    ctx = PortalContext(Settings(data_dir=tmp_path), engine, PARK, store, clock=lambda: NOW)
+    built, real = [], page.render_carbon
+    monkeypatch.setattr(page, "render_carbon", lambda co, park, lang, now=None, picked=False: built.append(lang) or
+                        real(co, park, lang, now, picked))
+    ctx.warmer = Warmer(ctx, ("zh-CN",))
+    assert ctx.warmer.once() >= 0 and built == ["zh-CN"]
+    app = create_app(ctx, "k" * 32)
+    for user in ("admin", "reg"):
+        client = app.server.test_client()
+        csrf = login_token(client, user, "correct horse battery")
+        resp = client.post("/_dash-update-component", json=render_body("/", "zh-CN"), headers={"X-CSRFToken": csrf})
+        assert resp.status_code == 200 and "甲公司" in resp.get_data(as_text=True)
+    assert built == ["zh-CN"]  # nothing rendered again
+    ctx.warmer.warm = True
+    health = app.server.test_client().get("/healthz").get_json()
+    assert health["warm"]["done"] is True
