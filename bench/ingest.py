@@ -320,16 +320,21 @@ def statements(bench: Bench) -> dict[str, dict[str, float]]:
         out["embedded"] = dict(totals.most_common())
         if bench.influx_url:
             totals.clear()
-            real_serialise = influx_module.encode_lines
+            real_serialise = influx_module.encode_bodies
 
             def timed_serialise(*a: object, **k: object) -> object:
-                t0 = time.perf_counter()
-                try:
-                    return real_serialise(*a, **k)
-                finally:
-                    totals["serialise"] += time.perf_counter() - t0
+                bodies = real_serialise(*a, **k)  # a generator: time each body as it is encoded
+                while True:
+                    t0 = time.perf_counter()
+                    try:
+                        body = next(bodies)
+                    except StopIteration:
+                        return
+                    finally:
+                        totals["serialise"] += time.perf_counter() - t0
+                    yield body
 
-            influx_module.encode_lines = timed_serialise
+            influx_module.encode_bodies = timed_serialise
             try:
                 ist = bench._influx("bench_statements")
                 t0 = time.perf_counter()
@@ -358,7 +363,7 @@ def statements(bench: Bench) -> dict[str, dict[str, float]]:
                 bench._count_and_drop(ist)
                 out["influx"] = dict(totals.most_common())
             finally:
-                influx_module.encode_lines = real_serialise
+                influx_module.encode_bodies = real_serialise
     finally:
         base_module.validate = real_validate
         store.close()

@@ -16,7 +16,16 @@ from influxdb_client import Point
 from park.model import SeriesCatalog, SeriesInfo
 from park.store import StoreRejected, StoreUnavailable
 from park.store.influx import InfluxConfig, InfluxStore
-from park.store.lineprotocol import encode_body, serialise, series_key, series_keys
+from park.store.lineprotocol import (
+    encode_bodies,
+    encode_body,
+    encode_lines,
+    escape_field_string,
+    join_lines,
+    serialise,
+    series_key,
+    series_keys,
+)
 from park.store.validate import validate
 from tests.support.influx import InfluxServer
 from tests.support.servers import free_port
@@ -380,6 +389,9 @@ def test_an_old_daily_rollup_without_last_ns_is_rebuilt_not_added_to(influx_serv
     # the old point: no last_ns field (deleted first, as a rewrite would merge with the stored fields)
     store.query(f'DELETE FROM "energy_1d" WHERE time >= {midnight * 10**9} AND time < {midnight * 10**9 + 1}')
     store.write_lines([f"{key} count=3i,max=1.25,measured=3i,min=1.25,sum=99.0 {midnight}"], precision="s")
+    # The next write comes from a store started after the old point was written (this one knows its own day
+    # bucket, and a hand-made point around the store is no writer's mark: docs/store.md).
+    store = InfluxStore(InfluxConfig(url=influx_server.url, database="old_day"), CATALOG, TZ)
     store.write("energy", batch(12).iloc[8:])  # 02:00-02:45, appended
     day = store.aggregate("energy", pd.Timestamp("2024-03-01", tz=TZ), pd.Timestamp("2024-03-02", tz=TZ), "day")
     assert day["value"].sum() == 15.0 and day["count"].sum() == 12
@@ -394,3 +406,182 @@ def test_a_measurement_with_hourly_rollups_keeps_them(influx_server):
     hours = store.aggregate("energy", pd.Timestamp("2024-03-01", tz=TZ), pd.Timestamp("2024-03-01 02:00", tz=TZ),
                             "hour")
     assert hours["value"].tolist() == [5.0, 5.0]
+
+
+# ---- what a store knows of its stored roll-ups, against reading them back --------------------------------------
+def _checked_against_the_server(store: InfluxStore, seen: list) -> None:
+    """Make every write of `store` compare the stored buckets it uses (known or read back) with the server's,
+    read back right then by another store that knows nothing; mismatches go to `seen` as (name, got, want)."""
+    real = store._stored_buckets
+    plain = InfluxStore(store.config, CATALOG, TZ)
+
+    def checked(measurement, wanted, series):
+        got = real(measurement, wanted, series)
+        for name, lo, hi in wanted:
+            want = plain._stored(name, lo, hi, series)
+            mine = got[name][got[name]["series"].isin(series)]
+            rows = [_norm(f.assign(first_ns=np.nan), last=True) for f in (mine, want)]
+            if rows[0] != rows[1]:
+                seen.append((name, rows[0], rows[1]))
+        store.uses += 1
+        return got
+
+    store.uses = 0
+    store._stored_buckets = checked
+
+
+def _stored_reads(store: InfluxStore) -> list[str]:
+    """Every read-back of stored roll-up buckets the store sends (not the marks query, not other reads)."""
+    reads: list[str] = []
+    real = store.query
+
+    def query(q: str, **kw):
+        reads.extend(part for part in q.split(";") if part.startswith('SELECT "sum", "count"'))
+        return real(q, **kw)
+
+    store.query = query
+    return reads
+
+
+@st.composite
+def _writers(draw):
+    """Batches of `_writes`, each written by one of three stores on the same database (as three processes would
+    be), some stores restarted (a new store: knows nothing) before a batch; mostly in time order (appends, where
+    a store uses what it knows), else in any order (rewrites and late data, where it reads back)."""
+    batches = draw(_writes())
+    if draw(st.integers(0, 3)):
+        rows = sorted((r for b in batches for r in b), key=lambda r: r[1])
+        bounds = [0, *sorted(draw(st.sets(st.integers(1, max(1, len(rows) - 1)), max_size=6))), len(rows)]
+        batches = [rows[a:b] for a, b in zip(bounds, bounds[1:], strict=False) if a < b]
+    return [(b, draw(st.integers(0, 2)), draw(st.booleans()) and draw(st.booleans())) for b in batches]
+
+
+@pytest.mark.parametrize("hourly", [("energy",), ()], ids=["hourly-kept", "days-only"])
+@settings(max_examples=15, deadline=None, phases=(Phase.explicit, Phase.reuse, Phase.generate),
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(writes=_writers())
+def test_known_rollups_equal_the_stored_ones_whatever_writes_them(influx_server, hourly, writes):
+    """A store folds a batch into the roll-up buckets it last read or wrote unless another writer marked the
+    measurement since: whatever the batches, rewrites and writers, the buckets a write uses equal the server's
+    read back at that moment, and the roll-ups end equal to the raw data."""
+    database = f"known_{next(_hyp_db)}"
+    config = InfluxConfig(url=influx_server.url, database=database, hourly_rollups=hourly)
+    stores: list[InfluxStore | None] = [None, None, None]
+    seen: list = []
+    for rows, who, restart in writes:
+        if stores[who] is None or restart:
+            stores[who] = InfluxStore(config, CATALOG, TZ)
+            _checked_against_the_server(stores[who], seen)
+        stores[who].write("energy", _frame(rows))
+        assert not seen, seen[:1]
+    start, end = pd.Timestamp("2024-03-01", tz=TZ), pd.Timestamp("2024-03-03", tz=TZ)
+    want_h, want_d = _truth(writes and [w[0] for w in writes])
+    reader = InfluxStore(config, CATALOG, TZ)
+    for window, want in (("hour", want_h), ("day", want_d)):
+        got = reader.aggregate("energy", start, end, window, by=["series"])
+        got = got[got["count"] > 0]
+        starts = got["start"].dt.tz_convert("UTC").astype("datetime64[ns, UTC]").astype("int64")
+        assert sorted(zip(got["series"], starts, got["value"], got["count"], got["measured"], strict=True)) == sorted(
+            zip(want["series"], want["start"], want["sum"], want["count"], want["measured"], strict=True))
+    reader.query(f'DROP DATABASE "{database}"', db=False)
+    for s in [*stores, reader]:
+        if s is not None:
+            s.close()
+
+
+def test_a_store_reads_its_rollups_back_only_when_another_writer_came_by(influx_server):
+    """Appending one day in 4 batches reads the stored day buckets back once (then the store knows them); after
+    another store (another process) writes the same day, the first reads them back again and adds to the other's
+    readings, not to its own stale copy."""
+    config = InfluxConfig(url=influx_server.url, database="known_reads")
+    frame = pd.concat([batch(48, "M1"), batch(48, "M2").assign(value=0.5)]).sort_values("ts", kind="stable")
+    parts = np.array_split(np.arange(len(frame)), 8)  # 12 readings each, in time order
+    a, b = InfluxStore(config, CATALOG, TZ), InfluxStore(config, CATALOG, TZ)
+    reads_a, seen = _stored_reads(a), []
+    _checked_against_the_server(a, seen)
+    for part in parts[:4]:
+        a.write("energy", frame.iloc[part])
+    assert len(reads_a) == 1 and a.uses == 4  # three of four writes used what the store knew
+    b.write("energy", frame.iloc[parts[4]])  # another writer appends to the same day
+    a.write("energy", frame.iloc[parts[5]])
+    assert len(reads_a) == 2  # a saw b's mark and read the day back
+    a.write("energy", frame.iloc[parts[6]])
+    a.write("energy", frame.iloc[parts[7]])
+    assert len(reads_a) == 2 and not seen
+    day = a.aggregate("energy", pd.Timestamp("2024-03-01", tz=TZ), pd.Timestamp("2024-03-02", tz=TZ), "day",
+                      by=["series"])
+    assert day.set_index("series")["value"].to_dict() == {"M1": 60.0, "M2": 24.0}
+    assert day["count"].tolist() == [48, 48]
+
+
+# ---- the serialiser, against its previous form and influxdb-client -----------------------------------------------
+def _encode_lines_before(frame: pd.DataFrame, keys, precision: str = "s"):
+    """`lineprotocol.encode_lines` as of commit 1a9e92e, verbatim: the reference for the bytes."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    codes, uniq = pd.factorize(frame["series"])
+    prefix = pc.take(pa.array([keys[s] for s in uniq], pa.string()), pa.array(codes))
+    qcodes, quniq = pd.factorize(frame["quality"])
+    middle = pc.take(pa.array([f" quality={escape_field_string(q)},value=" for q in quniq], pa.string()),
+                     pa.array(qcodes))
+    divisor = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}[precision]
+    ts = frame["ts"].astype("datetime64[ns, UTC]").astype("int64").to_numpy() // divisor
+    values = pc.cast(pa.array(frame["value"].to_numpy(dtype="float64")), pa.string())
+    return pc.binary_join_element_wise(prefix, middle, values, " ", pc.cast(pa.array(ts), pa.string()), "")
+
+
+_NASTY = SeriesCatalog([SeriesInfo("M1", "meter", "E 1\\x", "W 1,a=b", "electricity", "kWh"),
+                        SeriesInfo("M 2=x", "meter", "E1", None, "steam", "GJ"),
+                        SeriesInfo("M3", "meter", "E,3", "", "water", "m3"),
+                        SeriesInfo("M4", "meter", "E4", "W\t4", "gas", "m3")])
+
+
+@st.composite
+def _validated(draw):
+    n = draw(st.integers(1, 60))
+    unit = draw(st.sampled_from(["s", "ms", "us", "ns"]))
+    step = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[unit]
+    return pd.DataFrame({
+        "series": pd.Series(draw(st.lists(st.sampled_from([s.id for s in _NASTY.series]), min_size=n, max_size=n)),
+                            dtype="str"),
+        "ts": pd.to_datetime(np.array(draw(st.lists(st.integers(1_600_000_000, 1_800_000_000), min_size=n,
+                                                    max_size=n)), dtype="int64") * 10**9
+                             + np.array(draw(st.lists(st.integers(0, 10**9 // step - 1), min_size=n, max_size=n)),
+                                        dtype="int64") * step, utc=True),
+        "value": draw(st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=n, max_size=n)),
+        "quality": pd.Series(draw(st.lists(st.sampled_from(["measured", "estimated", 'q"uo\\te']), min_size=n,
+                                           max_size=n)), dtype="str")}), unit
+
+
+@settings(max_examples=200, deadline=None)
+@given(case=_validated(), size=st.integers(1, 25))
+def test_request_bodies_are_the_bytes_of_the_previous_encoder_and_of_influxdb_client(case, size):
+    """Each request body is byte for byte what the encoder before it produced, and each line says what
+    influxdb-client's Point says (tags, escaping, field order, timestamp; the value is the same double)."""
+    frame, precision = case
+    keys = series_keys("energy", _NASTY)
+    want = _encode_lines_before(frame, keys, precision)
+    bodies = list(encode_bodies(frame, keys, precision, size))
+    assert bodies == [join_lines(want.slice(i, size)) for i in range(0, len(frame), size)]
+    assert encode_lines(frame, keys, precision).to_pylist() == want.to_pylist()
+    info = {s.id: s for s in _NASTY.series}
+    for line, row in zip(b"\n".join(bodies).decode().split("\n"), frame.itertuples(), strict=True):
+        tags = info[row.series]
+        p = (Point("energy").tag("carrier", tags.carrier).tag("enterprise", tags.enterprise)
+             .tag("series", row.series).tag("workshop", tags.workshop or None)
+             .field("value", row.value).field("quality", row.quality).time(row.ts.value // {
+                 "s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[precision], write_precision=precision))
+        theirs = p.to_line_protocol()
+        head, rest = line.rsplit("value=", 1)
+        t_head, t_rest = theirs.rsplit("value=", 1)
+        assert head == t_head and rest.split(" ")[1] == t_rest.split(" ")[1]
+        assert float(rest.split(" ")[0]) == float(t_rest.split(" ")[0]) == row.value
+
+
+def test_catalog_keys_are_series_key():
+    """The keys a store builds from its catalog are `series_key` of the series' tags, escapes and all."""
+    for measurement in ("energy", "energy_1d", "en ergy,x"):
+        assert series_keys(measurement, _NASTY) == {
+            s.id: series_key(measurement, {"series": s.id, "enterprise": s.enterprise, "workshop": s.workshop,
+                                           "carrier": s.carrier}) for s in _NASTY.series}
