@@ -246,18 +246,22 @@ class InfluxStore(TimeSeriesStore):
         size = self.config.batch_size
         hourly = self._hourly(measurement)
         with self._rollup_lock:
-            mark = self._mark_dirty(measurement, lo, hi, series)
             h0, h1 = _ns(lo.floor("h")), _ns(hi.floor("h")) + rollup.HOUR_NS
             d0, d1 = _ns(self._day_floor(lo)), _ns(self._day_floor(self._day_floor(hi) + pd.Timedelta("25h")))
             wanted = [(measurement + "_1d", d0, d1)] + ([(measurement + "_1h", h0, h1)] if hourly else [])
             try:
                 with ThreadPoolExecutor(1) as side, ThreadPoolExecutor(self.config.max_in_flight) as pool:
-                    # The stored buckets are read (or known, see `_stored_buckets`) while the readings are
-                    # encoded and posted, then the roll-ups are posted beside the last readings.
+                    # The dirty mark is posted while the first body is encoded, then the stored buckets are read
+                    # (or known, see `_stored_buckets`) while the readings are posted; the roll-ups go last.
+                    marked = side.submit(self._mark_dirty, measurement, lo, hi, series)
                     stored = side.submit(self._stored_buckets, measurement, wanted, series)
+                    futures = []
                     # the batch's columns prepared once; each body encoded while the ones before it are posted
-                    futures = [pool.submit(self._post_body, body, precision)
-                               for body in encode_bodies(frame, keys, precision, size)]
+                    for body in encode_bodies(frame, keys, precision, size):
+                        if not futures:
+                            marked.result()  # no reading goes in before the mark that covers it is in
+                        futures.append(pool.submit(self._post_body, body, precision))
+                    mark = marked.result()
                     found = stored.result()
                     plan = rollup.plan(frame, found.get(measurement + "_1h"), found[measurement + "_1d"],
                                        self.timezone)
