@@ -53,7 +53,7 @@ from bench import OUT, machine_info, print_machine
 from park.model import Park
 from park.store.embedded import EmbeddedStore
 from park.store.influx import InfluxConfig, InfluxStore
-from park.store.lineprotocol import best_precision, encode_body, serialise, series_keys
+from park.store.lineprotocol import best_precision, encode_bodies, encode_body, serialise, series_keys
 from park.store.validate import validate
 from park.synth import synth_park, synth_readings
 
@@ -217,8 +217,7 @@ class Bench:
         valid = [validate(b, MEASUREMENT, self.catalog).frame for b in self.parts]
         t1 = time.perf_counter()
         keys = series_keys(MEASUREMENT, self.catalog)
-        bodies = [encode_body(v.iloc[i:i + 10_000], keys, best_precision(v["ts"]))
-                  for v in valid for i in range(0, len(v), 10_000)]
+        bodies = [body for v in valid for body in encode_bodies(v, keys, best_precision(v["ts"]), 10_000)]
         t2 = time.perf_counter()
         import gzip
 
