@@ -34,8 +34,10 @@ def product_output_per_period(product_output: pd.DataFrame, kind: Period, tz: st
     p = check_product_output(product_output)
     p["period_start"] = period_start(pd.Series(pd.to_datetime(p["month"])).dt.tz_localize(tz), kind)
     p["workshop"] = p["workshop"].fillna("")
-    out = p.groupby(["enterprise", "workshop", "product", "unit", "period_start"], sort=True).agg(
-        quantity=("quantity", "sum"), months=("month", "nunique")).reset_index()
+    grouped = p.groupby(["enterprise", "workshop", "product", "unit", "period_start"], sort=True)
+    out = grouped["quantity"].sum().to_frame()  # each reduction on its own: a named .agg costs twice as much
+    out["months"] = grouped["month"].nunique()
+    out = out.reset_index()
     out["workshop"] = out["workshop"].replace("", None)
     out["period"] = period_label(out["period_start"], kind)
     return out

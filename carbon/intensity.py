@@ -51,8 +51,12 @@ def intensities(accounts: Accounts, output_values: pd.DataFrame, method: str = "
     out_v = check_output_values(output_values)
     tz = str(ent["period_start"].dt.tz) if len(ent) else "Asia/Shanghai"
     out_v["period_start"] = period_start(pd.Series(pd.to_datetime(out_v["month"])).dt.tz_localize(tz), kind)
-    per = out_v.groupby(["enterprise", "period_start"]).agg(
-        output_value_10k_cny=("output_value_10k_cny", "sum"), output_months=("month", "nunique")).reset_index()
+    # the sum and the distinct months per group, each its own group-by reduction (the same as a named .agg, at
+    # less than half its fixed cost: the enterprise page asks four times per load)
+    grouped = out_v.groupby(["enterprise", "period_start"], sort=True)
+    per = grouped["output_value_10k_cny"].sum().to_frame()
+    per["output_months"] = grouped["month"].nunique()
+    per = per.reset_index()
     frame = ent[["enterprise", "period", "period_start", "energy_tce", col, "coverage", "complete", "reasons"]].rename(
         columns={col: "emissions_t_co2e"}).merge(per, on=["enterprise", "period_start"], how="left")
     frame["output_months"] = frame["output_months"].fillna(0).astype(int)

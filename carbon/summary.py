@@ -141,9 +141,11 @@ def unit_intensity_summary(this: Accounts, last: Accounts, product_output: pd.Da
         u = unit_intensities(acc, product_output)
         # This side's months with energy data only: a month without either figure would skew the ratio.
         u = u[u["period_start"].isin(acc.totals_at("enterprise")["period_start"]) & u["energy_tce"].notna()]
-        g = u.groupby(["product", "unit"]).agg(quantity=("quantity", "sum"), months=("period", "nunique"),
-                                               energy=("energy_tce", lambda v: v.sum(min_count=1)),
-                                               emissions=("emissions_t_co2e", lambda v: v.sum(min_count=1)))
+        grouped = u.groupby(["product", "unit"], sort=True)  # reductions, not a named .agg with lambdas (costly)
+        g = grouped["quantity"].sum().to_frame()
+        g["months"] = grouped["period"].nunique()
+        g["energy"] = grouped["energy_tce"].sum(min_count=1)
+        g["emissions"] = grouped["emissions_t_co2e"].sum(min_count=1)
         q = g["quantity"].where(g["quantity"] > 0)
         sides.append(pd.DataFrame({"quantity": g["quantity"], "months": g["months"], "tce_per_unit": g["energy"] / q,
                                    "t_co2e_per_unit": g["emissions"] / q}))

@@ -7,6 +7,7 @@ import re
 import unicodedata
 
 import dash_ag_grid as dag
+import numpy as np
 import pandas as pd
 from dash import html
 
@@ -44,10 +45,10 @@ def grid_locale(lang: str) -> dict[str, str]:
 
 def _digits(values: pd.Series) -> int:
     """Decimals a numeric column needs as shown (at most 4; the pages round their figures)."""
-    finite = values.dropna()
-    finite = finite[finite.abs() < 1e15]
+    v = values.to_numpy(dtype=float, na_value=np.nan)  # arrays, not Series: a page shows some 25 columns
+    v = v[np.abs(v) < 1e15]  # (NaN and infinities fail the test too)
     for d in range(5):
-        if ((finite * 10**d).round(6) % 1 == 0).all():
+        if (np.round(v * 10**d, 6) % 1 == 0).all():
             return d
     return 4
 

@@ -98,3 +98,36 @@ def test_the_coverage_badge_says_complete_or_names_who_is_below_the_threshold():
     assert "Alpha" not in low.title
     assert completeness_notes({"Beta": 0.136}, 0.9, "en") == ("incomplete (coverage threshold 90.0%): Beta: 13.6%",)
     assert coverage_badge({}, 0.9, "en").children is None
+
+
+def _digits_reference(values):
+    """The pandas form _digits had (kept as the reference of the array form)."""
+    finite = values.dropna()
+    finite = finite[finite.abs() < 1e15]
+    for d in range(5):
+        if ((finite * 10**d).round(6) % 1 == 0).all():
+            return d
+    return 4
+
+
+def test_the_decimals_a_column_needs_are_those_of_the_series_form():
+    """portal.components._digits on arrays gives what its Series form gave, for any mix of values, gaps,
+    infinities and huge numbers (Hypothesis), and for nullable columns."""
+    import pandas as pd
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from portal.components import _digits
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                              st.integers(-10**6, 10**6).map(lambda i: i / 1000),
+                              st.integers(-10**17, 10**17).map(float)), max_size=20))
+    def check(xs):
+        s = pd.Series(xs, dtype=float)
+        assert _digits(s) == _digits_reference(s)
+
+    check()
+    for s in (pd.Series([1, None, 3], dtype="Int64"), pd.Series([1.5, None], dtype="Float64"),
+              pd.Series([1.25, 2]), pd.Series([], dtype=float)):
+        assert _digits(s) == _digits_reference(s)
