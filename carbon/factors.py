@@ -244,6 +244,32 @@ class FactorRegistry:
                 frames[key] = hit
         return hit[1].copy()
 
+    def _orders(self, kind: str, key: str, parameter: str, regions: tuple[str, ...], policy: FactorPolicy,
+                enterprise: str | None) -> tuple[dict[str, int], list[FactorRow], list[FactorRow]]:
+        """For one lookup whatever its date: the region ranks, the candidate rows (in the region chain, general or
+        this enterprise's, published by the policy's as-of date) by (specificity, newest start) for rows in force,
+        and those with an end by (latest end, specificity) for the closest prior row."""
+        orders = self.__dict__.setdefault("_orders_cache", {})  # (a registry unpickled from before the cache)
+        cache_key = (kind, key, parameter, regions, policy, enterprise)
+        hit = orders.get(cache_key)
+        if hit is not None:
+            return hit
+        rank = {r: i for i, r in enumerate(regions)}
+        candidates = [
+            r for r in self._by_key.get((kind, key, parameter), ())
+            if r.region in rank and (r.enterprise is None or r.enterprise == enterprise)
+            and (policy.as_of is None or r.published is None or r.published <= policy.as_of)
+        ]
+
+        def specificity(r: FactorRow) -> tuple[int, int, int]:
+            return (0 if r.enterprise else 1, rank[r.region], 0 if r.is_override else 1)
+
+        covering_order = sorted(candidates, key=lambda r: (*specificity(r), -r.valid_from.toordinal()))
+        prior_order = sorted((r for r in candidates if r.valid_to is not None),
+                             key=lambda r: (-r.valid_to.toordinal(), *specificity(r)))
+        orders[cache_key] = (rank, covering_order, prior_order)
+        return orders[cache_key]
+
     def resolve(self, kind: str, key: str, parameter: str, regions: Sequence[str], on: date,
                 policy: FactorPolicy = DEFAULT_POLICY, enterprise: str | None = None) -> Resolution:
         """The row in force for activity on `on`; FactorNotFoundError if there is none (see the module doc)."""
@@ -254,23 +280,16 @@ class FactorRegistry:
         if hit is not None:
             return hit
         target = policy.target_date(kind, parameter, on)
-        rank = {r: i for i, r in enumerate(regions)}
-        candidates = [
-            r for r in self._by_key.get((kind, key, parameter), ())
-            if r.region in rank and (r.enterprise is None or r.enterprise == enterprise) and r.valid_from <= target
-            and (policy.as_of is None or r.published is None or r.published <= policy.as_of)
-        ]
-        if not candidates:
+        rank, covering_order, prior_order = self._orders(kind, key, parameter, regions, policy, enterprise)
+        # The rows that may apply are ordered once per lookup (not per date): the first row in force on the target
+        # date in order of specificity and then newest first; else the one whose validity ended last, then the
+        # most specific (section 2.3).  Sorting is stable, so ties keep the registry's order, as min() did.
+        row = next((r for r in covering_order if r.covers(target)), None)
+        covering = row is not None
+        if row is None:
+            row = next((r for r in prior_order if r.valid_from <= target), None)
+        if row is None:
             raise FactorNotFoundError(kind, key, parameter, regions, on, enterprise)
-
-        def specificity(r: FactorRow) -> tuple[int, int, int]:
-            return (0 if r.enterprise else 1, rank[r.region], 0 if r.is_override else 1)
-
-        covering = [r for r in candidates if r.covers(target)]
-        if covering:
-            row = min(covering, key=lambda r: (*specificity(r), -r.valid_from.toordinal()))
-        else:
-            row = min(candidates, key=lambda r: (-r.valid_to.toordinal(), *specificity(r)))
         fell_back = not row.enterprise and rank[row.region] > 0
         level_fell = (kind == "grid" and policy.grid_level is not None
                       and region_level(row.region) != policy.grid_level)

@@ -158,3 +158,85 @@ def test_a_factor_file_with_wrong_columns_is_refused_at_line_1():
 def test_a_non_utf8_factor_file_is_refused():
     with pytest.raises(FactorFileError, match="not UTF-8"):
         parse_factor_file(HEADER.encode() + "heat,heat,emission,全国".encode("gbk") + b"\n", "f.csv")
+
+
+# ---- resolve: the lookup ordered once per (key, regions, policy, enterprise), equal to the per-date search ----
+
+def _resolve_reference(registry, kind, key, parameter, regions, on, policy, enterprise=None):
+    """The per-date candidate search resolve() did before its orders were cached (kept as the reference)."""
+    from carbon.errors import FactorNotFoundError
+    from carbon.factors import Resolution, region_level
+
+    wanted = tuple(regions)
+    regions = policy.grid_regions(wanted) if kind == "grid" else wanted
+    target = policy.target_date(kind, parameter, on)
+    rank = {r: i for i, r in enumerate(regions)}
+    candidates = [
+        r for r in registry._by_key.get((kind, key, parameter), ())
+        if r.region in rank and (r.enterprise is None or r.enterprise == enterprise) and r.valid_from <= target
+        and (policy.as_of is None or r.published is None or r.published <= policy.as_of)
+    ]
+    if not candidates:
+        raise FactorNotFoundError(kind, key, parameter, regions, on, enterprise)
+
+    def specificity(r):
+        return (0 if r.enterprise else 1, rank[r.region], 0 if r.is_override else 1)
+
+    covering = [r for r in candidates if r.covers(target)]
+    if covering:
+        row = min(covering, key=lambda r: (*specificity(r), -r.valid_from.toordinal()))
+    else:
+        row = min(candidates, key=lambda r: (-r.valid_to.toordinal(), *specificity(r)))
+    fell_back = not row.enterprise and rank[row.region] > 0
+    level_fell = kind == "grid" and policy.grid_level is not None and region_level(row.region) != policy.grid_level
+    return Resolution(row, regions, on, target, region_fallback=fell_back, prior_year=not covering,
+                      level_fallback=level_fell)
+
+
+def test_a_lookup_resolves_to_the_row_the_per_date_search_chose():
+    """For random registries (regions of a chain, general and enterprise rows, overrides, open and closed
+    validities, publication dates) and random lookups (dates, as-of policies, lagged grid bases, fixed grid
+    levels), resolve() gives the reference's row and flags, or both find none; repeated lookups (cached) too."""
+    from datetime import date, timedelta
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from carbon.errors import FactorNotFoundError
+    from carbon.factors import FactorPolicy, FactorRegistry, FactorRow
+
+    chain = ("CN-JS", "CN-EAST", "CN")
+    day = st.integers(0, 1500).map(lambda n: date(2020, 1, 1) + timedelta(days=n))
+    later = st.integers(1500, 2600).map(lambda n: date(2020, 1, 1) + timedelta(days=n))  # often after every row
+    row_st = st.builds(
+        lambda kind_param, region, who, start, length, published, park, value: FactorRow(
+            kind=kind_param[0], key="electricity" if kind_param[0] == "grid" else "diesel",
+            parameter=kind_param[1], region=region, value=value, unit="t/MWh", valid_from=start,
+            valid_to=None if length is None else start + timedelta(days=length), source="test", published=published,
+            enterprise=who, origin="park f.csv:1" if park else "shipped x.csv:1"),
+        st.sampled_from([("grid", "average"), ("fuel", "ncv")]), st.sampled_from(chain),
+        st.sampled_from([None, None, None, "E1"]), day, st.one_of(st.none(), st.integers(0, 800)),
+        st.one_of(st.none(), day), st.booleans(), st.floats(0.1, 2.0))
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(row_st, max_size=12),
+           st.lists(st.tuples(st.sampled_from([("grid", "average"), ("fuel", "ncv")]), st.one_of(day, later),
+                              st.sampled_from([None, "E1"]), st.one_of(st.none(), day),
+                              st.sampled_from([None, "provincial", "regional", "national"]),
+                              st.sampled_from([chain, chain[1:], ("CN-JS", "CN")])), min_size=1, max_size=8))
+    def check(rows, lookups):
+        registry = FactorRegistry(rows)
+        for _ in range(2):  # the second pass is served from the caches
+            for (kind, parameter), on, who, as_of, level, regions in lookups:
+                policy = FactorPolicy(as_of=as_of, grid_level=level)
+                key = "electricity" if kind == "grid" else "diesel"
+                try:
+                    want = _resolve_reference(registry, kind, key, parameter, regions, on, policy, who)
+                except FactorNotFoundError:
+                    with pytest.raises(FactorNotFoundError):
+                        registry.resolve(kind, key, parameter, regions, on, policy, who)
+                    continue
+                got = registry.resolve(kind, key, parameter, regions, on, policy, who)
+                assert got.row is want.row and got == want
+
+    check()
