@@ -58,19 +58,21 @@ class Writer:
         self._seen = queued
         return quiet or queued >= self.min_rows
 
-    def drain(self, max_batches: int | None = None) -> DrainResult:
-        """Write queued rows and rejections to the store until the spool is empty (or max_batches)."""
+    def drain(self, max_batches: int | None = None, max_rows: int | None = None) -> DrainResult:
+        """Write queued rows and rejections to the store until the spool is empty (or max_batches, or max_rows
+        claimed)."""
         result = DrainResult()
         with self._lock:
             self._last = time.monotonic()
             try:
                 self._drain_rejects(result)
-                n = 0
-                while max_batches is None or n < max_batches:
-                    rows = self.spool.claim(self.batch_size)
+                n, left = 0, max_rows
+                while (max_batches is None or n < max_batches) and (left is None or left > 0):
+                    rows = self.spool.claim(self.batch_size if left is None else min(self.batch_size, left))
                     if not len(rows):
                         break
                     n += 1
+                    left = None if left is None else left - len(rows)
                     # One store write per measurement, not per source: MQTT readings carry their topic as source,
                     # and a write per bracelet (its fixed cost times a thousand devices) was what kept the collector
                     # near 1 000 readings/s.  Several sources in one write are named by their scheme.
@@ -107,9 +109,12 @@ class Writer:
             self.spool.ack([r["id"] for r in rejects], table="rejects")
 
     def drain_if_due(self) -> DrainResult | None:
+        """Write what waits now, if due.  Not what arrives meanwhile: chasing a steady flow until the spool is
+        empty turned one write into a string of small ones, each paying the fixed cost; those rows wait for the
+        next tick's decision."""
         if not self.due():
             return None
-        return self.drain()
+        return self.drain(max_rows=self.spool.stats().queued)
 
     def run(self, stop: threading.Event, interval_s: float = 1.0, max_backoff_s: float = 30.0) -> None:
         """Drain (when due) until `stop` is set, backing off while the store is down; then drain what is left."""

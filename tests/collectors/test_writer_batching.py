@@ -93,6 +93,24 @@ def test_a_steady_flow_still_waits_for_a_worthwhile_batch(parts):
     assert store.attempts == 1
 
 
+def test_a_scheduled_drain_writes_what_waited_not_what_arrives_meanwhile(parts):
+    spool, store, pipe = parts
+    writer = Writer(spool, store, min_rows=10, max_wait_s=3600)
+    pipe.submit([interval(i) for i in range(10)])
+    write = store.write
+
+    def write_while_more_arrive(measurement, frame, *, source="api"):
+        if len(frame) == 10:  # the steady flow goes on while the store writes
+            pipe.submit([interval(10 + i) for i in range(3)])
+        return write(measurement, frame, source=source)
+
+    store.write = write_while_more_arrive
+    assert writer.drain_if_due().written == 10
+    assert store.attempts == 1  # not a second write for the 3 that came during the first (its fixed cost again)
+    assert spool.stats().queued == 3  # they wait for the next decision
+    assert writer.drain_if_due().written == 3  # which finds the flow stopped
+
+
 def test_a_store_outage_is_retried_at_the_deadline_not_on_every_quiet_tick(parts):
     spool, store, pipe = parts
     writer = Writer(spool, store, min_rows=20_000, max_wait_s=0.3)
