@@ -13,9 +13,9 @@ the `[collect]` table of parkcarbon.toml:
     client_id = "parkcarbon-bracelets"
     receivers = 0               # N >= 1: N receiver processes on a shared subscription, a spool each
     [collect]
-    writer_interval_s = 0.5     # the store writer's tick: it looks at each spool this often
+    writer_interval_s = 0.25    # the store writer's tick: it looks at each spool this often
     writer_max_wait_s = 5       # while readings keep arriving, it writes when 20 000 wait or 5 s have passed;
-    writer_min_rows = 20000     # a tick that finds nothing new since the previous one writes what waits at once
+    writer_min_rows = 20000     # a look that finds nothing new for 0.8 tick (at least 0.2 s) writes what waits
     [collect.vendor_http]       # a bracelet vendor's cloud API; off unless present
     base_url = "https://vendor.example/"
     interval_s = 300
@@ -93,7 +93,7 @@ class CollectorService:
     store: TimeSeriesStore
     spool_path: Path
     config: dict = field(default_factory=dict)
-    writer_interval_s: float = 0.5  # the tail of a stream is stored one to two ticks after it stops
+    writer_interval_s: float = 0.25  # the tail of a stream is stored one to two ticks after it stops
     rollup_interval_s: float = 60.0
     status_interval_s: float = 2.0
 
@@ -108,8 +108,10 @@ class CollectorService:
         self.modbus_meters = [m for m in self.park.meters if m.model and (m.address or "").startswith("modbus://")]
         # limits (register sizes, plausible maxima) for every meter, from the park file and register maps
         self.pipeline = Pipeline(self.park.catalog(), self.spool, on_events=log_events)
+        # nothing new for 0.8 tick (two missed 0.1 s flushes of an MQTT source at least): the flow has stopped
         self.writer = Writer(self.spool, self.store, min_rows=int(self.config.get("writer_min_rows", 20_000)),
-                             max_wait_s=float(self.config.get("writer_max_wait_s", 5.0)))
+                             max_wait_s=float(self.config.get("writer_max_wait_s", 5.0)),
+                             quiet_s=max(0.2, 0.8 * self.writer_interval_s))
         self.scheduler = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True})
         self.sources: list = []
         self.receivers: list = []  # receiver processes (collect.mqtt.receivers)
@@ -169,7 +171,7 @@ class CollectorService:
         for i in range(1, n + 1):
             spool_path = self.spool_path.with_name(f"{self.spool_path.stem}.r{i}{self.spool_path.suffix}")
             self.receiver_writers.append(Writer(Spool(spool_path), self.store, min_rows=self.writer.min_rows,
-                                                max_wait_s=self.writer.max_wait_s))
+                                                max_wait_s=self.writer.max_wait_s, quiet_s=self.writer.quiet_s))
             proc = ctx.Process(target=run_receiver, name=f"mqtt-receiver-{i}",
                                args=(self.park, asdict(settings), i, str(spool_path),
                                      str(self.spool_path.with_name(f"collect_status.r{i}.json")), self._receiver_stop))

@@ -33,29 +33,36 @@ class Writer:
     """Drains the spool.  A store write has a fixed cost (validation, the insert, the roll-up refresh), so while
     readings keep arriving the writer waits until `min_rows` are queued or `max_wait_s` has passed since its last
     write, trading a few seconds of latency for far less work per reading.  When they stop arriving (nothing new
-    since the previous look: `due()` is asked once a tick) it writes what waits at once: that batch will not grow,
-    and waiting for the deadline would only hold back the tail of a stream."""
+    at a look, `due()`, once a tick, for at least `quiet_s`) it writes what waits at once: that batch will not
+    grow, and waiting for the deadline would only hold back the tail of a stream.  `quiet_s` keeps a look that
+    comes just after a drain (or any short stall of a source) from passing for a stopped flow."""
 
     def __init__(self, spool: Spool, store: TimeSeriesStore, batch_size: int = 50_000, min_rows: int = 1,
-                 max_wait_s: float = 0.0) -> None:
+                 max_wait_s: float = 0.0, quiet_s: float = 0.0) -> None:
         self.spool = spool
         self.store = store
         self.batch_size = batch_size
         self.min_rows = min_rows
         self.max_wait_s = max_wait_s
+        self.quiet_s = quiet_s
         self._last = time.monotonic()
-        self._seen: int | None = None  # rows queued at the previous look (a tick's `due()` or a drain's end)
+        self._seen: int | None = None  # rows queued at the previous look (a tick's `due()` or a drain's end) ...
+        self._seen_at = self._last  # ... and since when that count has not changed
         self._store_down = False  # the last drain found the store down: retry on the deadline, not every quiet tick
         self._lock = threading.Lock()  # one drain at a time
 
     def due(self) -> bool:
         """Whether a write is worth its fixed cost now: the deadline has passed, a full batch waits, or rows wait
-        and none arrived since the previous look (the flow stopped; not while the store is known to be down)."""
-        if time.monotonic() - self._last >= self.max_wait_s:
+        and none arrived since the previous look, `quiet_s` or more ago (the flow stopped; not while the store is
+        known to be down)."""
+        now = time.monotonic()
+        if now - self._last >= self.max_wait_s:
             return True
         queued = self.spool.stats().queued
-        quiet = queued > 0 and queued == self._seen and not self._store_down
-        self._seen = queued
+        if queued != self._seen:
+            self._seen, self._seen_at = queued, now
+            return queued >= self.min_rows
+        quiet = queued > 0 and not self._store_down and now - self._seen_at >= self.quiet_s
         return quiet or queued >= self.min_rows
 
     def drain(self, max_batches: int | None = None, max_rows: int | None = None) -> DrainResult:
@@ -93,6 +100,7 @@ class Writer:
                 log.warning("store unavailable, %d rows wait in the spool: %s", self.spool.stats().queued, exc)
             self._store_down = result.store_down is not None
             self._seen = self.spool.stats().queued  # what arrives after this is new to the next look
+            self._seen_at = time.monotonic()
         return result
 
     def _drain_rejects(self, result: DrainResult) -> None:

@@ -82,6 +82,20 @@ def test_a_tail_that_arrives_during_a_drain_is_written_on_the_next_quiet_tick(pa
     assert writer.drain_if_due().written == 1  # quiet: written, without waiting an hour
 
 
+def test_silence_is_counted_in_time_so_a_look_right_after_another_is_no_proof_of_it(parts):
+    spool, store, pipe = parts
+    writer = Writer(spool, store, min_rows=20_000, max_wait_s=3600, quiet_s=0.3)
+    pipe.submit([interval(i) for i in range(5)])
+    assert writer.drain_if_due() is None  # new rows
+    assert writer.drain_if_due() is None  # none since, but the flow may only have paused between two flushes
+    time.sleep(0.35)
+    assert writer.drain_if_due().written == 5  # quiet for 0.3 s: stopped
+    pipe.submit([interval(5)])
+    assert writer.drain_if_due() is None
+    time.sleep(0.35)
+    assert writer.drain_if_due().written == 1
+
+
 def test_a_steady_flow_still_waits_for_a_worthwhile_batch(parts):
     spool, store, pipe = parts
     writer = Writer(spool, store, min_rows=10, max_wait_s=3600)
