@@ -4,7 +4,7 @@ paho-mqtt's threaded publisher tops out near 1 000 messages/s here (one wake-up 
 publish), far below the 10 000/s the collector must be shown to keep up with; this one pre-encodes the PUBLISH
 packets and writes them in paced slices, counting the broker's PUBACKs on a reader thread.
 
-    python -m bench.mqtt_load [--rate 10000] [--messages 300000] [--receivers 2] [--devices 1000]
+    python -m bench.mqtt_load [--rate 10000] [--messages 400000] [--receivers 2] [--devices 1000]
 
 runs the collector service (`CollectorService`, `[collect.mqtt] receivers = N`: N receiver processes on a shared
 subscription, a spool each, one writer into an embedded store) against a real Mosquitto, offers the messages at
@@ -20,7 +20,11 @@ counted as they return), and reports:
 - the steady-state stored rate over the publishing window after its first quarter (25-100 %): per writer, the
   least-squares slope of its cumulative stored count at the end of each of its drains in that window, summed
   over the writers (a writer stores in batches, so the stored count is a staircase; fitted through its corners
-  the rate does not depend on where the window cuts a step), against the published rate over the same window;
+  the rate does not depend on where the window cuts a step), against the published rate over the same window.
+  Its scatter comes from the drains' varying length (about +-1 % between identical runs with 20 000-row batches
+  every 4 s): quote the median of several runs.  Beside it, for diagnosis, the same fit at the drains' starts
+  (a drain stores all that waited when it began, so this is the rate the writer takes readings in, steadier)
+  and each writer's trend of drain length (lengthening drains: a writer falling behind);
 - the backlog (published minus stored) over time, its maximum, at the last publish and at the end, and whether
   it stayed bounded: its peak over the second half of that window at most 1.25 x its peak over the first half
   (batching makes it a sawtooth whose peaks repeat while the writer keeps up; a writer 10 % short adds 1 000
@@ -215,13 +219,20 @@ def analyse(samples: list[tuple[float, int, int]], drains: list[tuple[int, float
     inside = (t >= w0) & (t <= w1)
     published_rate = _slope(t[inside], published[inside])
     rates: dict[int, float | None] = {}
+    taken: dict[int, float | None] = {}
+    lag_trends: dict[int, float | None] = {}
     for index in sorted({d[0] for d in drains}):
         mine = [d for d in drains if d[0] == index]
         cumulative = np.cumsum([d[3] for d in mine])
-        ends = np.array([d[2] for d in mine])
+        starts, ends = np.array([d[1] for d in mine]), np.array([d[2] for d in mine])
         corners = (ends >= w0) & (ends <= w1)
         rates[index] = _slope(ends[corners], cumulative[corners])  # None unless two drains ended in the window
+        # a drain stores what waited when it began: fitted at the starts, the rate the writer takes readings in
+        # (less scattered by the drains' varying length); equal to the stored rate while drains do not lengthen
+        taken[index] = _slope(starts[corners], cumulative[corners])
+        lag_trends[index] = _slope(starts[corners], (ends - starts)[corners])
     stored_rate = None if not rates or None in rates.values() else sum(rates.values())
+    taken_rate = None if not taken or None in taken.values() else sum(taken.values())
     backlog = published - stored
     mid = (w0 + published_at) / 2
     early = backlog[(t >= w0) & (t < mid)]
@@ -244,6 +255,8 @@ def analyse(samples: list[tuple[float, int, int]], drains: list[tuple[int, float
         "stored_per_s_steady": stored_rate,
         "stored_per_s_steady_per_writer": {str(k): v for k, v in rates.items()},
         "stored_per_s_steady_samples": _slope(t[inside], stored[inside]),  # the staircase fitted: a cross-check
+        "taken_per_s_steady": taken_rate,
+        "drain_seconds_trend_per_writer": {str(k): v for k, v in lag_trends.items()},  # s per s: > 0 lengthening
         "stored_to_published_steady": (stored_rate / published_rate) if stored_rate and published_rate else None,
         # the writer thread's share of the window spent draining (its drains run one after another): headroom
         "writer_busy_fraction": sum(max(0.0, min(d[2], w1) - max(d[1], w0)) for d in drains) / (w1 - w0),
@@ -540,7 +553,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     ap = argparse.ArgumentParser(prog="python -m bench.mqtt_load", description=__doc__.split("\n\n")[0])
     ap.add_argument("--rate", type=float, default=10_000)
-    ap.add_argument("--messages", type=int, default=300_000, help="30 s at 10 000/s: a steady state to measure")
+    ap.add_argument("--messages", type=int, default=400_000, help="40 s at 10 000/s: a steady state to measure")
     ap.add_argument("--receivers", type=int, default=2, help="receiver processes (0: one in-process receiver)")
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--writer-interval-s", type=float, help="the store writer's tick (default: the service's)")
@@ -578,8 +591,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"steady state ({res['window_s'][0]:.1f}-{res['window_s'][1]:.1f} s): published "
           f"{num(res['published_per_s_steady'])}/s, stored {num(res['stored_per_s_steady'])}/s "
           f"(ratio {num(res['stored_to_published_steady'], '.4f')}; per writer "
-          f"{ {k: num(v) for k, v in res['stored_per_s_steady_per_writer'].items()} }); writer busy "
-          f"{num(res['writer_busy_fraction'], '.0%')} of the time")
+          f"{ {k: num(v) for k, v in res['stored_per_s_steady_per_writer'].items()} }); taken in at drain starts "
+          f"{num(res['taken_per_s_steady'])}/s; writer busy {num(res['writer_busy_fraction'], '.0%')} of the time")
     print(f"backlog (published - stored): max {num(res['backlog_max'])}, peaks first / second half "
           f"{num(res['backlog_peak_first_half'])} / {num(res['backlog_peak_second_half'])} "
           f"({'bounded' if res['backlog_bounded'] else 'GROWING'}), at the last publish "
