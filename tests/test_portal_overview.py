@@ -159,25 +159,40 @@ def test_days_without_readings_are_gaps_and_today_is_partial(store):
     assert list(fig.data[0].marker.pattern.shape)[-1] == "/" and "partial (to 12:00)" in fig.data[0].customdata[-1]
 
 
-def test_a_warm_overview_sends_the_page_it_rendered_within_the_cache_time(store, tmp_path, monkeypatch):
-    """Users of one scope (administrator, regulator) within the figures' cache time get the components rendered
-    once per language; another language is rendered on its own; with the cache off every load renders."""
+def _portal(store, tmp_path, clock=lambda: NOW):
+    """A portal context on `store` with an administrator and a regulator (password "correct horse battery")."""
     import carbon.records  # noqa: F401  (the carbon tables)
     from park.metadata import create_engine_from_url, import_park
     from park.settings import Settings
-    from portal.auth import add_user, load_user
+    from portal.auth import add_user
     from portal.context import PortalContext
-    from portal.pages import overview as page
-    from portal.scope import scope_for
 
     engine = create_engine_from_url(f"sqlite:///{tmp_path / 'meta.db'}")
     import_park(engine, PARK)
     for name, role in (("admin", "admin"), ("reg", "regulator")):
         add_user(engine, "p", name, "correct horse battery", role, None)
-    ctx = PortalContext(Settings(data_dir=tmp_path), engine, PARK, store, clock=lambda: NOW)
+    return engine, PortalContext(Settings(data_dir=tmp_path), engine, PARK, store, clock=clock)
+
+
+def _count_renders(monkeypatch) -> list[str]:
+    """The languages the overview's figures are rendered in, one entry per render."""
+    from portal.pages import overview as page
+
     built, real = [], page.render_carbon
     monkeypatch.setattr(page, "render_carbon", lambda co, park, lang, now=None, picked=False: built.append(lang) or
                         real(co, park, lang, now, picked))
+    return built
+
+
+def test_a_warm_overview_sends_the_page_it_rendered_within_the_cache_time(store, tmp_path, monkeypatch):
+    """Users of one scope (administrator, regulator) within the figures' cache time get the components rendered
+    once per language; another language is rendered on its own; with the cache off every load renders."""
+    from portal.auth import load_user
+    from portal.pages import overview as page
+    from portal.scope import scope_for
+
+    engine, ctx = _portal(store, tmp_path)
+    built = _count_renders(monkeypatch)
 
     def shown(user: str, lang: str) -> str:
         return json.dumps(page.layout(scope_for(ctx, load_user(engine, user), "/"), lang), cls=PlotlyJSONEncoder,
@@ -196,11 +211,7 @@ def test_the_first_quarter_hour_of_a_day_and_of_a_month_renders_with_nothing_com
     """Between local midnight and 00:15 no interval of today is complete (on the 1st, none of the month either):
     the page renders, today's and the month's figures are empty (no data, never 0), and yesterday stays a full
     day.  (It used to answer 500: the store refuses the empty range [00:00, 00:00).)"""
-    import carbon.records  # noqa: F401  (the carbon tables)
-    from park.metadata import create_engine_from_url, import_park
-    from park.settings import Settings
-    from portal.auth import add_user, load_user
-    from portal.context import PortalContext
+    from portal.auth import load_user
     from portal.pages import overview as page
     from portal.scope import scope_for
 
@@ -210,10 +221,7 @@ def test_the_first_quarter_hour_of_a_day_and_of_a_month_renders_with_nothing_com
     assert ov.month.empty == (now.day == 1)
     if now.day == 1:
         assert ov.by_enterprise.empty
-    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'meta.db'}")
-    import_park(engine, PARK)
-    add_user(engine, "p", "admin", "correct horse battery", "admin", None)
-    ctx = PortalContext(Settings(data_dir=tmp_path), engine, PARK, store, clock=lambda: now)
+    engine, ctx = _portal(store, tmp_path, clock=lambda: now)
     shown = json.dumps(page.layout(scope_for(ctx, load_user(engine, "admin"), "/"), "en"), cls=PlotlyJSONEncoder)
     assert "Alpha Co." in shown or now.day == 1
 
@@ -224,20 +232,11 @@ def test_a_warm_load_sends_the_same_bytes_as_encoding_the_page_anew(store, tmp_p
     and a new render (the figures' cache time over) is sent as itself, never the old JSON."""
     from dash._utils import to_json
 
-    import carbon.records  # noqa: F401  (the carbon tables)
-    from park.metadata import create_engine_from_url, import_park
-    from park.settings import Settings
     from portal.app import create_app
-    from portal.auth import add_user
-    from portal.context import PortalContext
     from tests.support.portal import login_token, render_body
 
-    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'meta.db'}")
-    import_park(engine, PARK)
-    for name, role in (("admin", "admin"), ("reg", "regulator")):
-        add_user(engine, "p", name, "correct horse battery", role, None)
     clock = {"now": NOW}
-    ctx = PortalContext(Settings(data_dir=tmp_path), engine, PARK, store, clock=lambda: clock["now"])
+    engine, ctx = _portal(store, tmp_path, clock=lambda: clock["now"])
     app = create_app(ctx, "k" * 32)
 
     def page_of(user: str) -> dict:
@@ -270,24 +269,12 @@ def test_a_warmed_worker_serves_the_overview_without_computing_it(store, tmp_pat
     """portal.warm: a worker's warm-up renders the park-wide overview (body and comparison) as a signed-in
     administrator's first load would; the administrator's and the regulator's loads then compute nothing, and
     what they are sent is the page the warm-up rendered; /healthz says the worker is warm."""
-    import carbon.records  # noqa: F401  (the carbon tables)
-    from park.metadata import create_engine_from_url, import_park
-    from park.settings import Settings
     from portal.app import create_app
-    from portal.auth import add_user
-    from portal.context import PortalContext
-    from portal.pages import overview as page
     from portal.warm import Warmer
     from tests.support.portal import login_token, render_body
 
-    engine = create_engine_from_url(f"sqlite:///{tmp_path / 'meta.db'}")
-    import_park(engine, PARK)
-    for name, role in (("admin", "admin"), ("reg", "regulator")):
-        add_user(engine, "p", name, "correct horse battery", role, None)
-    ctx = PortalContext(Settings(data_dir=tmp_path), engine, PARK, store, clock=lambda: NOW)
-    built, real = [], page.render_carbon
-    monkeypatch.setattr(page, "render_carbon", lambda co, park, lang, now=None, picked=False: built.append(lang) or
-                        real(co, park, lang, now, picked))
+    _, ctx = _portal(store, tmp_path)
+    built = _count_renders(monkeypatch)
     ctx.warmer = Warmer(ctx, ("zh-CN",))
     assert ctx.warmer.once() >= 0 and built == ["zh-CN"]
     app = create_app(ctx, "k" * 32)
