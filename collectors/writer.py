@@ -55,10 +55,13 @@ class Writer:
         """Whether a write is worth its fixed cost now: the deadline has passed, a full batch waits, or rows wait
         and none arrived since the previous look, `quiet_s` or more ago (the flow stopped; not while the store is
         known to be down)."""
+        return self._due(self.spool.stats().queued)
+
+    def _due(self, queued: int) -> bool:
+        """`due()` for `queued` rows waiting (counted once by the caller)."""
         now = time.monotonic()
         if now - self._last >= self.max_wait_s:
             return True
-        queued = self.spool.stats().queued
         if queued != self._seen:
             self._seen, self._seen_at = queued, now
             return queued >= self.min_rows
@@ -120,9 +123,10 @@ class Writer:
         """Write what waits now, if due.  Not what arrives meanwhile: chasing a steady flow until the spool is
         empty turned one write into a string of small ones, each paying the fixed cost; those rows wait for the
         next tick's decision."""
-        if not self.due():
+        queued = self.spool.stats().queued  # one count of the queue per tick: the decision and the batch's size
+        if not self._due(queued):
             return None
-        return self.drain(max_rows=self.spool.stats().queued)
+        return self.drain(max_rows=queued)
 
     def run(self, stop: threading.Event, interval_s: float = 1.0, max_backoff_s: float = 30.0) -> None:
         """Drain (when due) until `stop` is set, backing off while the store is down; then drain what is left."""
