@@ -224,12 +224,9 @@ def _serve(store: TimeSeriesStore, park: Park, settings: Settings, args: argpars
 
     ctx = PortalContext(settings, _engine(settings), park, store)
     app = create_app(ctx, secret_key(settings.data_dir, os.environ.get("PARKCARBON_SECRET_KEY")))
-    from portal.serve import serve_options
+    from portal.warm import keep_warm
 
-    if serve_options(settings)["warm"]:  # as under `parkcarbon serve`: the park-wide overview kept warm
-        from portal.warm import Warmer
-
-        ctx.warmer = Warmer(ctx, (settings.language,)).start()
+    keep_warm(ctx)  # as under `parkcarbon serve`: the park-wide overview kept warm
     host, port = args.host or settings.host, args.port or settings.port
     print(f"portal: http://{host}:{port}/  (Ctrl-C stops)", flush=True)
     from werkzeug.serving import WSGIRequestHandler

@@ -224,10 +224,9 @@ def portal_wsgi(settings: Settings, *, wait_s: float = 0.0, clock=None, jobs: bo
         from park.jobs import JobsHost  # the one worker runs the jobs on the embedded store (docs/jobs.md)
 
         JobsHost(settings, engine, store, park, role="portal worker").start()
-    if options["warm"]:  # the park-wide overview rendered at start and kept fresh (portal.warm)
-        from portal.warm import Warmer
+    from portal.warm import keep_warm
 
-        ctx.warmer = Warmer(ctx, (settings.language,)).start()
+    keep_warm(ctx)  # the park-wide overview rendered at start and kept fresh, unless [serve] warm = false
     app.server.config["SESSION_COOKIE_SECURE"] = bool(options["secure_cookies"])
     wsgi = app.server
     if options["proxies"]:

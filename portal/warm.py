@@ -68,3 +68,12 @@ class Warmer:
                             self.last_error)
             self.warm = True
             self._stop.wait(self.every_s)
+
+
+def keep_warm(ctx) -> None:
+    """Start this process's Warmer when `[serve] warm` (the default) says so: every served worker
+    (portal.serve.portal_wsgi) and the demo's one process (`parkcarbon demo`)."""
+    from portal.serve import serve_options
+
+    if serve_options(ctx.settings)["warm"]:
+        ctx.warmer = Warmer(ctx, (ctx.settings.language,)).start()
