@@ -394,6 +394,11 @@ def record_output_values(engine: Engine, park_id: str, frame: pd.DataFrame, acto
         for r in clean.itertuples()])
 
 
+def _of(query, column, enterprises: Collection[str] | None):
+    """`query` narrowed to the rows of `enterprises` (all when None): the loaders' one enterprise filter."""
+    return query if enterprises is None else query.where(column.in_(sorted(enterprises)))
+
+
 def load_output_values(engine: Engine, park_id: str, start: date, end: date,
                        enterprises: Collection[str] | None = None) -> pd.DataFrame:
     """The latest recorded output value per enterprise and month in [start, end) (of `enterprises` only, when
@@ -401,9 +406,7 @@ def load_output_values(engine: Engine, park_id: str, start: date, end: date,
     with Session(engine) as session:
         query = select(OutputValueRow).where(
             OutputValueRow.park_id == park_id, OutputValueRow.month >= start, OutputValueRow.month < end)
-        if enterprises is not None:
-            query = query.where(OutputValueRow.enterprise_id.in_(sorted(enterprises)))
-        rows = session.execute(query).scalars()
+        rows = session.execute(_of(query, OutputValueRow.enterprise_id, enterprises)).scalars()
         frame = pd.DataFrame([(r.id, r.enterprise_id, r.month, r.output_value_10k_cny) for r in rows],
                              columns=["id", *OUTPUT_COLUMNS])
     return _latest(frame, ["enterprise", "month"])[OUTPUT_COLUMNS].reset_index(drop=True)
@@ -427,9 +430,7 @@ def load_product_output(engine: Engine, park_id: str, start: date, end: date,
     with Session(engine) as session:
         query = select(ProductOutputRow).where(
             ProductOutputRow.park_id == park_id, ProductOutputRow.month >= start, ProductOutputRow.month < end)
-        if enterprises is not None:
-            query = query.where(ProductOutputRow.enterprise_id.in_(sorted(enterprises)))
-        rows = session.execute(query).scalars()
+        rows = session.execute(_of(query, ProductOutputRow.enterprise_id, enterprises)).scalars()
         frame = pd.DataFrame([(r.id, r.enterprise_id, r.month, r.product, r.quantity, r.unit, r.workshop_id)
                               for r in rows], columns=["id", *PRODUCT_COLUMNS])
     return _latest(frame, ["enterprise", "month", "product"])[PRODUCT_COLUMNS].reset_index(drop=True)
@@ -464,9 +465,7 @@ def load_activity_records(engine: Engine, park_id: str, start: datetime, end: da
         query = select(ActivityRecordRow).where(
             ActivityRecordRow.park_id == park_id, ActivityRecordRow.period_start >= pd.Timestamp(start).date(),
             ActivityRecordRow.period_start < pd.Timestamp(end).date())
-        if enterprises is not None:
-            query = query.where(ActivityRecordRow.enterprise_id.in_(sorted(enterprises)))
-        rows = session.execute(query).scalars()
+        rows = session.execute(_of(query, ActivityRecordRow.enterprise_id, enterprises)).scalars()
         frame = pd.DataFrame([(r.id, r.enterprise_id, r.workshop_id, r.carrier, r.flow, r.period_start,
                                r.period_end, r.quantity, r.unit, r.source) for r in rows],
                              columns=["id", "enterprise", "workshop", "carrier", "flow", "period_start", "period_end",
